@@ -1,6 +1,10 @@
 package configs
 
-import "time"
+import (
+	"time"
+
+	"github.com/walrus-go/walrus/node/protocol"
+)
 
 // Config is everything the walrus daemon reads at start. Field tags are the
 // YAML keys; nested structs are YAML sections. Every duration is an integer
@@ -138,7 +142,7 @@ func Default() Config {
 		ReplicationFactor: 1,
 		AckQuorum:         1,
 		Raft:              RaftConfig{Host: "127.0.0.1", Port: 6000},
-		Client:            ClientConfig{Host: "127.0.0.1", Port: 8080, MaxFrameBytes: 16 << 20},
+		Client:            ClientConfig{Host: "127.0.0.1", Port: 8080, MaxFrameBytes: protocol.DefaultMaxFrameBytes},
 		HTTP:              HTTPConfig{Host: "127.0.0.1", Port: 0},
 		Topics:            TopicsConfig{AutoCreate: true},
 		Storage: StorageConfig{

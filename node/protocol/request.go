@@ -93,8 +93,8 @@ func trimRightSpace(b []byte) []byte {
 //
 //   - the whole frame must be valid UTF-8 (else ErrInvalidUTF8);
 //   - leading white space (space, tab, CR, LF) is skipped; the command word
-//     runs up to the first space (or the end, minus trailing white space) and
-//     is case-insensitive;
+//     runs up to the first white-space byte, which is consumed as the
+//     separator, and is case-insensitive (Unicode upper-casing);
 //   - PUT: the topic runs from after "PUT " to the next space; the payload is
 //     every byte after that one space, kept exactly (spaces, tabs, newlines),
 //     and must not be empty;
@@ -114,10 +114,12 @@ func ParseRequest(frame []byte) (Request, error) {
 	line := frame[i:]
 	var word, rest []byte
 	hasRest := false
-	if sp := indexByte(line, ' '); sp >= 0 {
-		word, rest, hasRest = line[:sp], line[sp+1:], true
-	} else {
-		word = trimRightSpace(line)
+	word = line
+	for j, c := range line {
+		if isSpace(c) {
+			word, rest, hasRest = line[:j], line[j+1:], true
+			break
+		}
 	}
 	if len(word) == 0 {
 		return Request{}, &RequestError{Kind: ErrEmptyCommand, Message: "empty command"}

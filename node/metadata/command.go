@@ -1,0 +1,154 @@
+package metadata
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Kind identifies a command. Its value is the first byte of an encoded
+// command; values are part of the Raft log format and must never change.
+type Kind uint8
+
+const (
+	KindCreateTopic   Kind = 1
+	KindRollover      Kind = 2
+	KindUpsertNode    Kind = 3
+	KindRemoveNode    Kind = 4
+	KindCommitCursors Kind = 5
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindCreateTopic:
+		return "create_topic"
+	case KindRollover:
+		return "rollover"
+	case KindUpsertNode:
+		return "upsert_node"
+	case KindRemoveNode:
+		return "remove_node"
+	case KindCommitCursors:
+		return "commit_cursors"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// MaxCommandBytes bounds an encoded command, checked before decoding.
+const MaxCommandBytes = 4 << 20
+
+// ErrInvalidCommand reports a command that cannot be decoded or violates
+// the rules of Apply.
+var ErrInvalidCommand = errors.New("invalid metadata command")
+
+// ErrUnknownTopic reports a command on a topic that does not exist.
+var ErrUnknownTopic = errors.New("unknown topic")
+
+// CreateTopic creates a topic with its first segment open on Leader.
+type CreateTopic struct {
+	Topic  string `json:"topic"`
+	Leader uint64 `json:"leader"`
+	// Replicas is the replica set of the first segment (leader first);
+	// empty means the leader only.
+	Replicas []uint64 `json:"replicas,omitempty"`
+}
+
+// Rollover seals Segment of Topic with exactly Count entries and opens
+// Segment+1 led by NextLeader.
+type Rollover struct {
+	Topic        string   `json:"topic"`
+	Segment      uint64   `json:"segment"`
+	Count        uint64   `json:"count"`
+	NextLeader   uint64   `json:"next_leader"`
+	NextReplicas []uint64 `json:"next_replicas,omitempty"`
+}
+
+// UpsertNode records (or replaces) a node's addresses.
+type UpsertNode struct {
+	Node Node `json:"node"`
+}
+
+// RemoveNode forgets a node's addresses.
+type RemoveNode struct {
+	ID uint64 `json:"id"`
+}
+
+// CursorCommit is one topic's new cursor position.
+type CursorCommit struct {
+	Topic  string `json:"topic"`
+	Cursor Cursor `json:"cursor"`
+}
+
+// CommitCursors advances the shared cursors of several topics at once
+// (cursor commits are batched). A position behind the committed one is
+// ignored, so commits are monotonic.
+type CommitCursors struct {
+	Cursors []CursorCommit `json:"cursors"`
+}
+
+// Command is one of the command types above.
+type Command interface {
+	Kind() Kind
+}
+
+func (CreateTopic) Kind() Kind   { return KindCreateTopic }
+func (Rollover) Kind() Kind      { return KindRollover }
+func (UpsertNode) Kind() Kind    { return KindUpsertNode }
+func (RemoveNode) Kind() Kind    { return KindRemoveNode }
+func (CommitCursors) Kind() Kind { return KindCommitCursors }
+
+// Encode renders a command as one kind byte followed by its JSON body.
+// JSON keeps the log readable and forward compatible (unknown fields are
+// ignored); commands are small and rare next to data appends.
+func Encode(c Command) ([]byte, error) {
+	body, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: encode %v: %w", c.Kind(), err)
+	}
+	out := make([]byte, 0, len(body)+1)
+	out = append(out, byte(c.Kind()))
+	return append(out, body...), nil
+}
+
+// Decode parses an encoded command. It never panics on arbitrary input.
+func Decode(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("metadata: command of %d bytes: %w", len(b), ErrInvalidCommand)
+	}
+	if len(b) > MaxCommandBytes {
+		return nil, fmt.Errorf("metadata: command of %d bytes exceeds %d: %w", len(b), MaxCommandBytes, ErrInvalidCommand)
+	}
+	var (
+		c   Command
+		err error
+	)
+	body := b[1:]
+	switch Kind(b[0]) {
+	case KindCreateTopic:
+		var v CreateTopic
+		err = json.Unmarshal(body, &v)
+		c = v
+	case KindRollover:
+		var v Rollover
+		err = json.Unmarshal(body, &v)
+		c = v
+	case KindUpsertNode:
+		var v UpsertNode
+		err = json.Unmarshal(body, &v)
+		c = v
+	case KindRemoveNode:
+		var v RemoveNode
+		err = json.Unmarshal(body, &v)
+		c = v
+	case KindCommitCursors:
+		var v CommitCursors
+		err = json.Unmarshal(body, &v)
+		c = v
+	default:
+		return nil, fmt.Errorf("metadata: unknown command kind %d: %w", b[0], ErrInvalidCommand)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metadata: decode %v: %v: %w", Kind(b[0]), err, ErrInvalidCommand)
+	}
+	return c, nil
+}

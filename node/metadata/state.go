@@ -1,0 +1,119 @@
+package metadata
+
+import (
+	"maps"
+	"slices"
+)
+
+// FirstSegment is the id of the first segment of every topic (as in the
+// original: segment ids start at 1).
+const FirstSegment uint64 = 1
+
+// Cursor is a position in a topic: the next entry to deliver is at Offset in
+// Segment. A cursor at (S, count of S) for a sealed S is equivalent to
+// (S+1, 0).
+type Cursor struct {
+	Segment uint64 `json:"segment"`
+	Offset  uint64 `json:"offset"`
+}
+
+// Less orders cursors by segment, then offset.
+func (c Cursor) Less(o Cursor) bool {
+	if c.Segment != o.Segment {
+		return c.Segment < o.Segment
+	}
+	return c.Offset < o.Offset
+}
+
+// Topic is the replicated metadata of one topic.
+type Topic struct {
+	Name string `json:"name"`
+	// CurrentSegment is the open segment, the only one that accepts appends.
+	CurrentSegment uint64 `json:"current_segment"`
+	// LeaderNode leads CurrentSegment (holds its write lease).
+	LeaderNode uint64 `json:"leader_node"`
+	// Epoch of CurrentSegment's leadership; it starts at 1 for every new
+	// segment and is raised whenever the segment's leader is replaced
+	// without a rollover (replication failover, issue 4).
+	Epoch uint64 `json:"epoch"`
+	// SealedSegments maps a sealed segment to its final entry count.
+	SealedSegments map[uint64]uint64 `json:"sealed_segments"`
+	// SegmentLeaders maps every segment (sealed and open) to its leader.
+	SegmentLeaders map[uint64]uint64 `json:"segment_leaders"`
+	// Replicas maps a segment to its replica set, leader first. A segment
+	// without an entry is held by its leader only (replication factor 1).
+	Replicas map[uint64][]uint64 `json:"replicas,omitempty"`
+	// SealedOffset is the sum of the counts of all sealed segments: the
+	// topic-wide offset of entry 0 of CurrentSegment.
+	SealedOffset uint64 `json:"sealed_offset"`
+	// Cursor is the committed position of the shared read cursor.
+	Cursor Cursor `json:"cursor"`
+}
+
+// Clone returns a deep copy.
+func (t *Topic) Clone() Topic {
+	c := *t
+	c.SealedSegments = maps.Clone(t.SealedSegments)
+	c.SegmentLeaders = maps.Clone(t.SegmentLeaders)
+	if c.SealedSegments == nil {
+		c.SealedSegments = map[uint64]uint64{}
+	}
+	if c.SegmentLeaders == nil {
+		c.SegmentLeaders = map[uint64]uint64{}
+	}
+	if t.Replicas != nil {
+		c.Replicas = make(map[uint64][]uint64, len(t.Replicas))
+		for k, v := range t.Replicas {
+			c.Replicas[k] = slices.Clone(v)
+		}
+	}
+	return c
+}
+
+// SegmentHolder returns the node that holds segment seg (its leader), and
+// false when seg is not a segment of the topic.
+func (t *Topic) SegmentHolder(seg uint64) (uint64, bool) {
+	n, ok := t.SegmentLeaders[seg]
+	return n, ok
+}
+
+// Node is the address book entry of one cluster member.
+type Node struct {
+	ID uint64 `json:"id"`
+	// RaftAddr is host:port of the Raft transport (and of the internal RPC,
+	// which shares the port through a connection multiplexer).
+	RaftAddr string `json:"raft_addr"`
+	// RPCAddr is host:port of the internal node-to-node RPC.
+	RPCAddr string `json:"rpc_addr"`
+	// ClientAddr is host:port of the client protocol listener.
+	ClientAddr string `json:"client_addr"`
+}
+
+// ClusterState is the whole replicated state machine.
+type ClusterState struct {
+	Topics map[string]*Topic `json:"topics"`
+	Nodes  map[uint64]Node   `json:"nodes"`
+}
+
+// NewClusterState returns an empty state.
+func NewClusterState() *ClusterState {
+	return &ClusterState{Topics: map[string]*Topic{}, Nodes: map[uint64]Node{}}
+}
+
+// Clone returns a deep copy.
+func (s *ClusterState) Clone() *ClusterState {
+	c := NewClusterState()
+	for k, v := range s.Topics {
+		t := v.Clone()
+		c.Topics[k] = &t
+	}
+	maps.Copy(c.Nodes, s.Nodes)
+	return c
+}
+
+// Route is the cheap-to-copy routing view of a topic used on the hot path.
+type Route struct {
+	Segment uint64
+	Leader  uint64
+	Epoch   uint64
+}

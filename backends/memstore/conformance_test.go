@@ -31,3 +31,5 @@ func TestConformanceSmallLimits(t *testing.T) {
 	}
 	enginetest.Run(t, h)
 }
+
+func BenchmarkStore(b *testing.B) { enginetest.Bench(b, harness()) }

@@ -100,8 +100,8 @@ type StorageConfig struct {
 type MmapConfig struct {
 	// SegmentFileBytes is the preallocated size of one segment file.
 	SegmentFileBytes int64 `mapstructure:"segment_file_bytes"`
-	// MaxMapped bounds how many segment files are mapped at once.
-	MaxMapped int `mapstructure:"max_mapped"`
+	// MaxMappedSegments bounds how many sealed segment files are mapped at once.
+	MaxMappedSegments int `mapstructure:"max_mapped_segments"`
 }
 
 // PluginConfig launches a third-party SegmentStore plugin.

@@ -28,7 +28,7 @@ const (
 	startTimeoutMSMin    = 100
 	startTimeoutMSMax    = 600_000
 	segmentFileBytesMin  = 4 << 10
-	segmentFileBytesMax  = 64 << 30
+	segmentFileBytesMax  = 1 << 40
 	maxMappedMax         = 1 << 20
 )
 
@@ -115,7 +115,7 @@ func (c Config) Validate() error {
 	if s.Mmap.SegmentFileBytes != 0 {
 		intRange("storage.mmap.segment_file_bytes", s.Mmap.SegmentFileBytes, segmentFileBytesMin, segmentFileBytesMax)
 	}
-	intRange("storage.mmap.max_mapped", int64(s.Mmap.MaxMapped), 0, maxMappedMax)
+	intRange("storage.mmap.max_mapped_segments", int64(s.Mmap.MaxMappedSegments), 0, maxMappedMax)
 	if s.Backend == BackendPlugin && strings.TrimSpace(s.Plugin.Path) == "" {
 		bad("storage.plugin.path", s.Plugin.Path, "must name the plugin executable when storage.backend is plugin")
 	}

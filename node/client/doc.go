@@ -1,0 +1,23 @@
+// Package client is the Go client of the Walrus client protocol (see
+// node/protocol). The CLI, the multi-process tests and the load generator all
+// use it.
+//
+// One Client owns one TCP connection. Its synchronous methods (Do, DoLine,
+// Register, Put, Get, State, Metrics, Pipeline) are safe for concurrent use:
+// each holds the connection for its whole exchange, so concurrent callers
+// are serialised, not interleaved. For parallel load, use one Client per
+// goroutine (or a Pool).
+//
+// The streaming methods Send, Flush and Recv keep many requests in flight
+// on the connection (pipelining) with no goroutine or allocation per
+// request. They must not be mixed with the synchronous methods while replies
+// are outstanding; Send/Flush may run on one goroutine and Recv on another.
+//
+// A reply "ERR <message>" becomes a *ServerError. Connection failures are
+// *ConnError values naming the address. If a request is interrupted half
+// way (timeout, cancelled ctx, I/O error) the reply stream can no longer be
+// matched to requests, so the Client becomes broken: every later call
+// returns the same error and the caller must Dial again.
+//
+// Imports: the standard library and node/protocol only.
+package client

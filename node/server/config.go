@@ -1,0 +1,88 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/walrus-go/walrus/node/protocol"
+)
+
+// Limits on Config values; anything outside is a configuration mistake.
+const (
+	MaxBatchLimit     = 65536
+	MaxFrameBytesMax  = 256 << 20
+	bufferBytes       = 64 << 10
+	defaultMaxBatch   = 256
+	defaultMaxConns   = 4096
+	defaultIdle       = 5 * time.Minute
+	defaultWriteLimit = 30 * time.Second
+)
+
+// Config tunes the listener. Zero fields take their defaults (see
+// DefaultConfig).
+type Config struct {
+	// MaxFrameBytes is the largest request frame accepted (length prefix
+	// excluded). Default protocol.DefaultMaxFrameBytes (1 MiB + 512).
+	MaxFrameBytes int
+	// MaxBatch is the most requests passed to one Handle call. Default 256.
+	MaxBatch int
+	// MaxConns is the most open client connections; a connection beyond it
+	// gets "ERR too many connections" and is closed. Default 4096.
+	MaxConns int
+	// IdleTimeout closes a connection that sends nothing for this long.
+	// Default 5m; negative disables it.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one batch of replies, so a client that
+	// stops reading cannot pin a goroutine forever. Default 30s; negative
+	// disables it.
+	WriteTimeout time.Duration
+}
+
+// DefaultConfig returns a fresh Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameBytes: protocol.DefaultMaxFrameBytes,
+		MaxBatch:      defaultMaxBatch,
+		MaxConns:      defaultMaxConns,
+		IdleTimeout:   defaultIdle,
+		WriteTimeout:  defaultWriteLimit,
+	}
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = d.MaxFrameBytes
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = d.MaxBatch
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = d.MaxConns
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	return c
+}
+
+// Validate reports every field out of range (zero fields are fine: they
+// mean the default).
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxFrameBytes < 0 || c.MaxFrameBytes > MaxFrameBytesMax {
+		errs = append(errs, fmt.Errorf("max_frame_bytes %d: must be 1..%d (0 = default)", c.MaxFrameBytes, MaxFrameBytesMax))
+	}
+	if c.MaxBatch < 0 || c.MaxBatch > MaxBatchLimit {
+		errs = append(errs, fmt.Errorf("max_batch %d: must be 1..%d (0 = default)", c.MaxBatch, MaxBatchLimit))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("max_conns %d: must be >= 1 (0 = default)", c.MaxConns))
+	}
+	return errors.Join(errs...)
+}

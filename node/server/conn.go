@@ -1,0 +1,216 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/walrus-go/walrus/node/protocol"
+)
+
+// item is one request of a batch: either a parsed request (handled) or an
+// answer already known from parsing (an ERR).
+type item struct {
+	req      protocol.Request
+	answered bool
+	reply    protocol.Reply
+}
+
+// connState is everything one connection goroutine owns.
+type connState struct {
+	s    *Server
+	conn net.Conn
+	log  *slog.Logger
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	items   []item
+	reqs    []protocol.Request
+	idleSet time.Time // when the read deadline was last pushed forward
+}
+
+func newConnState(s *Server, conn net.Conn) *connState {
+	return &connState{
+		s:    s,
+		conn: conn,
+		log:  s.log.With("remote", conn.RemoteAddr().String()),
+		// The read buffer is where pipelined requests wait to be batched;
+		// FrameBuffered sees only what fits in it.
+		br:    bufio.NewReaderSize(conn, bufferBytes),
+		bw:    bufio.NewWriterSize(conn, bufferBytes),
+		items: make([]item, 0, 16),
+		reqs:  make([]protocol.Request, 0, 16),
+	}
+}
+
+// serve runs the read → handle → write loop until the client goes away,
+// the stream breaks or the server closes.
+func (c *connState) serve() {
+	c.log.Debug("client connected")
+	for {
+		closeAfter, err := c.readBatch()
+		if len(c.items) > 0 {
+			c.handleBatch()
+			if werr := c.writeBatch(); werr != nil {
+				c.logEnd(werr)
+				return
+			}
+		}
+		if err != nil {
+			c.logEnd(err)
+			return
+		}
+		if closeAfter {
+			return
+		}
+	}
+}
+
+// readBatch blocks for one frame, then takes every further frame already
+// buffered, up to MaxBatch. Frame errors that leave the stream in sync are
+// answered in place; the others end the batch with closeAfter set (their
+// ERR is queued first) or with err (the connection is gone).
+func (c *connState) readBatch() (closeAfter bool, err error) {
+	c.items = c.items[:0]
+	for len(c.items) < c.s.cfg.MaxBatch {
+		if len(c.items) > 0 && !protocol.FrameBuffered(c.br) {
+			return false, nil // answer what we have before blocking again
+		}
+		if len(c.items) == 0 {
+			c.armIdle()
+		}
+		frame, err := protocol.ReadFrame(c.br, c.s.cfg.MaxFrameBytes)
+		if err != nil {
+			var fe *protocol.FrameLengthError
+			if errors.As(err, &fe) {
+				c.log.Debug("bad frame length", "length", fe.Length, "max", fe.Max)
+				c.answer(protocol.Errf("invalid frame length"))
+				if fe.Resyncable() {
+					continue
+				}
+				return true, nil
+			}
+			return false, err
+		}
+		req, perr := protocol.ParseRequest(frame)
+		if perr != nil {
+			c.answer(protocol.ErrReply(perr))
+			continue
+		}
+		c.items = append(c.items, item{req: req})
+	}
+	return false, nil
+}
+
+func (c *connState) answer(r protocol.Reply) {
+	c.items = append(c.items, item{answered: true, reply: r})
+}
+
+// armIdle pushes the read deadline forward before a blocking read. Doing
+// it at most every 1/8 of the timeout keeps a busy pipelined connection
+// from paying for a timer update per batch.
+func (c *connState) armIdle() {
+	idle := c.s.cfg.IdleTimeout
+	if idle <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(c.idleSet) < idle/8 {
+		return
+	}
+	c.idleSet = now
+	_ = c.conn.SetReadDeadline(now.Add(idle))
+}
+
+// handleBatch passes the parsed requests to the Handler in one call and
+// stores the replies in their items. Requests rejected while parsing have
+// no effect, so answering them outside the Handler keeps the order intact.
+func (c *connState) handleBatch() {
+	c.reqs = c.reqs[:0]
+	for i := range c.items {
+		if !c.items[i].answered {
+			c.reqs = append(c.reqs, c.items[i].req)
+		}
+	}
+	if len(c.reqs) == 0 {
+		return
+	}
+	replies := c.callHandler()
+	if len(replies) != len(c.reqs) {
+		c.log.Error("handler returned the wrong number of replies", "requests", len(c.reqs), "replies", len(replies))
+	}
+	j := 0
+	for i := range c.items {
+		it := &c.items[i]
+		if it.answered {
+			continue
+		}
+		if j < len(replies) {
+			it.reply = replies[j]
+		} else {
+			it.reply = protocol.Errf("internal error")
+		}
+		j++
+		it.answered = true
+	}
+	clear(c.reqs) // drop payload references so they can be collected
+}
+
+// callHandler runs the Handler, turning a panic into "ERR internal error"
+// for the whole batch: which requests took effect before the panic is
+// unknown, so none is reported as done.
+func (c *connState) callHandler() (replies []protocol.Reply) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("client request handler panicked", "err", fmt.Sprint(p), "requests", len(c.reqs), "stack", string(debug.Stack()))
+			replies = make([]protocol.Reply, len(c.reqs))
+			for i := range replies {
+				replies[i] = protocol.Errf("internal error")
+			}
+		}
+	}()
+	return c.s.handler.Handle(c.s.ctx, c.reqs)
+}
+
+// writeBatch writes every reply and flushes once.
+func (c *connState) writeBatch() error {
+	if wt := c.s.cfg.WriteTimeout; wt > 0 {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(wt))
+	}
+	for i := range c.items {
+		r := c.items[i].reply
+		if r.Kind == protocol.ReplyRaw && len(r.Body) == 0 || r.Kind < protocol.ReplyOK || r.Kind > protocol.ReplyErr {
+			c.log.Error("handler returned an invalid reply", "kind", r.Kind.String())
+		}
+		// Encode straight into the writer's spare buffer when it fits.
+		buf := protocol.AppendReplyFrame(c.bw.AvailableBuffer(), r)
+		if _, err := c.bw.Write(buf); err != nil {
+			return err
+		}
+		c.items[i] = item{}
+	}
+	return c.bw.Flush()
+}
+
+// logEnd records why the connection ended; none of these is a server
+// fault, so they are Debug.
+func (c *connState) logEnd(err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		c.log.Debug("client disconnected")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.log.Debug("client disconnected mid-frame")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Debug("client connection timed out (idle or not reading)")
+	case errors.Is(err, net.ErrClosed) || c.s.ctx.Err() != nil:
+		c.log.Debug("client connection closed by server")
+	default:
+		c.log.Debug("client connection failed", "err", err)
+	}
+}

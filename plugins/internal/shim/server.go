@@ -1,0 +1,199 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/walrus-go/walrus/engine"
+	pb "github.com/walrus-go/walrus/plugins/proto/segmentstore/v1"
+)
+
+// listPage is how many SegmentInfos one List message carries (each is at
+// most ~300 bytes, so a page stays far below the message limit).
+const listPage = 4096
+
+// Server serves a SegmentStore over gRPC. It checks everything the peer
+// announces against Limits before allocating, then hands the call to the
+// store, which enforces the contract (the server does not second-guess it).
+type Server struct {
+	pb.UnimplementedSegmentStoreServer
+	store  engine.SegmentStore
+	limits engine.Limits
+}
+
+var _ pb.SegmentStoreServer = (*Server)(nil)
+
+// NewServer wraps store. limits bound what one Append may announce; the zero
+// value means engine.DefaultLimits().
+func NewServer(store engine.SegmentStore, limits engine.Limits) *Server {
+	if limits == (engine.Limits{}) {
+		limits = engine.DefaultLimits()
+	}
+	return &Server{store: store, limits: limits}
+}
+
+func fromPBID(id *pb.SegmentID) engine.SegmentID {
+	return engine.SegmentID{Topic: id.GetTopic(), Segment: id.GetSegment()}
+}
+
+func toPBInfo(info engine.SegmentInfo) *pb.SegmentInfo {
+	return &pb.SegmentInfo{
+		Id:      &pb.SegmentID{Topic: info.ID.Topic, Segment: info.ID.Segment},
+		Entries: info.Entries,
+		Bytes:   info.Bytes,
+		Sealed:  info.Sealed,
+	}
+}
+
+func invalid(format string, args ...any) error {
+	return toStatus(fmt.Errorf("shim: "+format+": %w", append(args, engine.ErrInvalidArgument)...))
+}
+
+// Append receives the chunks of one batch, then appends it in one call.
+func (s *Server) Append(stream pb.SegmentStore_AppendServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err // the client went away; nothing to answer
+	}
+	if first.GetId() == nil {
+		return invalid("append: first chunk names no segment")
+	}
+	id := fromPBID(first.GetId())
+	// Announced bytes over MaxBatchBytes are refused before allocating; the
+	// store would refuse the batch anyway.
+	asm, err := newAssembler(first.GetTotalEntries(), first.GetTotalBytes(), MaxBatchEntries, uint64(s.limits.MaxBatchBytes))
+	if err != nil {
+		return invalid("append %s: %v", id, err)
+	}
+	msg := first
+	for {
+		if err := asm.add(msg.GetSizes(), msg.GetData()); err != nil {
+			return invalid("append %s: %v", id, err)
+		}
+		msg, err = stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	entries, err := asm.finish()
+	if err != nil {
+		return invalid("append %s: %v", id, err)
+	}
+	firstOffset, err := s.store.Append(stream.Context(), id, entries)
+	if err != nil {
+		return toStatus(err)
+	}
+	return stream.SendAndClose(&pb.AppendResponse{First: firstOffset})
+}
+
+// Read runs one store Read and streams its result in chunks.
+func (s *Server) Read(req *pb.ReadRequest, stream pb.SegmentStore_ReadServer) error {
+	if req.GetId() == nil {
+		return invalid("read: no segment")
+	}
+	maxEntries, maxBytes := req.GetMaxEntries(), req.GetMaxBytes()
+	if maxEntries > math.MaxInt32 {
+		maxEntries = math.MaxInt32
+	}
+	if maxEntries > MaxBatchEntries {
+		maxEntries = MaxBatchEntries // the host would refuse more in one result
+	}
+	if maxBytes > math.MaxInt {
+		maxBytes = math.MaxInt
+	}
+	entries, err := s.store.Read(stream.Context(), fromPBID(req.GetId()), req.GetOffset(), int(maxEntries), int(maxBytes))
+	if err != nil {
+		return toStatus(err)
+	}
+	var total uint64
+	for _, e := range entries {
+		total += uint64(len(e))
+	}
+	first := true
+	ch := newChunker(int(total), func(sizes []uint32, data []byte) error {
+		msg := &pb.ReadResponse{Sizes: sizes, Data: data}
+		if first {
+			msg.TotalEntries, msg.TotalBytes = uint64(len(entries)), total
+			first = false
+		}
+		return stream.Send(msg)
+	})
+	for _, e := range entries {
+		if err := ch.add(e); err != nil {
+			return toStatus(err)
+		}
+	}
+	return ch.close()
+}
+
+// Seal seals one segment.
+func (s *Server) Seal(ctx context.Context, req *pb.SealRequest) (*pb.SealResponse, error) {
+	info, err := s.store.Seal(ctx, fromPBID(req.GetId()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.SealResponse{Info: toPBInfo(info)}, nil
+}
+
+// Stat reports one segment.
+func (s *Server) Stat(ctx context.Context, req *pb.StatRequest) (*pb.StatResponse, error) {
+	info, err := s.store.Stat(ctx, fromPBID(req.GetId()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.StatResponse{Info: toPBInfo(info)}, nil
+}
+
+// List streams the segment list in pages; an empty list sends one empty
+// page so the client can tell "none" from a broken stream.
+func (s *Server) List(req *pb.ListRequest, stream pb.SegmentStore_ListServer) error {
+	infos, err := s.store.List(stream.Context(), req.GetTopic())
+	if err != nil {
+		return toStatus(err)
+	}
+	for start := 0; start == 0 || start < len(infos); start += listPage {
+		page := infos[start:min(start+listPage, len(infos))]
+		msg := &pb.ListResponse{Infos: make([]*pb.SegmentInfo, len(page))}
+		for i, info := range page {
+			msg.Infos[i] = toPBInfo(info)
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		if len(infos) == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// Delete removes one segment.
+func (s *Server) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
+	if err := s.store.Delete(ctx, fromPBID(req.GetId())); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.DeleteResponse{}, nil
+}
+
+// Sync makes every acknowledged append durable.
+func (s *Server) Sync(ctx context.Context, _ *pb.SyncRequest) (*pb.SyncResponse, error) {
+	if err := s.store.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.SyncResponse{}, nil
+}
+
+// Close closes the wrapped store; the process stays up until the host shuts
+// it down.
+func (s *Server) Close(context.Context, *pb.CloseRequest) (*pb.CloseResponse, error) {
+	if err := s.store.Close(); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.CloseResponse{}, nil
+}

@@ -47,9 +47,9 @@ func (f failingStore) Stat(context.Context, engine.SegmentID) (engine.SegmentInf
 	return engine.SegmentInfo{}, f.err
 }
 func (f failingStore) List(context.Context, string) ([]engine.SegmentInfo, error) { return nil, f.err }
-func (f failingStore) Delete(context.Context, engine.SegmentID) error            { return f.err }
-func (f failingStore) Sync(context.Context) error                                { return f.err }
-func (f failingStore) Close() error                                              { return f.err }
+func (f failingStore) Delete(context.Context, engine.SegmentID) error             { return f.err }
+func (f failingStore) Sync(context.Context) error                                 { return f.err }
+func (f failingStore) Close() error                                               { return f.err }
 
 // TestErrorRoundTrip proves errors.Is holds on the host side for every
 // sentinel the plugin's store returns, through every method, and that the

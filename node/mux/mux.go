@@ -1,0 +1,187 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Connection tags (the first byte a dialer writes).
+const (
+	TagRaft byte = 'R'
+	TagRPC  byte = 'W'
+)
+
+// tagTimeout bounds how long an accepted connection may take to send its tag.
+const tagTimeout = 5 * time.Second
+
+// acceptBacklog is the capacity of each sub-listener's queue.
+const acceptBacklog = 64
+
+// ErrClosed is returned by Accept after the Mux is closed.
+var ErrClosed = net.ErrClosed
+
+// Mux demultiplexes one listener by tag byte.
+type Mux struct {
+	ln        net.Listener
+	advertise net.Addr
+	logger    *slog.Logger
+
+	mu     sync.Mutex
+	subs   map[byte]*Listener
+	closed chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+// New wraps ln. advertise is the address peers use to reach this listener
+// (it may differ from ln.Addr() when binding 0.0.0.0); nil means ln.Addr().
+func New(ln net.Listener, advertise net.Addr, logger *slog.Logger) *Mux {
+	if advertise == nil {
+		advertise = ln.Addr()
+	}
+	return &Mux{ln: ln, advertise: advertise, logger: logger, subs: map[byte]*Listener{}, closed: make(chan struct{})}
+}
+
+// Listener returns the sub-listener for tag, creating it on first use.
+func (m *Mux) Listener(tag byte) *Listener {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.subs[tag]; ok {
+		return l
+	}
+	l := &Listener{mux: m, tag: tag, conns: make(chan net.Conn, acceptBacklog)}
+	m.subs[tag] = l
+	return l
+}
+
+// Addr is the advertised address.
+func (m *Mux) Addr() net.Addr { return m.advertise }
+
+// Serve accepts connections until ctx is cancelled or Close is called. It
+// returns nil after a Close.
+func (m *Mux) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = m.Close() })
+	defer stop()
+	defer m.wg.Wait()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.closed:
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("mux: accept: %w", err)
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.route(c)
+		}()
+	}
+}
+
+func (m *Mux) route(c net.Conn) {
+	var tag [1]byte
+	_ = c.SetReadDeadline(time.Now().Add(tagTimeout))
+	if _, err := c.Read(tag[:]); err != nil {
+		_ = c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	m.mu.Lock()
+	l, ok := m.subs[tag[0]]
+	m.mu.Unlock()
+	if !ok {
+		m.logger.Warn("mux: connection with unknown tag closed", "tag", tag[0], "remote", c.RemoteAddr().String())
+		_ = c.Close()
+		return
+	}
+	select {
+	case l.conns <- c:
+	case <-m.closed:
+		_ = c.Close()
+	}
+}
+
+// Close closes the base listener and every sub-listener. Idempotent.
+func (m *Mux) Close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.closed)
+		err = m.ln.Close()
+	})
+	return err
+}
+
+// Listener is one protocol's view of the Mux. It implements net.Listener.
+type Listener struct {
+	mux   *Mux
+	tag   byte
+	conns chan net.Conn
+}
+
+// Accept waits for the next connection carrying this listener's tag.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.mux.closed:
+		return nil, ErrClosed
+	}
+}
+
+// Close closes the whole Mux (sub-listeners share its lifetime).
+func (l *Listener) Close() error { return l.mux.Close() }
+
+// Addr is the Mux's advertised address.
+func (l *Listener) Addr() net.Addr { return l.mux.advertise }
+
+// Dial connects to addr and writes tag.
+func Dial(ctx context.Context, addr string, tag byte) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetWriteDeadline(dl)
+	}
+	if _, err := c.Write([]byte{tag}); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("mux: write tag to %s: %w", addr, err)
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// RaftLayer adapts the TagRaft sub-listener to raft.StreamLayer.
+type RaftLayer struct {
+	*Listener
+}
+
+var _ raft.StreamLayer = RaftLayer{}
+
+// NewRaftLayer returns the raft stream layer of m.
+func NewRaftLayer(m *Mux) RaftLayer { return RaftLayer{Listener: m.Listener(TagRaft)} }
+
+// Dial implements raft.StreamLayer.
+func (r RaftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return Dial(ctx, string(address), TagRaft)
+}

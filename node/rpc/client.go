@@ -1,0 +1,210 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+)
+
+// ErrPoolClosed: the pool was closed.
+var ErrPoolClosed = errors.New("rpc: pool closed")
+
+// ErrConnLost: the connection broke before the response arrived (the
+// request may or may not have been executed).
+var ErrConnLost = errors.New("rpc: connection lost")
+
+// DialFunc opens a connection to addr.
+type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+type result struct {
+	payload []byte
+	err     error
+}
+
+// clientConn is one pipelined connection.
+type clientConn struct {
+	addr string
+	conn net.Conn
+	w    *writer
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan result
+	broken  error
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func (c *clientConn) readLoop(onBroken func(*clientConn)) {
+	defer c.wg.Done()
+	r := newReader(c.conn)
+	var hdr [headerBytes]byte
+	for {
+		id, status, payload, err := readFrame(r, &hdr)
+		if err != nil {
+			c.fail(fmt.Errorf("%w: %s: %v", ErrConnLost, c.addr, err))
+			onBroken(c)
+			return
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if !ok {
+			continue // caller gave up (ctx done)
+		}
+		if status == statusOK {
+			ch <- result{payload: payload}
+		} else {
+			ch <- result{err: decodeError(payload)}
+		}
+	}
+}
+
+func (c *clientConn) fail(err error) {
+	c.mu.Lock()
+	if c.broken == nil {
+		c.broken = err
+	}
+	p := c.pending
+	c.pending = map[uint64]chan result{}
+	c.mu.Unlock()
+	for _, ch := range p {
+		ch <- result{err: err}
+	}
+	_ = c.conn.Close()
+}
+
+func (c *clientConn) call(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	ch := make(chan result, 1)
+	c.mu.Lock()
+	if c.broken != nil {
+		err := c.broken
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = ch
+	c.mu.Unlock()
+	if err := c.w.enqueue(id, method, payload); err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s: %v", ErrConnLost, c.addr, err)
+	}
+	select {
+	case r := <-ch:
+		return r.payload, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+func (c *clientConn) close() {
+	c.fail(fmt.Errorf("%w: %s: closed", ErrConnLost, c.addr))
+	close(c.stop)
+	c.wg.Wait()
+}
+
+// Pool keeps one pipelined connection per peer address.
+type Pool struct {
+	dial   DialFunc
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	conns  map[string]*clientConn
+	dials  map[string]chan struct{} // in-progress dials, closed when done
+	closed bool
+}
+
+// NewPool returns a pool that opens connections with dial.
+func NewPool(dial DialFunc, logger *slog.Logger) *Pool {
+	return &Pool{dial: dial, logger: logger, conns: map[string]*clientConn{}, dials: map[string]chan struct{}{}}
+}
+
+// Call sends one request to addr and waits for its response (bounded by
+// ctx). A remote handler error comes back as *Error.
+func (p *Pool) Call(ctx context.Context, addr string, method byte, payload []byte) ([]byte, error) {
+	c, err := p.get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.call(ctx, method, payload)
+}
+
+func (p *Pool) get(ctx context.Context, addr string) (*clientConn, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrPoolClosed
+		}
+		if c, ok := p.conns[addr]; ok {
+			p.mu.Unlock()
+			return c, nil
+		}
+		if wait, ok := p.dials[addr]; ok {
+			p.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		p.dials[addr] = done
+		p.mu.Unlock()
+
+		conn, err := p.dial(ctx, addr)
+
+		p.mu.Lock()
+		delete(p.dials, addr)
+		close(done)
+		if err != nil {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
+		}
+		if p.closed {
+			p.mu.Unlock()
+			_ = conn.Close()
+			return nil, ErrPoolClosed
+		}
+		c := &clientConn{addr: addr, conn: conn, w: newWriter(conn), pending: map[uint64]chan result{}, stop: make(chan struct{})}
+		p.conns[addr] = c
+		c.wg.Add(2)
+		go func() { defer c.wg.Done(); c.w.run(c.stop) }()
+		go c.readLoop(p.drop)
+		p.mu.Unlock()
+		return c, nil
+	}
+}
+
+// drop forgets a broken connection so the next call redials.
+func (p *Pool) drop(c *clientConn) {
+	p.mu.Lock()
+	if p.conns[c.addr] == c {
+		delete(p.conns, c.addr)
+	}
+	p.mu.Unlock()
+}
+
+// Close closes every connection and waits for their goroutines.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = map[string]*clientConn{}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	return nil
+}

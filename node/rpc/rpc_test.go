@@ -1,0 +1,113 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func startServer(t *testing.T, h Handler) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	s := NewServer(h, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(ctx, ln) }()
+	return ln.Addr().String(), func() { cancel(); <-done }
+}
+
+func tcpDial(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+func TestCallEchoAndErrors(t *testing.T) {
+	addr, stop := startServer(t, HandlerFunc(func(ctx context.Context, m byte, p []byte) ([]byte, error) {
+		if m == 2 {
+			return nil, &Error{Code: 7, Message: "boom " + string(p)}
+		}
+		if m == 3 {
+			return nil, errors.New("plain")
+		}
+		return append([]byte{m}, p...), nil
+	}))
+	defer stop()
+	p := NewPool(tcpDial, slog.New(slog.DiscardHandler))
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want := []byte(fmt.Sprintf("msg-%d", i))
+			got, err := p.Call(ctx, addr, 1, want)
+			if err != nil || !bytes.Equal(got, append([]byte{1}, want...)) {
+				errs <- fmt.Errorf("call %d: %q %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_, err := p.Call(ctx, addr, 2, []byte("x"))
+	var re *Error
+	if !errors.As(err, &re) || re.Code != 7 || re.Message != "boom x" {
+		t.Fatalf("err = %#v", err)
+	}
+	_, err = p.Call(ctx, addr, 3, nil)
+	if !errors.As(err, &re) || re.Code != 0 || re.Message != "plain" {
+		t.Fatalf("err = %#v", err)
+	}
+}
+
+func TestRedialAfterServerRestart(t *testing.T) {
+	h := HandlerFunc(func(ctx context.Context, m byte, p []byte) ([]byte, error) { return p, nil })
+	addr, stop := startServer(t, h)
+	p := NewPool(tcpDial, slog.New(slog.DiscardHandler))
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := p.Call(ctx, addr, 1, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	// The broken connection fails calls; once the server is back on the
+	// same address, a later call redials.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot rebind %s: %v", addr, err)
+	}
+	sctx, scancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = NewServer(h, slog.New(slog.DiscardHandler)).Serve(sctx, ln) }()
+	defer func() { scancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := p.Call(ctx, addr, 1, []byte("b"))
+		if err == nil && string(got) == "b" {
+			break
+		}
+		if !errors.Is(err, ErrConnLost) && err != nil && time.Now().After(deadline) {
+			t.Fatalf("call after restart: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no successful call after restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

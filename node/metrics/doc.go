@@ -11,9 +11,9 @@
 //
 // # Names and labels
 //
-// Every metric of ours is named walrus_* and carries a constant node_id
-// label; Go runtime (go_*) and process (process_*) collectors are added
-// without it. Labels are kept small: command (a fixed set, others folded to
+// Every metric of ours is named walrus_*; the Go runtime (go_*) and process
+// (process_*) collectors are standard. Every series carries a constant
+// node_id label. Labels are kept small: command (a fixed set, others folded to
 // "OTHER"), result, op, level, state, follower_id (one per cluster member)
 // and topic. Topic labels are bounded by MaxTopicLabels per Metrics: topics
 // past the limit are counted under topic="_other" so a client creating

@@ -110,13 +110,14 @@ type Metrics struct {
 // holding the Go runtime and process collectors plus every walrus_* metric.
 func New(nodeID uint64) *Metrics {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	// Every series carries node_id so dashboards can group by node without
+	// relabelling instance addresses (the process collector's network
+	// counters feed the dashboard's traffic panel, so they get it too).
+	r := prometheus.WrapRegistererWith(prometheus.Labels{"node_id": strconv.FormatUint(nodeID, 10)}, reg)
+	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	// Every walrus_* series carries node_id so dashboards can group by node
-	// without relabelling instance addresses.
-	r := prometheus.WrapRegistererWith(prometheus.Labels{"node_id": strconv.FormatUint(nodeID, 10)}, reg)
 
 	counter := func(sub, name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: sub, Name: name, Help: help})

@@ -1,0 +1,306 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/walrus-go/walrus/node/protocol"
+)
+
+// verifier checks every payload read and counts each message of the run
+// once, lock-free after the run is chosen: a bitmap of the run's sequence
+// numbers updated with atomic OR tells first reads from duplicates.
+type verifier struct {
+	want uint32 // run to verify; 0 = the first run seen
+
+	mu    sync.Mutex    // serialises choosing the run
+	run   atomic.Uint32 // 0 until chosen; total and bits are set before it
+	total uint64        // messages of the run
+	bits  []atomic.Uint64
+
+	verified, dups, corrupt, foreign atomic.Uint64
+	done                             chan struct{} // closed when every message of the run is verified
+}
+
+func newVerifier(want uint32) *verifier { return &verifier{want: want, done: make(chan struct{})} }
+
+func (v *verifier) add(p []byte) {
+	m, err := DecodePayload(p)
+	if err != nil || m.Run == 0 {
+		v.corrupt.Add(1)
+		return
+	}
+	run := v.run.Load()
+	if run == 0 {
+		v.mu.Lock()
+		if v.run.Load() == 0 && (v.want == 0 || v.want == m.Run) {
+			v.total = m.Total
+			v.bits = make([]atomic.Uint64, (m.Total+63)/64)
+			v.run.Store(m.Run)
+		}
+		v.mu.Unlock()
+		run = v.run.Load()
+	}
+	if m.Run != run {
+		v.foreign.Add(1)
+		return
+	}
+	if m.Total != v.total {
+		// Same run, different total: the header was damaged in a way the
+		// checksum cannot tell from another message.
+		v.corrupt.Add(1)
+		return
+	}
+	bit := uint64(1) << (m.Seq % 64)
+	if old := v.bits[m.Seq/64].Or(bit); old&bit != 0 {
+		v.dups.Add(1)
+		return
+	}
+	if v.verified.Add(1) == v.total {
+		close(v.done)
+	}
+}
+
+// topicState is what the reader learns about one topic and the writer reads.
+type topicState struct {
+	streak      atomic.Uint64 // consecutive EMPTY replies
+	streakStart atomic.Int64  // ns since the window base of the first of them; 0 = none
+	drained     atomic.Bool
+}
+
+// Consume reads the bench topics with pipelined GETs until every message of
+// the run has been read, or every topic has answered only EMPTY for
+// cfg.DrainWait, and verifies what it read. Client c reads topic c%Topics
+// (when Clients >= Topics) or every topic t with t%Clients == c.
+func Consume(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(false); err != nil {
+		return nil, err
+	}
+	if cfg.DrainWait <= 0 {
+		cfg.DrainWait = time.Second
+	}
+	pipes, err := dialAll(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, p := range pipes {
+			p.Close()
+		}
+	}()
+	topics := make([]string, cfg.Topics)
+	states := make([]topicState, cfg.Topics)
+	for i := range topics {
+		topics[i] = TopicName(cfg.TopicPrefix, i)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopWatch := closeOnCancel(ctx, pipes)
+	defer stopWatch()
+
+	v := newVerifier(cfg.Run)
+	var (
+		read, bytes, empty atomic.Uint64
+		tally              errorTally
+		hists              = make([]*Histogram, cfg.Clients)
+		errs               = make([]error, cfg.Clients)
+		wg, progWG         sync.WaitGroup
+		stop               = make(chan struct{})
+	)
+	progressLoop(&cfg, read.Load, stop, &progWG)
+	start := time.Now()
+	for c := range cfg.Clients {
+		hists[c] = NewHistogram()
+		var mine []int32
+		if cfg.Clients >= cfg.Topics {
+			mine = []int32{int32(c % cfg.Topics)}
+		} else {
+			for t := c; t < cfg.Topics; t += cfg.Clients {
+				mine = append(mine, int32(t))
+			}
+		}
+		wg.Go(func() {
+			cc := consumeClient{cfg: &cfg, id: c, p: pipes[c], topics: topics, states: states, mine: mine,
+				v: v, h: hists[c], read: &read, bytes: &bytes, empty: &empty, tally: &tally}
+			errs[c] = cc.run(ctx)
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stop)
+	progWG.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	h := NewHistogram()
+	for _, x := range hists {
+		h.Merge(x)
+	}
+	run := v.run.Load()
+	expected := v.total
+	if run == 0 {
+		expected = cfg.Messages // nothing of a run was read
+		run = cfg.Run
+	}
+	verified := v.verified.Load()
+	r := &Report{
+		Mode: "consume", Run: fmt.Sprintf("%08x", run), Addrs: cfg.Addrs, Clients: cfg.Clients,
+		Pipeline: cfg.Pipeline, Topics: cfg.Topics,
+		Messages: read.Load(), Bytes: bytes.Load(), Errors: tally.n.Load(), FirstError: tally.first,
+		Verify: &Verify{
+			Expected: expected, Verified: verified, Missing: expected - min(verified, expected),
+			Duplicates: v.dups.Load(), Corrupt: v.corrupt.Load(), Foreign: v.foreign.Load(), Empty: empty.Load(),
+		},
+	}
+	if r.Messages > 0 {
+		r.Size = int(r.Bytes / r.Messages)
+	}
+	r.finish(h, elapsed)
+	return r, nil
+}
+
+type consumeClient struct {
+	cfg    *Config
+	id     int
+	p      Pipe
+	topics []string
+	states []topicState
+	mine   []int32
+	v      *verifier
+	h      *Histogram
+	tally  *errorTally
+
+	read, bytes, empty *atomic.Uint64
+}
+
+func (cc *consumeClient) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWindow(cc.cfg.Pipeline)
+	drainNs := int64(cc.cfg.DrainWait)
+
+	var readErr error
+	var rwg sync.WaitGroup
+	rwg.Go(func() {
+		var i uint64
+		for t := range w.inflight {
+			rep, err := cc.p.Recv()
+			if err != nil {
+				if ctx.Err() != nil { // closed because the run was cancelled
+					readErr = ctx.Err()
+					return
+				}
+				readErr = fmt.Errorf("bench: consumer %d: read reply %d: %w", cc.id, i, err)
+				cancel()
+				cc.p.Close()
+				return
+			}
+			cc.h.Record(w.latency(i))
+			i++
+			st := &cc.states[t]
+			switch rep.Kind {
+			case protocol.ReplyPayload:
+				st.streak.Store(0)
+				st.streakStart.Store(0)
+				cc.read.Add(1)
+				cc.bytes.Add(uint64(len(rep.Body)))
+				cc.v.add(rep.Body)
+			case protocol.ReplyEmpty:
+				cc.empty.Add(1)
+				now := int64(time.Since(w.base))
+				if st.streak.Add(1) == 1 {
+					st.streakStart.Store(now)
+				} else if s := st.streakStart.Load(); s != 0 && now-s >= drainNs {
+					st.drained.Store(true)
+				}
+			default:
+				cc.tally.add(rep.String())
+			}
+		}
+	})
+
+	writeErr := cc.write(ctx, w)
+	if writeErr == nil {
+		writeErr = cc.p.Flush()
+	}
+	if writeErr != nil {
+		cc.p.Close()
+	}
+	close(w.inflight)
+	rwg.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	if writeErr != nil && !errors.Is(writeErr, context.Canceled) {
+		return fmt.Errorf("bench: consumer %d: send: %w", cc.id, writeErr)
+	}
+	return ctx.Err()
+}
+
+// write sends GETs round-robin over the client's topics that are not
+// drained, until all are drained or the run is complete. While every topic
+// it reads is answering EMPTY it slows to one poll per pollEvery, so an
+// idle end does not spin.
+func (cc *consumeClient) write(ctx context.Context, w *window) error {
+	pollEvery := max(cc.cfg.DrainWait/20, time.Millisecond)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var i uint64
+	next := 0
+	for {
+		select {
+		case <-cc.v.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		live, streaking := 0, 0
+		pick := int32(-1)
+		for k := range cc.mine {
+			t := cc.mine[(next+k)%len(cc.mine)]
+			st := &cc.states[t]
+			if st.drained.Load() {
+				continue
+			}
+			live++
+			if st.streak.Load() > 0 {
+				streaking++
+			}
+			if pick < 0 {
+				pick = t
+				next = (next + k + 1) % len(cc.mine)
+			}
+		}
+		if live == 0 {
+			return nil
+		}
+		if streaking == live {
+			if err := cc.p.Flush(); err != nil {
+				return err
+			}
+			timer.Reset(pollEvery)
+			select {
+			case <-timer.C:
+			case <-cc.v.done:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := w.push(ctx, cc.p, pick); err != nil {
+			return err
+		}
+		w.stamp(i)
+		i++
+		if err := cc.p.Send(protocol.Request{Command: protocol.CmdGet, Topic: cc.topics[pick]}); err != nil {
+			return err
+		}
+	}
+}

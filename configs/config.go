@@ -27,6 +27,9 @@ type Config struct {
 	// LeaseSyncMS is the period at which a node re-reads which segments it
 	// leads from the committed metadata.
 	LeaseSyncMS int64 `mapstructure:"lease_sync_ms"`
+	// CursorCommitMS is how often advanced GET cursors are committed
+	// through Raft: after a crash at most this window is delivered again.
+	CursorCommitMS int64 `mapstructure:"cursor_commit_ms"`
 	// FailureTimeoutMS is how long a segment leader may be unreachable
 	// before its open segment is sealed and moved to a live node.
 	FailureTimeoutMS int64 `mapstructure:"failure_timeout_ms"`
@@ -138,6 +141,7 @@ func Default() Config {
 		MaxSegmentEntries: 1_000_000,
 		MonitorCheckMS:    10_000,
 		LeaseSyncMS:       100,
+		CursorCommitMS:    100,
 		FailureTimeoutMS:  5_000,
 		ReplicationFactor: 1,
 		AckQuorum:         1,
@@ -160,6 +164,9 @@ func (c Config) MonitorInterval() time.Duration { return ms(c.MonitorCheckMS) }
 
 // LeaseSyncInterval is LeaseSyncMS as a duration.
 func (c Config) LeaseSyncInterval() time.Duration { return ms(c.LeaseSyncMS) }
+
+// CursorCommitInterval is CursorCommitMS as a duration.
+func (c Config) CursorCommitInterval() time.Duration { return ms(c.CursorCommitMS) }
 
 // FailureTimeout is FailureTimeoutMS as a duration.
 func (c Config) FailureTimeout() time.Duration { return ms(c.FailureTimeoutMS) }

@@ -18,6 +18,8 @@ const (
 	monitorCheckMSMax    = 3_600_000
 	leaseSyncMSMin       = 10
 	leaseSyncMSMax       = 60_000
+	cursorCommitMSMin    = 1
+	cursorCommitMSMax    = 60_000
 	failureTimeoutMSMin  = 100
 	failureTimeoutMSMax  = 600_000
 	replicationMax       = 7
@@ -87,6 +89,7 @@ func (c Config) Validate() error {
 	}
 	intRange("monitor_check_ms", c.MonitorCheckMS, monitorCheckMSMin, monitorCheckMSMax)
 	intRange("lease_sync_ms", c.LeaseSyncMS, leaseSyncMSMin, leaseSyncMSMax)
+	intRange("cursor_commit_ms", c.CursorCommitMS, cursorCommitMSMin, cursorCommitMSMax)
 	intRange("failure_timeout_ms", c.FailureTimeoutMS, failureTimeoutMSMin, failureTimeoutMSMax)
 	intRange("replication_factor", int64(c.ReplicationFactor), 1, replicationMax)
 	if c.AckQuorum < 1 || c.AckQuorum > max(c.ReplicationFactor, 1) {

@@ -458,3 +458,35 @@ func TestInstrumentStore(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeListsEveryMetric keeps README.md's metric table in sync with
+// the registry: adding or renaming a metric without documenting it fails.
+func TestReadmeListsEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(1)
+	m.SetRaftSource(leaderStats)
+	m.SetClusterSource(func() ClusterStats { return ClusterStats{Topics: []TopicStats{{Name: "a"}}} })
+	m.SetDataDir(t.TempDir())
+	m.ObserveAppend("a", 1, 1)
+	m.ObserveRead("a", 1, 1)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), Namespace+"_") {
+			continue
+		}
+		n++
+		if !bytes.Contains(readme, []byte("| `"+mf.GetName()+"` | "+strings.ToLower(mf.GetType().String())+" |")) {
+			t.Errorf("README.md does not list %s (%s)", mf.GetName(), mf.GetType())
+		}
+	}
+	if n < 40 {
+		t.Fatalf("only %d walrus_ metrics gathered", n)
+	}
+}

@@ -1,0 +1,55 @@
+package mmapstore
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/engine/enginetest"
+)
+
+// testOptions keeps files small so growth, remapping and many segments are
+// exercised by ordinary tests.
+func testOptions(tb testing.TB) Options {
+	o := DefaultOptions()
+	o.SegmentFileBytes = 64 << 10
+	o.MaxMappedSegments = 4
+	o.Logger = slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return o
+}
+
+func harness() enginetest.Harness {
+	return enginetest.Harness{
+		Open: func(tb testing.TB, dir string) (engine.SegmentStore, error) {
+			return Open(dir, testOptions(tb))
+		},
+		OpenWith: func(tb testing.TB, dir string, opts engine.Options) (engine.SegmentStore, error) {
+			o := testOptions(tb)
+			o.Store = opts
+			return Open(dir, o)
+		},
+		Crash: func(s engine.SegmentStore) { abandon(s.(*Store)) },
+	}
+}
+
+// abandon releases the store as a killed process would: no fsync, no
+// checkpoint, no clean close of anything.
+func abandon(s *Store) {
+	if err := s.close(true); err != nil {
+		panic(err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	enginetest.Run(t, harness())
+}
+
+func TestConformanceAlways(t *testing.T) {
+	h := harness()
+	h.Open = func(tb testing.TB, dir string) (engine.SegmentStore, error) {
+		o := testOptions(tb)
+		o.Store.Durability = engine.DurabilityAlways
+		return Open(dir, o)
+	}
+	enginetest.Run(t, h)
+}

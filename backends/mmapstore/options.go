@@ -1,0 +1,66 @@
+package mmapstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/walrus-go/walrus/engine"
+)
+
+// Options configure a Store. Get a fresh value from DefaultOptions and
+// change what you need; Open validates it.
+type Options struct {
+	// Store holds the settings every backend shares: durability mode, sync
+	// interval and size limits. Default engine.DefaultOptions().
+	Store engine.Options
+	// SegmentFileBytes is the preallocated size of a new segment file
+	// (default 64 MiB, at least 4 KiB, at most 1 TiB). A segment that
+	// outgrows its file is extended (doubling, at most +1 GiB at a time)
+	// and remapped; sealing trims the file to the bytes used.
+	SegmentFileBytes int64
+	// MaxMappedSegments bounds how many sealed segments are memory-mapped
+	// at once (default 64, 1..1048576). Sealed segments are mapped on
+	// demand and unmapped least-recently-used first; a sealed segment
+	// holds no file descriptor. Open segments are always mapped and are not
+	// counted.
+	MaxMappedSegments int
+	// Logger receives recovery and error reports; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns a fresh Options value with the defaults.
+func DefaultOptions() Options {
+	return Options{
+		Store:             engine.DefaultOptions(),
+		SegmentFileBytes:  64 << 20,
+		MaxMappedSegments: 64,
+	}
+}
+
+const (
+	minSegmentFileBytes  = 4 << 10
+	maxSegmentFileBytes  = 1 << 40
+	maxMappedSegmentsMax = 1 << 20
+	// maxBatchBytesMax keeps a batch body addressable by the u32 length in
+	// the batch header, framing included.
+	maxBatchBytesMax = 1 << 30
+)
+
+// Validate reports every field outside its allowed range, each by name.
+func (o Options) Validate() error {
+	var errs []error
+	if err := o.Store.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Store: %w", err))
+	}
+	if o.Store.Limits.MaxBatchBytes > maxBatchBytesMax {
+		errs = append(errs, fmt.Errorf("Store.Limits.MaxBatchBytes %d: must be <= %d: %w", o.Store.Limits.MaxBatchBytes, maxBatchBytesMax, engine.ErrInvalidArgument))
+	}
+	if o.SegmentFileBytes < minSegmentFileBytes || o.SegmentFileBytes > maxSegmentFileBytes {
+		errs = append(errs, fmt.Errorf("SegmentFileBytes %d: must be in [%d, %d]: %w", o.SegmentFileBytes, minSegmentFileBytes, int64(maxSegmentFileBytes), engine.ErrInvalidArgument))
+	}
+	if o.MaxMappedSegments < 1 || o.MaxMappedSegments > maxMappedSegmentsMax {
+		errs = append(errs, fmt.Errorf("MaxMappedSegments %d: must be in [1, %d]: %w", o.MaxMappedSegments, maxMappedSegmentsMax, engine.ErrInvalidArgument))
+	}
+	return errors.Join(errs...)
+}

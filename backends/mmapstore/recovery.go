@@ -1,0 +1,249 @@
+package mmapstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	mmap "github.com/edsrzf/mmap-go"
+	"github.com/walrus-go/walrus/engine"
+)
+
+// Recovery runs once in Open, over every segment file:
+//
+//   - A file whose header does not verify, or whose name and header
+//     disagree, is corrupt: kept untouched, reported by Stat and refused by
+//     every operation but Delete (engine.ErrCorrupt).
+//   - A sealed file (valid seal record) is trusted by its seal record and
+//     not read now; its footer is verified when it is first mapped and
+//     every entry's CRC whenever it is read.
+//   - An open file is scanned from the start: batch after batch whose
+//     header and every entry CRC verify and whose first offset continues
+//     the previous batch. The scan stops at the first batch that does not
+//     verify. If that is before the checkpoint (data known durable and
+//     whole), acknowledged data was damaged: the segment is corrupt. Else
+//     the rest is a torn tail from a crash: the file is cut back to the end
+//     of the last whole batch and re-extended with zeros (durably, unless
+//     durability is none), so stale bytes can never be scanned later.
+//   - An open file with no whole batch left is removed: its first append
+//     was never acknowledged.
+
+// recoverAll loads every segment under topicsDir.
+func recoverAll(e *env, topicsDir string) (map[engine.SegmentID]*segment, error) {
+	segs := make(map[engine.SegmentID]*segment)
+	topics, err := os.ReadDir(topicsDir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", topicsDir, err)
+	}
+	for _, t := range topics {
+		if !t.IsDir() || engine.ValidateTopic(t.Name()) != nil {
+			e.log.Warn("ignoring unexpected entry in the topics directory", "path", filepath.Join(topicsDir, t.Name()))
+			continue
+		}
+		dir := filepath.Join(topicsDir, t.Name())
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", dir, err)
+		}
+		for _, f := range files {
+			path := filepath.Join(dir, f.Name())
+			if strings.HasSuffix(f.Name(), segSuffix+tmpSuffix) {
+				// A segment whose creation did not finish: never used.
+				if err := os.Remove(path); err != nil {
+					return nil, fmt.Errorf("remove unfinished %s: %w", path, err)
+				}
+				continue
+			}
+			num, ok := parseSegmentFileName(f.Name())
+			if !ok || !f.Type().IsRegular() {
+				e.log.Warn("ignoring unexpected file in a topic directory", "path", path)
+				continue
+			}
+			id := engine.SegmentID{Topic: t.Name(), Segment: num}
+			sg, err := recoverSegment(e, id, path)
+			if err != nil {
+				closeAll(segs)
+				return nil, err
+			}
+			if sg != nil {
+				segs[id] = sg
+			}
+		}
+	}
+	return segs, nil
+}
+
+// closeAll releases segments recovered so far when Open fails midway.
+func closeAll(segs map[engine.SegmentID]*segment) {
+	for _, sg := range segs {
+		sg.wmu.Lock()
+		_ = sg.closeLocked(engine.ErrClosed, true)
+		sg.wmu.Unlock()
+	}
+}
+
+// corruptSegment is the placeholder for a file that failed verification.
+func corruptSegment(e *env, id engine.SegmentID, path string, err error) *segment {
+	err = fmt.Errorf("segment %s (%s): %w: %w", id, path, err, engine.ErrCorrupt)
+	e.log.Error("segment corrupt", "topic", id.Topic, "segment", id.Segment, "err", err)
+	sg := &segment{id: id, path: path, env: e, state: stateCorrupt}
+	sg.fail(err)
+	return sg
+}
+
+// recoverSegment opens one segment file. It returns (nil, nil) for an open
+// segment with no whole batch (removed) and an error only for failures of
+// the environment (I/O), never for bad contents.
+func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	size := fi.Size()
+	var head [dataStart]byte
+	if size < dataStart {
+		return corruptSegment(e, id, path, fmt.Errorf("file is %d bytes, shorter than its header", size)), nil
+	}
+	if _, err := f.ReadAt(head[:], 0); err != nil {
+		return nil, fmt.Errorf("read header of %s: %w", path, err)
+	}
+	hdr, err := decodeFileHeader(head[fileHeaderOff:])
+	if err != nil {
+		return corruptSegment(e, id, path, errors.New("file header does not verify")), nil
+	}
+	if hdr.segment != id.Segment {
+		return corruptSegment(e, id, path, fmt.Errorf("file header names segment %d", hdr.segment)), nil
+	}
+	rec, sealed, err := decodeSealRecord(head[sealRecordOff:])
+	if err != nil {
+		// A torn seal record (power loss while sealing) leaves a valid
+		// open segment behind it: scan it like one.
+		e.log.Warn("seal record does not verify; recovering as an open segment", "topic", id.Topic, "segment", id.Segment)
+	}
+	if sealed {
+		if end := rec.footerPos + rec.footerLen(); uint64(size) < end {
+			return corruptSegment(e, id, path, fmt.Errorf("sealed file is %d bytes, its footer ends at %d", size, end)), nil
+		}
+		return &segment{id: id, path: path, env: e, state: stateSealed, seal: rec,
+			published: position{entries: rec.entries, bytes: rec.bytes, end: rec.dataEnd}}, nil
+	}
+
+	ckpt := decodeCheckpoint(head[checkpointOff:])
+	m, err := mmap.MapRegion(f, int(size), mmap.RDONLY, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	var ix index
+	valid, tornBytes, scanErr := scanBatches(m, &ix)
+	m.Unmap()
+	if scanErr != nil {
+		return nil, fmt.Errorf("scan %s: %w", path, scanErr)
+	}
+	if valid.end < ckpt.end || valid.entries < ckpt.entries {
+		return corruptSegment(e, id, path, fmt.Errorf("data damaged at byte %d, before the durable checkpoint at byte %d (entry %d of %d)", valid.end, ckpt.end, valid.entries, ckpt.entries)), nil
+	}
+	if valid.entries == 0 {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove empty segment %s: %w", path, err)
+		}
+		if e.durable {
+			if err := syncDir(filepath.Dir(path)); err != nil {
+				return nil, fmt.Errorf("sync %s: %w", filepath.Dir(path), err)
+			}
+		}
+		e.log.Info("removed segment with no complete batch", "topic", id.Topic, "segment", id.Segment, "torn_bytes", tornBytes)
+		return nil, nil
+	}
+	if tornBytes > 0 {
+		e.log.Warn("truncated torn tail", "topic", id.Topic, "segment", id.Segment, "entries", valid.entries, "offset", valid.end, "torn_bytes", tornBytes)
+	}
+	// Zero everything after the valid data: cut the file back, then
+	// preallocate again. Stale bytes from this crash could otherwise line up
+	// with a later, shorter batch and be scanned as data after the next one.
+	newSize := max(roundUpPage(size), roundUpPage(e.opts.SegmentFileBytes), roundUpPage(int64(valid.end)))
+	if err := f.Truncate(int64(valid.end)); err != nil {
+		return nil, fmt.Errorf("truncate %s: %w", path, err)
+	}
+	if err := preallocate(f, int64(valid.end), newSize-int64(valid.end)); err != nil {
+		return nil, fmt.Errorf("re-extend %s: %w", path, err)
+	}
+	var zeroCkpt [checkpointLen]byte
+	putCheckpoint(zeroCkpt[:], checkpoint{end: valid.end, entries: valid.entries})
+	if _, err := f.WriteAt(zeroCkpt[:], checkpointOff); err != nil {
+		return nil, fmt.Errorf("write checkpoint of %s: %w", path, err)
+	}
+	// The checkpoint may only be durable together with the data it
+	// names, which the fsync below covers too (scanned data is whole, but
+	// after a crash in none mode it may still sit only in the page cache).
+	if err := fdatasync(f); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", path, err)
+	}
+	rw, err := mmap.MapRegion(f, int(newSize), mmap.RDWR, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	keep = true
+	return &segment{id: id, path: path, env: e, state: stateOpen, f: f, m: rw, ix: ix,
+		written: valid, published: valid, synced: valid, ckpt: checkpoint{end: valid.end, entries: valid.entries}}, nil
+}
+
+// scanBatches walks the data area of m, adding the position of every entry
+// of every whole, verified batch to ix. It returns the position after the
+// last such batch and how many non-zero bytes follow it (torn data) within
+// the next 64 KiB, for the log. It never fails on bad contents; the error
+// is for memory faults reading the mapping.
+func scanBatches(m []byte, ix *index) (valid position, tornBytes int, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverFault(&err)
+	valid = position{end: dataStart}
+	var scratch []uint64
+	for {
+		pos := valid.end
+		h, herr := decodeBatchHeader(m[pos:])
+		if herr != nil || h.first != valid.entries || uint64(h.bodyBytes) > uint64(len(m))-pos-batchHeaderLen {
+			break
+		}
+		end := pos + batchHeaderLen + uint64(h.bodyBytes)
+		body := m[:end]
+		scratch = scratch[:0]
+		p := pos + batchHeaderLen
+		var payload uint64
+		ok := true
+		for range h.count {
+			pl, next, ferr := entryAt(body, p)
+			if ferr != nil {
+				ok = false
+				break
+			}
+			scratch = append(scratch, p)
+			payload += uint64(len(pl))
+			p = next
+		}
+		if !ok || p != end {
+			break
+		}
+		for _, q := range scratch {
+			ix.add(q)
+		}
+		valid = position{entries: valid.entries + uint64(h.count), bytes: valid.bytes + payload, end: end}
+	}
+	for _, b := range m[valid.end:min(uint64(len(m)), valid.end+64<<10)] {
+		if b != 0 {
+			tornBytes++
+		}
+	}
+	return valid, tornBytes, nil
+}

@@ -1,0 +1,624 @@
+package mmapstore
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	mmap "github.com/edsrzf/mmap-go"
+	"github.com/walrus-go/walrus/engine"
+)
+
+// segState is the life cycle of a segment: open (mapped read-write, takes
+// appends) → sealed (immutable, mapped read-only on demand) → gone (deleted
+// or store closed). A segment found damaged at open is "corrupt" from the
+// start and only Delete does anything with it.
+type segState uint8
+
+const (
+	stateOpen segState = iota
+	stateSealed
+	stateCorrupt
+	stateGone
+)
+
+// env is what a segment shares with its Store. It holds no back pointer to
+// the Store itself.
+type env struct {
+	opts    Options
+	log     *slog.Logger
+	mapped  *mappedSet
+	durable bool // durability is interval or always: creation and recovery fsync
+	always  bool // appends are published to readers only after their fsync
+}
+
+// segment is one segment file.
+//
+// Locks, always taken in this order: wmu → fdMu → mu → mappedSet.mu.
+//   - wmu serialises everything that changes the file: append, grow, seal,
+//     delete, close. The appender copies into the mapping holding only wmu,
+//     beyond the published end, where no reader looks.
+//   - fdMu guards f against being closed under the syncer, which holds it
+//     shared while it fsyncs so fsync never blocks appends or readers.
+//   - mu guards the mapping and everything readers use. Readers copy their
+//     entries out while holding it shared, so a slice into a mapping never
+//     outlives the lock; remapping (grow) and unmapping (seal, eviction,
+//     delete, close) take it exclusively.
+type segment struct {
+	id   engine.SegmentID
+	path string
+	env  *env
+
+	wmu sync.Mutex
+
+	fdMu sync.RWMutex
+	f    *os.File // open segments only
+	// ckpt is the data end last written to the checkpoint record; the
+	// syncer writes it under fdMu shared (it is the only such writer) and
+	// seal and close under fdMu exclusive.
+	ckpt checkpoint
+
+	mu    sync.RWMutex
+	state segState
+	gone  error     // why the segment is gone: engine.ErrClosed or ErrNotFound
+	m     mmap.MMap // open: whole file read-write; sealed: whole file read-only, or nil
+	ix    index     // open: positions of the written entries
+	// written is what the appender has put into the file (and ix);
+	// published is what readers see. They are equal except in always mode,
+	// where the syncer publishes a batch once an fsync covers it.
+	written, published position
+	synced             position // last position a completed fsync covered
+	seal               sealRecord
+	footerOK           bool // the footer's CRC was verified since open
+
+	dirty   atomic.Bool // written since the syncer last picked it up
+	failure atomic.Pointer[error]
+
+	lruElem *list.Element // guarded by mappedSet.mu
+}
+
+// position is a consistent (batch boundary) state of a segment.
+type position struct {
+	entries, bytes, end uint64
+}
+
+func (sg *segment) info() engine.SegmentInfo {
+	return engine.SegmentInfo{ID: sg.id, Entries: sg.published.entries, Bytes: sg.published.bytes, Sealed: sg.state == stateSealed}
+}
+
+// fail records a sticky error: the segment refuses appends (and, for
+// corruption, reads) until the store is reopened or the segment deleted.
+func (sg *segment) fail(err error) {
+	sg.failure.CompareAndSwap(nil, &err)
+}
+
+func (sg *segment) failed() error {
+	if p := sg.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// usableLocked reports why the segment cannot be used (mu or wmu held).
+func (sg *segment) usableLocked() error {
+	if sg.state == stateGone {
+		return sg.gone
+	}
+	return sg.failed()
+}
+
+// createSegment makes a new, empty, preallocated segment file. The file is
+// built under a temporary name and renamed into place, so a crash never
+// leaves a segment file without a valid header.
+func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, error) {
+	dir, err := topicDir(topicsDir, id.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, engine.ErrInvalidName)
+	}
+	newDir := false
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		newDir = true
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create topic directory: %w: %w", err, engine.ErrUnavailable)
+	}
+	path := dir + string(os.PathSeparator) + segmentFileName(id.Segment)
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create segment file: %w: %w", err, engine.ErrUnavailable)
+	}
+	size := roundUpPage(e.opts.SegmentFileBytes)
+	var hdr [fileHeaderLen]byte
+	putFileHeader(hdr[:], fileHeader{segment: id.Segment})
+	err = preallocate(f, 0, size)
+	if err == nil {
+		_, err = f.WriteAt(hdr[:], fileHeaderOff)
+	}
+	if err == nil && e.durable {
+		err = fdatasync(f)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil && e.durable {
+		// The rename must be durable before any append is acknowledged,
+		// and so must a new topic directory.
+		err = syncDir(dir)
+		if err == nil && newDir {
+			err = syncDir(topicsDir)
+		}
+	}
+	var m mmap.MMap
+	if err == nil {
+		m, err = mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("create segment file %s: %w: %w", path, err, engine.ErrUnavailable)
+	}
+	start := position{end: dataStart}
+	return &segment{id: id, path: path, env: e, f: f, m: m, written: start, published: start, synced: start, ckpt: checkpoint{end: dataStart}}, nil
+}
+
+func roundUpPage(n int64) int64 {
+	p := int64(os.Getpagesize())
+	return (n + p - 1) / p * p
+}
+
+// appendLocked writes one batch (wmu held). total is batchLen(entries).
+// On success the batch is in the file and the index; it is published to
+// readers now, or by the syncer after its fsync in always mode.
+func (sg *segment) appendLocked(entries [][]byte, total int) (uint64, error) {
+	if err := sg.usableLocked(); err != nil {
+		return 0, err
+	}
+	switch sg.state {
+	case stateSealed:
+		return 0, engine.ErrSealed
+	case stateCorrupt:
+		return 0, sg.failed()
+	}
+	w := sg.written
+	need := uint64(total)
+	if w.end+need > uint64(len(sg.m)) {
+		if err := sg.growLocked(w.end + need); err != nil {
+			return 0, err
+		}
+	}
+	if err := writeBatch(sg.m[w.end:w.end+need], w.entries, entries); err != nil {
+		// The mapping could not be written (I/O error or a file shrunk
+		// behind our back). What landed is beyond the published end and
+		// will be zeroed by recovery; refuse further appends.
+		err = fmt.Errorf("write into mapping: %w: %w", err, engine.ErrUnavailable)
+		sg.fail(err)
+		return 0, err
+	}
+	sg.mu.Lock()
+	pos := w.end + batchHeaderLen
+	var payload uint64
+	for _, e := range entries {
+		sg.ix.add(pos)
+		pos += entryHeaderLen + uint64(len(e))
+		payload += uint64(len(e))
+	}
+	sg.written = position{entries: w.entries + uint64(len(entries)), bytes: w.bytes + payload, end: w.end + need}
+	if !sg.env.always {
+		sg.published = sg.written
+	}
+	sg.mu.Unlock()
+	return w.entries, nil
+}
+
+// writeBatch encodes the batch into the mapping, turning a memory fault
+// (SIGBUS: the backing page could not be read or allocated) into an error
+// instead of a crash of the whole process.
+func writeBatch(dst []byte, first uint64, entries [][]byte) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverFault(&err)
+	putBatch(dst, first, entries)
+	return nil
+}
+
+// recoverFault converts the panic SetPanicOnFault raises for a memory
+// fault into *err and re-panics anything else (a bug must stay loud).
+func recoverFault(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if f, ok := r.(interface{ Addr() uintptr }); ok {
+		*err = fmt.Errorf("memory fault at %#x: %v", f.Addr(), r)
+		return
+	}
+	panic(r)
+}
+
+// growLocked extends the file to hold at least need bytes and remaps it
+// (wmu held). The new mapping is made before the old one is dropped, so a
+// failure leaves the segment as it was; readers are excluded only for the
+// pointer swap.
+func (sg *segment) growLocked(need uint64) error {
+	cur := uint64(len(sg.m))
+	next := cur * 2
+	if cur >= 1<<30 {
+		next = cur + 1<<30
+	}
+	if next < need {
+		next = need
+	}
+	next = uint64(roundUpPage(int64(next)))
+	if err := preallocate(sg.f, int64(cur), int64(next-cur)); err != nil {
+		// Undo a partial extension (the zero-write fallback) so the file
+		// size keeps matching the mapping.
+		_ = sg.f.Truncate(int64(cur))
+		return fmt.Errorf("grow segment file from %d to %d bytes: %w: %w", cur, next, err, engine.ErrUnavailable)
+	}
+	m, err := mmap.MapRegion(sg.f, int(next), mmap.RDWR, 0, 0)
+	if err != nil {
+		_ = sg.f.Truncate(int64(cur))
+		return fmt.Errorf("remap segment file at %d bytes: %w: %w", next, err, engine.ErrUnavailable)
+	}
+	sg.mu.Lock()
+	old := sg.m
+	sg.m = m
+	sg.mu.Unlock()
+	if err := old.Unmap(); err != nil {
+		sg.env.log.Warn("unmap after grow", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
+	}
+	return nil
+}
+
+// read copies out up to maxEntries entries from offset on, stopping before
+// the payload total would pass maxBytes (but returning at least one).
+func (sg *segment) read(offset uint64, maxEntries, maxBytes int) ([][]byte, error) {
+	sg.mu.RLock()
+	if sg.state == stateSealed && sg.m == nil {
+		sg.mu.RUnlock()
+		return sg.readUnmapped(offset, maxEntries, maxBytes)
+	}
+	out, err := sg.readLocked(offset, maxEntries, maxBytes)
+	sealed := sg.state == stateSealed
+	sg.mu.RUnlock()
+	if sealed {
+		sg.env.mapped.touch(sg)
+	}
+	return out, err
+}
+
+// readUnmapped maps a sealed segment and reads while still holding mu
+// exclusively, so a concurrent eviction can never make the reader loop.
+func (sg *segment) readUnmapped(offset uint64, maxEntries, maxBytes int) ([][]byte, error) {
+	sg.mu.Lock()
+	mappedNow := false
+	if sg.state == stateSealed && sg.m == nil {
+		if err := sg.mapSealedLocked(); err != nil {
+			sg.mu.Unlock()
+			return nil, err
+		}
+		mappedNow = true
+	}
+	out, err := sg.readLocked(offset, maxEntries, maxBytes)
+	sg.mu.Unlock()
+	if mappedNow {
+		for _, v := range sg.env.mapped.add(sg) {
+			v.evict()
+		}
+	}
+	return out, err
+}
+
+// readLocked reads with mu held (shared or exclusive).
+func (sg *segment) readLocked(offset uint64, maxEntries, maxBytes int) ([][]byte, error) {
+	if err := sg.usableLocked(); err != nil {
+		return nil, err
+	}
+	if sg.state == stateCorrupt {
+		return nil, engine.ErrCorrupt
+	}
+	count := sg.published.entries
+	if offset > count {
+		return nil, fmt.Errorf("offset %d, segment has %d entries: %w", offset, count, engine.ErrOutOfRange)
+	}
+	if offset == count {
+		return [][]byte{}, nil
+	}
+	var out [][]byte
+	var err error
+	if sg.state == stateSealed {
+		footer := sg.m[sg.seal.footerPos : sg.seal.footerPos+sg.seal.footerLen()]
+		out, err = copyEntries(sg.m[:sg.seal.dataEnd], footerIndex(footer), offset, count, maxEntries, maxBytes)
+	} else {
+		out, err = copyEntries(sg.m[:sg.published.end], &sg.ix, offset, count, maxEntries, maxBytes)
+	}
+	if err != nil {
+		err = fmt.Errorf("read at offset %d: %w", offset, err)
+		if errors.Is(err, engine.ErrCorrupt) {
+			sg.fail(err)
+			sg.env.log.Error("segment corrupt", "topic", sg.id.Topic, "segment", sg.id.Segment, "offset", offset, "err", err)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// positions abstracts the two indexes: the in-memory one of an open segment
+// and the footer of a sealed one.
+type positions interface{ get(i uint64) uint64 }
+
+type footerIndex []byte
+
+func (f footerIndex) get(i uint64) uint64 { return footerPosition(f, i) }
+
+// copyEntries copies entries [offset, ...) out of data (the valid region of
+// the mapping) into one fresh buffer, verifying every frame's CRC; bad
+// bytes become engine.ErrCorrupt, never data.
+func copyEntries[P positions](data []byte, ix P, offset, count uint64, maxEntries, maxBytes int) (out [][]byte, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if err != nil && !errors.Is(err, engine.ErrCorrupt) {
+			out, err = nil, fmt.Errorf("%w: %w", err, engine.ErrUnavailable)
+		}
+	}()
+	defer recoverFault(&err) // must be the deferred function itself for recover to work
+	k := min(count-offset, uint64(maxEntries))
+	// First pass: how many entries fit the byte budget, and their total,
+	// so the copy needs exactly two allocations.
+	var n uint64
+	total := uint64(0)
+	for n < k {
+		p := ix.get(offset + n)
+		if p > uint64(len(data)) || uint64(len(data))-p < entryHeaderLen {
+			return nil, fmt.Errorf("entry %d: frame position %d outside the data: %w", offset+n, p, engine.ErrCorrupt)
+		}
+		l := uint64(uint32(data[p]) | uint32(data[p+1])<<8 | uint32(data[p+2])<<16 | uint32(data[p+3])<<24)
+		if l > uint64(len(data))-p-entryHeaderLen {
+			return nil, fmt.Errorf("entry %d: length %d overruns the data: %w", offset+n, l, engine.ErrCorrupt)
+		}
+		if n > 0 && total+l > uint64(maxBytes) {
+			break
+		}
+		total += l
+		n++
+	}
+	buf := make([]byte, total)
+	out = make([][]byte, n)
+	for i := range n {
+		payload, _, ferr := entryAt(data, ix.get(offset+i))
+		if ferr != nil {
+			return nil, fmt.Errorf("entry %d: checksum mismatch: %w", offset+i, engine.ErrCorrupt)
+		}
+		c := copy(buf, payload)
+		out[i] = buf[:c:c]
+		buf = buf[c:]
+	}
+	return out, nil
+}
+
+// mapSealedLocked maps a sealed segment read-only (mu held exclusively).
+// The descriptor is closed right away: the mapping keeps the file alive, so
+// sealed segments cost no descriptors. The footer is verified on first use.
+func (sg *segment) mapSealedLocked() error {
+	f, err := os.Open(sg.path)
+	if err != nil {
+		return fmt.Errorf("open sealed segment: %w: %w", err, engine.ErrUnavailable)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat sealed segment: %w: %w", err, engine.ErrUnavailable)
+	}
+	if end := sg.seal.footerPos + sg.seal.footerLen(); uint64(fi.Size()) < end {
+		err := fmt.Errorf("sealed segment file is %d bytes, its footer ends at %d: %w", fi.Size(), end, engine.ErrCorrupt)
+		sg.fail(err)
+		return err
+	}
+	m, err := mmap.MapRegion(f, int(fi.Size()), mmap.RDONLY, 0, 0)
+	if err != nil {
+		return fmt.Errorf("map sealed segment: %w: %w", err, engine.ErrUnavailable)
+	}
+	if !sg.footerOK {
+		if err := checkFooter(m[sg.seal.footerPos:sg.seal.footerPos+sg.seal.footerLen()], sg.seal); err != nil {
+			m.Unmap()
+			err = fmt.Errorf("sealed segment index footer: %w", engine.ErrCorrupt)
+			sg.fail(err)
+			sg.env.log.Error("segment corrupt", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
+			return err
+		}
+		sg.footerOK = true
+	}
+	sg.m = m
+	return nil
+}
+
+// evict unmaps a sealed segment the mapped set dropped.
+func (sg *segment) evict() {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if sg.state == stateSealed && sg.m != nil {
+		if err := sg.m.Unmap(); err != nil {
+			sg.env.log.Warn("unmap sealed segment", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
+		}
+		sg.m = nil
+	}
+}
+
+// sealLocked makes an open segment immutable (wmu held). Order matters for
+// crash safety: data durable → footer written and file trimmed, durable →
+// seal record, durable. A crash before the seal record is durable leaves
+// an open segment whose scan stops at the footer magic; recovery drops the
+// footer and the segment can be sealed again.
+func (sg *segment) sealLocked() (engine.SegmentInfo, error) {
+	if err := sg.usableLocked(); err != nil {
+		return engine.SegmentInfo{}, err
+	}
+	switch sg.state {
+	case stateSealed:
+		return sg.info(), nil
+	case stateCorrupt:
+		return engine.SegmentInfo{}, sg.failed()
+	}
+	sg.fdMu.Lock()
+	defer sg.fdMu.Unlock()
+	w := sg.written
+	fail := func(what string, err error) (engine.SegmentInfo, error) {
+		err = fmt.Errorf("seal: %s: %w: %w", what, err, engine.ErrUnavailable)
+		sg.fail(err)
+		return engine.SegmentInfo{}, err
+	}
+	if err := fdatasync(sg.f); err != nil {
+		return fail("sync data", err)
+	}
+	sg.mu.Lock()
+	sg.published, sg.synced = w, w
+	sg.mu.Unlock()
+	rec := sealRecord{entries: w.entries, bytes: w.bytes, dataEnd: w.end, footerPos: footerPosFor(w.end)}
+	fileEnd := rec.footerPos + rec.footerLen()
+	if fileEnd > uint64(len(sg.m)) {
+		if err := sg.growLocked(fileEnd); err != nil {
+			return engine.SegmentInfo{}, fmt.Errorf("seal: %w", err)
+		}
+	}
+	// The footer goes through the mapping (no heap copy of the index) into
+	// bytes no reader looks at.
+	clear(sg.m[w.end:rec.footerPos])
+	putFooter(sg.m[rec.footerPos:fileEnd], sg.ix.get, w.entries)
+	if err := fdatasync(sg.f); err != nil {
+		return fail("sync footer", err)
+	}
+	sg.mu.Lock()
+	old := sg.m
+	sg.m = nil
+	sg.state = stateSealed
+	sg.seal = rec
+	sg.footerOK = true
+	sg.ix = index{}
+	sg.mu.Unlock()
+	if err := old.Unmap(); err != nil {
+		return fail("unmap", err)
+	}
+	// From here readers map the file read-only on demand. Trim it, then
+	// make the seal record durable last.
+	if err := sg.f.Truncate(int64(fileEnd)); err != nil {
+		return fail("trim file", err)
+	}
+	if err := fdatasync(sg.f); err != nil {
+		return fail("sync trimmed file", err)
+	}
+	var rb [sealRecordLen]byte
+	putSealRecord(rb[:], rec)
+	if _, err := sg.f.WriteAt(rb[:], sealRecordOff); err != nil {
+		return fail("write seal record", err)
+	}
+	if err := fdatasync(sg.f); err != nil {
+		return fail("sync seal record", err)
+	}
+	if err := sg.f.Close(); err != nil {
+		sg.env.log.Warn("close sealed segment file", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
+	}
+	sg.f = nil
+	return sg.info(), nil
+}
+
+// syncOnce makes everything written so far durable (the syncer's unit of
+// work). It first records, in the checkpoint, the end that the previous
+// completed sync covered: a checkpoint therefore only ever names bytes
+// that were already durable before it was written, and recovery may treat
+// damage before it as corruption rather than a torn tail.
+func (sg *segment) syncOnce() error {
+	sg.dirty.Store(false)
+	sg.fdMu.RLock()
+	defer sg.fdMu.RUnlock()
+	if sg.f == nil || sg.failed() != nil {
+		return sg.failed()
+	}
+	sg.mu.RLock()
+	target, prev := sg.written, sg.synced
+	sg.mu.RUnlock()
+	if prev.end > sg.ckpt.end {
+		if err := sg.writeCheckpoint(prev); err != nil {
+			err = fmt.Errorf("write checkpoint: %w: %w", err, engine.ErrUnavailable)
+			sg.fail(err)
+			return err
+		}
+	}
+	if target.end == prev.end {
+		return nil
+	}
+	if err := fdatasync(sg.f); err != nil {
+		// After a failed fsync the kernel may have dropped the dirty
+		// pages (fsyncgate): nothing about the file can be trusted until
+		// recovery re-reads it, so the segment stops taking appends.
+		err = fmt.Errorf("fdatasync: %w: %w", err, engine.ErrUnavailable)
+		sg.fail(err)
+		return err
+	}
+	sg.mu.Lock()
+	if target.end > sg.synced.end {
+		sg.synced = target
+	}
+	if sg.state == stateOpen && target.end > sg.published.end {
+		sg.published = target
+	}
+	sg.mu.Unlock()
+	return nil
+}
+
+func (sg *segment) writeCheckpoint(p position) error {
+	var b [checkpointLen]byte
+	c := checkpoint{end: p.end, entries: p.entries}
+	putCheckpoint(b[:], c)
+	if _, err := sg.f.WriteAt(b[:], checkpointOff); err != nil {
+		return err
+	}
+	sg.ckpt = c
+	return nil
+}
+
+// closeLocked releases the segment (wmu held). A clean close makes an open
+// segment durable and checkpoints its whole data, so after a clean close
+// any damage found on reopen is reported as corruption. If abandon is set
+// it only releases memory and descriptors, as a killed process would.
+func (sg *segment) closeLocked(why error, abandon bool) error {
+	var err error
+	sg.fdMu.Lock()
+	if sg.f != nil {
+		if !abandon && sg.state == stateOpen && sg.failed() == nil {
+			w := sg.written
+			err = fdatasync(sg.f)
+			if err == nil {
+				err = sg.writeCheckpoint(w)
+			}
+			if err == nil {
+				err = fdatasync(sg.f)
+			}
+			if err != nil {
+				err = fmt.Errorf("close %s: %w: %w", sg.id, err, engine.ErrUnavailable)
+			}
+		}
+		if cerr := sg.f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w: %w", sg.id, cerr, engine.ErrUnavailable)
+		}
+		sg.f = nil
+	}
+	sg.fdMu.Unlock()
+	sg.mu.Lock()
+	if sg.m != nil {
+		if uerr := sg.m.Unmap(); uerr != nil && err == nil {
+			err = fmt.Errorf("unmap %s: %w", sg.id, uerr)
+		}
+		sg.m = nil
+	}
+	sg.ix = index{}
+	sg.state = stateGone
+	sg.gone = why
+	sg.mu.Unlock()
+	sg.env.mapped.remove(sg)
+	return err
+}

@@ -1,0 +1,352 @@
+package mmapstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/walrus-go/walrus/engine"
+)
+
+// Store is the memory-mapped SegmentStore. It is safe for concurrent use.
+// Exported methods look a segment up under the store lock and then work
+// under the segment's own locks, so different segments never contend
+// beyond the map lookup.
+type Store struct {
+	dir       string
+	topicsDir string
+	env       *env
+	log       *slog.Logger
+	lock      *os.File
+	syncer    *syncer
+
+	mu     sync.RWMutex
+	segs   map[engine.SegmentID]*segment
+	closed bool
+}
+
+var _ engine.SegmentStore = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir, recovering every
+// segment found there (see recovery.go and README.md). dir is normally
+// <data_dir>/node_<id>/user_data/data_plane/. The directory is locked
+// against a second Store, in this or another process, until Close.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("mmapstore: options: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log = log.With("component", "mmapstore")
+	topicsDir := filepath.Join(dir, topicsDirName)
+	if err := os.MkdirAll(topicsDir, 0o755); err != nil {
+		return nil, fmt.Errorf("mmapstore: open %s: %w: %w", dir, err, engine.ErrUnavailable)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mmapstore: open %s: %w: %w", dir, err, engine.ErrUnavailable)
+	}
+	e := &env{
+		opts:    opts,
+		log:     log,
+		mapped:  newMappedSet(opts.MaxMappedSegments),
+		durable: opts.Store.Durability != engine.DurabilityNone,
+		always:  opts.Store.Durability == engine.DurabilityAlways,
+	}
+	segs, err := recoverAll(e, topicsDir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("mmapstore: recover %s: %w: %w", dir, err, engine.ErrUnavailable)
+	}
+	var interval = opts.Store.SyncInterval
+	if opts.Store.Durability != engine.DurabilityInterval {
+		interval = 0
+	}
+	s := &Store{dir: dir, topicsDir: topicsDir, env: e, log: log, lock: lock, segs: segs, syncer: newSyncer(log, interval)}
+	log.Info("store opened", "dir", dir, "segments", len(segs), "durability", string(opts.Store.Durability))
+	return s, nil
+}
+
+// lookup returns the segment for id, or the error for a missing one:
+// ErrClosed, ErrInvalidName (checked only on a miss: every stored name
+// passed validation) or ErrNotFound.
+func (s *Store) lookup(id engine.SegmentID) (*segment, error) {
+	s.mu.RLock()
+	sg, closed := s.segs[id], s.closed
+	s.mu.RUnlock()
+	switch {
+	case closed:
+		return nil, engine.ErrClosed
+	case sg != nil:
+		return sg, nil
+	}
+	if err := engine.ValidateTopic(id.Topic); err != nil {
+		return nil, err
+	}
+	return nil, engine.ErrNotFound
+}
+
+// lookupOrCreate returns the segment for id, creating its file if needed.
+func (s *Store) lookupOrCreate(id engine.SegmentID) (*segment, error) {
+	sg, err := s.lookup(id)
+	if !errors.Is(err, engine.ErrNotFound) {
+		return sg, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, engine.ErrClosed
+	}
+	if sg := s.segs[id]; sg != nil {
+		return sg, nil
+	}
+	sg, err = createSegment(s.env, s.topicsDir, id)
+	if err != nil {
+		return nil, err
+	}
+	s.segs[id] = sg
+	return sg, nil
+}
+
+// Append implements engine.SegmentStore. In always mode it returns after
+// an fsync covers the batch; the wait ignores ctx, because by then the
+// batch is in the file and will become visible, so reporting a failure
+// would break the all-or-nothing contract.
+func (s *Store) Append(ctx context.Context, id engine.SegmentID, entries [][]byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("mmapstore: append %s: %w", id, err)
+	}
+	if err := s.env.opts.Store.Limits.CheckBatch(entries); err != nil {
+		return 0, fmt.Errorf("mmapstore: append %s: %w", id, err)
+	}
+	total := batchLen(entries)
+	for attempt := 0; ; attempt++ {
+		sg, err := s.lookupOrCreate(id)
+		if err != nil {
+			return 0, fmt.Errorf("mmapstore: append %s: %w", id, err)
+		}
+		sg.wmu.Lock()
+		first, err := sg.appendLocked(entries, total)
+		sg.wmu.Unlock()
+		if errors.Is(err, engine.ErrNotFound) && attempt < 3 {
+			continue // deleted between lookup and lock: Append creates it again
+		}
+		if err != nil {
+			return 0, fmt.Errorf("mmapstore: append %s: %w", id, err)
+		}
+		s.syncer.markDirty(sg)
+		if s.env.always {
+			<-s.syncer.request().done
+			if err := sg.failed(); err != nil {
+				return 0, fmt.Errorf("mmapstore: append %s: %w", id, err)
+			}
+		}
+		return first, nil
+	}
+}
+
+// Read implements engine.SegmentStore.
+func (s *Store) Read(ctx context.Context, id engine.SegmentID, offset uint64, maxEntries, maxBytes int) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mmapstore: read %s: %w", id, err)
+	}
+	if err := engine.CheckReadBounds(maxEntries, maxBytes); err != nil {
+		return nil, fmt.Errorf("mmapstore: read %s: %w", id, err)
+	}
+	sg, err := s.lookup(id)
+	if err != nil {
+		return nil, fmt.Errorf("mmapstore: read %s: %w", id, err)
+	}
+	out, err := sg.read(offset, maxEntries, maxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("mmapstore: read %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Seal implements engine.SegmentStore. It fsyncs in every durability mode:
+// a seal is rare and the sealed state must never outlive its data.
+func (s *Store) Seal(ctx context.Context, id engine.SegmentID) (engine.SegmentInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.SegmentInfo{}, fmt.Errorf("mmapstore: seal %s: %w", id, err)
+	}
+	sg, err := s.lookup(id)
+	if err != nil {
+		return engine.SegmentInfo{}, fmt.Errorf("mmapstore: seal %s: %w", id, err)
+	}
+	sg.wmu.Lock()
+	info, err := sg.sealLocked()
+	sg.wmu.Unlock()
+	if err != nil {
+		return engine.SegmentInfo{}, fmt.Errorf("mmapstore: seal %s: %w", id, err)
+	}
+	return info, nil
+}
+
+// Stat implements engine.SegmentStore. A segment found corrupt reports
+// engine.ErrCorrupt.
+func (s *Store) Stat(ctx context.Context, id engine.SegmentID) (engine.SegmentInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.SegmentInfo{}, fmt.Errorf("mmapstore: stat %s: %w", id, err)
+	}
+	sg, err := s.lookup(id)
+	if err != nil {
+		return engine.SegmentInfo{}, fmt.Errorf("mmapstore: stat %s: %w", id, err)
+	}
+	sg.mu.RLock()
+	info, err := sg.info(), sg.usableLocked()
+	sg.mu.RUnlock()
+	if err != nil {
+		return engine.SegmentInfo{}, fmt.Errorf("mmapstore: stat %s: %w", id, err)
+	}
+	return info, nil
+}
+
+// List implements engine.SegmentStore. Corrupt segments are listed (with
+// what is known of them) so an operator can find and Delete them.
+func (s *Store) List(ctx context.Context, topic string) ([]engine.SegmentInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mmapstore: list %q: %w", topic, err)
+	}
+	if topic != "" {
+		if err := engine.ValidateTopic(topic); err != nil {
+			return nil, fmt.Errorf("mmapstore: list: %w", err)
+		}
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("mmapstore: list %q: %w", topic, engine.ErrClosed)
+	}
+	segs := make([]*segment, 0, len(s.segs))
+	for id, sg := range s.segs {
+		if topic == "" || id.Topic == topic {
+			segs = append(segs, sg)
+		}
+	}
+	s.mu.RUnlock()
+	out := make([]engine.SegmentInfo, 0, len(segs))
+	for _, sg := range segs {
+		sg.mu.RLock()
+		if sg.state != stateGone {
+			out = append(out, sg.info())
+		}
+		sg.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b engine.SegmentInfo) int {
+		return cmp.Or(cmp.Compare(a.ID.Topic, b.ID.Topic), cmp.Compare(a.ID.Segment, b.ID.Segment))
+	})
+	return out, nil
+}
+
+// Delete implements engine.SegmentStore. It works on corrupt segments too.
+func (s *Store) Delete(ctx context.Context, id engine.SegmentID) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mmapstore: delete %s: %w", id, err)
+	}
+	sg, err := s.lookup(id)
+	if err != nil {
+		return fmt.Errorf("mmapstore: delete %s: %w", id, err)
+	}
+	sg.wmu.Lock()
+	defer sg.wmu.Unlock()
+	sg.mu.RLock()
+	gone := sg.state == stateGone
+	goneErr := sg.gone
+	sg.mu.RUnlock()
+	if gone {
+		return fmt.Errorf("mmapstore: delete %s: %w", id, goneErr)
+	}
+	s.mu.Lock()
+	if s.segs[id] == sg {
+		delete(s.segs, id)
+	}
+	s.mu.Unlock()
+	// Nothing to flush: the data is going away.
+	if err := sg.closeLocked(engine.ErrNotFound, true); err != nil {
+		s.log.Warn("release deleted segment", "topic", id.Topic, "segment", id.Segment, "err", err)
+	}
+	if err := os.Remove(sg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("mmapstore: delete %s: %w: %w", id, err, engine.ErrUnavailable)
+	}
+	dir := filepath.Dir(sg.path)
+	if s.env.durable {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("mmapstore: delete %s: sync directory: %w: %w", id, err, engine.ErrUnavailable)
+		}
+	}
+	// Drop the topic directory once empty; failing because a segment was
+	// just created in it is fine.
+	_ = os.Remove(dir)
+	return nil
+}
+
+// Sync implements engine.SegmentStore: it runs (or joins) a sync round over
+// every segment with unsynced appends and waits for it.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mmapstore: sync: %w", err)
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("mmapstore: sync: %w", engine.ErrClosed)
+	}
+	r := s.syncer.request()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return fmt.Errorf("mmapstore: sync: %w", ctx.Err())
+	}
+	if r.err != nil {
+		return fmt.Errorf("mmapstore: sync: %w", r.err)
+	}
+	return nil
+}
+
+// Close implements engine.SegmentStore: it makes every open segment durable,
+// checkpoints it, unmaps everything and releases the directory lock.
+func (s *Store) Close() error {
+	return s.close(false)
+}
+
+// close shuts the store down; abandon skips every flush and checkpoint,
+// leaving the files as a killed process would (used by crash tests).
+func (s *Store) close(abandon bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	segs := make([]*segment, 0, len(s.segs))
+	for _, sg := range s.segs {
+		segs = append(segs, sg)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, sg := range segs {
+		sg.wmu.Lock()
+		errs = append(errs, sg.closeLocked(engine.ErrClosed, abandon))
+		sg.wmu.Unlock()
+	}
+	// After the segments: a writer still waiting for a round gets it from
+	// the last round (its data was synced by its segment's close).
+	s.syncer.close(abandon)
+	errs = append(errs, s.lock.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("mmapstore: close: %w", err)
+	}
+	s.log.Info("store closed", "dir", s.dir, "abandon", abandon)
+	return nil
+}

@@ -1,0 +1,160 @@
+package mmapstore
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// syncer is the Store's one fsync goroutine. Writers mark segments dirty;
+// a round takes the dirty set and fsyncs each segment (in parallel across
+// files), then completes every waiter that registered before the round
+// began. In always mode Append waits for such a round, so concurrent
+// writers, on one segment or many, share one round of fsyncs (group
+// commit): while a round runs, the next one collects its waiters. In
+// interval mode a ticker starts rounds; Store.Sync requests one in any mode.
+type syncer struct {
+	log      *slog.Logger
+	interval time.Duration // > 0: also run a round every interval
+
+	mu      sync.Mutex
+	dirty   []*segment
+	spare   []*segment
+	pending *syncRound
+	stopped bool
+
+	kick chan struct{} // capacity 1: a round is wanted
+	stop chan struct{}
+	done chan struct{}
+}
+
+// syncRound is completed (done closed) after its fsyncs; err joins the
+// errors of the segments it synced (each waiter also checks its own
+// segment, so one failing file does not fail writers of another).
+type syncRound struct {
+	done chan struct{}
+	err  error
+}
+
+// maxParallelSyncs bounds the goroutines one round uses to fsync files.
+const maxParallelSyncs = 16
+
+func newSyncer(log *slog.Logger, interval time.Duration) *syncer {
+	sy := &syncer{log: log, interval: interval, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go sy.run()
+	return sy
+}
+
+// markDirty records that sg has unsynced writes. Cheap when already dirty:
+// the hot path of Append calls it on every batch.
+func (sy *syncer) markDirty(sg *segment) {
+	if sg.dirty.CompareAndSwap(false, true) {
+		sy.mu.Lock()
+		sy.dirty = append(sy.dirty, sg)
+		sy.mu.Unlock()
+	}
+}
+
+// request returns a round that starts after this call, waking the syncer.
+// After stop it returns an already completed round: every segment was
+// synced by its own clean close by then.
+func (sy *syncer) request() *syncRound {
+	sy.mu.Lock()
+	if sy.stopped {
+		sy.mu.Unlock()
+		r := &syncRound{done: make(chan struct{})}
+		close(r.done)
+		return r
+	}
+	if sy.pending == nil {
+		sy.pending = &syncRound{done: make(chan struct{})}
+	}
+	r := sy.pending
+	sy.mu.Unlock()
+	select {
+	case sy.kick <- struct{}{}:
+	default:
+	}
+	return r
+}
+
+func (sy *syncer) run() {
+	defer close(sy.done)
+	var tick <-chan time.Time
+	if sy.interval > 0 {
+		t := time.NewTicker(sy.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-sy.stop:
+			sy.round()
+			return
+		case <-sy.kick:
+			sy.round()
+		case <-tick:
+			sy.round()
+		}
+	}
+}
+
+// round runs one group commit.
+func (sy *syncer) round() {
+	sy.mu.Lock()
+	r := sy.pending
+	sy.pending = nil
+	segs := sy.dirty
+	sy.dirty, sy.spare = sy.spare[:0], nil
+	sy.mu.Unlock()
+
+	errs := make([]error, len(segs))
+	if len(segs) == 1 {
+		errs[0] = segs[0].syncOnce()
+	} else if len(segs) > 1 {
+		var wg sync.WaitGroup
+		next := make(chan int, len(segs))
+		for i := range segs {
+			next <- i
+		}
+		close(next)
+		for range min(len(segs), maxParallelSyncs) {
+			wg.Go(func() {
+				for i := range next {
+					errs[i] = segs[i].syncOnce()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		sy.log.Error("sync round failed", "segments", len(segs), "err", err)
+	}
+	clear(segs)
+	sy.mu.Lock()
+	sy.spare = segs[:0]
+	sy.mu.Unlock()
+	if r != nil {
+		r.err = err
+		close(r.done)
+	}
+}
+
+// close runs a last round for anything still pending and stops the
+// goroutine. If abandon is set (crash simulation) the last round is skipped.
+func (sy *syncer) close(abandon bool) {
+	sy.mu.Lock()
+	if sy.stopped {
+		sy.mu.Unlock()
+		return
+	}
+	sy.stopped = true
+	if abandon {
+		sy.dirty = nil
+	}
+	sy.mu.Unlock()
+	close(sy.stop)
+	<-sy.done
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,10 +57,11 @@ func (b *memBroker) handle(req protocol.Request) protocol.Reply {
 // written.
 type memPipe struct {
 	b       *memBroker
-	pending []protocol.Request
+	queue   []protocol.Request
 	replies chan protocol.Reply
 	closed  chan struct{}
 	once    sync.Once
+	pending atomic.Int64 // sent, not yet received: Recv with none is a bug, as in node/client
 }
 
 func (b *memBroker) dial(context.Context, string) (Pipe, error) {
@@ -68,23 +70,27 @@ func (b *memBroker) dial(context.Context, string) (Pipe, error) {
 
 func (p *memPipe) Send(req protocol.Request) error {
 	req.Payload = append([]byte(nil), req.Payload...) // the caller reuses its buffer
-	p.pending = append(p.pending, req)
+	p.queue = append(p.queue, req)
+	p.pending.Add(1)
 	return nil
 }
 
 func (p *memPipe) Flush() error {
-	for _, r := range p.pending {
+	for _, r := range p.queue {
 		select {
 		case p.replies <- p.b.handle(r):
 		case <-p.closed:
 			return net.ErrClosed
 		}
 	}
-	p.pending = p.pending[:0]
+	p.queue = p.queue[:0]
 	return nil
 }
 
 func (p *memPipe) Recv() (protocol.Reply, error) {
+	if p.pending.Add(-1) < 0 {
+		return protocol.Reply{}, errors.New("memPipe: Recv with no request pending")
+	}
 	select {
 	case r := <-p.replies:
 		return r, nil

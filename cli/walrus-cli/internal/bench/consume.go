@@ -23,10 +23,14 @@ type verifier struct {
 	bits  []atomic.Uint64
 
 	verified, dups, corrupt, foreign atomic.Uint64
-	done                             chan struct{} // closed when every message of the run is verified
+
+	done     chan struct{} // closed by finish: every message of the run verified, or the read cap reached
+	doneOnce sync.Once
 }
 
 func newVerifier(want uint32) *verifier { return &verifier{want: want, done: make(chan struct{})} }
+
+func (v *verifier) finish() { v.doneOnce.Do(func() { close(v.done) }) }
 
 func (v *verifier) add(p []byte) {
 	m, err := DecodePayload(p)
@@ -61,7 +65,7 @@ func (v *verifier) add(p []byte) {
 		return
 	}
 	if v.verified.Add(1) == v.total {
-		close(v.done)
+		v.finish()
 	}
 }
 
@@ -73,8 +77,9 @@ type topicState struct {
 }
 
 // Consume reads the bench topics with pipelined GETs until every message of
-// the run has been read, or every topic has answered only EMPTY for
-// cfg.DrainWait, and verifies what it read. Client c reads topic c%Topics
+// the run has been read, cfg.Messages payloads (when not 0) have been read,
+// or every topic has answered only EMPTY for cfg.DrainWait, and verifies
+// what it read. Client c reads topic c%Topics
 // (when Clients >= Topics) or every topic t with t%Clients == c.
 func Consume(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(false); err != nil {
@@ -158,6 +163,9 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 			Duplicates: v.dups.Load(), Corrupt: v.corrupt.Load(), Foreign: v.foreign.Load(), Empty: empty.Load(),
 		},
 	}
+	if cfg.NoVerify {
+		r.Verify = &Verify{Skipped: true, Empty: empty.Load()}
+	}
 	if r.Messages > 0 {
 		r.Size = int(r.Bytes / r.Messages)
 	}
@@ -202,15 +210,21 @@ func (cc *consumeClient) run(ctx context.Context) error {
 				return
 			}
 			cc.h.Record(w.latency(i))
+			w.done()
 			i++
 			st := &cc.states[t]
 			switch rep.Kind {
 			case protocol.ReplyPayload:
 				st.streak.Store(0)
 				st.streakStart.Store(0)
-				cc.read.Add(1)
+				n := cc.read.Add(1)
 				cc.bytes.Add(uint64(len(rep.Body)))
-				cc.v.add(rep.Body)
+				if !cc.cfg.NoVerify {
+					cc.v.add(rep.Body)
+				}
+				if n == cc.cfg.Messages {
+					cc.v.finish()
+				}
 			case protocol.ReplyEmpty:
 				cc.empty.Add(1)
 				now := int64(time.Since(w.base))
@@ -294,7 +308,7 @@ func (cc *consumeClient) write(ctx context.Context, w *window) error {
 				return ctx.Err()
 			}
 		}
-		if err := w.push(ctx, cc.p, pick); err != nil {
+		if err := w.acquire(ctx, cc.p); err != nil {
 			return err
 		}
 		w.stamp(i)
@@ -302,5 +316,6 @@ func (cc *consumeClient) write(ctx context.Context, w *window) error {
 		if err := cc.p.Send(protocol.Request{Command: protocol.CmdGet, Topic: cc.topics[pick]}); err != nil {
 			return err
 		}
+		w.sent(pick)
 	}
 }

@@ -12,20 +12,30 @@ import (
 	"github.com/walrus-go/walrus/node/protocol"
 )
 
-// window tracks one connection's requests in flight. The writer pushes an
-// item per request into inflight (capacity = pipeline depth, so a full
-// channel is the back-pressure) and the reader pops one per reply. Send times
-// live in a ring of twice the depth: the writer can be at most depth requests
-// ahead of the reader's pop, so it never overwrites a time the reader has
-// not read yet, and no allocation happens per request.
+// window tracks one connection's requests in flight. The writer takes a
+// token before each Send (tokens has the pipeline depth as capacity, so a
+// full channel is the back-pressure) and, once the request is sent, tells
+// the reader about it through inflight; the reader gives the token back after
+// the reply. A request is announced only after Send because the client
+// refuses a Recv for a request it has not been given yet.
+//
+// Send times live in a ring of twice the depth: the writer is at most depth
+// requests ahead of the reader, so it never overwrites a time the reader has
+// not read yet, and nothing is allocated per request.
 type window struct {
-	inflight chan int32 // topic index of each request, in send order
+	tokens   chan struct{}
+	inflight chan int32 // topic index of each sent request, in send order
 	sentNs   []atomic.Int64
 	base     time.Time
 }
 
 func newWindow(depth int) *window {
-	return &window{inflight: make(chan int32, depth), sentNs: make([]atomic.Int64, 2*depth), base: time.Now()}
+	return &window{
+		tokens:   make(chan struct{}, depth),
+		inflight: make(chan int32, depth),
+		sentNs:   make([]atomic.Int64, 2*depth),
+		base:     time.Now(),
+	}
 }
 
 func (w *window) stamp(i uint64) { w.sentNs[i%uint64(len(w.sentNs))].Store(int64(time.Since(w.base))) }
@@ -34,13 +44,13 @@ func (w *window) latency(i uint64) time.Duration {
 	return time.Since(w.base) - time.Duration(w.sentNs[i%uint64(len(w.sentNs))].Load())
 }
 
-// push reserves a slot for one more request. It flushes the pipe before it
-// would block: requests are written in batches of up to the pipeline depth,
-// which is what makes pipelining cheap, and never sit unflushed while the
-// writer waits.
-func (w *window) push(ctx context.Context, p Pipe, topic int32) error {
+// acquire reserves a slot for one more request. It flushes the pipe before
+// it would block: requests are written in batches of up to the pipeline
+// depth, which is what makes pipelining cheap, and never sit unflushed while
+// the writer waits.
+func (w *window) acquire(ctx context.Context, p Pipe) error {
 	select {
-	case w.inflight <- topic:
+	case w.tokens <- struct{}{}:
 		return nil
 	default:
 	}
@@ -48,12 +58,19 @@ func (w *window) push(ctx context.Context, p Pipe, topic int32) error {
 		return err
 	}
 	select {
-	case w.inflight <- topic:
+	case w.tokens <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
+
+// sent announces a request that Send accepted; it never blocks because the
+// writer holds a token for it.
+func (w *window) sent(topic int32) { w.inflight <- topic }
+
+// done gives back the token of a request whose reply was read.
+func (w *window) done() { <-w.tokens }
 
 // Produce sends cfg.Messages verifiable messages of cfg.Size bytes, spread
 // over cfg.Topics topics and cfg.Clients pipelined connections, and reports
@@ -184,6 +201,7 @@ func produceClient(ctx context.Context, cfg *Config, c int, p Pipe, topics []str
 				return
 			}
 			h.Record(w.latency(i))
+			w.done()
 			if rep.Kind == protocol.ReplyOK {
 				acked.Add(1)
 			} else {
@@ -196,7 +214,7 @@ func produceClient(ctx context.Context, cfg *Config, c int, p Pipe, topics []str
 	var writeErr error
 	for i := range count {
 		seq := uint64(c) + i*clients
-		if err := w.push(ctx, p, 0); err != nil {
+		if err := w.acquire(ctx, p); err != nil {
 			writeErr = err
 			break
 		}
@@ -207,6 +225,7 @@ func produceClient(ctx context.Context, cfg *Config, c int, p Pipe, topics []str
 			writeErr = err
 			break
 		}
+		w.sent(0)
 	}
 	if writeErr == nil {
 		writeErr = p.Flush()

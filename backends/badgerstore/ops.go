@@ -1,0 +1,350 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/walrus-go/walrus/engine"
+)
+
+// dropChunk is how many keys one delete transaction removes; far below
+// badger's per-transaction limit for any memtable size we accept.
+const dropChunk = 1000
+
+// Append implements engine.SegmentStore. The batch and the segment's new
+// meta commit in one badger transaction when they fit; larger batches are
+// split (see commitSplit) and still become visible all at once.
+func (s *Store) Append(ctx context.Context, id engine.SegmentID, entries [][]byte) (uint64, error) {
+	if err := s.enter(ctx, "append", id, true); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	if err := s.limits.CheckBatch(entries); err != nil {
+		return 0, fmt.Errorf("badgerstore: append %s: %w", id, err)
+	}
+	st, err := s.lockSegment(id)
+	if err != nil {
+		return 0, err
+	}
+	defer st.mu.Unlock()
+	if st.exists && st.meta.Sealed {
+		return 0, fmt.Errorf("badgerstore: append %s: %w", id, engine.ErrSealed)
+	}
+	first := st.meta.Entries
+	next := metaValue{Entries: first + uint64(len(entries)), Bytes: st.meta.Bytes}
+
+	prefix := entryKeyPrefix(id)
+	keyLen := len(prefix) + 8
+	keys := make([]byte, 0, keyLen*len(entries)) // one allocation for every key
+	kvs := make([]kv, 0, len(entries)+1)
+	for i, e := range entries {
+		start := len(keys)
+		keys = appendOffset(append(keys, prefix...), first+uint64(i))
+		kvs = append(kvs, kv{key: keys[start:len(keys):len(keys)], value: e})
+		next.Bytes += uint64(len(e))
+	}
+	kvs = append(kvs, kv{key: metaKey(id), value: next.encode()})
+
+	// The ctx is checked once more here and not after: once the commit is
+	// submitted its outcome must be reported, not masked by a cancellation.
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("badgerstore: append %s: %w", id, err)
+	}
+	if s.estimateTxnBytes(kvs) >= s.maxTxnBytes {
+		err = s.commitSplit(kvs)
+	} else if err = s.commit(kvs); errors.Is(err, errTooBig) {
+		err = s.commitSplit(kvs)
+	}
+	if err != nil {
+		return 0, s.fail("append", id, err)
+	}
+	st.exists, st.meta = true, next
+	return first, nil
+}
+
+// Read implements engine.SegmentStore. It runs in one badger read
+// transaction, so the meta and the entries come from the same snapshot, and
+// it never reads past the committed count.
+func (s *Store) Read(ctx context.Context, id engine.SegmentID, offset uint64, maxEntries, maxBytes int) ([][]byte, error) {
+	if err := s.enter(ctx, "read", id, true); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if err := engine.CheckReadBounds(maxEntries, maxBytes); err != nil {
+		return nil, fmt.Errorf("badgerstore: read %s: %w", id, err)
+	}
+	var out [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		m, err := getMeta(txn, id)
+		if err != nil {
+			return err
+		}
+		if offset > m.Entries {
+			return fmt.Errorf("offset %d beyond count %d: %w", offset, m.Entries, engine.ErrOutOfRange)
+		}
+		avail := m.Entries - offset
+		out = make([][]byte, 0, min(uint64(maxEntries), avail, 1024))
+		if avail == 0 {
+			return nil
+		}
+		if maxEntries == 1 || avail == 1 {
+			// A point read: one Get is much cheaper than an iterator.
+			item, err := txn.Get(entryKey(id, offset))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return fmt.Errorf("entry %d below count %d is missing: %w", offset, m.Entries, engine.ErrCorrupt)
+			}
+			if err != nil {
+				return err
+			}
+			v, err := s.copyValue(item, math.MaxInt)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+			return nil
+		}
+		return s.scan(txn, id, offset, m.Entries, maxEntries, maxBytes, &out)
+	})
+	if err != nil {
+		return nil, s.fail(fmt.Sprintf("read at %d", offset), id, err)
+	}
+	return out, nil
+}
+
+// copyValue returns a copy of the item's value (never nil), or nil when the
+// value is longer than budget: the length is checked before anything is
+// copied.
+func (s *Store) copyValue(item *badger.Item, budget int) ([]byte, error) {
+	var v []byte
+	err := item.Value(func(b []byte) error {
+		if len(b) > s.limits.MaxEntryBytes {
+			return fmt.Errorf("entry of %d bytes over the %d-byte limit: %w", len(b), s.limits.MaxEntryBytes, engine.ErrCorrupt)
+		}
+		if len(b) > budget {
+			return nil
+		}
+		v = bytes.Clone(b)
+		if v == nil {
+			v = []byte{}
+		}
+		return nil
+	})
+	return v, err
+}
+
+// scan appends entries [offset, count) to out within the bounds, checking
+// that keys are dense: a gap below the committed count is corruption.
+func (s *Store) scan(txn *badger.Txn, id engine.SegmentID, offset, count uint64, maxEntries, maxBytes int, out *[][]byte) error {
+	prefix := entryKeyPrefix(id)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+	defer it.Close()
+	want, size := offset, 0
+	for it.Seek(entryKey(id, offset)); want < count && len(*out) < maxEntries; it.Next() {
+		if !it.Valid() {
+			return fmt.Errorf("entry %d below count %d is missing: %w", want, count, engine.ErrCorrupt)
+		}
+		item := it.Item()
+		got, err := entryOffset(prefix, item.Key())
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("entry %d below count %d is missing (next key is %d): %w", want, count, got, engine.ErrCorrupt)
+		}
+		budget := math.MaxInt // the first entry is returned whatever its size
+		if len(*out) > 0 {
+			budget = maxBytes - size
+		}
+		v, err := s.copyValue(item, budget)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return nil // the entry would push the total over maxBytes
+		}
+		*out = append(*out, v)
+		size += len(v)
+		want++
+	}
+	return nil
+}
+
+// Seal implements engine.SegmentStore.
+func (s *Store) Seal(ctx context.Context, id engine.SegmentID) (engine.SegmentInfo, error) {
+	if err := s.enter(ctx, "seal", id, true); err != nil {
+		return engine.SegmentInfo{}, err
+	}
+	defer s.mu.RUnlock()
+	st, err := s.lockSegment(id)
+	if err != nil {
+		return engine.SegmentInfo{}, err
+	}
+	defer st.mu.Unlock()
+	if !st.exists {
+		return engine.SegmentInfo{}, fmt.Errorf("badgerstore: seal %s: %w", id, engine.ErrNotFound)
+	}
+	if st.meta.Sealed {
+		return st.meta.info(id), nil
+	}
+	m := st.meta
+	m.Sealed = true
+	if err := s.commit([]kv{{key: metaKey(id), value: m.encode()}}); err != nil {
+		return engine.SegmentInfo{}, s.fail("seal", id, err)
+	}
+	st.meta = m
+	s.logger.Debug("segment sealed", "topic", id.Topic, "segment", id.Segment, "entries", m.Entries)
+	return m.info(id), nil
+}
+
+// Stat implements engine.SegmentStore.
+func (s *Store) Stat(ctx context.Context, id engine.SegmentID) (engine.SegmentInfo, error) {
+	if err := s.enter(ctx, "stat", id, true); err != nil {
+		return engine.SegmentInfo{}, err
+	}
+	defer s.mu.RUnlock()
+	var m metaValue
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		m, err = getMeta(txn, id)
+		return err
+	})
+	if err != nil {
+		return engine.SegmentInfo{}, s.fail("stat", id, err)
+	}
+	return m.info(id), nil
+}
+
+// List implements engine.SegmentStore. Meta keys sort by (topic, segment),
+// so the iteration order is the order List promises.
+func (s *Store) List(ctx context.Context, topic string) ([]engine.SegmentInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("badgerstore: list %q: %w", topic, err)
+	}
+	if topic != "" {
+		if err := engine.ValidateTopic(topic); err != nil {
+			return nil, fmt.Errorf("badgerstore: list: %w", err)
+		}
+	}
+	if err := s.enter(ctx, "list", engine.SegmentID{Topic: topic}, false); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	out := []engine.SegmentInfo{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: topicPrefix(kindMeta, topic), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			_, id, err := parseSegmentKey(item.Key())
+			if err != nil {
+				return err
+			}
+			var m metaValue
+			if err := item.Value(func(v []byte) (err error) {
+				m, err = decodeMeta(v)
+				return err
+			}); err != nil {
+				return err
+			}
+			out = append(out, m.info(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.fail(fmt.Sprintf("list %q", topic), engine.SegmentID{}, err)
+	}
+	return out, nil
+}
+
+// Delete implements engine.SegmentStore. The meta goes first, together with
+// a "deleting" marker, so the segment disappears atomically; the entry keys
+// are then removed in chunks and the marker last. A crash in between
+// leaves the marker, and the delete is finished at the next Open.
+func (s *Store) Delete(ctx context.Context, id engine.SegmentID) error {
+	if err := s.enter(ctx, "delete", id, true); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	st, err := s.lockSegment(id)
+	if err != nil {
+		return err
+	}
+	defer st.mu.Unlock()
+	if !st.exists {
+		return fmt.Errorf("badgerstore: delete %s: %w", id, engine.ErrNotFound)
+	}
+	err = s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(metaKey(id)); err != nil {
+			return err
+		}
+		return txn.Set(deletingKey(id), nil)
+	})
+	if err != nil {
+		return s.fail("delete", id, err)
+	}
+	// The segment is gone for readers now. The entries go while st.mu is
+	// still held, so no append can re-create the segment under our feet.
+	st.exists, st.meta = false, metaValue{}
+	if err := s.dropEntries(id); err != nil {
+		// Reloading finds the marker and retries before any reuse of id.
+		st.loaded = false
+		return s.fail("delete entries of", id, err)
+	}
+	st.dropped = true
+	s.segsMu.Lock()
+	delete(s.segs, id)
+	s.segsMu.Unlock()
+	s.logger.Debug("segment deleted", "topic", id.Topic, "segment", id.Segment)
+	return nil
+}
+
+// dropEntries removes every entry key of id, then its deleting marker.
+func (s *Store) dropEntries(id engine.SegmentID) error {
+	prefix := entryKeyPrefix(id)
+	for {
+		var keys [][]byte
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(keys) < dropChunk; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		err = s.db.Update(func(txn *badger.Txn) error {
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete(deletingKey(id)) })
+}
+
+// Sync implements engine.SegmentStore: it fsyncs badger's value log and
+// active memtable WAL.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := s.enter(ctx, "sync", engine.SegmentID{}, false); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	if err := s.db.Sync(); err != nil {
+		return s.fail("sync", engine.SegmentID{}, err)
+	}
+	return nil
+}

@@ -46,9 +46,9 @@ walrus_raft_has_leader{node_id="1"} 1
 # HELP walrus_raft_is_leader 1 when this node is the Raft leader.
 # TYPE walrus_raft_is_leader gauge
 walrus_raft_is_leader{node_id="1"} 1
-# HELP walrus_raft_last_log_index Index of the last entry in this node's Raft log.
-# TYPE walrus_raft_last_log_index gauge
-walrus_raft_last_log_index{node_id="1"} 142
+# HELP walrus_raft_log_index Last log index: the last entry in this node's Raft log (METRICS last_log_index; name as in the monitoring guide's scraper example).
+# TYPE walrus_raft_log_index gauge
+walrus_raft_log_index{node_id="1"} 142
 # HELP walrus_raft_leader_id Node id of the current Raft leader; 0 when there is none.
 # TYPE walrus_raft_leader_id gauge
 walrus_raft_leader_id{node_id="1"} 1
@@ -83,7 +83,7 @@ walrus_raft_term{node_id="1"} 5
 walrus_raft_voters{node_id="1"} 3
 `
 	names := []string{"walrus_raft_applied_index", "walrus_raft_commit_index", "walrus_raft_has_leader",
-		"walrus_raft_is_leader", "walrus_raft_last_log_index", "walrus_raft_leader_id", "walrus_raft_learners",
+		"walrus_raft_is_leader", "walrus_raft_log_index", "walrus_raft_leader_id", "walrus_raft_learners",
 		"walrus_raft_replication_lag_entries", "walrus_raft_replication_match_index", "walrus_raft_snapshot_index",
 		"walrus_raft_snapshot_term", "walrus_raft_state", "walrus_raft_term", "walrus_raft_voters"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
@@ -488,5 +488,27 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 	}
 	if n < 40 {
 		t.Fatalf("only %d walrus_ metrics gathered", n)
+	}
+}
+
+// TestSeedScraperNames: the monitoring guide's example scraper exported
+// walrus_raft_term, walrus_raft_log_index and walrus_raft_is_leader with a
+// node_id label; the built-in endpoint keeps those names and that label.
+func TestSeedScraperNames(t *testing.T) {
+	m := New(9)
+	m.SetRaftSource(leaderStats)
+	want := `
+# HELP walrus_raft_is_leader 1 when this node is the Raft leader.
+# TYPE walrus_raft_is_leader gauge
+walrus_raft_is_leader{node_id="9"} 1
+# HELP walrus_raft_log_index Last log index: the last entry in this node's Raft log (METRICS last_log_index; name as in the monitoring guide's scraper example).
+# TYPE walrus_raft_log_index gauge
+walrus_raft_log_index{node_id="9"} 142
+# HELP walrus_raft_term Current Raft term.
+# TYPE walrus_raft_term gauge
+walrus_raft_term{node_id="9"} 5
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "walrus_raft_term", "walrus_raft_log_index", "walrus_raft_is_leader"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -47,7 +47,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descRaftState         = desc("state", "1 for this node's current Raft state, 0 for the others.", "state")
 	descRaftTerm          = desc("term", "Current Raft term.")
-	descRaftLastLogIndex  = desc("last_log_index", "Index of the last entry in this node's Raft log.")
+	descRaftLastLogIndex  = desc("log_index", "Last log index: the last entry in this node's Raft log (METRICS last_log_index; name as in the monitoring guide's scraper example).")
 	descRaftAppliedIndex  = desc("applied_index", "Index of the last entry applied to the state machine (METRICS last_applied).")
 	descRaftCommitIndex   = desc("commit_index", "Index of the last committed entry known to this node.")
 	descRaftLeaderID      = desc("leader_id", "Node id of the current Raft leader; 0 when there is none.")

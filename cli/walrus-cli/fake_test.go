@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/walrus-go/walrus/node/protocol"
+	"github.com/walrus-go/walrus/node/server"
+)
+
+// fakeNode is an in-process protocol server (node/server) with a small
+// in-memory handler: topics are FIFO queues, GET pops, METRICS answers
+// whatever metrics returns. It stands in for a node where a test is about the
+// CLI, not the cluster.
+type fakeNode struct {
+	addr string
+
+	mu      sync.Mutex
+	topics  map[string][][]byte
+	metrics func() any // METRICS document; nil = a single-node leader
+	noTopic bool       // answer TOPICS as an unknown command
+}
+
+func startFake(t *testing.T) *fakeNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeNode{addr: ln.Addr().String(), topics: map[string][][]byte{}}
+	srv := server.New(server.Config{}, server.HandlerFunc(f.handle), nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("fake server: %v", err)
+		}
+	})
+	return f
+}
+
+func singleLeaderMetrics() any {
+	return map[string]any{
+		"id": 1, "state": "Leader", "current_term": 2, "last_log_index": 7, "last_applied": 7,
+		"current_leader": 1, "vote": map[string]any{"term": 2, "node_id": 1, "committed": true},
+		"membership_config": map[string]any{"nodes": []int{1}, "voters": []int{1}, "learners": []int{}},
+		"snapshot":          map[string]any{"index": 0, "term": 0},
+	}
+}
+
+func (f *fakeNode) handle(_ context.Context, reqs []protocol.Request) []protocol.Reply {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]protocol.Reply, len(reqs))
+	for i, r := range reqs {
+		out[i] = f.one(r)
+	}
+	return out
+}
+
+func (f *fakeNode) one(r protocol.Request) protocol.Reply {
+	switch r.Command {
+	case protocol.CmdRegister:
+		if _, ok := f.topics[r.Topic]; !ok {
+			f.topics[r.Topic] = nil
+		}
+		return protocol.OK()
+	case protocol.CmdPut:
+		if r.Topic == "readonly" {
+			return protocol.Errf("NotLeaderError: segment 1 of readonly is led by node 2")
+		}
+		f.topics[r.Topic] = append(f.topics[r.Topic], append([]byte(nil), r.Payload...))
+		return protocol.OK()
+	case protocol.CmdGet:
+		q, ok := f.topics[r.Topic]
+		if !ok {
+			return protocol.Errf("unknown topic %s", r.Topic)
+		}
+		if len(q) == 0 {
+			return protocol.Empty()
+		}
+		f.topics[r.Topic] = q[1:]
+		return protocol.Payload(q[0])
+	case protocol.CmdState:
+		if _, ok := f.topics[r.Topic]; !ok {
+			return protocol.Errf("unknown topic %s", r.Topic)
+		}
+		return protocol.Raw(fmt.Appendf(nil, `{"topic":%q,"current_segment":1,"leader_node":1,"sealed_segments":{},"segment_leaders":{"1":1}}`, r.Topic))
+	case protocol.CmdMetrics:
+		m := f.metrics
+		if m == nil {
+			m = singleLeaderMetrics
+		}
+		b, err := json.Marshal(m())
+		if err != nil {
+			return protocol.Errf("marshal: %v", err)
+		}
+		return protocol.Raw(b)
+	case "TOPICS":
+		if f.noTopic {
+			return protocol.UnknownCommand(r.Command)
+		}
+		names := make([]string, 0, len(f.topics))
+		for n := range f.topics {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var objs []string
+		for _, n := range names {
+			objs = append(objs, fmt.Sprintf(`{"topic":%q,"current_segment":1,"leader_node":1,"entries":%d,"sealed_segments":{}}`, n, len(f.topics[n])))
+		}
+		return protocol.Raw([]byte("[" + strings.Join(objs, ",") + "]"))
+	}
+	return protocol.UnknownCommand(r.Command)
+}
+
+func (f *fakeNode) put(topic, payload string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.topics[topic] = append(f.topics[topic], []byte(payload))
+}
+
+func (f *fakeNode) setMetrics(m func() any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.metrics = m
+}
+
+// silentListener accepts connections and never answers: requests to it time out.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// closedAddr is an address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}

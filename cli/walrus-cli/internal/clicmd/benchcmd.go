@@ -1,0 +1,240 @@
+package clicmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/walrus-go/walrus/cli/walrus-cli/internal/bench"
+	"github.com/walrus-go/walrus/node/server/servertest"
+)
+
+// benchFlags are shared by bench produce and bench consume.
+type benchFlags struct {
+	addrs     string
+	clients   int
+	messages  uint64
+	size      int
+	topics    int
+	prefix    string
+	pipeline  int
+	run       string
+	drainWait time.Duration
+	json      bool
+	echo      bool
+}
+
+func newBenchCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load generator: produce verifiable messages, consume and verify them",
+		Long: `bench produce writes --messages messages of --size bytes to --topics topics
+over --clients connections, each keeping up to --pipeline requests in flight,
+and reports throughput and latency. Every payload carries the run id, the
+run's total, its sequence number and a CRC, so bench consume can read the
+topics back and say how many messages were verified, missing, duplicated or
+corrupt. Run produce, then consume, with the same --topics/--topic-prefix.
+
+Exit code 1 when a request got ERR or (consume) verification found a problem.`,
+		Args: noArgs,
+	}
+	cmd.AddCommand(newBenchProduceCmd(a), newBenchConsumeCmd(a))
+	return cmd
+}
+
+func addBenchFlags(cmd *cobra.Command, a *app, f *benchFlags, produce bool) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.addrs, "addrs", a.io.Getenv("WALRUS_ADDRS"), "comma-separated client addresses to spread the clients over (env WALRUS_ADDRS; default --addr)")
+	fs.IntVar(&f.clients, "clients", 16, "connections")
+	fs.IntVar(&f.topics, "topics", 4, "number of topics (<prefix>-0 ... <prefix>-N-1)")
+	fs.StringVar(&f.prefix, "topic-prefix", "bench", "topic name prefix")
+	fs.IntVar(&f.pipeline, "pipeline", 64, "requests in flight per connection")
+	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout (no progress bar)")
+	fs.BoolVar(&f.echo, "echo", false, "run against an in-process echo server instead of a node (measures the generator itself)")
+	if produce {
+		fs.Uint64Var(&f.messages, "messages", 100000, "total messages to produce")
+		fs.IntVar(&f.size, "size", 100, fmt.Sprintf("payload bytes (>= %d)", bench.MinPayloadSize))
+		fs.StringVar(&f.run, "run", "", "run id to write (8 hex digits; default random)")
+	} else {
+		fs.Uint64Var(&f.messages, "messages", 0, "stop after reading this many payloads (0 = until the run is complete or the topics are drained)")
+		fs.StringVar(&f.run, "run", "", "run id to verify (default: the first run read)")
+		fs.DurationVar(&f.drainWait, "drain-wait", time.Second, "a topic that answers only EMPTY for this long is drained")
+	}
+}
+
+func newBenchProduceCmd(a *app) *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "produce",
+		Short: "Produce verifiable messages and report msgs/s, MB/s and latency",
+		Example: `  walrus-cli bench produce --addrs 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093 \
+      --messages 200000 --size 100 --clients 16 --pipeline 64
+  walrus-cli bench produce --echo --messages 2000000   # the generator alone`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, true) },
+	}
+	addBenchFlags(cmd, a, f, true)
+	return cmd
+}
+
+func newBenchConsumeCmd(a *app) *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Read the bench topics back, verify every message, report msgs/s and latency",
+		Example: `  walrus-cli bench consume --addrs 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093 \
+      --clients 16 --pipeline 64`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, false) },
+	}
+	addBenchFlags(cmd, a, f, false)
+	return cmd
+}
+
+func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool) error {
+	cfg := bench.Config{
+		Addrs: splitAddrs(f.addrs), Clients: f.clients, Messages: f.messages, Size: f.size,
+		Topics: f.topics, TopicPrefix: f.prefix, Pipeline: f.pipeline, DrainWait: f.drainWait,
+		Dial: benchDialer(a.timeout),
+	}
+	if len(cfg.Addrs) == 0 {
+		cfg.Addrs = []string{a.addr}
+	}
+	if f.run != "" {
+		run, err := strconv.ParseUint(f.run, 16, 32)
+		if err != nil || run == 0 {
+			return usagef("--run must be 1 to 8 hex digits, not %q", f.run)
+		}
+		cfg.Run = uint32(run)
+	}
+	if f.echo {
+		e, err := servertest.NewEcho()
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		cfg.Addrs = []string{e.Addr()}
+		cfg.NoVerify = true // echo stores nothing; GET returns a fixed payload
+	}
+	errw := cmd.ErrOrStderr()
+	if !f.json && isTerminal(errw) {
+		mode := "consume"
+		total := int64(-1)
+		if produce {
+			mode, total = "produce", int64(f.messages)
+		} else if f.messages > 0 {
+			total = int64(f.messages)
+		}
+		bar := progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(errw),
+			progressbar.OptionSetDescription(mode),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("msgs"),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		cfg.Progress = func(n uint64) { _ = bar.Set64(int64(n)) }
+		defer bar.Finish()
+	}
+	var (
+		r   *bench.Report
+		err error
+	)
+	if produce {
+		r, err = bench.Produce(cmd.Context(), cfg)
+	} else {
+		r, err = bench.Consume(cmd.Context(), cfg)
+	}
+	if err != nil {
+		if cmd.Context().Err() != nil {
+			return context.Canceled
+		}
+		if errors.Is(err, bench.ErrConfig) {
+			return &usageError{err: err}
+		}
+		return &nodeError{addr: strings.Join(cfg.Addrs, ","), err: err}
+	}
+	out := cmd.OutOrStdout()
+	if f.json {
+		if err := writeJSONValue(out, r, a.pretty); err != nil {
+			return err
+		}
+	} else {
+		writeBenchReport(out, r, f.echo)
+	}
+	if !r.OK() {
+		if r.Errors > 0 {
+			return &checkFailed{msg: fmt.Sprintf("%d request(s) failed; first: %s", r.Errors, r.FirstError)}
+		}
+		return &checkFailed{msg: "verification failed"}
+	}
+	return nil
+}
+
+func writeBenchReport(w io.Writer, r *bench.Report, echo bool) {
+	target := strings.Join(r.Addrs, ",")
+	if echo {
+		target = "in-process echo server " + target
+	}
+	if r.Mode == "produce" {
+		fmt.Fprintf(w, "produce: %d messages of %d B to %d topic(s) over %d client(s), pipeline %d, on %s\n",
+			r.Messages, r.Size, r.Topics, r.Clients, r.Pipeline, target)
+	} else {
+		fmt.Fprintf(w, "consume: %d messages from %d topic(s) over %d client(s), pipeline %d, on %s\n",
+			r.Messages, r.Topics, r.Clients, r.Pipeline, target)
+	}
+	fmt.Fprintf(w, "  run         %s\n", r.Run)
+	fmt.Fprintf(w, "  time        %.3f s\n", r.Seconds)
+	fmt.Fprintf(w, "  throughput  %s msgs/s   %.1f MB/s\n", groupThousands(uint64(r.MsgsPerSec+0.5)), r.MBPerSec)
+	l := r.Latency
+	fmt.Fprintf(w, "  latency     p50 %s  p95 %s  p99 %s  max %s  (mean %s)\n",
+		fmtMs(l.P50), fmtMs(l.P95), fmtMs(l.P99), fmtMs(l.Max), fmtMs(l.Mean))
+	if r.Errors > 0 {
+		fmt.Fprintf(w, "  errors      %d (first: %s)\n", r.Errors, r.FirstError)
+	} else {
+		fmt.Fprintf(w, "  errors      0\n")
+	}
+	if v := r.Verify; v != nil {
+		if v.Skipped {
+			fmt.Fprintf(w, "  verify      skipped (echo server returns a fixed payload)\n")
+			return
+		}
+		fmt.Fprintf(w, "  verified %d messages, %d missing, %d duplicates, %d corrupt", v.Verified, v.Missing, v.Duplicates, v.Corrupt)
+		if v.Foreign > 0 {
+			fmt.Fprintf(w, " (%d intact messages of other runs ignored)", v.Foreign)
+		}
+		fmt.Fprintf(w, " — expected %d\n", v.Expected)
+	}
+}
+
+func fmtMs(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0fms", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2fms", v)
+	default:
+		return fmt.Sprintf("%.0fµs", v*1000)
+	}
+}
+
+// groupThousands formats 1234567 as 1,234,567.
+func groupThousands(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,62 @@
+package clicmd
+
+import (
+	"time"
+
+	"context"
+
+	"github.com/walrus-go/walrus/cli/walrus-cli/internal/bench"
+	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/protocol"
+)
+
+// conn is what the commands use of a node connection (node/client.Client).
+// An ERR reply comes back as the Reply and as a *client.ServerError.
+type conn interface {
+	Do(ctx context.Context, req protocol.Request) (protocol.Reply, error)
+	DoLine(ctx context.Context, line string) (protocol.Reply, error)
+	Close() error
+}
+
+type dialFunc func(ctx context.Context, addr string, timeout time.Duration) (conn, error)
+
+// clientOptions turns --timeout into node/client options: the client's own
+// bound (used where a call has no ctx deadline, e.g. bench's Recv) follows
+// --timeout, and --timeout 0 means no bound at all.
+func clientOptions(timeout time.Duration) client.Options {
+	if timeout <= 0 {
+		return client.Options{Timeout: -1}
+	}
+	return client.Options{Timeout: timeout}
+}
+
+func dialClient(ctx context.Context, addr string, timeout time.Duration) (conn, error) {
+	c, err := client.Dial(ctx, addr, clientOptions(timeout))
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return c, nil
+}
+
+// clientPipe adapts a client.Client to bench.Pipe. Recv gets no ctx
+// deadline (the client's own timeout bounds it) because the bench cancels by
+// closing the connection, and a ctx per Recv would cost an allocation per
+// message.
+type clientPipe struct{ c *client.Client }
+
+func (p clientPipe) Send(req protocol.Request) error { return p.c.Send(req) }
+func (p clientPipe) Flush() error                    { return p.c.Flush() }
+func (p clientPipe) Close() error                    { return p.c.Close() }
+func (p clientPipe) Recv() (protocol.Reply, error) {
+	return p.c.Recv(context.Background())
+}
+
+func benchDialer(timeout time.Duration) bench.DialFunc {
+	return func(ctx context.Context, addr string) (bench.Pipe, error) {
+		c, err := client.Dial(ctx, addr, clientOptions(timeout))
+		if err != nil {
+			return nil, err
+		}
+		return clientPipe{c: c}, nil
+	}
+}

@@ -1,0 +1,99 @@
+package pluginsdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDependencies guards the promise that a plugin binary does not link the
+// node's heavy dependencies.
+func TestDependencies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.CommandContext(t.Context(), goBin, "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps returned only %d packages: %q", len(deps), out)
+	}
+	forbidden := []string{
+		"github.com/dgraph-io/badger", "github.com/hashicorp/raft", "github.com/spf13/viper",
+		"github.com/spf13/cobra", "github.com/prometheus/", "github.com/walrus-go/walrus/node",
+		"github.com/walrus-go/walrus/backends/",
+	}
+	for _, d := range deps {
+		for _, f := range forbidden {
+			if strings.HasPrefix(d, f) {
+				t.Errorf("pluginsdk depends on %s (forbidden prefix %s)", d, f)
+			}
+		}
+	}
+}
+
+func TestWatchParent(t *testing.T) {
+	t.Run("parent gone", func(t *testing.T) {
+		var ppid atomic.Int64
+		ppid.Store(42)
+		done := make(chan string, 1)
+		go func() {
+			done <- watchParent(t.Context(), 42, time.Millisecond, func() int { return int(ppid.Load()) }, nil)
+		}()
+		ppid.Store(1) // re-parented to init
+		select {
+		case reason := <-done:
+			if reason != "parent process is gone" {
+				t.Fatalf("reason %q", reason)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("watcher did not notice the parent was gone")
+		}
+	})
+	t.Run("signal", func(t *testing.T) {
+		sigs := make(chan os.Signal, 1)
+		sigs <- syscall.SIGTERM
+		if reason := watchParent(t.Context(), 42, time.Hour, func() int { return 42 }, sigs); reason != "received terminated" {
+			t.Fatalf("reason %q", reason)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if reason := watchParent(ctx, 42, time.Hour, func() int { return 42 }, nil); reason != "" {
+			t.Fatalf("reason %q, want none", reason)
+		}
+	})
+}
+
+// TestLoggerShape checks the plugin's log lines carry the keys go-plugin's
+// host parses to re-level them.
+func TestLoggerShape(t *testing.T) {
+	var buf bytes.Buffer
+	logger := newLogger(&buf, "mystore", slog.LevelInfo)
+	logger.Debug("dropped")
+	logger.Warn("disk slow", "segment", "logs/3")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("not one JSON line: %q: %v", buf.String(), err)
+	}
+	if line["@level"] != "warn" || line["@message"] != "disk slow" || line["@module"] != "mystore" || line["segment"] != "logs/3" {
+		t.Fatalf("unexpected line %v", line)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000000Z07:00", line["@timestamp"].(string)); err != nil {
+		t.Fatalf("timestamp: %v", err)
+	}
+}

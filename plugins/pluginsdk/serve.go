@@ -1,0 +1,142 @@
+package pluginsdk
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/plugins/internal/shim"
+)
+
+// Handshake values a host and a plugin must share. A host refuses a plugin
+// whose ProtocolVersion differs, naming both versions.
+const (
+	ProtocolVersion  = shim.ProtocolVersion
+	MagicCookieKey   = shim.MagicCookieKey
+	MagicCookieValue = shim.MagicCookieValue
+)
+
+// parentPollInterval is how often Serve checks that the process that started
+// it is still alive.
+const parentPollInterval = 500 * time.Millisecond
+
+// Handshake returns the go-plugin handshake of the SegmentStore protocol.
+func Handshake() plugin.HandshakeConfig { return shim.Handshake() }
+
+// Option tunes Serve.
+type Option func(*serveOptions)
+
+type serveOptions struct {
+	limits engine.Limits
+	logger hclog.Logger
+}
+
+// WithLimits declares the limits the store enforces, so the server refuses
+// an over-limit batch before buffering it (default engine.DefaultLimits()).
+func WithLimits(l engine.Limits) Option { return func(o *serveOptions) { o.limits = l } }
+
+// Serve serves store to the host that started this process and blocks until
+// the host shuts the plugin down, the parent process goes away (orphan
+// protection: the plugin must not outlive its node), or SIGTERM arrives.
+// It closes store before returning. Run directly (not by a host), it prints
+// a notice and exits with status 1.
+func Serve(store engine.SegmentStore, opts ...Option) {
+	o := serveOptions{
+		logger: hclog.New(&hclog.LoggerOptions{
+			Name: "pluginsdk", Level: hclog.Info, Output: os.Stderr, JSONFormat: true,
+		}),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var stopper serverStopper
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		reason := waitForShutdown(ctx, os.Getppid(), parentPollInterval, os.Getppid)
+		if reason != "" {
+			o.logger.Warn("shutting down plugin", "reason", reason)
+			stopper.stop()
+		}
+	}()
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake(),
+		Plugins:         plugin.PluginSet{shim.PluginName: &shim.Plugin{Impl: store, Limits: o.limits}},
+		GRPCServer: func(sopts []grpc.ServerOption) *grpc.Server {
+			return stopper.set(plugin.DefaultGRPCServer(sopts))
+		},
+		Logger: o.logger,
+	})
+	cancel()
+	wg.Wait()
+	if err := store.Close(); err != nil {
+		o.logger.Error("close store", "err", err)
+	}
+}
+
+// serverStopper hands the gRPC server that go-plugin builds to the shutdown
+// watcher; a stop requested before the server exists applies on creation.
+type serverStopper struct {
+	mu      sync.Mutex
+	srv     *grpc.Server
+	stopped bool
+}
+
+func (s *serverStopper) set(srv *grpc.Server) *grpc.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.srv = srv
+	if s.stopped {
+		srv.Stop()
+	}
+	return srv
+}
+
+func (s *serverStopper) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.srv != nil {
+		// Stop, not GracefulStop: the host is gone or asked us to go, and
+		// in-flight calls have nobody left to answer to.
+		s.srv.Stop()
+	}
+}
+
+// waitForShutdown blocks until ctx is done (returns ""), SIGTERM arrives, or
+// the parent process is gone — detected as getppid() no longer returning
+// the pid the plugin started with, because an orphan is re-parented to init
+// or a subreaper. It returns why the plugin should stop.
+func waitForShutdown(ctx context.Context, parent int, interval time.Duration, getppid func() int) string {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	return watchParent(ctx, parent, interval, getppid, sigs)
+}
+
+func watchParent(ctx context.Context, parent int, interval time.Duration, getppid func() int, sigs <-chan os.Signal) string {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case sig := <-sigs:
+			return "received " + sig.String()
+		case <-tick.C:
+			if getppid() != parent {
+				return "parent process is gone"
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+// Command testplugin serves the in-memory reference store (memstore) as a
+// plugin, for the host's tests. It keeps nothing across restarts.
+//
+// Test knobs (environment):
+//
+//	WALRUS_TESTPLUGIN_STARTED_FILE=path     create path at start (proves a
+//	                                        refused executable never ran)
+//	WALRUS_TESTPLUGIN_PROTOCOL_VERSION=n    answer the handshake with
+//	                                        protocol version n
+//	WALRUS_TESTPLUGIN_CHATTY=1              print a line to stdout on Sync
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/walrus-go/walrus/backends/memstore"
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/plugins/internal/shim"
+	"github.com/walrus-go/walrus/plugins/pluginsdk"
+)
+
+func main() {
+	logger := pluginsdk.Logger("testplugin")
+	if path := os.Getenv("WALRUS_TESTPLUGIN_STARTED_FILE"); path != "" {
+		if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			logger.Error("write started file", "err", err)
+			os.Exit(1)
+		}
+	}
+	var store engine.SegmentStore = memstore.New()
+	if os.Getenv("WALRUS_TESTPLUGIN_CHATTY") == "1" {
+		store = chatty{store}
+	}
+	if v := os.Getenv("WALRUS_TESTPLUGIN_PROTOCOL_VERSION"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			logger.Error("bad protocol version", "value", v)
+			os.Exit(1)
+		}
+		hs := pluginsdk.Handshake()
+		hs.ProtocolVersion = uint(n)
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig: hs,
+			Plugins:         plugin.PluginSet{shim.PluginName: &shim.Plugin{Impl: store}},
+			GRPCServer:      plugin.DefaultGRPCServer,
+		})
+		return
+	}
+	logger.Warn("testplugin serving memstore", "pid", os.Getpid())
+	pluginsdk.Serve(store)
+}
+
+// chatty prints to stdout on Sync, to test that the host logs a plugin's
+// stdout.
+type chatty struct{ engine.SegmentStore }
+
+func (c chatty) Sync(ctx context.Context) error {
+	fmt.Println("testplugin: sync called")
+	return c.SegmentStore.Sync(ctx)
+}

@@ -187,4 +187,3 @@ func (w *LineWriter) Flush() {
 		w.buf.Reset()
 	}
 }
-

@@ -330,3 +330,11 @@ func (c *Consensus) Close() error {
 	}
 	return err
 }
+
+// LastVote returns the term and candidate address of this node's last
+// vote, as persisted by raft in the stable store (zero values if none).
+func (c *Consensus) LastVote() (term uint64, candidate string) {
+	term, _ = c.bolt.GetUint64([]byte("LastVoteTerm"))
+	cand, _ := c.bolt.Get([]byte("LastVoteCand"))
+	return term, string(cand)
+}

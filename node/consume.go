@@ -1,0 +1,241 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/metadata"
+)
+
+// Read bounds.
+const (
+	prefetchEntries = 512     // entries the cursor owner reads ahead per topic
+	readMaxBytes    = 4 << 20 // bytes per segment read (RPC or local)
+	maxGetBatch     = 4096    // entries per forwarded GET
+)
+
+// cursorSet holds the shared cursors while this node is the Raft leader
+// (the cursor owner). It is reloaded from the committed metadata whenever
+// the Raft term changes, after a barrier, so a new leader continues from the
+// last committed positions.
+type cursorSet struct {
+	mu   sync.Mutex
+	term uint64
+	m    map[string]*topicCursor
+}
+
+func (s *cursorSet) init() { s.m = map[string]*topicCursor{} }
+
+type topicCursor struct {
+	mu sync.Mutex
+	// pos is the next entry to hand out; buf holds prefetched entries
+	// starting at pos.
+	pos metadata.Cursor
+	buf [][]byte
+	// dirty: pos moved since the last cursor commit was proposed.
+	dirty bool
+}
+
+func (n *Node) cursorFor(ctx context.Context, topic string) (*topicCursor, error) {
+	term := n.cons.Raft().CurrentTerm()
+	s := &n.cursors
+	s.mu.Lock()
+	if s.term != term {
+		s.mu.Unlock()
+		// Apply everything committed in earlier terms before trusting the
+		// FSM's cursor positions.
+		if err := n.cons.Barrier(ctx); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if s.term != term {
+			s.term = term
+			s.m = map[string]*topicCursor{}
+		}
+	}
+	defer s.mu.Unlock()
+	if c, ok := s.m[topic]; ok {
+		return c, nil
+	}
+	t, ok := n.fsm.Topic(topic)
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownTopic, topic)
+	}
+	c := &topicCursor{pos: t.Cursor}
+	s.m[topic] = c
+	return c, nil
+}
+
+// getLocal hands out up to max entries of topic through the shared cursor.
+// This node must be the Raft leader.
+func (n *Node) getLocal(ctx context.Context, topic string, max int) ([][]byte, error) {
+	if !n.cons.IsLeader() {
+		return nil, fmt.Errorf("get %s: %w", topic, errRemoteNotRaftLeader)
+	}
+	c, err := n.cursorFor(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][]byte
+	// Each iteration either delivers, advances a segment or reads; the
+	// bound only guards against a metadata bug looping forever.
+	for iter := 0; len(out) < max && iter < 1<<16; iter++ {
+		if len(c.buf) > 0 {
+			k := min(len(c.buf), max-len(out))
+			out = append(out, c.buf[:k]...)
+			clear(c.buf[:k])
+			c.buf = c.buf[k:]
+			c.pos.Offset += uint64(k)
+			c.dirty = true
+			continue
+		}
+		holder, count, sealed, ok := n.fsm.SegmentInfo(topic, c.pos.Segment)
+		if !ok {
+			break
+		}
+		if sealed && c.pos.Offset >= count {
+			c.pos = metadata.Cursor{Segment: c.pos.Segment + 1}
+			c.dirty = true
+			continue
+		}
+		want := uint64(prefetchEntries)
+		if sealed {
+			want = min(want, count-c.pos.Offset)
+		}
+		entries, err := n.readSegment(ctx, holder, topic, c.pos.Segment, c.pos.Offset, int(want))
+		if err != nil {
+			if len(out) > 0 {
+				break
+			}
+			return nil, err
+		}
+		if len(entries) == 0 {
+			if sealed {
+				return out, fmt.Errorf("topic %s segment %d sealed at %d entries but node %d returned none at offset %d", topic, c.pos.Segment, count, holder, c.pos.Offset)
+			}
+			break // caught up with the open segment
+		}
+		c.buf = entries
+	}
+	return out, nil
+}
+
+// readSegment reads entries of one segment from the node that holds it.
+func (n *Node) readSegment(ctx context.Context, holder uint64, topic string, seg, off uint64, max int) ([][]byte, error) {
+	if holder == n.id {
+		return n.readLocal(ctx, topic, seg, off, max)
+	}
+	var e enc
+	e.str(topic)
+	e.u64(seg)
+	e.u64(off)
+	e.u32(uint32(max))
+	resp, err := n.call(ctx, holder, methodRead, e.b)
+	n.m.ObserveForward("read", err)
+	if err != nil {
+		return nil, err
+	}
+	d := dec{b: resp}
+	entries := d.list()
+	return entries, d.done()
+}
+
+func (n *Node) readLocal(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error) {
+	entries, err := n.store.Read(ctx, engine.SegmentID{Topic: topic, Segment: seg}, off, max, readMaxBytes)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, nil // never written yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	n.m.ObserveRead(topic, len(entries), b)
+	return entries, nil
+}
+
+// get hands out up to max entries from the topic's shared cursor, through
+// the Raft leader.
+func (n *Node) get(ctx context.Context, topic string, max int) ([][]byte, error) {
+	if _, ok := n.fsm.Route(topic); !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownTopic, topic)
+	}
+	var e enc
+	e.str(topic)
+	e.u32(uint32(max))
+	var local [][]byte
+	resp, err := n.onRaftLeader(ctx, "read", methodGet, e.b, func(ctx context.Context) ([]byte, error) {
+		var err error
+		local, err = n.getLocal(ctx, topic, max)
+		return nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return local, nil
+	}
+	d := dec{b: resp}
+	entries := d.list()
+	return entries, d.done()
+}
+
+// commitCursors proposes the dirty cursor positions in one command.
+func (n *Node) commitCursors(ctx context.Context) {
+	if n.cons == nil || !n.cons.IsLeader() {
+		return
+	}
+	s := &n.cursors
+	s.mu.Lock()
+	var (
+		cmd  metadata.CommitCursors
+		took []*topicCursor
+	)
+	for topic, c := range s.m {
+		c.mu.Lock()
+		if c.dirty {
+			cmd.Cursors = append(cmd.Cursors, metadata.CursorCommit{Topic: topic, Cursor: c.pos})
+			c.dirty = false
+			took = append(took, c)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(cmd.Cursors) == 0 {
+		return
+	}
+	res, err := n.cons.Propose(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		if !isNotRaftLeader(err) {
+			n.logger.Error("Raft consensus failed", "op", "commit_cursors", "err", err)
+		}
+		for _, c := range took {
+			c.mu.Lock()
+			c.dirty = true
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (n *Node) cursorCommitLoop(ctx context.Context) {
+	t := newTicker(n.cfg.CursorCommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.commitCursors(ctx)
+		}
+	}
+}

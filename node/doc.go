@@ -1,0 +1,55 @@
+// Package node is the composition root of a Walrus node: it owns the Raft
+// metadata (node/consensus + node/metadata), the internal RPC (node/rpc over
+// node/mux on the Raft port), the client listener (node/server), the segment
+// leases, the group-committing appenders, the shared read cursors, the
+// rollover monitor and the metrics endpoint. It receives an
+// engine.SegmentStore and never names a backend.
+//
+// # Data path
+//
+// PUT: any node accepts it. The topic's open segment and its leader come
+// from the committed metadata; a non-leader forwards the batch over the
+// internal RPC. The leader appends only while its lease (the committed
+// metadata, refreshed by the lease sync loop every LeaseSyncInterval and at
+// every metadata change) says it leads that open segment. Concurrent PUTs to
+// one topic (from many connections, and pipelined runs within one) are
+// appended by one writer goroutine per topic as one store Append (group
+// commit). A node that is not (or no longer) the leader answers
+// NotLeaderError; the node that took the client request waits for the next
+// metadata change and retries against the new leader (bounded), so the
+// client sees OK or a clear ERR.
+//
+// GET: one cluster-wide shared cursor per topic lives on the Raft leader
+// (the cursor owner); other nodes forward GETs there. The owner walks
+// sealed segments (reading them from the node that holds them) and then
+// the open one, hands out each entry once, and commits cursor positions
+// through Raft every CursorCommitInterval (default 100 ms). Redelivery
+// window: when the Raft leader crashes or loses leadership, entries it
+// handed out after its last committed cursor commit (at most one commit
+// interval plus one Raft round trip of GETs) are delivered again by the
+// next leader. A clean shutdown commits the cursors first.
+//
+// # Rollover
+//
+// The monitor (on the Raft leader, every MonitorInterval) asks each open
+// segment's leader to fence the segment if it holds >= MaxSegmentEntries:
+// the fence is an op in the topic writer's queue, so every append queued
+// before it lands and every one after it is refused; the count taken then
+// is exact. The monitor proposes the rollover (seal with that count, next
+// leader = next voter in id order) and unfences if the proposal fails.
+// Refused writers wait for the metadata change and go to the new leader.
+//
+// # Cluster membership
+//
+// A node with no Raft state and no Join addresses bootstraps a one-node
+// cluster. A joining node asks any member (the join is forwarded to the
+// Raft leader) to add it as a non-voter; every node sends a heartbeat with
+// its last log and applied index to the Raft leader every 250 ms, and the
+// leader promotes a non-voter to voter once its applied index is within
+// 64 entries of the leader's commit index. hashicorp/raft does not expose
+// follower match indexes, so METRICS replication.<id>.match_index is the
+// follower's own reported last log index (next_index = match_index+1).
+// A node restarting with Raft state simply starts; its address is
+// (re-)registered through an upsert-node command ("Registered node
+// address").
+package node

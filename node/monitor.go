@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/metadata"
+)
+
+// monitorLoop runs the rollover monitor on the Raft leader.
+func (n *Node) monitorLoop(ctx context.Context) {
+	n.logger.Info("Monitor loop started", "interval", n.cfg.MonitorInterval.String(), "max_segment_entries", n.cfg.MaxSegmentEntries)
+	t := time.NewTicker(n.cfg.MonitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !n.cons.IsLeader() {
+			continue
+		}
+		n.m.MonitorTicks.Inc()
+		if err := n.monitorTick(ctx); err != nil && ctx.Err() == nil {
+			n.m.MonitorTickFailures.Inc()
+			n.logger.Error("monitor tick failed", "err", err)
+		}
+	}
+}
+
+// monitorTick rolls over every topic whose open segment is full.
+func (n *Node) monitorTick(ctx context.Context) error {
+	m, err := n.cons.Membership()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for topic, r := range n.fsm.Routes() {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := n.rolloverIfFull(ctx, topic, r, m.Voters); err != nil {
+			errs = append(errs, fmt.Errorf("topic %s segment %d: %w", topic, r.Segment, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// nextLeader is the next voter in id order after cur (wrapping around).
+func nextLeader(voters []uint64, cur uint64) uint64 {
+	if len(voters) == 0 {
+		return cur
+	}
+	v := slices.Clone(voters)
+	slices.Sort(v)
+	for _, id := range v {
+		if id > cur {
+			return id
+		}
+	}
+	return v[0]
+}
+
+func (n *Node) rolloverIfFull(ctx context.Context, topic string, r metadata.Route, voters []uint64) error {
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	count, fenced, err := n.fence(tctx, r.Leader, topic, r.Segment)
+	if err != nil {
+		return fmt.Errorf("fence on node %d: %w", r.Leader, err)
+	}
+	if !fenced {
+		return nil
+	}
+	next := nextLeader(voters, r.Leader)
+	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: topic, Segment: r.Segment, Count: count, NextLeader: next})
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		n.logger.Error("Raft consensus failed", "op", "rollover", "topic", topic, "segment", r.Segment, "err", err)
+		n.m.ObserveRollover(start, err)
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer ucancel()
+		if uerr := n.unfence(uctx, r.Leader, topic, r.Segment); uerr != nil {
+			return errors.Join(err, fmt.Errorf("unfence: %w", uerr))
+		}
+		return err
+	}
+	n.m.ObserveRollover(start, nil)
+	n.logger.Info("segment rolled over", "topic", topic, "sealed_segment", r.Segment, "entries", count, "next_leader", next, "took", time.Since(start).String())
+	return nil
+}
+
+func (n *Node) fence(ctx context.Context, leader uint64, topic string, seg uint64) (uint64, bool, error) {
+	if leader == n.id {
+		return n.fenceLocal(ctx, topic, seg, n.cfg.MaxSegmentEntries)
+	}
+	var e enc
+	e.str(topic)
+	e.u64(seg)
+	e.u64(n.cfg.MaxSegmentEntries)
+	resp, err := n.call(ctx, leader, methodFence, e.b)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(resp) != 9 {
+		return 0, false, errShortPayload
+	}
+	d := dec{b: resp[1:]}
+	return d.u64(), resp[0] == 1, d.done()
+}
+
+func (n *Node) unfence(ctx context.Context, leader uint64, topic string, seg uint64) error {
+	if leader == n.id {
+		return n.unfenceLocal(ctx, topic, seg)
+	}
+	var e enc
+	e.str(topic)
+	e.u64(seg)
+	_, err := n.call(ctx, leader, methodUnfence, e.b)
+	return err
+}
+
+// segmentCountOf returns the local entry count of a segment.
+func (n *Node) segmentCountOf(topic string, seg uint64) (uint64, error) {
+	return n.segmentCount(engine.SegmentID{Topic: topic, Segment: seg})
+}
+
+// openSegmentCount asks the open segment's leader for its entry count.
+func (n *Node) openSegmentCount(ctx context.Context, topic string, r metadata.Route) (uint64, error) {
+	if r.Leader == n.id {
+		return n.segmentCountOf(topic, r.Segment)
+	}
+	var e enc
+	e.str(topic)
+	e.u64(r.Segment)
+	resp, err := n.call(ctx, r.Leader, methodStat, e.b)
+	if err != nil {
+		return 0, err
+	}
+	d := dec{b: resp}
+	c := d.u64()
+	return c, d.done()
+}
+
+func upsertSelf(n *Node) metadata.Command { return metadata.UpsertNode{Node: n.self} }

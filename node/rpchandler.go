@@ -1,0 +1,130 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/walrus-go/walrus/node/rpc"
+)
+
+func newTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
+
+// handleRPC serves the internal RPC (see wire.go for the methods).
+func (n *Node) handleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	resp, err := n.dispatchRPC(ctx, method, payload)
+	if err != nil {
+		return nil, toRPC(err)
+	}
+	return resp, nil
+}
+
+func (n *Node) dispatchRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	d := dec{b: payload}
+	switch method {
+	case methodAppend:
+		topic := d.str()
+		entries := d.list()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		if len(entries) == 0 {
+			return nil, fmt.Errorf("append %s: empty batch", topic)
+		}
+		return nil, n.appendLocal(ctx, topic, entries)
+	case methodGet:
+		topic := d.str()
+		limit := int(d.u32())
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		limit = min(max(limit, 1), maxGetBatch)
+		entries, err := n.getLocal(ctx, topic, limit)
+		if err != nil {
+			return nil, err
+		}
+		var e enc
+		e.list(entries)
+		return e.b, nil
+	case methodRead:
+		topic := d.str()
+		seg, off := d.u64(), d.u64()
+		limit := int(d.u32())
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		entries, err := n.readLocal(ctx, topic, seg, off, min(max(limit, 1), maxGetBatch))
+		if err != nil {
+			return nil, err
+		}
+		var e enc
+		e.list(entries)
+		return e.b, nil
+	case methodPropose:
+		return n.proposeLocal(ctx, payload)
+	case methodCreateTopic:
+		topic := d.str()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		return nil, n.createTopicLocal(ctx, topic)
+	case methodJoin:
+		id := d.u64()
+		addr := d.str()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		return nil, n.handleJoin(ctx, id, addr)
+	case methodHeartbeat:
+		id, last, applied := d.u64(), d.u64(), d.u64()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		n.peers.record(id, last, applied)
+		if !n.cons.IsLeader() {
+			return nil, fmt.Errorf("heartbeat: %w", errRemoteNotRaftLeader)
+		}
+		return nil, nil
+	case methodFence:
+		topic := d.str()
+		seg, minEntries := d.u64(), d.u64()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		count, fenced, err := n.fenceLocal(ctx, topic, seg, minEntries)
+		if err != nil {
+			return nil, err
+		}
+		var e enc
+		if fenced {
+			e.b = append(e.b, 1)
+		} else {
+			e.b = append(e.b, 0)
+		}
+		e.u64(count)
+		return e.b, nil
+	case methodUnfence:
+		topic := d.str()
+		seg := d.u64()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		return nil, n.unfenceLocal(ctx, topic, seg)
+	case methodStat:
+		topic := d.str()
+		seg := d.u64()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		count, err := n.segmentCountOf(topic, seg)
+		if err != nil {
+			return nil, err
+		}
+		var e enc
+		e.u64(count)
+		return e.b, nil
+	}
+	return nil, &rpc.Error{Message: fmt.Sprintf("unknown rpc method %d", method)}
+}

@@ -1,0 +1,316 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/walrus-go/walrus/engine"
+)
+
+// Bounds of the per-topic writer.
+const (
+	writerQueueCap     = 4096    // ops waiting for a writer goroutine
+	maxAppendEntries   = 8192    // entries per store Append
+	maxAppendBytes     = 8 << 20 // payload bytes per store Append
+	writerDrainOpLimit = 1024    // ops taken per wake-up
+)
+
+type opKind uint8
+
+const (
+	opAppend opKind = iota + 1
+	opFence
+	opUnfence
+	opSeal
+)
+
+type writeOp struct {
+	kind    opKind
+	entries [][]byte
+	bytes   int
+	seg     uint64 // fence, unfence, seal
+	min     uint64 // fence: only fence when count >= min
+	done    chan writeResult
+}
+
+type writeResult struct {
+	err    error
+	count  uint64 // fence: entries in the segment
+	fenced bool
+}
+
+// writerSet owns one writer goroutine per topic this node has written.
+type writerSet struct {
+	mu      sync.Mutex
+	m       map[string]*topicWriter
+	stop    chan struct{}
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func (s *writerSet) init() {
+	s.m = map[string]*topicWriter{}
+	s.stop = make(chan struct{})
+}
+
+// topicWriter serialises everything that changes one topic's segments on
+// this node: appends (batched into one store Append per wake-up: group
+// commit), fences, unfences and seals. Because a fence is an op in the same
+// queue, the count it reports includes every append queued before it and
+// no append queued after it.
+type topicWriter struct {
+	n     *Node
+	topic string
+	ops   chan *writeOp
+	// fencedSeg is the segment fenced for rollover (0 = none); only the
+	// writer goroutine touches it.
+	fencedSeg uint64
+}
+
+func (n *Node) writer(topic string) (*topicWriter, error) {
+	s := &n.writers
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil, ErrShuttingDown
+	}
+	if w, ok := s.m[topic]; ok {
+		return w, nil
+	}
+	w := &topicWriter{n: n, topic: topic, ops: make(chan *writeOp, writerQueueCap)}
+	s.m[topic] = w
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		w.run(s.stop)
+	}()
+	return w, nil
+}
+
+// stopAll stops every writer goroutine; queued ops fail with
+// ErrShuttingDown.
+func (s *writerSet) stopAll() {
+	s.mu.Lock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// submit queues op and waits for its result.
+func (n *Node) submit(ctx context.Context, topic string, op *writeOp) writeResult {
+	w, err := n.writer(topic)
+	if err != nil {
+		return writeResult{err: err}
+	}
+	op.done = make(chan writeResult, 1)
+	select {
+	case w.ops <- op:
+	case <-ctx.Done():
+		return writeResult{err: ctx.Err()}
+	case <-n.writers.stop:
+		return writeResult{err: ErrShuttingDown}
+	}
+	select {
+	case r := <-op.done:
+		return r
+	case <-ctx.Done():
+		// The op may still execute; the caller retries or reports.
+		return writeResult{err: ctx.Err()}
+	}
+}
+
+func (w *topicWriter) run(stop <-chan struct{}) {
+	batch := make([]*writeOp, 0, 64)
+	for {
+		select {
+		case <-stop:
+			w.drainFail()
+			return
+		case op := <-w.ops:
+			batch = append(batch[:0], op)
+		}
+	more:
+		for len(batch) < writerDrainOpLimit {
+			select {
+			case op := <-w.ops:
+				batch = append(batch, op)
+			default:
+				break more
+			}
+		}
+		w.process(batch)
+		clear(batch)
+	}
+}
+
+func (w *topicWriter) drainFail() {
+	for {
+		select {
+		case op := <-w.ops:
+			op.done <- writeResult{err: ErrShuttingDown}
+		default:
+			return
+		}
+	}
+}
+
+func (w *topicWriter) process(ops []*writeOp) {
+	start := 0
+	for i, op := range ops {
+		if op.kind == opAppend {
+			continue
+		}
+		w.flush(ops[start:i])
+		start = i + 1
+		op.done <- w.control(op)
+	}
+	w.flush(ops[start:])
+}
+
+// flush appends a run of append ops, in as few store Appends as the
+// bounds allow.
+func (w *topicWriter) flush(ops []*writeOp) {
+	if len(ops) == 0 {
+		return
+	}
+	seg, ok := w.n.leaseFor(w.topic)
+	if !ok {
+		r, _ := w.n.fsm.Route(w.topic)
+		err := &NotLeaderError{Topic: w.topic, Segment: r.Segment, Leader: r.Leader}
+		if w.n.notLeaderLog.allow(timeSecond) {
+			w.n.logger.Warn("NotLeaderError", "topic", w.topic, "segment", r.Segment, "leader", r.Leader)
+		}
+		for _, op := range ops {
+			op.done <- writeResult{err: err}
+		}
+		return
+	}
+	if w.fencedSeg == seg {
+		for _, op := range ops {
+			op.done <- writeResult{err: fmt.Errorf("topic %s segment %d: %w", w.topic, seg, ErrFenced)}
+		}
+		return
+	}
+	id := engine.SegmentID{Topic: w.topic, Segment: seg}
+	for len(ops) > 0 {
+		// Take ops while they fit the per-Append bounds (always at least one).
+		n, entries, bytes := 0, 0, 0
+		for n < len(ops) {
+			op := ops[n]
+			if n > 0 && (entries+len(op.entries) > maxAppendEntries || bytes+op.bytes > maxAppendBytes) {
+				break
+			}
+			entries += len(op.entries)
+			bytes += op.bytes
+			n++
+		}
+		var all [][]byte
+		if n == 1 {
+			all = ops[0].entries
+		} else {
+			all = make([][]byte, 0, entries)
+			for _, op := range ops[:n] {
+				all = append(all, op.entries...)
+			}
+		}
+		_, err := w.n.store.Append(context.Background(), id, all)
+		if err == nil {
+			w.n.m.ObserveAppend(w.topic, entries, bytes)
+		} else {
+			err = fmt.Errorf("append %s: %w", id, err)
+		}
+		for _, op := range ops[:n] {
+			op.done <- writeResult{err: err}
+		}
+		ops = ops[n:]
+	}
+}
+
+func (w *topicWriter) control(op *writeOp) writeResult {
+	id := engine.SegmentID{Topic: w.topic, Segment: op.seg}
+	switch op.kind {
+	case opFence:
+		seg, ok := w.n.leaseFor(w.topic)
+		if !ok || seg != op.seg {
+			r, _ := w.n.fsm.Route(w.topic)
+			return writeResult{err: &NotLeaderError{Topic: w.topic, Segment: op.seg, Leader: r.Leader}}
+		}
+		count, err := w.n.segmentCount(id)
+		if err != nil {
+			return writeResult{err: err}
+		}
+		if count < op.min {
+			return writeResult{count: count}
+		}
+		w.fencedSeg = op.seg
+		return writeResult{count: count, fenced: true}
+	case opUnfence:
+		if w.fencedSeg == op.seg {
+			w.fencedSeg = 0
+		}
+		return writeResult{}
+	case opSeal:
+		if w.fencedSeg == op.seg {
+			w.fencedSeg = 0
+		}
+		if _, err := w.n.store.Seal(context.Background(), id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			// Sealing follows a lost lease; appends are refused anyway.
+			w.n.logger.Error("Lease sync failed", "topic", w.topic, "segment", op.seg, "err", err)
+			w.n.m.LeaseSyncFailures.Inc()
+			return writeResult{err: fmt.Errorf("seal %s: %w", id, err)}
+		}
+		return writeResult{}
+	}
+	return writeResult{err: fmt.Errorf("writer: unknown op %d", op.kind)}
+}
+
+// segmentCount returns the entries the store holds for id (0 when the
+// segment was never written).
+func (n *Node) segmentCount(id engine.SegmentID) (uint64, error) {
+	info, err := n.store.Stat(context.Background(), id)
+	if errors.Is(err, engine.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", id, err)
+	}
+	return info.Entries, nil
+}
+
+// appendLocal appends entries to the topic's open segment on this node.
+func (n *Node) appendLocal(ctx context.Context, topic string, entries [][]byte) error {
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	return n.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: b}).err
+}
+
+// fenceLocal fences seg if it holds >= min entries and returns its count.
+func (n *Node) fenceLocal(ctx context.Context, topic string, seg, min uint64) (uint64, bool, error) {
+	r := n.submit(ctx, topic, &writeOp{kind: opFence, seg: seg, min: min})
+	return r.count, r.fenced, r.err
+}
+
+func (n *Node) unfenceLocal(ctx context.Context, topic string, seg uint64) error {
+	return n.submit(ctx, topic, &writeOp{kind: opUnfence, seg: seg}).err
+}
+
+// enqueueSeal asks the topic's writer to seal seg in the store without
+// waiting: it is defensive (appends to a segment whose lease is gone are
+// refused anyway), so a full queue just skips it.
+func (n *Node) enqueueSeal(topic string, seg uint64) {
+	w, err := n.writer(topic)
+	if err != nil {
+		return
+	}
+	select {
+	case w.ops <- &writeOp{kind: opSeal, seg: seg, done: make(chan writeResult, 1)}:
+	default:
+	}
+}

@@ -153,7 +153,7 @@ func Default() Config {
 			Backend:        BackendMmap,
 			Durability:     "none",
 			SyncIntervalMS: 100,
-			Plugin:         PluginConfig{Args: []string{}, Env: []string{}, StartTimeoutMS: 10_000},
+			Plugin:         PluginConfig{Args: []string{}, Env: []string{}, StartTimeoutMS: 30_000},
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}

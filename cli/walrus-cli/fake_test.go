@@ -29,7 +29,12 @@ type fakeNode struct {
 
 func startFake(t *testing.T) *fakeNode {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startFakeAt(t, "127.0.0.1:0")
+}
+
+func startFakeAt(t *testing.T, addr string) *fakeNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +78,7 @@ func (f *fakeNode) one(r protocol.Request) protocol.Reply {
 		}
 		return protocol.OK()
 	case protocol.CmdPut:
-		if r.Topic == "readonly" {
+		if strings.HasPrefix(r.Topic, "readonly") {
 			return protocol.Errf("NotLeaderError: segment 1 of readonly is led by node 2")
 		}
 		f.topics[r.Topic] = append(f.topics[r.Topic], append([]byte(nil), r.Payload...))
@@ -125,6 +130,12 @@ func (f *fakeNode) put(topic, payload string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.topics[topic] = append(f.topics[topic], []byte(payload))
+}
+
+func (f *fakeNode) count(topic string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.topics[topic])
 }
 
 func (f *fakeNode) setMetrics(m func() any) {

@@ -128,11 +128,7 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 		return corruptSegment(e, id, path, fmt.Errorf("file header names segment %d", hdr.segment)), nil
 	}
 	rec, sealed, err := decodeSealRecord(head[sealRecordOff:])
-	if err != nil {
-		// A torn seal record (power loss while sealing) leaves a valid
-		// open segment behind it: scan it like one.
-		e.log.Warn("seal record does not verify; recovering as an open segment", "topic", id.Topic, "segment", id.Segment)
-	}
+	sealDamaged := err != nil
 	if sealed {
 		if end := rec.footerPos + rec.footerLen(); uint64(size) < end {
 			return corruptSegment(e, id, path, fmt.Errorf("sealed file is %d bytes, its footer ends at %d", size, end)), nil
@@ -148,9 +144,35 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 	}
 	var ix index
 	valid, tornBytes, scanErr := scanBatches(m, &ix)
+	resealed := false
+	if scanErr == nil && sealDamaged {
+		// A damaged seal record (a torn write at power loss, or bit rot)
+		// in front of whole data and a whole footer: the segment was
+		// sealed, and the footer says exactly how. Rewrite the record.
+		rec = sealRecord{entries: valid.entries, bytes: valid.bytes, dataEnd: valid.end, footerPos: footerPosFor(valid.end)}
+		if fe := rec.footerPos + rec.footerLen(); fe <= uint64(len(m)) && checkFooter(m[rec.footerPos:fe], rec) == nil && footerMatches(m[rec.footerPos:fe], &ix) {
+			resealed = true
+		}
+	}
 	m.Unmap()
 	if scanErr != nil {
 		return nil, fmt.Errorf("scan %s: %w", path, scanErr)
+	}
+	if resealed {
+		var rb [sealRecordLen]byte
+		putSealRecord(rb[:], rec)
+		if _, err := f.WriteAt(rb[:], sealRecordOff); err != nil {
+			return nil, fmt.Errorf("rewrite seal record of %s: %w", path, err)
+		}
+		if err := fdatasync(f); err != nil {
+			return nil, fmt.Errorf("sync %s: %w", path, err)
+		}
+		e.log.Warn("seal record damaged; rewrote it from the verified footer", "topic", id.Topic, "segment", id.Segment, "entries", rec.entries)
+		return &segment{id: id, path: path, env: e, state: stateSealed, seal: rec, footerOK: true,
+			published: position{entries: rec.entries, bytes: rec.bytes, end: rec.dataEnd}}, nil
+	}
+	if sealDamaged {
+		e.log.Warn("seal record damaged and no whole footer; recovering as an open segment", "topic", id.Topic, "segment", id.Segment)
 	}
 	if valid.end < ckpt.end || valid.entries < ckpt.entries {
 		return corruptSegment(e, id, path, fmt.Errorf("data damaged at byte %d, before the durable checkpoint at byte %d (entry %d of %d)", valid.end, ckpt.end, valid.entries, ckpt.entries)), nil
@@ -246,4 +268,15 @@ func scanBatches(m []byte, ix *index) (valid position, tornBytes int, err error)
 		}
 	}
 	return valid, tornBytes, nil
+}
+
+// footerMatches reports whether a verified footer lists exactly the
+// positions the scan found.
+func footerMatches(footer []byte, ix *index) bool {
+	for i := range ix.n {
+		if footerPosition(footer, i) != ix.get(i) {
+			return false
+		}
+	}
+	return true
 }

@@ -392,6 +392,35 @@ func TestClusterMetrics(t *testing.T) {
 		t.Errorf("walrus_client_requests_total{command=PUT,result=ok} summed = %v, want >= %d", putsOK, puts)
 	}
 
+	// Followers catch up: the leader reports zero lag for each of them.
+	testcluster.Eventually(t, clusterTimeout, func() error {
+		ms, _, err := scrapeNode(t, leader)
+		if err != nil {
+			return err
+		}
+		lags := ms["walrus_raft_replication_lag_entries"]
+		if len(lags) != len(c.Nodes)-1 {
+			return fmt.Errorf("%d lag series on the leader", len(lags))
+		}
+		for _, l := range lags {
+			if l.value != 0 {
+				return fmt.Errorf("follower %s lag %v", l.labels["follower_id"], l.value)
+			}
+		}
+		return nil
+	})
+
+	// Disk gauges: the data directory holds the segment just written.
+	for _, n := range c.Nodes {
+		ms, _ := mustScrapeNode(t, n)
+		size, err1 := value(ms, "walrus_disk_size_bytes", nil)
+		free, err2 := value(ms, "walrus_disk_free_bytes", nil)
+		dir, err3 := value(ms, "walrus_data_dir_bytes", nil)
+		if err1 != nil || err2 != nil || err3 != nil || size <= 0 || free <= 0 || free > size || dir <= 0 {
+			t.Errorf("node %d disk gauges: size=%v free=%v data_dir=%v (%v %v %v)", n.ID, size, free, dir, err1, err2, err3)
+		}
+	}
+
 	checkAgreement(t, c)
 
 	// With a topic and replication in place, the live leader exposes every

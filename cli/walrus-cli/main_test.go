@@ -19,7 +19,8 @@ import (
 
 // These tests run the built walrus-cli binary, as a user would. TestMain
 // builds it once; without -short it also builds the walrus daemon (for the
-// cluster tests) into the same directory and hands it to testcluster.
+// cluster tests) into the same directory and hands it to testcluster. With
+// WALRUS_TEST_BIN_DIR set, the binaries there are used instead.
 
 var (
 	binDir         string // holds walrus-cli and, without -short, walrus
@@ -32,6 +33,11 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	flag.Parse()
+	if dir := os.Getenv(testcluster.EnvBinDir); dir != "" {
+		// prebuilt binaries, as testcluster allows
+		binDir = dir
+		return testcluster.Main(m)
+	}
 	dir, err := os.MkdirTemp("", "walrus-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

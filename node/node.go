@@ -169,11 +169,15 @@ func (n *Node) Run(ctx context.Context) error {
 	loopCtx, cancelLoops := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelLoops()
 
+	// The mux outlives the loops: Raft's transport must be shut down
+	// before its listener goes away.
+	muxCtx, cancelMux := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelMux()
 	var muxWG sync.WaitGroup
 	muxWG.Add(1)
 	go func() {
 		defer muxWG.Done()
-		if err := n.mux.Serve(loopCtx); err != nil {
+		if err := n.mux.Serve(muxCtx); err != nil {
 			n.logger.Error("mux stopped", "err", err)
 		}
 	}()
@@ -231,6 +235,9 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
+	if cons.HasExistingState() {
+		n.awaitReplay(ctx)
+	}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- n.srv.Serve(loopCtx, n.clientLn) }()
 	close(n.ready)
@@ -268,6 +275,31 @@ func (n *Node) Run(ctx context.Context) error {
 	muxWG.Wait()
 	n.logger.Info("node stopped")
 	return runErr
+}
+
+// replayWait bounds how long a restarting node waits for its Raft log to
+// be applied before it serves clients (it needs a quorum to learn the
+// commit index, which may take a while when the whole cluster restarts).
+const replayWait = 10 * time.Second
+
+// awaitReplay waits until the entries that were in the Raft log at start
+// are applied, so a restarted node answers with its old state instead of
+// "unknown topic" during the first election.
+func (n *Node) awaitReplay(ctx context.Context) {
+	r := n.cons.Raft()
+	target := r.LastIndex()
+	deadline := time.Now().Add(replayWait)
+	for r.AppliedIndex() < target {
+		if time.Now().After(deadline) {
+			n.logger.Warn("serving clients before the Raft log is replayed", "applied", r.AppliedIndex(), "last_index", target)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func (n *Node) readiness() (bool, string) {

@@ -2,8 +2,8 @@ package node
 
 import (
 	"errors"
-	"net"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"testing"

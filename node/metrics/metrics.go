@@ -52,8 +52,8 @@ type Metrics struct {
 	nodeID   uint64
 	registry *prometheus.Registry
 
-	// Raft. Elections counts this node becoming Candidate; LeaderChanges
-	// counts changes of the leader this node observes (including to "none").
+	// Raft, fed by WatchRaft. Elections counts this node becoming
+	// Candidate; LeaderChanges counts this node learning of a new leader.
 	Elections     prometheus.Counter
 	LeaderChanges prometheus.Counter
 
@@ -141,7 +141,7 @@ func New(nodeID uint64) *Metrics {
 		topics:   make(map[string]struct{}),
 
 		Elections:     counter("raft", "elections_total", "Times this node became a Raft candidate."),
-		LeaderChanges: counter("raft", "leader_changes_total", "Changes of the Raft leader observed by this node (including losing the leader)."),
+		LeaderChanges: counter("raft", "leader_changes_total", "Times this node learned of a new Raft leader (after an election or at start)."),
 
 		Rollovers: counterVec("", "rollovers_total", "Segment rollovers initiated by this node, by result.", "result"),
 		RolloverDuration: func() prometheus.Histogram {

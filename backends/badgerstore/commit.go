@@ -2,8 +2,11 @@ package badgerstore
 
 import (
 	"errors"
+	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/walrus-go/walrus/engine"
 )
 
 // kv is one key/value to set. Badger keeps both slices until the commit
@@ -14,21 +17,35 @@ type kv struct {
 }
 
 type commitReq struct {
+	id engine.SegmentID
+	// prev is the committed entry count the request was built on. The
+	// committer refuses the request (errStale) if the segment's meta, as of
+	// the requests before it, says otherwise or is sealed: a request queued
+	// behind a failed one must not commit entries past a hole.
+	prev uint64
 	kvs  []kv
+	est  int64      // estimateTxnBytes(kvs)
 	done chan error // capacity 1: the committer never blocks on a reply
 }
 
-// errTooBig tells a requester its kvs alone exceed one badger transaction;
-// it must take the split path.
-var errTooBig = errors.New("batch exceeds one badger transaction")
+var (
+	// errTooBig tells a requester its kvs alone exceed one badger
+	// transaction; it must take the split path.
+	errTooBig = errors.New("batch exceeds one badger transaction")
+	// errStale: an append queued earlier for the same segment failed (or
+	// the segment changed), so this one was built on a count that is not
+	// the committed one; nothing of it was written.
+	errStale = errors.New("an earlier append to the segment failed")
+)
 
-// commit commits kvs atomically through the group committer and returns once
-// the commit is done (fsynced in durability always). The caller holds s.mu
-// shared, so the committer is running.
-func (s *Store) commit(kvs []kv) error {
-	req := &commitReq{kvs: kvs, done: make(chan error, 1)}
+// submit queues kvs for the group committer. The caller holds s.mu shared,
+// so the committer is running; it reads the outcome from the returned
+// channel. Requests of one segment are queued under its segState.mu, so the
+// queue order is the offset order.
+func (s *Store) submit(id engine.SegmentID, prev uint64, kvs []kv) chan error {
+	req := &commitReq{id: id, prev: prev, kvs: kvs, est: s.estimateTxnBytes(kvs), done: make(chan error, 1)}
 	s.commitCh <- req
-	return <-req.done
+	return req.done
 }
 
 // runCommitter is the group committer: it takes every request waiting in
@@ -56,50 +73,97 @@ func (s *Store) runCommitter() {
 				break gather
 			}
 		}
-		s.commitGroup(group)
+		for rest := group; len(rest) > 0; {
+			rest = rest[s.commitSome(rest):]
+		}
 		clear(group) // drop references to the callers' buffers
 	}
 }
 
-// commitGroup answers every request of group.
-func (s *Store) commitGroup(group []*commitReq) {
-	for len(group) > 0 {
-		n, err := s.commitPrefix(group)
-		if n == 0 {
-			group[0].done <- errTooBig
-			group = group[1:]
-			continue
-		}
-		for _, r := range group[:n] {
-			r.done <- err
-		}
-		group = group[n:]
-	}
-}
-
-// commitPrefix commits, in one transaction, the longest prefix of group
-// whose requests fit whole, and returns its length: 0 when the first
-// request alone is too big. A request is never split: each stays atomic.
-func (s *Store) commitPrefix(group []*commitReq) (int, error) {
+// commitSome commits, in one transaction, a prefix of group made of whole
+// requests, answers every request of that prefix, and returns its length
+// (at least 1). A request is never split: each stays atomic.
+func (s *Store) commitSome(group []*commitReq) int {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	for i, r := range group {
-		for _, p := range r.kvs {
-			err := txn.Set(p.key, p.value)
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				if i == 0 {
-					return 0, nil
+	var (
+		included []*commitReq
+		est      int64
+		n        int
+	)
+	for n < len(group) {
+		r := group[n]
+		if len(included) > 0 && est+r.est > s.maxTxnBytes*3/4 {
+			break // leave room: badger's accounting differs a little from ours
+		}
+		err := checkPrev(txn, r)
+		if err == nil && s.commitFault != nil {
+			err = s.commitFault(r)
+		}
+		if err != nil {
+			r.done <- err
+			n++
+			continue
+		}
+		if err := setAll(txn, r.kvs); err != nil {
+			// r is partly in txn: this transaction cannot be committed.
+			txn.Discard()
+			if len(included) == 0 {
+				if errors.Is(err, badger.ErrTxnTooBig) {
+					err = errTooBig
 				}
-				txn.Discard()
-				// group[:i] fitted a moment ago, so this cannot recurse again.
-				return s.commitPrefix(group[:i])
+				r.done <- err
+				return n + 1
 			}
-			if err != nil {
-				return len(group), err
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				// Commit what fitted; r goes first in the next round.
+				for rest := included; len(rest) > 0; {
+					rest = rest[s.commitSome(rest):]
+				}
+				return n
 			}
+			for _, q := range included {
+				q.done <- err
+			}
+			r.done <- err
+			return n + 1
+		}
+		included = append(included, r)
+		est += r.est
+		n++
+	}
+	if len(included) > 0 {
+		err := txn.Commit()
+		for _, r := range included {
+			r.done <- err
 		}
 	}
-	return len(group), txn.Commit()
+	return n
+}
+
+// checkPrev compares r with the segment's meta as txn sees it (committed
+// state plus the requests already in txn).
+func checkPrev(txn *badger.Txn, r *commitReq) error {
+	m, err := getMeta(txn, r.id)
+	if errors.Is(err, engine.ErrNotFound) {
+		m, err = metaValue{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if m.Entries != r.prev || m.Sealed {
+		return fmt.Errorf("segment has %d entries (sealed %v), request built on %d: %w", m.Entries, m.Sealed, r.prev, errStale)
+	}
+	return nil
+}
+
+func setAll(txn *badger.Txn, kvs []kv) error {
+	for _, p := range kvs {
+		if err := txn.Set(p.key, p.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // estimateTxnBytes approximates badger's own accounting of a transaction
@@ -120,8 +184,10 @@ func (s *Store) estimateTxnBytes(kvs []kv) int64 {
 // (every kv but the last) in as many transactions as needed, then the meta
 // (the last kv) through the committer. Until the meta commits, the entries
 // lie beyond the committed count, invisible to readers; if the process dies
-// first they stay invisible and the next append overwrites them.
-func (s *Store) commitSplit(kvs []kv) error {
+// first they stay invisible and the next append overwrites them. The caller
+// holds the segment settled (nothing of it in flight), so prev is the
+// committed count and no queued append can commit past the chunks.
+func (s *Store) commitSplit(id engine.SegmentID, prev uint64, kvs []kv) error {
 	entries, meta := kvs[:len(kvs)-1], kvs[len(kvs)-1:]
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
@@ -154,5 +220,5 @@ func (s *Store) commitSplit(kvs []kv) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	return s.commit(meta)
+	return <-s.submit(id, prev, meta)
 }

@@ -17,8 +17,9 @@ import (
 const dropChunk = 1000
 
 // Append implements engine.SegmentStore. The batch and the segment's new
-// meta commit in one badger transaction when they fit; larger batches are
-// split (see commitSplit) and still become visible all at once.
+// meta commit in one badger transaction, shared with other appends queued
+// at the same moment (of this segment or others). A batch too large for one
+// transaction is split (see commitSplit) and still becomes visible at once.
 func (s *Store) Append(ctx context.Context, id engine.SegmentID, entries [][]byte) (uint64, error) {
 	if err := s.enter(ctx, "append", id, true); err != nil {
 		return 0, err
@@ -27,19 +28,41 @@ func (s *Store) Append(ctx context.Context, id engine.SegmentID, entries [][]byt
 	if err := s.limits.CheckBatch(entries); err != nil {
 		return 0, fmt.Errorf("badgerstore: append %s: %w", id, err)
 	}
-	st, err := s.lockSegment(id)
+	first, err := s.append(ctx, id, entries, false)
+	if errors.Is(err, errTooBig) {
+		// Our size estimate was below badger's accounting: redo it split.
+		first, err = s.append(ctx, id, entries, true)
+	}
+	if err != nil {
+		return 0, s.fail("append", id, err)
+	}
+	return first, nil
+}
+
+func (s *Store) append(ctx context.Context, id engine.SegmentID, entries [][]byte, forceSplit bool) (uint64, error) {
+	prefix := entryKeyPrefix(id)
+	keyLen := len(prefix) + 8
+	// Decide before locking whether the batch fits one transaction: only
+	// then can it be pipelined behind other appends of the segment.
+	est := int64(len(prefix)) + metaValueLen + 12
+	for _, e := range entries {
+		v := int64(len(e))
+		if v >= s.opts.ValueThreshold {
+			v = 12
+		}
+		est += int64(keyLen) + v + 12
+	}
+	split := forceSplit || est >= s.maxTxnBytes*3/4
+	st, err := s.lockSegment(id, split)
 	if err != nil {
 		return 0, err
 	}
-	defer st.mu.Unlock()
-	if st.exists && st.meta.Sealed {
-		return 0, fmt.Errorf("badgerstore: append %s: %w", id, engine.ErrSealed)
+	if st.next.Sealed {
+		st.mu.Unlock()
+		return 0, engine.ErrSealed
 	}
-	first := st.meta.Entries
-	next := metaValue{Entries: first + uint64(len(entries)), Bytes: st.meta.Bytes}
-
-	prefix := entryKeyPrefix(id)
-	keyLen := len(prefix) + 8
+	first := st.next.Entries
+	next := metaValue{Entries: first + uint64(len(entries)), Bytes: st.next.Bytes}
 	keys := make([]byte, 0, keyLen*len(entries)) // one allocation for every key
 	kvs := make([]kv, 0, len(entries)+1)
 	for i, e := range entries {
@@ -49,22 +72,36 @@ func (s *Store) Append(ctx context.Context, id engine.SegmentID, entries [][]byt
 		next.Bytes += uint64(len(e))
 	}
 	kvs = append(kvs, kv{key: metaKey(id), value: next.encode()})
-
-	// The ctx is checked once more here and not after: once the commit is
-	// submitted its outcome must be reported, not masked by a cancellation.
+	// Last look at ctx: once the commit is queued its outcome must be
+	// reported, not masked by a cancellation.
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("badgerstore: append %s: %w", id, err)
+		st.mu.Unlock()
+		return 0, err
 	}
-	if s.estimateTxnBytes(kvs) >= s.maxTxnBytes {
-		err = s.commitSplit(kvs)
-	} else if err = s.commit(kvs); errors.Is(err, errTooBig) {
-		err = s.commitSplit(kvs)
+	if split {
+		// Settled by lockSegment and holding mu: nothing else of this
+		// segment is in flight, so the chunks cannot be overtaken.
+		err := s.commitSplit(id, first, kvs)
+		if err == nil {
+			st.exists, st.next = true, next
+		} else {
+			st.loaded = false // orphan chunks are fine; our count is not
+		}
+		st.mu.Unlock()
+		return first, err
 	}
+	st.inflight.Add(1)
+	done := s.submit(id, first, kvs)
+	st.exists, st.next = true, next
+	st.mu.Unlock()
+	err = <-done
 	if err != nil {
-		return 0, s.fail("append", id, err)
+		// Everything queued behind us fails as stale; the next writer
+		// reloads the committed meta once they have all been answered.
+		st.failed.Store(true)
 	}
-	st.exists, st.meta = true, next
-	return first, nil
+	st.inflight.Done()
+	return first, err
 }
 
 // Read implements engine.SegmentStore. It runs in one badger read
@@ -174,13 +211,14 @@ func (s *Store) scan(txn *badger.Txn, id engine.SegmentID, offset, count uint64,
 	return nil
 }
 
-// Seal implements engine.SegmentStore.
+// Seal implements engine.SegmentStore. It waits for the segment's queued
+// appends, so the sealed count includes every acknowledged append.
 func (s *Store) Seal(ctx context.Context, id engine.SegmentID) (engine.SegmentInfo, error) {
 	if err := s.enter(ctx, "seal", id, true); err != nil {
 		return engine.SegmentInfo{}, err
 	}
 	defer s.mu.RUnlock()
-	st, err := s.lockSegment(id)
+	st, err := s.lockSegment(id, true)
 	if err != nil {
 		return engine.SegmentInfo{}, err
 	}
@@ -188,15 +226,16 @@ func (s *Store) Seal(ctx context.Context, id engine.SegmentID) (engine.SegmentIn
 	if !st.exists {
 		return engine.SegmentInfo{}, fmt.Errorf("badgerstore: seal %s: %w", id, engine.ErrNotFound)
 	}
-	if st.meta.Sealed {
-		return st.meta.info(id), nil
+	if st.next.Sealed {
+		return st.next.info(id), nil
 	}
-	m := st.meta
+	m := st.next
 	m.Sealed = true
-	if err := s.commit([]kv{{key: metaKey(id), value: m.encode()}}); err != nil {
+	if err := <-s.submit(id, m.Entries, []kv{{key: metaKey(id), value: m.encode()}}); err != nil {
+		st.loaded = false
 		return engine.SegmentInfo{}, s.fail("seal", id, err)
 	}
-	st.meta = m
+	st.next = m
 	s.logger.Debug("segment sealed", "topic", id.Topic, "segment", id.Segment, "entries", m.Entries)
 	return m.info(id), nil
 }
@@ -269,7 +308,7 @@ func (s *Store) Delete(ctx context.Context, id engine.SegmentID) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	st, err := s.lockSegment(id)
+	st, err := s.lockSegment(id, true)
 	if err != nil {
 		return err
 	}
@@ -288,7 +327,7 @@ func (s *Store) Delete(ctx context.Context, id engine.SegmentID) error {
 	}
 	// The segment is gone for readers now. The entries go while st.mu is
 	// still held, so no append can re-create the segment under our feet.
-	st.exists, st.meta = false, metaValue{}
+	st.exists, st.next = false, metaValue{}
 	if err := s.dropEntries(id); err != nil {
 		// Reloading finds the marker and retries before any reuse of id.
 		st.loaded = false

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -51,17 +52,33 @@ type Store struct {
 	// append is committed; an error aborts the append there, as a crash
 	// would, before the meta that makes the chunks visible is written.
 	afterSplitChunk func(chunk int) error
+	// commitFault, when set by a test, runs in the committer for each
+	// request before it joins a transaction; an error fails that request
+	// as a failed commit would.
+	commitFault func(r *commitReq) error
 }
 
 var _ engine.SegmentStore = (*Store)(nil)
 
 // segState is the writer's view of one segment.
+//
+// Appends are pipelined: an append reserves its offsets and queues its
+// commit under mu, then releases mu and waits for the committer, so the
+// next append of the same segment can queue behind it and both share one
+// commit (one fsync in durability always). The committer applies queued
+// requests in order and checks each against the committed meta, so if one
+// fails every request queued behind it fails too and nothing is committed
+// past a hole.
 type segState struct {
-	mu      sync.Mutex // serialises Append, Seal and Delete of the segment
-	loaded  bool       // meta read from badger
-	exists  bool
-	meta    metaValue // committed meta; valid when exists
-	dropped bool      // removed from Store.segs by Delete: look it up again
+	mu     sync.Mutex // serialises reservations, Seal and Delete of the segment
+	loaded bool       // next was read from badger and is trustworthy
+	exists bool       // committed, or reserved by a queued append
+	// next is the meta after every reserved append; once inflight drains
+	// with no failure it equals the committed meta.
+	next     metaValue
+	inflight sync.WaitGroup // queued appends not yet answered
+	failed   atomic.Bool    // a queued append failed: next is wrong, reload
+	dropped  bool           // removed from Store.segs by Delete: look it up again
 }
 
 // Open opens (creating if needed) the store in dir and recovers its state:
@@ -227,10 +244,12 @@ func (s *Store) enter(ctx context.Context, op string, id engine.SegmentID, check
 	return nil
 }
 
-// lockSegment returns the writer state of id, locked and loaded. A delete
-// of id interrupted earlier is finished first, so a re-created segment
-// never shares keys with its predecessor.
-func (s *Store) lockSegment(id engine.SegmentID) (*segState, error) {
+// lockSegment returns the writer state of id, locked and loaded. With
+// settle, it also waits until no append of the segment is in flight, so
+// next is the committed meta (Seal, Delete and split appends need that).
+// A delete of id interrupted earlier is finished first, so a re-created
+// segment never shares keys with its predecessor.
+func (s *Store) lockSegment(id engine.SegmentID, settle bool) (*segState, error) {
 	for {
 		s.segsMu.Lock()
 		st, ok := s.segs[id]
@@ -244,7 +263,15 @@ func (s *Store) lockSegment(id engine.SegmentID) (*segState, error) {
 			st.mu.Unlock()
 			continue
 		}
+		if settle || st.failed.Load() {
+			// No new reservation can start while we hold mu.
+			st.inflight.Wait()
+			if st.failed.Swap(false) {
+				st.loaded = false
+			}
+		}
 		if !st.loaded {
+			st.inflight.Wait() // reload only what is committed
 			if err := s.loadSegment(id, st); err != nil {
 				st.mu.Unlock()
 				return nil, err
@@ -260,9 +287,9 @@ func (s *Store) loadSegment(id engine.SegmentID, st *segState) error {
 		m, err := getMeta(txn, id)
 		switch {
 		case err == nil:
-			st.exists, st.meta = true, m
+			st.exists, st.next = true, m
 		case errors.Is(err, engine.ErrNotFound):
-			st.exists, st.meta = false, metaValue{}
+			st.exists, st.next = false, metaValue{}
 		default:
 			return err
 		}

@@ -338,25 +338,34 @@ func checkNamesExist(t *testing.T, body []byte) {
 
 func scrape(t *testing.T, url string) []byte {
 	t.Helper()
+	b, err := scrapeErr(t, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// scrapeErr GETs url and returns the body of a 200 answer.
+func scrapeErr(t *testing.T, url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d\n%s", url, resp.StatusCode, b)
+		return nil, fmt.Errorf("GET %s: %d\n%s", url, resp.StatusCode, b)
 	}
-	return b
+	return b, nil
 }
 
 // TestMetricNamesExist serves a node's registry, with every source

@@ -91,6 +91,10 @@ type Metrics struct {
 	StorageDuration *prometheus.HistogramVec // op
 	StorageErrors   *prometheus.CounterVec   // op
 
+	// NetworkBytes counts bytes on the client and Raft ports (use
+	// CountListener/CountConn).
+	NetworkBytes *prometheus.CounterVec // port, direction
+
 	// PluginRestarts counts restarts of a plugin backend process.
 	PluginRestarts prometheus.Counter
 
@@ -180,6 +184,8 @@ func New(nodeID uint64) *Metrics {
 		}(),
 		StorageErrors: counterVec("storage", "operation_errors_total", "Storage backend operations that returned an error, by op.", "op"),
 
+		NetworkBytes: counterVec("network", "bytes_total", "Bytes received (rx) and sent (tx) on this node's client and Raft ports.", "port", "direction"),
+
 		PluginRestarts: counter("plugin", "restarts_total", "Restarts of the plugin backend process."),
 
 		LogMessages: counterVec("log", "messages_total", "Log records at WARN or above, by level.", "level"),
@@ -208,6 +214,11 @@ func New(nodeID uint64) *Metrics {
 	for _, op := range storageOps {
 		m.StorageDuration.WithLabelValues(op)
 		m.StorageErrors.WithLabelValues(op)
+	}
+	for _, port := range []string{PortClient, PortRaft} {
+		for _, dir := range []string{"rx", "tx"} {
+			m.NetworkBytes.WithLabelValues(port, dir)
+		}
 	}
 	for _, lvl := range []string{"warn", "error"} {
 		m.LogMessages.WithLabelValues(lvl)

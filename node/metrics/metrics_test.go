@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -510,5 +512,54 @@ walrus_raft_term{node_id="9"} 5
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "walrus_raft_term", "walrus_raft_log_index", "walrus_raft_is_leader"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCountListener(t *testing.T) {
+	m := New(1)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := m.CountListener(inner, PortClient)
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			done <- err
+			return
+		}
+		_, err = c.Write([]byte("pong!!!"))
+		done <- err
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.CountConn(raw, PortRaft)
+	defer c.Close()
+	if _, err := c.Write([]byte("ping!")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		port, dir string
+		want      float64
+	}{{PortClient, "rx", 5}, {PortClient, "tx", 7}, {PortRaft, "tx", 5}, {PortRaft, "rx", 7}} {
+		if got := testutil.ToFloat64(m.NetworkBytes.WithLabelValues(tc.port, tc.dir)); got != tc.want {
+			t.Errorf("network bytes{%s,%s} = %v, want %v", tc.port, tc.dir, got, tc.want)
+		}
 	}
 }

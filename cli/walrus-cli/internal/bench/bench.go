@@ -95,7 +95,13 @@ type Report struct {
 	Seconds    float64  `json:"seconds"`
 	MsgsPerSec float64  `json:"msgs_per_sec"`
 	MBPerSec   float64  `json:"mb_per_sec"` // payload bytes, 10^6
-	Latency    Latency  `json:"latency_ms"` // request sent to reply received
+	Latency    Latency  `json:"latency_ms"` // request flushed to reply received
+	// CPUSeconds is the user+system CPU this process used during the run
+	// (with --echo it includes the in-process server). MsgsPerCPUSecond =
+	// Messages / CPUSeconds is what the generator could drive per core:
+	// compare it with MsgsPerSec to see that the generator is not the limit.
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	MsgsPerCPUSecond float64 `json:"msgs_per_cpu_second"`
 	// consume only
 	Verify *Verify `json:"verify,omitempty"`
 }
@@ -135,8 +141,12 @@ func (r *Report) OK() bool {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func (r *Report) finish(h *Histogram, elapsed time.Duration) {
+func (r *Report) finish(h *Histogram, elapsed, cpu time.Duration) {
 	r.Seconds = elapsed.Seconds()
+	r.CPUSeconds = cpu.Seconds()
+	if r.CPUSeconds > 0 {
+		r.MsgsPerCPUSecond = float64(r.Messages) / r.CPUSeconds
+	}
 	if r.Seconds > 0 {
 		r.MsgsPerSec = float64(r.Messages) / r.Seconds
 		r.MBPerSec = float64(r.Bytes) / 1e6 / r.Seconds

@@ -118,7 +118,7 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 		stop               = make(chan struct{})
 	)
 	progressLoop(&cfg, read.Load, stop, &progWG)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for c := range cfg.Clients {
 		hists[c] = NewHistogram()
 		var mine []int32
@@ -136,7 +136,7 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
 	close(stop)
 	progWG.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -169,7 +169,7 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 	if r.Messages > 0 {
 		r.Size = int(r.Bytes / r.Messages)
 	}
-	r.finish(h, elapsed)
+	r.finish(h, elapsed, cpu)
 	return r, nil
 }
 
@@ -188,30 +188,26 @@ type consumeClient struct {
 }
 
 func (cc *consumeClient) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := newWindow(cc.cfg.Pipeline)
+	w := newWindow(ctx, cc.cfg.Pipeline)
+	defer w.stop()
 	drainNs := int64(cc.cfg.DrainWait)
 
 	var readErr error
 	var rwg sync.WaitGroup
 	rwg.Go(func() {
-		var i uint64
-		for t := range w.inflight {
+		for {
+			i, t, ok := w.next()
+			if !ok {
+				return
+			}
 			rep, err := cc.p.Recv()
 			if err != nil {
-				if ctx.Err() != nil { // closed because the run was cancelled
-					readErr = ctx.Err()
-					return
-				}
 				readErr = fmt.Errorf("bench: consumer %d: read reply %d: %w", cc.id, i, err)
-				cancel()
+				w.abort()
 				cc.p.Close()
 				return
 			}
-			cc.h.Record(w.latency(i))
-			w.done()
-			i++
+			cc.h.Record(w.take(i))
 			st := &cc.states[t]
 			switch rep.Kind {
 			case protocol.ReplyPayload:
@@ -240,33 +236,34 @@ func (cc *consumeClient) run(ctx context.Context) error {
 	})
 
 	writeErr := cc.write(ctx, w)
-	if writeErr == nil {
-		writeErr = cc.p.Flush()
+	if writeErr != nil && !errors.Is(writeErr, context.Canceled) {
+		w.abort()
+		cc.p.Close() // unblocks the reader
 	}
-	if writeErr != nil {
-		cc.p.Close()
-	}
-	close(w.inflight)
+	w.stop()
 	rwg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if readErr != nil {
 		return readErr
 	}
-	if writeErr != nil && !errors.Is(writeErr, context.Canceled) {
+	if writeErr != nil {
 		return fmt.Errorf("bench: consumer %d: send: %w", cc.id, writeErr)
 	}
-	return ctx.Err()
+	return nil
 }
 
-// write sends GETs round-robin over the client's topics that are not
-// drained, until all are drained or the run is complete. While every topic
-// it reads is answering EMPTY it slows to one poll per pollEvery, so an
+// write sends batches of GETs round-robin over the client's topics that are
+// not drained, until all are drained or the run is complete. While every
+// topic it reads is answering EMPTY it sends one GET per pollEvery, so an
 // idle end does not spin.
 func (cc *consumeClient) write(ctx context.Context, w *window) error {
 	pollEvery := max(cc.cfg.DrainWait/20, time.Millisecond)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var i uint64
 	next := 0
+	live := make([]int32, 0, len(cc.mine))
 	for {
 		select {
 		case <-cc.v.done:
@@ -275,30 +272,24 @@ func (cc *consumeClient) write(ctx context.Context, w *window) error {
 			return ctx.Err()
 		default:
 		}
-		live, streaking := 0, 0
-		pick := int32(-1)
-		for k := range cc.mine {
-			t := cc.mine[(next+k)%len(cc.mine)]
+		live = live[:0]
+		streaking := 0
+		for _, t := range cc.mine {
 			st := &cc.states[t]
 			if st.drained.Load() {
 				continue
 			}
-			live++
+			live = append(live, t)
 			if st.streak.Load() > 0 {
 				streaking++
 			}
-			if pick < 0 {
-				pick = t
-				next = (next + k + 1) % len(cc.mine)
-			}
 		}
-		if live == 0 {
+		if len(live) == 0 {
 			return nil
 		}
-		if streaking == live {
-			if err := cc.p.Flush(); err != nil {
-				return err
-			}
+		want := w.lowWater
+		if streaking == len(live) {
+			want = 1
 			timer.Reset(pollEvery)
 			select {
 			case <-timer.C:
@@ -308,14 +299,25 @@ func (cc *consumeClient) write(ctx context.Context, w *window) error {
 				return ctx.Err()
 			}
 		}
-		if err := w.acquire(ctx, cc.p); err != nil {
+		free, ok := w.reserve(want)
+		if !ok {
+			return ctx.Err()
+		}
+		k := free
+		if want == 1 {
+			k = 1
+		}
+		for j := range k {
+			t := live[next%len(live)]
+			next++
+			w.setTag(j, t)
+			if err := cc.p.Send(protocol.Request{Command: protocol.CmdGet, Topic: cc.topics[t]}); err != nil {
+				return err
+			}
+		}
+		if err := cc.p.Flush(); err != nil {
 			return err
 		}
-		w.stamp(i)
-		i++
-		if err := cc.p.Send(protocol.Request{Command: protocol.CmdGet, Topic: cc.topics[pick]}); err != nil {
-			return err
-		}
-		w.sent(pick)
+		w.publish(k)
 	}
 }

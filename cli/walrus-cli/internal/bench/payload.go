@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
+	"strings"
 )
 
 // Payload layout (ASCII, so always valid UTF-8 as the protocol requires):
@@ -29,6 +30,10 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// alphabetRun is "abc...z" repeated, long enough that one copy fills the
+// filler of a typical payload; read-only.
+var alphabetRun = []byte(strings.Repeat("abcdefghijklmnopqrstuvwxyz", 160))
 
 // ErrCorrupt reports a payload that does not decode or whose checksum fails.
 var ErrCorrupt = errors.New("bench: corrupt payload")
@@ -80,13 +85,11 @@ func EncodePayload(buf []byte, m Message) []byte {
 	putHex(buf[seqFieldOffset:seqFieldOffset+10], m.Seq)
 	buf[seqFieldOffset+10] = ' '
 	buf[crcFieldOffset+8] = ' '
-	f := byte(m.Seq % 26)
-	for i := fillerOffset; i < len(buf); i++ {
-		buf[i] = 'a' + f
-		f++
-		if f == 26 {
-			f = 0
-		}
+	// The filler is the alphabet repeated, starting at letter seq%26:
+	// copied from a precomputed run instead of written byte by byte.
+	for off, start := fillerOffset, int(m.Seq%26); off < len(buf); start = 0 {
+		n := copy(buf[off:], alphabetRun[start:])
+		off += n
 	}
 	putHex(buf[crcFieldOffset:crcFieldOffset+8], uint64(payloadCRC(buf)))
 	return buf

@@ -12,66 +12,6 @@ import (
 	"github.com/walrus-go/walrus/node/protocol"
 )
 
-// window tracks one connection's requests in flight. The writer takes a
-// token before each Send (tokens has the pipeline depth as capacity, so a
-// full channel is the back-pressure) and, once the request is sent, tells
-// the reader about it through inflight; the reader gives the token back after
-// the reply. A request is announced only after Send because the client
-// refuses a Recv for a request it has not been given yet.
-//
-// Send times live in a ring of twice the depth: the writer is at most depth
-// requests ahead of the reader, so it never overwrites a time the reader has
-// not read yet, and nothing is allocated per request.
-type window struct {
-	tokens   chan struct{}
-	inflight chan int32 // topic index of each sent request, in send order
-	sentNs   []atomic.Int64
-	base     time.Time
-}
-
-func newWindow(depth int) *window {
-	return &window{
-		tokens:   make(chan struct{}, depth),
-		inflight: make(chan int32, depth),
-		sentNs:   make([]atomic.Int64, 2*depth),
-		base:     time.Now(),
-	}
-}
-
-func (w *window) stamp(i uint64) { w.sentNs[i%uint64(len(w.sentNs))].Store(int64(time.Since(w.base))) }
-
-func (w *window) latency(i uint64) time.Duration {
-	return time.Since(w.base) - time.Duration(w.sentNs[i%uint64(len(w.sentNs))].Load())
-}
-
-// acquire reserves a slot for one more request. It flushes the pipe before
-// it would block: requests are written in batches of up to the pipeline
-// depth, which is what makes pipelining cheap, and never sit unflushed while
-// the writer waits.
-func (w *window) acquire(ctx context.Context, p Pipe) error {
-	select {
-	case w.tokens <- struct{}{}:
-		return nil
-	default:
-	}
-	if err := p.Flush(); err != nil {
-		return err
-	}
-	select {
-	case w.tokens <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// sent announces a request that Send accepted; it never blocks because the
-// writer holds a token for it.
-func (w *window) sent(topic int32) { w.inflight <- topic }
-
-// done gives back the token of a request whose reply was read.
-func (w *window) done() { <-w.tokens }
-
 // Produce sends cfg.Messages verifiable messages of cfg.Size bytes, spread
 // over cfg.Topics topics and cfg.Clients pipelined connections, and reports
 // throughput and latency. Message seq goes to topic seq%Topics from client
@@ -116,7 +56,7 @@ func Produce(ctx context.Context, cfg Config) (*Report, error) {
 		stop   = make(chan struct{})
 	)
 	progressLoop(&cfg, acked.Load, stop, &progWG)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for c := range cfg.Clients {
 		hists[c] = NewHistogram()
 		wg.Go(func() {
@@ -124,7 +64,7 @@ func Produce(ctx context.Context, cfg Config) (*Report, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
 	close(stop)
 	progWG.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -141,7 +81,7 @@ func Produce(ctx context.Context, cfg Config) (*Report, error) {
 		Messages: acked.Load(), Bytes: acked.Load() * uint64(cfg.Size),
 		Errors: tally.n.Load(), FirstError: tally.first,
 	}
-	r.finish(h, elapsed)
+	r.finish(h, elapsed, cpu)
 	return r, nil
 }
 
@@ -174,12 +114,11 @@ func produceClient(ctx context.Context, cfg *Config, c int, p Pipe, topics []str
 		return nil
 	}
 	count := (cfg.Messages-1-uint64(c))/clients + 1
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := newWindow(cfg.Pipeline)
-	// A payload buffer is reused once its request's reply is in: the ring is
-	// as long as the send-time ring, for the same reason.
-	bufs := make([][]byte, len(w.sentNs))
+	w := newWindow(ctx, cfg.Pipeline)
+	defer w.stop()
+	// One payload buffer per slot: a batch never exceeds the depth, and the
+	// buffers are reused only after the batch was flushed.
+	bufs := make([][]byte, cfg.Pipeline)
 	for i := range bufs {
 		bufs[i] = make([]byte, cfg.Size)
 	}
@@ -187,59 +126,68 @@ func produceClient(ctx context.Context, cfg *Config, c int, p Pipe, topics []str
 	var readErr error
 	var rwg sync.WaitGroup
 	rwg.Go(func() {
-		var i uint64
-		for range w.inflight {
+		for {
+			i, _, ok := w.next()
+			if !ok {
+				return
+			}
 			rep, err := p.Recv()
 			if err != nil {
-				if ctx.Err() != nil { // closed because the run was cancelled
-					readErr = ctx.Err()
-					return
-				}
 				readErr = fmt.Errorf("bench: client %d: read reply %d: %w", c, i, err)
-				cancel()
+				w.abort()
 				p.Close()
 				return
 			}
-			h.Record(w.latency(i))
-			w.done()
+			h.Record(w.take(i))
 			if rep.Kind == protocol.ReplyOK {
 				acked.Add(1)
 			} else {
 				tally.add(rep.String())
 			}
-			i++
 		}
 	})
 
 	var writeErr error
-	for i := range count {
-		seq := uint64(c) + i*clients
-		if err := w.acquire(ctx, p); err != nil {
-			writeErr = err
+	var i uint64
+	for i < count && writeErr == nil {
+		free, ok := w.reserve(int(min(uint64(w.lowWater), count-i)))
+		if !ok {
 			break
 		}
-		slot := i % uint64(len(bufs))
-		payload := EncodePayload(bufs[slot], Message{Run: cfg.Run, Total: cfg.Messages, Seq: seq})
-		w.stamp(i)
-		if err := p.Send(protocol.Request{Command: protocol.CmdPut, Topic: topics[seq%uint64(len(topics))], Payload: payload}); err != nil {
-			writeErr = err
-			break
+		k := min(uint64(free), count-i)
+		for j := range k {
+			seq := uint64(c) + (i+j)*clients
+			payload := EncodePayload(bufs[(i+j)%uint64(len(bufs))], Message{Run: cfg.Run, Total: cfg.Messages, Seq: seq})
+			if err := p.Send(protocol.Request{Command: protocol.CmdPut, Topic: topics[seq%uint64(len(topics))], Payload: payload}); err != nil {
+				writeErr = err
+				break
+			}
 		}
-		w.sent(0)
-	}
-	if writeErr == nil {
-		writeErr = p.Flush()
+		if writeErr == nil {
+			writeErr = p.Flush()
+		}
+		if writeErr == nil {
+			w.publish(int(k))
+			i += k
+		}
 	}
 	if writeErr != nil {
+		w.abort()
 		p.Close() // unblocks the reader
 	}
-	close(w.inflight)
+	w.stop()
 	rwg.Wait()
 	if readErr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // the connection was closed because the run was cancelled
+		}
 		return readErr
 	}
-	if writeErr != nil && ctx.Err() == nil {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if writeErr != nil {
 		return fmt.Errorf("bench: client %d: send: %w", c, writeErr)
 	}
-	return ctx.Err()
+	return nil
 }

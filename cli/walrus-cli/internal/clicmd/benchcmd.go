@@ -197,6 +197,13 @@ func writeBenchReport(w io.Writer, r *bench.Report, echo bool) {
 	l := r.Latency
 	fmt.Fprintf(w, "  latency     p50 %s  p95 %s  p99 %s  max %s  (mean %s)\n",
 		fmtMs(l.P50), fmtMs(l.P95), fmtMs(l.P99), fmtMs(l.Max), fmtMs(l.Mean))
+	if r.CPUSeconds > 0 {
+		who := "walrus-cli"
+		if echo {
+			who = "walrus-cli + echo server"
+		}
+		fmt.Fprintf(w, "  cpu         %.2f s (%s) = %s msgs per CPU-second\n", r.CPUSeconds, who, groupThousands(uint64(r.MsgsPerCPUSecond+0.5)))
+	}
 	if r.Errors > 0 {
 		fmt.Fprintf(w, "  errors      %d (first: %s)\n", r.Errors, r.FirstError)
 	} else {

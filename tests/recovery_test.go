@@ -1,9 +1,44 @@
 package tests
 
 import (
+	"fmt"
 	"reflect"
+	"strconv"
 	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/internal/testcluster"
 )
+
+// cursorAt maps "n entries consumed" to the (segment, offset) of the next
+// entry, from the sealed segments' counts (segments are numbered from 1).
+func cursorAt(t *testing.T, st testcluster.TopicState, n uint64) testcluster.Cursor {
+	t.Helper()
+	for seg := uint64(1); seg < st.CurrentSegment; seg++ {
+		cnt, ok := st.SealedSegments[strconv.FormatUint(seg, 10)]
+		if !ok {
+			t.Fatalf("segment %d missing from sealed_segments %v", seg, st.SealedSegments)
+		}
+		if n < cnt {
+			return testcluster.Cursor{Segment: seg, Offset: n}
+		}
+		n -= cnt
+	}
+	return testcluster.Cursor{Segment: st.CurrentSegment, Offset: n}
+}
+
+func readN(t *testing.T, c *testcluster.Conn, topic string, n int) []string {
+	t.Helper()
+	out := make([]string, 0, n)
+	for range n {
+		r := do(t, c, "GET "+topic)
+		if len(r) < 3 || r[:3] != "OK " {
+			t.Fatalf("GET %s after %d: %q", topic, len(out), r)
+		}
+		out = append(out, r[3:])
+	}
+	return out
+}
 
 // recovery: stop the whole cluster with SIGTERM (each node must exit 0),
 // restart it from disk: topics, segments, data and cursors are back and GET
@@ -16,43 +51,72 @@ func TestRecovery(t *testing.T) {
 	putMany(t, c.Conn(2), "recover", open)
 	written = append(written, open...)
 	mustOK(t, c.Conn(1), "REGISTER recover-empty")
-
-	half := len(written) / 2
-	conn := c.Conn(3)
-	var readBefore []string
-	for range half {
-		r := do(t, conn, "GET recover")
-		if len(r) < 3 || r[:3] != "OK " {
-			t.Fatalf("GET: %q", r)
-		}
-		readBefore = append(readBefore, r[3:])
-	}
-	sameList(t, "before restart", readBefore, written[:half])
 	before, err := c.State(1, "recover")
 	if err != nil {
 		t.Fatal(err)
 	}
 
+	checkState := func(t *testing.T) {
+		t.Helper()
+		for _, id := range c.IDs() {
+			after, err := c.State(id, "recover")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(after.SealedSegments, before.SealedSegments) || !reflect.DeepEqual(after.SegmentLeaders, before.SegmentLeaders) || after.CurrentSegment != before.CurrentSegment {
+				t.Fatalf("node %d STATE after restart %+v, before %+v", id, after, before)
+			}
+			if _, err := c.State(id, "recover-empty"); err != nil {
+				t.Fatalf("registered topic lost: %v", err)
+			}
+		}
+	}
+
+	// Phase 1: committed cursors, segments and data come back after the
+	// whole cluster is stopped at once.
+	half := len(written) / 2
+	sameList(t, "before restart", readN(t, c.Conn(3), "recover", half), written[:half])
+	if before.Cursor != nil {
+		want := cursorAt(t, before, uint64(half))
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			for _, id := range c.IDs() {
+				s, err := c.State(id, "recover")
+				if err != nil {
+					return err
+				}
+				if s.Cursor == nil || *s.Cursor != want {
+					return fmt.Errorf("node %d committed cursor %+v, want %+v", id, s.Cursor, want)
+				}
+			}
+			return nil
+		})
+	}
 	c.StopAll() // fails the test unless every node exits 0
 	if t.Failed() {
 		t.FailNow()
 	}
 	c.RestartAll()
+	checkState(t)
+	quarter := half + (len(written)-half)/2
+	sameList(t, "GET after restart continues at the cursor", readN(t, c.Conn(1), "recover", quarter-half), written[half:quarter])
 
+	// Phase 2: a clean shutdown right after reading loses no cursor
+	// progress: the Raft leader goes first (while it still has a quorum to
+	// commit with), then the others.
+	leader := c.Leader().ID
+	c.Stop(leader)
 	for _, id := range c.IDs() {
-		after, err := c.State(id, "recover")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(after.SealedSegments, before.SealedSegments) || !reflect.DeepEqual(after.SegmentLeaders, before.SegmentLeaders) || after.CurrentSegment != before.CurrentSegment {
-			t.Fatalf("node %d STATE after restart %+v, before %+v", id, after, before)
-		}
-		if _, err := c.State(id, "recover-empty"); err != nil {
-			t.Fatalf("registered topic lost: %v", err)
+		if id != leader {
+			c.Stop(id)
 		}
 	}
-	rest := drain(t, c.Conn(1), "recover", len(written))
-	sameList(t, "GET after restart continues at the cursor", rest, written[half:])
+	if t.Failed() {
+		t.FailNow()
+	}
+	c.RestartAll()
+	checkState(t)
+	rest := drain(t, c.Conn(2), "recover", len(written))
+	sameList(t, "GET after a clean stop right after reading", rest, written[quarter:])
 
 	// The restarted cluster still takes writes.
 	mustOK(t, c.Conn(2), "PUT recover after-restart")

@@ -34,6 +34,18 @@ func stress(t *testing.T, c *testcluster.Cluster, clients, topics, perClient int
 	for i := range topics {
 		mustOK(t, setup, "REGISTER "+topicName(i))
 	}
+	// Followers apply the registration a moment later; readers start on
+	// other nodes, so wait until every node knows every topic.
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		for _, id := range ids {
+			for i := range topics {
+				if _, err := c.State(id, topicName(i)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 
 	var (
 		wg        sync.WaitGroup

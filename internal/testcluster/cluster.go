@@ -44,7 +44,8 @@ type Options struct {
 	PluginArgs []string
 	// HTTP gives every node a free HTTP port (otherwise http.port is 0).
 	HTTP bool
-	// LogLevel sets log.level (default "debug", so failures are explained).
+	// LogLevel sets log.level (default "info"; "debug" explains more but
+	// logs every client connection).
 	LogLevel string
 	// Extra sets more config keys in every node's YAML, by dotted key
 	// ("storage.durability": "always").
@@ -110,7 +111,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		opts.ReadyTimeout = DefaultReadyTimeout
 	}
 	if opts.LogLevel == "" {
-		opts.LogLevel = "debug"
+		opts.LogLevel = "info"
 	}
 	c := &Cluster{t: t, opts: opts, bin: WalrusBin(t)}
 	ports := FreePorts(t, 3*opts.Nodes)

@@ -41,6 +41,15 @@ type TopicState struct {
 	LeaderNode     uint64            `json:"leader_node"`
 	SealedSegments map[string]uint64 `json:"sealed_segments"`
 	SegmentLeaders map[string]uint64 `json:"segment_leaders"`
+	// Cursor is the committed shared GET cursor (an extension of the
+	// seed's STATE; nil when the node does not report it).
+	Cursor *Cursor `json:"cursor,omitempty"`
+}
+
+// Cursor is a position in a topic: the next entry GET delivers.
+type Cursor struct {
+	Segment uint64 `json:"segment"`
+	Offset  uint64 `json:"offset"`
 }
 
 // SealedTotal is the sum of the sealed segments' entry counts.

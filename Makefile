@@ -10,8 +10,7 @@ BENCH_CLIENTS  ?= 16
 BENCH_PIPELINE ?= 64
 BENCH_SIZE     ?= 100
 BENCH_TOPICS   ?= 4
-BENCH_FLAGS = --addrs $(BENCH_ADDRS) --messages $(BENCH_MESSAGES) --clients $(BENCH_CLIENTS) \
-	--pipeline $(BENCH_PIPELINE) --topics $(BENCH_TOPICS)
+BENCH_FLAGS = --addrs $(BENCH_ADDRS) --clients $(BENCH_CLIENTS) --pipeline $(BENCH_PIPELINE) --topics $(BENCH_TOPICS)
 
 .PHONY: all build test test-race cluster-up cluster-down cluster-wipe bench fuzz lint clean
 
@@ -44,7 +43,7 @@ cluster-wipe:
 
 ## bench: produce then consume (and verify) against the local cluster
 bench: build
-	$(BIN)/walrus-cli bench produce $(BENCH_FLAGS) --size $(BENCH_SIZE)
+	$(BIN)/walrus-cli bench produce $(BENCH_FLAGS) --messages $(BENCH_MESSAGES) --size $(BENCH_SIZE)
 	$(BIN)/walrus-cli bench consume $(BENCH_FLAGS)
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each)

@@ -83,6 +83,8 @@ func TestConnectionFailuresNameTheAddress(t *testing.T) {
 func TestUsageErrorsExit2(t *testing.T) {
 	for _, args := range [][]string{
 		{"put", "onlytopic"},
+		{"put", "two words", "x"}, // would be PUT two "words x" on the wire
+		{"get", ""},
 		{"get"},
 		{"get", "a", "b"},
 		{"metrics", "extra"},

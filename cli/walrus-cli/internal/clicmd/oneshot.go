@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/protocol"
 )
 
@@ -55,6 +56,13 @@ func (a *app) printReply(cmd *cobra.Command, rep protocol.Reply, wire bool) erro
 }
 
 func (a *app) runOne(cmd *cobra.Command, req protocol.Request, wire bool) error {
+	if req.Command != protocol.CmdMetrics {
+		// A name with a space would silently change the request's meaning
+		// (PUT "a b" x is PUT a with payload "b x"), so check it here.
+		if err := engine.ValidateTopic(req.Topic); err != nil {
+			return usagef("topic %q: %v", req.Topic, err)
+		}
+	}
 	rep, err := a.request(cmd.Context(), req)
 	if err != nil {
 		return err

@@ -147,7 +147,9 @@ func parseSegKey(k []byte) (engine.SegmentID, bool) {
 	return engine.SegmentID{Topic: string(k[:len(k)-9]), Segment: binary.BigEndian.Uint64(k[len(k)-8:])}, true
 }
 
-func offsetKey(off uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, offsetLen), off) }
+func offsetKey(off uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, offsetLen), off)
+}
 
 type meta struct {
 	entries, bytes uint64

@@ -258,7 +258,7 @@ func testHealthCheck(t *testing.T, c *testcluster.Cluster) {
 		} {
 			// nc keeps the connection open after stdin ends (the server
 			// waits for the next frame), so bound it and keep what it read.
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 			cmd := exec.CommandContext(ctx, "bash", "-c", line)
 			cmd.WaitDelay = time.Second
 			out, _ := cmd.Output()

@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/walrus-go/walrus/configs"
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node"
+)
+
+// closeTimeout bounds how long the store may take to close at shutdown.
+const closeTimeout = 30 * time.Second
+
+// NewCommand returns the walrus root command. Running it with no config
+// file, environment or flags starts a single-node cluster on the defaults.
+func NewCommand() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "walrus",
+		Short: "Walrus node daemon: a distributed segment log with Raft metadata",
+		Long: `walrus runs one Walrus node. Settings come from, highest precedence first:
+flags, WALRUS_* environment variables (WALRUS_MAX_SEGMENT_ENTRIES,
+WALRUS_MONITOR_CHECK_MS, WALRUS_RAFT_PORT, ...), the YAML file given with
+--config, and the defaults (a single node: client 127.0.0.1:8080,
+Raft 127.0.0.1:6000, data in ./data, mmap backend).`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := configs.Load(configFile, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return Run(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML config file (see configs/README.md)")
+	configs.AddFlags(cmd.Flags())
+	cmd.Flags().SortFlags = false
+	return cmd
+}
+
+// Run runs one node with cfg until ctx is cancelled and returns nil after
+// a clean shutdown. Logs go to log.file, or to stderr when it is empty.
+func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) {
+	logger, closeLog, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeLog(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if cfg.File != "" {
+		logger.Info("config loaded", "file", cfg.File)
+	}
+
+	ncfg := NodeConfig(cfg)
+	if err := ncfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", configs.ErrInvalid, err)
+	}
+	store, err := OpenStore(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("storage open failed", "backend", cfg.Storage.Backend, "err", err)
+		return err
+	}
+	defer func() {
+		if cerr := closeStore(store); cerr != nil {
+			logger.Error("storage close failed", "err", cerr)
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	n, err := node.New(ncfg, store, logger)
+	if err != nil {
+		return fmt.Errorf("start node %d: %w", cfg.NodeID, err)
+	}
+	if err := n.Run(ctx); err != nil {
+		logger.Error("node stopped with an error", "err", err)
+		return fmt.Errorf("node %d: %w", cfg.NodeID, err)
+	}
+	return nil
+}
+
+// closeStore closes the store, bounded by closeTimeout so a wedged backend
+// (a hung plugin) cannot keep the process from exiting.
+func closeStore(s engine.SegmentStore) error {
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("storage close: still running after %v", closeTimeout)
+	}
+}
+
+// NodeConfig maps the daemon configuration onto node.Config, starting from
+// node.DefaultConfig so fields the file does not cover keep the node's
+// defaults.
+func NodeConfig(c configs.Config) node.Config {
+	n := node.DefaultConfig()
+	n.NodeID = c.NodeID
+	n.DataDir = c.DataDir
+	n.RaftHost = c.Raft.Host
+	n.RaftPort = c.Raft.Port
+	n.RaftAdvertiseHost = c.RaftAdvertiseHost()
+	n.ClientHost = c.Client.Host
+	n.ClientPort = c.Client.Port
+	n.HTTPHost = c.HTTP.Host
+	n.HTTPPort = c.HTTP.Port
+	n.Join = append([]string(nil), c.Join...)
+	n.MaxSegmentEntries = c.MaxSegmentEntries
+	n.MonitorInterval = c.MonitorInterval()
+	n.LeaseSyncInterval = c.LeaseSyncInterval()
+	n.MaxFrameBytes = c.Client.MaxFrameBytes
+	n.AutoCreateTopics = c.Topics.AutoCreate
+	n.ReplicationFactor = c.ReplicationFactor
+	n.AckQuorum = c.AckQuorum
+	n.CursorCommitInterval = c.CursorCommitInterval()
+	n.FailureTimeout = c.FailureTimeout()
+	return n
+}

@@ -1,0 +1,23 @@
+// Command walrus is the Walrus node daemon. See configs/README.md for its
+// flags, environment variables and YAML keys.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/walrus-go/walrus/cli/walrus/internal/daemon"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := daemon.NewCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "walrus:", err)
+		os.Exit(1)
+	}
+}

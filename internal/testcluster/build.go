@@ -112,3 +112,21 @@ func bin(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// BuildPackage compiles one main package of this module (a path relative
+// to the module root, e.g. "./plugins/testplugin") into a temporary
+// directory and returns the executable's path.
+func BuildPackage(t testing.TB, pkg string) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testcluster: go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}

@@ -125,4 +125,6 @@ func copyDir(src, dst string) error {
 	})
 }
 
-func TestConformance(t *testing.T) { enginetest.Run(t, harness()) }
+func TestConformance(t *testing.T) { runConformance(t, harness()) }
+
+func runConformance(t *testing.T, h enginetest.Harness) { enginetest.Run(t, h) }

@@ -2,6 +2,7 @@ package mmapstore
 
 import (
 	"log/slog"
+	"runtime"
 	"testing"
 
 	"github.com/walrus-go/walrus/engine"
@@ -45,6 +46,13 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConformanceAlways(t *testing.T) {
+	// In always mode every append waits for the syncer goroutine and an
+	// fsync. On a 2-core machine the suite's busy-looping readers hold both
+	// Ps, and every wake-up after the fsync syscall then waits for a
+	// 10 ms preemption slice (17 s for this suite under -race). More Ps than
+	// busy goroutines lets the kernel's finer time slicing schedule them.
+	prev := runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0)))
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 	h := harness()
 	h.Open = func(tb testing.TB, dir string) (engine.SegmentStore, error) {
 		o := testOptions(tb)

@@ -550,7 +550,7 @@ func (sg *segment) syncOnce() error {
 	sg.mu.RLock()
 	target, prev := sg.written, sg.synced
 	sg.mu.RUnlock()
-	if prev.end > sg.ckpt.end {
+	if prev.end > sg.ckpt.end+ckptLagBytes {
 		if err := sg.writeCheckpoint(prev); err != nil {
 			err = fmt.Errorf("write checkpoint: %w: %w", err, engine.ErrUnavailable)
 			sg.fail(err)
@@ -631,3 +631,9 @@ func (sg *segment) closeLocked(why error, abandon bool) error {
 	sg.env.mapped.remove(sg)
 	return err
 }
+
+// ckptLagBytes is how far the checkpoint may lag the synced data before a
+// sync round rewrites it. Writing it every round would add a page (and a
+// journal update) to every fsync; lagging only shrinks the region where
+// damage is classified as corruption instead of a torn tail.
+const ckptLagBytes = 4 << 20

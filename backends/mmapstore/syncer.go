@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type syncer struct {
 	spare   []*segment
 	pending *syncRound
 	stopped bool
+
+	rounds atomic.Uint64 // completed rounds that synced at least one segment
 
 	kick chan struct{} // capacity 1: a round is wanted
 	stop chan struct{}
@@ -127,6 +130,9 @@ func (sy *syncer) round() {
 			})
 		}
 		wg.Wait()
+	}
+	if len(segs) > 0 {
+		sy.rounds.Add(1)
 	}
 	err := errors.Join(errs...)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -179,15 +180,25 @@ func TestInvalidConfigExits(t *testing.T) {
 // file) configure a node.
 func TestLogFileAndSIGTERM(t *testing.T) {
 	skipShort(t)
-	ports := testcluster.FreePorts(t, 2)
+	ports := testcluster.FreePorts(t, 3)
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "logs", "node-9.log")
 	p := testcluster.StartWalrus(t, dir, nil,
 		"--node-id", "9", "--data-dir", filepath.Join(dir, "data"),
 		"--raft-port", strconv.Itoa(ports[0]), "--raft-host", "127.0.0.1", "--raft-advertise-host", "127.0.0.1",
 		"--client-port", strconv.Itoa(ports[1]), "--client-host", "127.0.0.1",
-		"--log-file", logPath)
+		"--http-port", strconv.Itoa(ports[2]), "--log-file", logPath)
 	waitSingleLeader(t, p, addr(ports[1]))
+	for _, path := range []string{"/healthz", "/metrics"} {
+		resp, err := http.Get("http://" + addr(ports[2]) + path)
+		if err != nil {
+			t.Fatalf("--http-port: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+	}
 	conn := testcluster.MustDial(t, addr(ports[1]))
 	mustOK(t, conn, "REGISTER logged")
 	want := []string{"Node 9 booting", "Client listener bound", "Monitor loop started", "Registered node address"}

@@ -26,7 +26,8 @@ for cfg in "${CONFIGS[@]}"; do
 		rm -rf -- "$node_dir"
 		log "removed $node_dir (node $id of $cfg)"
 	fi
-	rmdir -- "$abs" 2>/dev/null || true
+	# and the data_dir (and its parent, e.g. ./data) once nothing else is in them
+	rmdir -- "$abs" 2>/dev/null && rmdir -- "$(dirname -- "$abs")" 2>/dev/null || true
 done
 rm -rf -- "$LOG_DIR" "$PID_DIR"
 rmdir -- "$CLUSTER_DIR" 2>/dev/null || true

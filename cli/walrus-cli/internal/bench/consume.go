@@ -188,88 +188,22 @@ type consumeClient struct {
 }
 
 func (cc *consumeClient) run(ctx context.Context) error {
-	w := newWindow(ctx, cc.cfg.Pipeline)
-	defer w.stop()
+	d := newDriver(cc.p, cc.cfg.Pipeline, cc.h)
 	drainNs := int64(cc.cfg.DrainWait)
-
-	var readErr error
-	var rwg sync.WaitGroup
-	rwg.Go(func() {
-		for {
-			i, t, ok := w.next()
-			if !ok {
-				return
-			}
-			rep, err := cc.p.Recv()
-			if err != nil {
-				readErr = fmt.Errorf("bench: consumer %d: read reply %d: %w", cc.id, i, err)
-				w.abort()
-				cc.p.Close()
-				return
-			}
-			cc.h.Record(w.take(i))
-			st := &cc.states[t]
-			switch rep.Kind {
-			case protocol.ReplyPayload:
-				st.streak.Store(0)
-				st.streakStart.Store(0)
-				n := cc.read.Add(1)
-				cc.bytes.Add(uint64(len(rep.Body)))
-				if !cc.cfg.NoVerify {
-					cc.v.add(rep.Body)
-				}
-				if n == cc.cfg.Messages {
-					cc.v.finish()
-				}
-			case protocol.ReplyEmpty:
-				cc.empty.Add(1)
-				now := int64(time.Since(w.base))
-				if st.streak.Add(1) == 1 {
-					st.streakStart.Store(now)
-				} else if s := st.streakStart.Load(); s != 0 && now-s >= drainNs {
-					st.drained.Store(true)
-				}
-			default:
-				cc.tally.add(rep.String())
-			}
-		}
-	})
-
-	writeErr := cc.write(ctx, w)
-	if writeErr != nil && !errors.Is(writeErr, context.Canceled) {
-		w.abort()
-		cc.p.Close() // unblocks the reader
-	}
-	w.stop()
-	rwg.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if readErr != nil {
-		return readErr
-	}
-	if writeErr != nil {
-		return fmt.Errorf("bench: consumer %d: send: %w", cc.id, writeErr)
-	}
-	return nil
-}
-
-// write sends batches of GETs round-robin over the client's topics that are
-// not drained, until all are drained or the run is complete. While every
-// topic it reads is answering EMPTY it sends one GET per pollEvery, so an
-// idle end does not spin.
-func (cc *consumeClient) write(ctx context.Context, w *window) error {
 	pollEvery := max(cc.cfg.DrainWait/20, time.Millisecond)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	next := 0
 	live := make([]int32, 0, len(cc.mine))
-	for {
+
+	// fill sends GETs round-robin over the client's topics that are not
+	// drained, until all are drained or the run is complete. While every
+	// topic it reads answers EMPTY it sends one GET per pollEvery, so an
+	// idle end does not spin.
+	fill := func(free, inflight int) (bool, error) {
 		select {
 		case <-cc.v.done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+			return false, nil
 		default:
 		}
 		live = live[:0]
@@ -285,39 +219,63 @@ func (cc *consumeClient) write(ctx context.Context, w *window) error {
 			}
 		}
 		if len(live) == 0 {
-			return nil
+			return false, nil
 		}
-		want := w.lowWater
 		if streaking == len(live) {
-			want = 1
+			if inflight > 0 {
+				return true, nil // read those replies first
+			}
 			timer.Reset(pollEvery)
 			select {
 			case <-timer.C:
 			case <-cc.v.done:
-				return nil
+				return false, nil
 			case <-ctx.Done():
-				return ctx.Err()
+				return false, ctx.Err()
 			}
+			free = 1
 		}
-		free, ok := w.reserve(want)
-		if !ok {
-			return ctx.Err()
-		}
-		k := free
-		if want == 1 {
-			k = 1
-		}
-		for j := range k {
+		for range free {
 			t := live[next%len(live)]
 			next++
-			w.setTag(j, t)
-			if err := cc.p.Send(protocol.Request{Command: protocol.CmdGet, Topic: cc.topics[t]}); err != nil {
-				return err
+			if err := d.send(protocol.Request{Command: protocol.CmdGet, Topic: cc.topics[t]}, t); err != nil {
+				return false, err
 			}
 		}
-		if err := cc.p.Flush(); err != nil {
-			return err
-		}
-		w.publish(k)
+		return true, nil
 	}
+	handle := func(rep protocol.Reply, t int32) {
+		st := &cc.states[t]
+		switch rep.Kind {
+		case protocol.ReplyPayload:
+			st.streak.Store(0)
+			st.streakStart.Store(0)
+			n := cc.read.Add(1)
+			cc.bytes.Add(uint64(len(rep.Body)))
+			if !cc.cfg.NoVerify {
+				cc.v.add(rep.Body)
+			}
+			if n == cc.cfg.Messages {
+				cc.v.finish()
+			}
+		case protocol.ReplyEmpty:
+			cc.empty.Add(1)
+			now := int64(time.Since(d.base))
+			if st.streak.Add(1) == 1 {
+				st.streakStart.Store(now)
+			} else if s := st.streakStart.Load(); s != 0 && now-s >= drainNs {
+				st.drained.Store(true)
+			}
+		default:
+			cc.tally.add(rep.String())
+		}
+	}
+	err := d.run(ctx, fill, handle)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("bench: consumer %d: %w", cc.id, err)
+	}
+	return nil
 }

@@ -114,80 +114,37 @@ func produceClient(ctx context.Context, cfg *Config, c int, p Pipe, topics []str
 		return nil
 	}
 	count := (cfg.Messages-1-uint64(c))/clients + 1
-	w := newWindow(ctx, cfg.Pipeline)
-	defer w.stop()
-	// One payload buffer per slot: a batch never exceeds the depth, and the
-	// buffers are reused only after the batch was flushed.
+	// One payload buffer per window slot: a batch never exceeds the depth,
+	// and Pipe.Send may keep a reference until the Flush that follows it.
 	bufs := make([][]byte, cfg.Pipeline)
 	for i := range bufs {
 		bufs[i] = make([]byte, cfg.Size)
 	}
-
-	var readErr error
-	var rwg sync.WaitGroup
-	rwg.Go(func() {
-		for {
-			i, _, ok := w.next()
-			if !ok {
-				return
+	d := newDriver(p, cfg.Pipeline, h)
+	var i uint64 // next message of this client
+	fill := func(free, _ int) (bool, error) {
+		for j := 0; j < free && i < count; j++ {
+			seq := uint64(c) + i*clients
+			payload := EncodePayload(bufs[j], Message{Run: cfg.Run, Total: cfg.Messages, Seq: seq})
+			if err := d.send(protocol.Request{Command: protocol.CmdPut, Topic: topics[seq%uint64(len(topics))], Payload: payload}, 0); err != nil {
+				return false, err
 			}
-			rep, err := p.Recv()
-			if err != nil {
-				readErr = fmt.Errorf("bench: client %d: read reply %d: %w", c, i, err)
-				w.abort()
-				p.Close()
-				return
-			}
-			h.Record(w.take(i))
-			if rep.Kind == protocol.ReplyOK {
-				acked.Add(1)
-			} else {
-				tally.add(rep.String())
-			}
+			i++
+		}
+		return i < count, nil
+	}
+	err := d.run(ctx, fill, func(rep protocol.Reply, _ int32) {
+		if rep.Kind == protocol.ReplyOK {
+			acked.Add(1)
+		} else {
+			tally.add(rep.String())
 		}
 	})
-
-	var writeErr error
-	var i uint64
-	for i < count && writeErr == nil {
-		free, ok := w.reserve(int(min(uint64(w.lowWater), count-i)))
-		if !ok {
-			break
-		}
-		k := min(uint64(free), count-i)
-		for j := range k {
-			seq := uint64(c) + (i+j)*clients
-			payload := EncodePayload(bufs[(i+j)%uint64(len(bufs))], Message{Run: cfg.Run, Total: cfg.Messages, Seq: seq})
-			if err := p.Send(protocol.Request{Command: protocol.CmdPut, Topic: topics[seq%uint64(len(topics))], Payload: payload}); err != nil {
-				writeErr = err
-				break
-			}
-		}
-		if writeErr == nil {
-			writeErr = p.Flush()
-		}
-		if writeErr == nil {
-			w.publish(int(k))
-			i += k
-		}
-	}
-	if writeErr != nil {
-		w.abort()
-		p.Close() // unblocks the reader
-	}
-	w.stop()
-	rwg.Wait()
-	if readErr != nil {
-		if ctx.Err() != nil {
-			return ctx.Err() // the connection was closed because the run was cancelled
-		}
-		return readErr
-	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return ctx.Err() // the connection was closed because the run was cancelled
 	}
-	if writeErr != nil {
-		return fmt.Errorf("bench: client %d: send: %w", c, writeErr)
+	if err != nil {
+		return fmt.Errorf("bench: client %d: %w", c, err)
 	}
 	return nil
 }

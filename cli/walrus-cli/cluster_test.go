@@ -37,9 +37,13 @@ func TestCommandsAgainstCluster(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.Topic != "logs" {
 		t.Fatalf("state: %s", r)
 	}
-	r = cli(t, f, "put", "bad/topic name", "x")
-	if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "ERR ") {
+	r = cli(t, f, "put", "bad/topic", "x") // refused before sending
+	if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "invalid topic name") {
 		t.Fatalf("invalid topic: %s", r)
+	}
+	r = cli(t, f, "do", "put", "bad/topic", "x") // the node's own answer
+	if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "ERR ") {
+		t.Fatalf("invalid topic sent anyway: %s", r)
 	}
 
 	// metrics | jq -e '.state == "Leader"' is true on the leader only

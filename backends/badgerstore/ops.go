@@ -1,7 +1,6 @@
 package badgerstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -138,7 +137,7 @@ func (s *Store) Read(ctx context.Context, id engine.SegmentID, offset uint64, ma
 			if err != nil {
 				return err
 			}
-			v, err := s.copyValue(item, math.MaxInt)
+			v, err := s.copyValue(item, math.MaxInt, nil)
 			if err != nil {
 				return err
 			}
@@ -155,8 +154,11 @@ func (s *Store) Read(ctx context.Context, id engine.SegmentID, offset uint64, ma
 
 // copyValue returns a copy of the item's value (never nil), or nil when the
 // value is longer than budget: the length is checked before anything is
-// copied.
-func (s *Store) copyValue(item *badger.Item, budget int) ([]byte, error) {
+// copied. Small values are carved from *arena, so a read of many small
+// entries costs a few allocations instead of one per entry; the caller owns
+// every returned slice either way (each is capped to its own length, so an
+// append by the caller never runs into its neighbour).
+func (s *Store) copyValue(item *badger.Item, budget int, arena *[]byte) ([]byte, error) {
 	var v []byte
 	err := item.Value(func(b []byte) error {
 		if len(b) > s.limits.MaxEntryBytes {
@@ -165,14 +167,27 @@ func (s *Store) copyValue(item *badger.Item, budget int) ([]byte, error) {
 		if len(b) > budget {
 			return nil
 		}
-		v = bytes.Clone(b)
-		if v == nil {
-			v = []byte{}
+		if len(b) == 0 {
+			v = []byte{} // non-nil: nil means "over budget"
+			return nil
 		}
+		if arena == nil || len(b) > readArenaBytes/4 {
+			v = append(make([]byte, 0, len(b)), b...)
+			return nil
+		}
+		if cap(*arena)-len(*arena) < len(b) {
+			*arena = make([]byte, 0, readArenaBytes)
+		}
+		start := len(*arena)
+		*arena = append(*arena, b...)
+		v = (*arena)[start:len(*arena):len(*arena)]
 		return nil
 	})
 	return v, err
 }
+
+// readArenaBytes is the chunk size small read results are carved from.
+const readArenaBytes = 32 << 10
 
 // scan appends entries [offset, count) to out within the bounds, checking
 // that keys are dense: a gap below the committed count is corruption.
@@ -181,6 +196,7 @@ func (s *Store) scan(txn *badger.Txn, id engine.SegmentID, offset, count uint64,
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 	defer it.Close()
 	want, size := offset, 0
+	var arena []byte
 	for it.Seek(entryKey(id, offset)); want < count && len(*out) < maxEntries; it.Next() {
 		if !it.Valid() {
 			return fmt.Errorf("entry %d below count %d is missing: %w", want, count, engine.ErrCorrupt)
@@ -197,7 +213,7 @@ func (s *Store) scan(txn *badger.Txn, id engine.SegmentID, offset, count uint64,
 		if len(*out) > 0 {
 			budget = maxBytes - size
 		}
-		v, err := s.copyValue(item, budget)
+		v, err := s.copyValue(item, budget, &arena)
 		if err != nil {
 			return err
 		}

@@ -233,3 +233,17 @@ func TestShellSurvivesNodeRestart(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+// On a terminal bench shows a progress bar on stderr; piped (the other
+// bench tests) it does not.
+func TestBenchProgressBarOnATerminal(t *testing.T) {
+	tm := startTerm(t, []string{"TERM=xterm"}, "bench", "produce", "--echo", "--messages", "1500000", "--clients", "4")
+	tm.expect("throughput")
+	if code := tm.wait(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	out := tm.output()
+	if !strings.Contains(out, "msgs/s)") || !strings.Contains(out, "%") {
+		t.Fatalf("no progress bar in terminal output: %q", out)
+	}
+}

@@ -11,8 +11,6 @@ var (
 	// ErrUnexpectedReply: the server answered with a reply kind the call
 	// does not expect (e.g. EMPTY to a PUT).
 	ErrUnexpectedReply = errors.New("unexpected reply")
-	// ErrNothingPending: Recv was called with no request outstanding.
-	ErrNothingPending = errors.New("no request pending")
 )
 
 // ServerError is an "ERR <message>" reply. Message is the text after

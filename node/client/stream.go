@@ -25,12 +25,14 @@ func (c *Client) Send(req protocol.Request) error {
 		// This write will reach the socket; bound it.
 		_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	}
-	if _, err := c.bw.Write(buf); err != nil {
-		return c.connErr("write", err)
-	}
+	// Count before writing: a full buffer flushes inside Write, and a
+	// concurrent Recv may see the reply before Write returns.
 	c.pendMu.Lock()
 	c.pending++
 	c.pendMu.Unlock()
+	if _, err := c.bw.Write(buf); err != nil {
+		return c.connErr("write", err)
+	}
 	return nil
 }
 
@@ -61,7 +63,10 @@ func (c *Client) pendingCount() int {
 	return c.pending
 }
 
-// Recv returns the reply to the oldest outstanding Send. An ERR reply is a
+// Recv returns the reply to the oldest outstanding Send. It does not check
+// that a request is outstanding (a receiving goroutine may legitimately run
+// ahead of the sending one); with none, it waits until ctx or the timeout
+// ends. An ERR reply is a
 // normal result here (Kind protocol.ReplyErr), not an error; err reports a
 // connection failure, after which the Client is broken. ctx (or the default
 // timeout) bounds the wait; when the reply is already buffered Recv makes
@@ -70,9 +75,6 @@ func (c *Client) pendingCount() int {
 func (c *Client) Recv(ctx context.Context) (protocol.Reply, error) {
 	if err := c.brokenErr(); err != nil {
 		return protocol.Reply{}, err
-	}
-	if c.pendingCount() == 0 {
-		return protocol.Reply{}, ErrNothingPending
 	}
 	if !protocol.FrameBuffered(c.br) {
 		if err := ctx.Err(); err != nil {

@@ -50,7 +50,8 @@ type Server struct {
 
 // New returns a Server. cfg zero fields take defaults; out-of-range fields
 // are replaced by their defaults and logged (call cfg.Validate first to
-// reject them instead). A nil logger discards.
+// reject them instead). A nil logger discards; the caller tags it (e.g.
+// with a component attribute).
 func New(cfg Config, h Handler, logger *slog.Logger) *Server {
 	if h == nil {
 		panic("server.New: nil Handler")
@@ -58,7 +59,6 @@ func New(cfg Config, h Handler, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "client_listener")
 	if err := cfg.Validate(); err != nil {
 		logger.Warn("invalid client listener config, using defaults for the bad fields", "err", err)
 		d := DefaultConfig()

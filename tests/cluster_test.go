@@ -118,7 +118,7 @@ func testBadInput(t *testing.T, c *testcluster.Cluster) {
 	addr := n.ClientAddr
 	dial := func(t *testing.T) *testcluster.Conn {
 		conn := testcluster.MustDial(t, addr)
-		conn.SetTimeout(10 * time.Second)
+		conn.SetTimeout(3 * time.Second)
 		return conn
 	}
 

@@ -124,3 +124,40 @@ func TestRecovery(t *testing.T) {
 		t.Fatalf("GET after restart: %q", r)
 	}
 }
+
+// A follower killed with SIGKILL (no clean shutdown) restarts from its
+// files, rejoins without a new bootstrap, and its sealed segment is read
+// back intact.
+func TestKillRestartFollower(t *testing.T) {
+	skipShort(t)
+	c := startRollCluster(t)
+	written := writeRolled(t, c, "crash", 3)
+	st, err := c.State(1, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftLeader := c.Leader().ID
+	var victim uint64
+	for seg, holder := range st.SegmentLeaders {
+		if _, sealed := st.SealedSegments[seg]; sealed && holder != raftLeader && holder != st.LeaderNode {
+			victim = holder
+			break
+		}
+	}
+	if victim == 0 {
+		t.Fatalf("no sealed segment on a node that leads nothing else: %+v (raft leader %d)", st, raftLeader)
+	}
+	c.Kill(victim)
+	// The rest of the cluster keeps taking writes to the open segment.
+	more := seq("crash-more", 0, 10)
+	putMany(t, c.Conn(raftLeader), "crash", more)
+	written = append(written, more...)
+
+	c.Restart(victim)
+	c.WaitReady()
+	if m, err := c.Metrics(victim); err != nil || m.CurrentTerm == 0 {
+		t.Fatalf("restarted node METRICS %+v, %v", m, err)
+	}
+	got := drain(t, c.Conn(victim), "crash", len(written))
+	sameList(t, "GET after a follower crash and restart", got, written)
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,7 @@ type benchFlags struct {
 	drainWait time.Duration
 	json      bool
 	echo      bool
+	cpuprof   string
 }
 
 func newBenchCmd(a *app) *cobra.Command {
@@ -58,6 +61,8 @@ func addBenchFlags(cmd *cobra.Command, a *app, f *benchFlags, produce bool) {
 	fs.IntVar(&f.pipeline, "pipeline", 64, "requests in flight per connection")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout (no progress bar)")
 	fs.BoolVar(&f.echo, "echo", false, "run against an in-process echo server instead of a node (measures the generator itself)")
+	fs.StringVar(&f.cpuprof, "cpuprofile", "", "write a CPU profile of the run to this file (for working on the generator)")
+	_ = fs.MarkHidden("cpuprofile")
 	if produce {
 		fs.Uint64Var(&f.messages, "messages", 100000, "total messages to produce")
 		fs.IntVar(&f.size, "size", 100, fmt.Sprintf("payload bytes (>= %d)", bench.MinPayloadSize))
@@ -143,6 +148,17 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool) error {
 		)
 		cfg.Progress = func(n uint64) { _ = bar.Set64(int64(n)) }
 		defer bar.Finish()
+	}
+	if f.cpuprof != "" {
+		pf, err := os.Create(f.cpuprof)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var (
 		r   *bench.Report

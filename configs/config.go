@@ -177,12 +177,4 @@ func (s StorageConfig) SyncInterval() time.Duration { return ms(s.SyncIntervalMS
 // StartTimeout is StartTimeoutMS as a duration.
 func (p PluginConfig) StartTimeout() time.Duration { return ms(p.StartTimeoutMS) }
 
-// RaftAdvertiseHost is the host other nodes dial to reach this one.
-func (c Config) RaftAdvertiseHost() string {
-	if c.Raft.AdvertiseHost != "" {
-		return c.Raft.AdvertiseHost
-	}
-	return c.Raft.Host
-}
-
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }

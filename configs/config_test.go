@@ -292,3 +292,22 @@ func TestEnvNamesFollowKeys(t *testing.T) {
 		t.Fatalf("env not applied: %+v", c)
 	}
 }
+
+func TestValidateKeyErrors(t *testing.T) {
+	c := Default()
+	c.Raft.Host = "0.0.0.0"
+	c.Client.Port = 0
+	err := c.Validate()
+	var ke *KeyError
+	if !errors.As(err, &ke) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate = %v, want *KeyError wrapping ErrInvalid", err)
+	}
+	if !strings.Contains(err.Error(), "raft.advertise_host") || strings.Count(err.Error(), "invalid configuration") != 1 {
+		t.Fatalf("message %q", err)
+	}
+	c.Raft.AdvertiseHost = "10.1.2.3"
+	c.Client.Port = 8080
+	if err := c.Validate(); err != nil {
+		t.Fatalf("wildcard host with advertise host: %v", err)
+	}
+}

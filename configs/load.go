@@ -65,7 +65,10 @@ func Load(file string, fs *pflag.FlagSet) (Config, error) {
 	}
 	var c Config
 	if err := v.UnmarshalExact(&c); err != nil {
-		return Config{}, fmt.Errorf("configs: %s: %w: %w", describe(file), ErrInvalid, err)
+		// mapstructure prefixes its list with a header line; the list
+		// itself names the keys ("'raft' has invalid keys: prot").
+		msg := strings.TrimSpace(strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):"))
+		return Config{}, fmt.Errorf("configs: %s: %w: %s", describe(file), ErrInvalid, msg)
 	}
 	c.File = file
 	if err := c.Validate(); err != nil {

@@ -34,13 +34,25 @@ const (
 	maxMappedMax         = 1 << 20
 )
 
-// Validate checks every key and returns one error per bad key (joined with
-// errors.Join, each wrapping ErrInvalid) naming the key, its value and what
-// is allowed.
+// KeyError is one bad configuration value.
+type KeyError struct {
+	Key     string // dotted key, e.g. raft.port or join[1]
+	Value   string // the value as written (strings quoted)
+	Problem string // what is allowed
+}
+
+func (e *KeyError) Error() string { return e.Key + " = " + e.Value + ": " + e.Problem }
+
+// Is makes errors.Is(err, ErrInvalid) true for every KeyError.
+func (e *KeyError) Is(target error) bool { return target == ErrInvalid }
+
+// Validate checks every key. It returns nil or an error that wraps
+// ErrInvalid and joins (errors.Join) one *KeyError per bad key, naming the
+// key, its value and the allowed range.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(key string, val any, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s = %s: %s", ErrInvalid, key, show(val), fmt.Sprintf(format, args...)))
+		errs = append(errs, &KeyError{Key: key, Value: show(val), Problem: fmt.Sprintf(format, args...)})
 	}
 	intRange := func(key string, val, lo, hi int64) {
 		if val < lo || val > hi {
@@ -99,6 +111,9 @@ func (c Config) Validate() error {
 	host("raft.host", c.Raft.Host, false)
 	port("raft.port", c.Raft.Port, false)
 	host("raft.advertise_host", c.Raft.AdvertiseHost, true)
+	if c.Raft.AdvertiseHost == "" && isWildcard(c.Raft.Host) {
+		bad("raft.advertise_host", c.Raft.AdvertiseHost, "must be set when raft.host is %s (peers cannot dial a wildcard address)", c.Raft.Host)
+	}
 	host("client.host", c.Client.Host, false)
 	port("client.port", c.Client.Port, false)
 	intRange("client.max_frame_bytes", int64(c.Client.MaxFrameBytes), maxFrameBytesMin, maxFrameBytesMax)
@@ -136,7 +151,15 @@ func (c Config) Validate() error {
 
 	oneOf("log.level", strings.ToLower(c.Log.Level), "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+}
+
+func isWildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 func show(v any) string {

@@ -111,7 +111,7 @@ func NodeConfig(c configs.Config) node.Config {
 	n.DataDir = c.DataDir
 	n.RaftHost = c.Raft.Host
 	n.RaftPort = c.Raft.Port
-	n.RaftAdvertiseHost = c.RaftAdvertiseHost()
+	n.RaftAdvertiseHost = c.Raft.AdvertiseHost // "" = the node uses RaftHost
 	n.ClientHost = c.Client.Host
 	n.ClientPort = c.Client.Port
 	n.HTTPHost = c.HTTP.Host

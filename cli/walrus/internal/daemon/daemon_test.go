@@ -33,7 +33,7 @@ func TestNodeConfigMapsEveryField(t *testing.T) {
 	c.Topics.AutoCreate = false
 	n := NodeConfig(c)
 	if n.NodeID != 7 || n.DataDir != "/d" || n.RaftHost != "10.0.0.1" || n.RaftPort != 7001 ||
-		n.RaftAdvertiseHost != "10.0.0.1" || n.ClientHost != "10.0.0.2" || n.ClientPort != 7002 ||
+		n.RaftAdvertiseHost != "" || n.ClientHost != "10.0.0.2" || n.ClientPort != 7002 ||
 		n.HTTPHost != "10.0.0.3" || n.HTTPPort != 7003 || strings.Join(n.Join, ",") != "a:1,b:2" ||
 		n.MaxSegmentEntries != 55 || n.MonitorInterval != 250*time.Millisecond ||
 		n.LeaseSyncInterval != 20*time.Millisecond || n.CursorCommitInterval != 30*time.Millisecond ||

@@ -8,7 +8,8 @@
 // Latencies go into a log-linear histogram (histogram.go) per worker, merged
 // at the end, so recording costs no allocation and no lock.
 //
-// Imports: node/client, node/protocol and the standard library. Concurrency:
+// Imports: node/protocol and the standard library (the connection is the
+// Pipe interface; walrus-cli adapts node/client to it). Concurrency:
 // Produce and Consume start one goroutine per client connection and return
 // only after all of them have stopped.
 package bench

@@ -169,3 +169,24 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watch topic: %s", r)
 	}
 }
+
+// A wrong guess (here node 1 lists the Raft addresses of 2 and 3 swapped, so
+// the guessed client addresses are each other's) shows as an error row.
+func TestStatusWrongGuessIsReported(t *testing.T) {
+	nodes := fakeCluster(t)
+	raft := map[string]string{}
+	for i, n := range nodes {
+		host, port, _ := net.SplitHostPort(n.addr)
+		p, _ := strconv.Atoi(port)
+		raft[strconv.Itoa(i+1)] = net.JoinHostPort(host, strconv.Itoa(p-1))
+	}
+	raft["2"], raft["3"] = raft["3"], raft["2"]
+	nodes[0].setMetrics(func() any {
+		return map[string]any{"id": 1, "state": "Leader", "current_term": 3, "current_leader": 1,
+			"membership_config": map[string]any{"membership": map[string]any{"nodes": raft}}}
+	})
+	r := cli(t, "--addr", nodes[0].addr, "status")
+	if r.code != 1 || strings.Count(r.stdout, "answers as node") != 2 {
+		t.Fatalf("want two rows saying the guess was wrong: %s", r)
+	}
+}

@@ -98,43 +98,51 @@ func (a *app) metricsOf(ctx context.Context, addr string) (metricsDoc, []byte, e
 // "client" that maps ids to addresses). Without that, the client address of
 // each member is guessed by applying --addr's offset between client and Raft
 // port, which is how the sample configs are laid out; note says so.
-func (a *app) clusterAddrs(ctx context.Context, addrsFlag string) (addrs []string, note string, err error) {
+//
+// guessedID maps each guessed address to the node id it was derived from,
+// so that a wrong guess shows as such instead of as a confusing row.
+func (a *app) clusterAddrs(ctx context.Context, addrsFlag string) (addrs []string, guessedID map[string]uint64, note string, err error) {
 	if list := splitAddrs(addrsFlag); len(list) > 0 {
-		return list, "", nil
+		return list, nil, "", nil
 	}
 	m, body, err := a.metricsOf(ctx, a.addr)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if clients := findClientAddrs(body); len(clients) > 0 {
-		return sortedByID(clients), "", nil
+		return sortedByID(clients), nil, "", nil
 	}
 	raft := m.MembershipConfig.Membership.Nodes
 	if len(raft) == 0 {
-		return []string{a.addr}, fmt.Sprintf("%s lists no members; pass --addrs to query more nodes", a.addr), nil
+		return []string{a.addr}, nil, fmt.Sprintf("%s lists no members; pass --addrs to query more nodes", a.addr), nil
 	}
 	self, ok := raft[strconv.FormatUint(m.ID, 10)]
 	if !ok {
-		return []string{a.addr}, "cannot map members to client addresses; pass --addrs", nil
+		return []string{a.addr}, nil, "cannot map members to client addresses; pass --addrs", nil
 	}
 	_, selfRaftPort, err1 := net.SplitHostPort(self)
 	_, selfClientPort, err2 := net.SplitHostPort(a.addr)
 	rp, err3 := strconv.Atoi(selfRaftPort)
 	cp, err4 := strconv.Atoi(selfClientPort)
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return []string{a.addr}, "cannot map members to client addresses; pass --addrs", nil
+		return []string{a.addr}, nil, "cannot map members to client addresses; pass --addrs", nil
 	}
 	guessed := map[string]string{}
+	guessedID = map[string]uint64{}
 	for id, r := range raft {
 		host, port, err := net.SplitHostPort(r)
 		p, perr := strconv.Atoi(port)
 		if err != nil || perr != nil {
 			continue
 		}
-		guessed[id] = net.JoinHostPort(host, strconv.Itoa(p+cp-rp))
+		addr := net.JoinHostPort(host, strconv.Itoa(p+cp-rp))
+		guessed[id] = addr
+		if n, err := strconv.ParseUint(id, 10, 64); err == nil {
+			guessedID[addr] = n
+		}
 	}
 	guessed[strconv.FormatUint(m.ID, 10)] = a.addr
-	return sortedByID(guessed), "client addresses guessed from Raft addresses (client port - Raft port as on " + a.addr + "); pass --addrs to be exact", nil
+	return sortedByID(guessed), guessedID, "client addresses guessed from Raft addresses (client port - Raft port as on " + a.addr + "); pass --addrs to be exact", nil
 }
 
 // findClientAddrs looks for an id -> client address map in METRICS.
@@ -208,7 +216,7 @@ func sortedByID(m map[string]string) []string {
 
 // collectStatus asks every address for METRICS in parallel and fills in the
 // replication lag from the leader's view.
-func (a *app) collectStatus(ctx context.Context, addrs []string) []nodeStatus {
+func (a *app) collectStatus(ctx context.Context, addrs []string, guessedID map[string]uint64) []nodeStatus {
 	rows := make([]nodeStatus, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
@@ -221,6 +229,14 @@ func (a *app) collectStatus(ctx context.Context, addrs []string) []nodeStatus {
 					rows[i].State = "error"
 				}
 				rows[i].Error = err.Error()
+				if id, ok := guessedID[addr]; ok {
+					rows[i].Error = fmt.Sprintf("guessed address of node %d: %v", id, err)
+				}
+				return
+			}
+			if id, ok := guessedID[addr]; ok && id != m.ID {
+				rows[i].State = "error"
+				rows[i].Error = fmt.Sprintf("guessed address of node %d answers as node %d; pass --addrs", id, m.ID)
 				return
 			}
 			rows[i] = nodeStatus{
@@ -348,12 +364,12 @@ leader, so it doubles as a health check.`,
 }
 
 func (a *app) status(ctx context.Context, errw io.Writer, addrsFlag string) ([]nodeStatus, error) {
-	addrs, note, err := a.clusterAddrs(ctx, addrsFlag)
+	addrs, guessedID, note, err := a.clusterAddrs(ctx, addrsFlag)
 	if err != nil {
 		return nil, err
 	}
 	if note != "" {
 		fmt.Fprintln(errw, "note: "+note)
 	}
-	return a.collectStatus(ctx, addrs), nil
+	return a.collectStatus(ctx, addrs, guessedID), nil
 }

@@ -80,3 +80,22 @@ func (ix *index) truncate(n uint64) {
 	}
 	ix.n = n
 }
+
+// fill writes the positions of entries [from, from+len(dst)) into dst, a
+// chunk at a time (the read path's bulk form of get).
+func (ix *index) fill(dst []uint64, from uint64) {
+	for len(dst) > 0 {
+		c := ix.chunks[from>>indexChunkShift]
+		slot := from & indexChunkMask
+		n := min(uint64(len(dst)), indexChunkLen-slot)
+		if c.wide != nil {
+			copy(dst[:n], c.wide[slot:slot+n])
+		} else {
+			for i, d := range c.narrow[slot : slot+n] {
+				dst[i] = c.base + uint64(d)
+			}
+		}
+		dst = dst[n:]
+		from += n
+	}
+}

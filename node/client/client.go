@@ -48,9 +48,16 @@ func (o Options) timeout() time.Duration {
 // its concurrency contract.
 type Client struct {
 	addr    string
-	conn    net.Conn
 	timeout time.Duration
 	max     int
+	// redial opens a replacement connection; nil for NewConn clients.
+	redial func(ctx context.Context) (net.Conn, error)
+
+	connMu sync.Mutex // guards conn against Close while a call swaps it
+	conn   net.Conn
+	closed bool
+
+	lastUsed time.Time // end of the last synchronous exchange; guarded by mu
 
 	mu      sync.Mutex // held for a whole synchronous exchange
 	br      *bufio.Reader
@@ -68,11 +75,14 @@ type Client struct {
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	timeout := opts.timeout()
 	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	redial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	conn, err := redial(ctx)
 	if err != nil {
 		return nil, &ConnError{Addr: addr, Op: "dial", Err: err}
 	}
-	return NewConn(conn, addr, opts), nil
+	c := NewConn(conn, addr, opts)
+	c.redial = redial
+	return c, nil
 }
 
 // NewConn wraps an established connection (for tests and custom dialers).
@@ -83,12 +93,13 @@ func NewConn(conn net.Conn, addr string, opts Options) *Client {
 		maxBytes = protocol.DefaultMaxFrameBytes
 	}
 	return &Client{
-		addr:    addr,
-		conn:    conn,
-		timeout: opts.timeout(),
-		max:     maxBytes,
-		br:      bufio.NewReaderSize(conn, bufferBytes),
-		bw:      bufio.NewWriterSize(conn, bufferBytes),
+		addr:     addr,
+		conn:     conn,
+		timeout:  opts.timeout(),
+		max:      maxBytes,
+		br:       bufio.NewReaderSize(conn, bufferBytes),
+		bw:       bufio.NewWriterSize(conn, bufferBytes),
+		lastUsed: time.Now(),
 	}
 }
 
@@ -100,7 +111,11 @@ func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.setBroken(ErrClosed)
-		err = c.conn.Close()
+		c.connMu.Lock()
+		c.closed = true
+		conn := c.conn
+		c.connMu.Unlock()
+		err = conn.Close()
 	})
 	return err
 }
@@ -143,7 +158,8 @@ func (c *Client) arm(ctx context.Context) (stop func(), err error) {
 	if !ok && c.timeout > 0 {
 		deadline = time.Now().Add(c.timeout)
 	}
-	if err := c.conn.SetDeadline(deadline); err != nil { // zero deadline = none
+	conn := c.conn
+	if err := conn.SetDeadline(deadline); err != nil { // zero deadline = none
 		return nil, c.connErr("set deadline", err)
 	}
 	if ctx.Done() == nil {
@@ -151,7 +167,7 @@ func (c *Client) arm(ctx context.Context) (stop func(), err error) {
 	}
 	// Waking a blocked read is the only way to honour cancellation on a
 	// net.Conn; the stream is then broken, which the read error reports.
-	unhook := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	unhook := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	return func() { unhook() }, nil
 }
 
@@ -223,6 +239,9 @@ func (c *Client) exchange(ctx context.Context, encode func([]byte) []byte, n int
 	if c.pendingCount() != 0 {
 		return nil, fmt.Errorf("walrus %s: synchronous call while %d streamed requests are outstanding", c.addr, c.pendingCount())
 	}
+	if err := c.reconnectIfStale(ctx); err != nil {
+		return nil, err
+	}
 	stop, err := c.arm(ctx)
 	if err != nil {
 		return nil, err
@@ -245,7 +264,41 @@ func (c *Client) exchange(ctx context.Context, encode func([]byte) []byte, n int
 		}
 		out = append(out, r)
 	}
+	c.lastUsed = time.Now()
 	return out, nil
+}
+
+// staleAfter is how long a connection must have been unused before a
+// synchronous call checks whether the server has closed it meanwhile.
+const staleAfter = 200 * time.Millisecond
+
+// reconnectIfStale replaces a connection the server closed while it was
+// idle (idle timeout, node restart), so that an interactive shell or a
+// poller does not fail once per server-side close. It is safe because
+// nothing is outstanding: the request about to be sent has not reached the
+// old connection. Called with mu held.
+func (c *Client) reconnectIfStale(ctx context.Context) error {
+	if c.redial == nil || c.br.Buffered() != 0 || c.bw.Buffered() != 0 ||
+		time.Since(c.lastUsed) < staleAfter || !peerClosed(c.conn) {
+		return nil
+	}
+	conn, err := c.redial(ctx)
+	if err != nil {
+		return c.connErr("dial", err)
+	}
+	c.connMu.Lock()
+	if c.closed {
+		c.connMu.Unlock()
+		_ = conn.Close()
+		return ErrClosed
+	}
+	old := c.conn
+	c.conn = conn
+	c.connMu.Unlock()
+	_ = old.Close()
+	c.br.Reset(conn)
+	c.bw.Reset(conn)
+	return nil
 }
 
 // Canonical replies returned without allocating.

@@ -67,11 +67,17 @@ func (h *memHandler) Handle(_ context.Context, reqs []protocol.Request) []protoc
 
 func startServer(t testing.TB, h server.Handler) string {
 	t.Helper()
+	_, addr := startServerConfig(t, server.Config{}, h)
+	return addr
+}
+
+func startServerConfig(t testing.TB, cfg server.Config, h server.Handler) (*server.Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{}, h, nil)
+	srv := server.New(cfg, h, nil)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
@@ -80,7 +86,7 @@ func startServer(t testing.TB, h server.Handler) string {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return ln.Addr().String()
+	return srv, ln.Addr().String()
 }
 
 func dial(t testing.TB, addr string, opts client.Options) *client.Client {
@@ -373,5 +379,24 @@ func TestLargePayload(t *testing.T) {
 	got, ok, err := c.Get(t.Context(), "big")
 	if err != nil || !ok || !bytes.Equal(got, big) {
 		t.Fatalf("1 MiB round trip: ok=%v err=%v len=%d", ok, err, len(got))
+	}
+}
+
+func TestRedialsAfterServerClosedIdleConnection(t *testing.T) {
+	srv, addr := startServerConfig(t, server.Config{IdleTimeout: 50 * time.Millisecond}, &memHandler{})
+	c := dial(t, addr, client.Options{})
+	if err := c.Put(t.Context(), "t", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Conns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("server did not close the idle connection")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(250 * time.Millisecond) // let the client's staleness window pass (staleAfter = 200ms)
+	if err := c.Put(t.Context(), "t", []byte("two")); err != nil {
+		t.Fatalf("Put after the server closed the idle connection: %v", err)
 	}
 }

@@ -17,7 +17,10 @@
 // *ConnError values naming the address. If a request is interrupted half
 // way (timeout, cancelled ctx, I/O error) the reply stream can no longer be
 // matched to requests, so the Client becomes broken: every later call
-// returns the same error and the caller must Dial again.
+// returns the same error and the caller must Dial again. One case is
+// repaired silently: when the server has closed an idle connection (its
+// idle timeout, a restart), the next synchronous call notices before
+// sending and redials the same address.
 //
 // Imports: the standard library and node/protocol only.
 package client

@@ -14,7 +14,7 @@ const (
 	MaxFrameBytesMax  = 256 << 20
 	bufferBytes       = 64 << 10
 	defaultMaxBatch   = 256
-	defaultMaxConns   = 4096
+	defaultMaxConns   = 1024
 	defaultIdle       = 5 * time.Minute
 	defaultWriteLimit = 30 * time.Second
 )
@@ -28,7 +28,8 @@ type Config struct {
 	// MaxBatch is the most requests passed to one Handle call. Default 256.
 	MaxBatch int
 	// MaxConns is the most open client connections; a connection beyond it
-	// gets "ERR too many connections" and is closed. Default 4096.
+	// gets "ERR too many connections" and is closed. Default 1024 (each
+	// connection holds 128 KiB of buffers).
 	MaxConns int
 	// IdleTimeout closes a connection that sends nothing for this long.
 	// Default 5m; negative disables it.

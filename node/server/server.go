@@ -16,7 +16,8 @@ import (
 // exactly one reply per request, in the same order. ctx is cancelled when
 // the server closes. Handle is never called concurrently for one
 // connection. The requests' Payload slices are owned by the handler (the
-// server does not reuse them).
+// server never reuses their memory), but the reqs slice itself is reused
+// for the next batch: do not keep it after Handle returns.
 type Handler interface {
 	Handle(ctx context.Context, reqs []protocol.Request) []protocol.Reply
 }

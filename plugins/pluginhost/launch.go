@@ -122,6 +122,8 @@ func (inst *instance) stop(closeStore bool) error {
 	var err error
 	if closeStore {
 		err = inst.store.Close()
+	} else {
+		inst.store.Release()
 	}
 	inst.client.Kill()
 	inst.stdout.Flush()

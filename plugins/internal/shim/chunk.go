@@ -26,22 +26,25 @@ const (
 // to emit. Entries larger than ChunkBytes are split across chunks; the
 // receiver only ever concatenates.
 type chunker struct {
-	maxData int
-	sizes   []uint32
-	data    []byte
-	emit    func(sizes []uint32, data []byte) error
-	emitted int
+	maxData   int
+	remaining int // payload bytes not yet copied into a chunk
+	sizes     []uint32
+	data      []byte
+	emit      func(sizes []uint32, data []byte) error
+	emitted   int
 }
 
+// newChunker prepares to send totalBytes of payload.
 func newChunker(totalBytes int, emit func(sizes []uint32, data []byte) error) *chunker {
-	return &chunker{maxData: ChunkBytes, data: make([]byte, 0, min(totalBytes, ChunkBytes)), emit: emit}
+	return &chunker{maxData: ChunkBytes, remaining: totalBytes, emit: emit}
 }
 
 func (c *chunker) flush() error {
 	sizes, data := c.sizes, c.data
-	// Fresh buffers: the message handed to emit must not change under the
+	// The next chunk gets fresh buffers (allocated when needed, sized to
+	// what is left): the message handed to emit must not change under the
 	// transport.
-	c.sizes, c.data = nil, make([]byte, 0, c.maxData)
+	c.sizes, c.data = nil, nil
 	c.emitted++
 	return c.emit(sizes, data)
 }
@@ -57,16 +60,18 @@ func (c *chunker) add(e []byte) error {
 	}
 	c.sizes = append(c.sizes, uint32(len(e)))
 	for len(e) > 0 {
-		room := c.maxData - len(c.data)
-		if room == 0 {
+		if len(c.data) == c.maxData {
 			if err := c.flush(); err != nil {
 				return err
 			}
-			room = c.maxData
 		}
-		n := min(room, len(e))
+		if c.data == nil {
+			c.data = make([]byte, 0, min(max(c.remaining, len(e)), c.maxData))
+		}
+		n := min(c.maxData-len(c.data), len(e))
 		c.data = append(c.data, e[:n]...)
 		e = e[n:]
+		c.remaining -= n
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ type Client struct {
 	rpc    pb.SegmentStoreClient
 	opts   ClientOptions
 	closed atomic.Bool
+	pipes  *pipes
 }
 
 var _ engine.SegmentStore = (*Client)(nil)
@@ -50,7 +51,7 @@ func NewClient(conn grpc.ClientConnInterface, opts ClientOptions) *Client {
 	if opts.Limits == (engine.Limits{}) {
 		opts.Limits = engine.DefaultLimits()
 	}
-	return &Client{rpc: pb.NewSegmentStoreClient(conn), opts: opts}
+	return &Client{rpc: pb.NewSegmentStoreClient(conn), opts: opts, pipes: newPipes()}
 }
 
 // begin checks the client is open and bounds ctx with the call timeout.
@@ -94,12 +95,18 @@ func (c *Client) Append(ctx context.Context, id engine.SegmentID, entries [][]by
 	for _, e := range entries {
 		total += uint64(len(e))
 	}
+	if total <= ChunkBytes && len(entries) <= chunkSizesMax {
+		first, err := c.appendPiped(ctx, what, id, entries, total)
+		if !errors.Is(err, errRetryAppend) {
+			return first, err
+		}
+	}
 	stream, err := c.rpc.Append(ctx)
 	if err != nil {
 		return 0, fromStatus(ctx, what, err)
 	}
 	first := true
-	ch := newChunker(int(min(total, ChunkBytes)), func(sizes []uint32, data []byte) error {
+	ch := newChunker(int(total), func(sizes []uint32, data []byte) error {
 		msg := &pb.AppendRequest{Sizes: sizes, Data: data}
 		if first {
 			msg.Id, msg.TotalEntries, msg.TotalBytes = toPBID(id), uint64(len(entries)), total
@@ -262,15 +269,24 @@ func (c *Client) Sync(ctx context.Context) error {
 	return fromStatus(ctx, "sync", err)
 }
 
-// Close asks the plugin to close its store (flushing it) and marks the
-// client closed; later calls fail with engine.ErrClosed without a round
-// trip. Idempotent: only the first call reaches the plugin.
+// Close asks the plugin to close its store (flushing it), ends the append
+// pipes and marks the client closed; later calls fail with engine.ErrClosed
+// without a round trip. Idempotent: only the first call reaches the plugin.
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	defer c.pipes.close()
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
 	_, err := c.rpc.Close(ctx, &pb.CloseRequest{})
 	return fromStatus(ctx, "close", err)
+}
+
+// Release ends the client's streams and goroutines without calling the
+// plugin (for a plugin that is already gone). Later calls fail with
+// engine.ErrClosed.
+func (c *Client) Release() {
+	c.closed.Store(true)
+	c.pipes.close()
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/walrus-go/walrus/engine"
+	pb "github.com/walrus-go/walrus/plugins/proto/segmentstore/v1"
 )
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of every error status the
@@ -55,18 +56,45 @@ func (e *RemoteError) Error() string { return e.Message }
 // Unwrap returns the sentinel this error stands for.
 func (e *RemoteError) Unwrap() error { return e.target }
 
+// classify finds the table row of err (the first sentinel it wraps).
+func classify(err error) (codes.Code, string) {
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.code, row.reason
+		}
+	}
+	return codes.Unknown, "UNKNOWN"
+}
+
+// remoteError rebuilds a store error from its wire form.
+func remoteError(code codes.Code, reason, message string) error {
+	remote := &RemoteError{Code: code, Reason: reason, Message: message}
+	for _, row := range errorTable {
+		if row.reason == reason {
+			remote.target = row.err
+			break
+		}
+	}
+	return fmt.Errorf("plugin: %w", remote)
+}
+
+// toPBError is toStatus for errors carried inside a message (AppendPipe).
+func toPBError(err error) *pb.Error {
+	code, reason := classify(err)
+	return &pb.Error{Code: int32(code), Reason: reason, Message: err.Error()}
+}
+
+// fromPBError is fromStatus for errors carried inside a message.
+func fromPBError(e *pb.Error) error {
+	return remoteError(codes.Code(e.GetCode()), e.GetReason(), e.GetMessage())
+}
+
 // toStatus turns a store error into the status the server returns.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	code, reason := codes.Unknown, "UNKNOWN"
-	for _, row := range errorTable {
-		if errors.Is(err, row.err) {
-			code, reason = row.code, row.reason
-			break
-		}
-	}
+	code, reason := classify(err)
 	st := status.New(code, err.Error())
 	if withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); derr == nil {
 		st = withInfo
@@ -94,14 +122,7 @@ func fromStatus(ctx context.Context, what string, err error) error {
 			if !isInfo || info.GetDomain() != ErrorDomain {
 				continue
 			}
-			remote := &RemoteError{Code: st.Code(), Reason: info.GetReason(), Message: st.Message()}
-			for _, row := range errorTable {
-				if row.reason == info.GetReason() {
-					remote.target = row.err
-					break
-				}
-			}
-			return fmt.Errorf("plugin: %w", remote)
+			return remoteError(st.Code(), info.GetReason(), st.Message())
 		}
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {

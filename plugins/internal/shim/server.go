@@ -92,6 +92,45 @@ func (s *Server) Append(stream pb.SegmentStore_AppendServer) error {
 	return stream.SendAndClose(&pb.AppendResponse{First: firstOffset})
 }
 
+// AppendPipe serves the small-batch fast path: one whole batch per
+// request, one reply per request, in order, on a long-lived stream. A
+// store error goes back in the reply and the stream carries on; a
+// malformed request ends the stream with InvalidArgument.
+func (s *Server) AppendPipe(stream pb.SegmentStore_AppendPipeServer) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if req.GetId() == nil {
+			return invalid("append pipe: request names no segment")
+		}
+		id := fromPBID(req.GetId())
+		asm, err := newAssembler(req.GetTotalEntries(), req.GetTotalBytes(), MaxBatchEntries, uint64(s.limits.MaxBatchBytes))
+		if err == nil {
+			err = asm.add(req.GetSizes(), req.GetData())
+		}
+		var entries [][]byte
+		if err == nil {
+			entries, err = asm.finish()
+		}
+		if err != nil {
+			return invalid("append pipe %s: %v", id, err)
+		}
+		reply := &pb.AppendReply{}
+		reply.First, err = s.store.Append(stream.Context(), id, entries)
+		if err != nil {
+			reply.First, reply.Error = 0, toPBError(err)
+		}
+		if err := stream.Send(reply); err != nil {
+			return err
+		}
+	}
+}
+
 // Read runs one store Read and streams its result in chunks.
 func (s *Server) Read(req *pb.ReadRequest, stream pb.SegmentStore_ReadServer) error {
 	if req.GetId() == nil {

@@ -282,6 +282,121 @@ func (x *AppendResponse) GetFirst() uint64 {
 	return 0
 }
 
+type AppendReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	First uint64                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	// Set when the append failed; the stream stays usable.
+	Error         *Error `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendReply) Reset() {
+	*x = AppendReply{}
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendReply) ProtoMessage() {}
+
+func (x *AppendReply) ProtoReflect() protoreflect.Message {
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendReply.ProtoReflect.Descriptor instead.
+func (*AppendReply) Descriptor() ([]byte, []int) {
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AppendReply) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *AppendReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// Error is a store error carried in a message rather than as the call's
+// status: the same code, ErrorInfo reason and message the status would hold.
+type Error struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Error) Reset() {
+	*x = Error{}
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Error) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Error) ProtoMessage() {}
+
+func (x *Error) ProtoReflect() protoreflect.Message {
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Error.ProtoReflect.Descriptor instead.
+func (*Error) Descriptor() ([]byte, []int) {
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Error) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Error) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Error) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type ReadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            *SegmentID             `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -294,7 +409,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +421,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +434,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{4}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReadRequest) GetId() *SegmentID {
@@ -363,7 +478,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +490,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +503,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{5}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadResponse) GetTotalEntries() uint64 {
@@ -428,7 +543,7 @@ type SealRequest struct {
 
 func (x *SealRequest) Reset() {
 	*x = SealRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +555,7 @@ func (x *SealRequest) String() string {
 func (*SealRequest) ProtoMessage() {}
 
 func (x *SealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +568,7 @@ func (x *SealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRequest.ProtoReflect.Descriptor instead.
 func (*SealRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{6}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SealRequest) GetId() *SegmentID {
@@ -472,7 +587,7 @@ type SealResponse struct {
 
 func (x *SealResponse) Reset() {
 	*x = SealResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +599,7 @@ func (x *SealResponse) String() string {
 func (*SealResponse) ProtoMessage() {}
 
 func (x *SealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +612,7 @@ func (x *SealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealResponse.ProtoReflect.Descriptor instead.
 func (*SealResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{7}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SealResponse) GetInfo() *SegmentInfo {
@@ -516,7 +631,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +643,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +656,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{8}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatRequest) GetId() *SegmentID {
@@ -560,7 +675,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +687,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +700,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{9}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatResponse) GetInfo() *SegmentInfo {
@@ -605,7 +720,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +732,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +745,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{10}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRequest) GetTopic() string {
@@ -649,7 +764,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +776,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +789,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{11}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListResponse) GetInfos() []*SegmentInfo {
@@ -693,7 +808,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +820,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +833,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{12}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteRequest) GetId() *SegmentID {
@@ -736,7 +851,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +863,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +876,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{13}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{15}
 }
 
 type SyncRequest struct {
@@ -772,7 +887,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +899,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +912,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{14}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{16}
 }
 
 type SyncResponse struct {
@@ -808,7 +923,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +935,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +948,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{15}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{17}
 }
 
 type CloseRequest struct {
@@ -844,7 +959,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +971,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +984,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{16}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{18}
 }
 
 type CloseResponse struct {
@@ -880,7 +995,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1007,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1020,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{17}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{19}
 }
 
 var File_segmentstore_v1_segmentstore_proto protoreflect.FileDescriptor
@@ -929,7 +1044,14 @@ const file_segmentstore_v1_segmentstore_proto_rawDesc = "" +
 	"\x05sizes\x18\x04 \x03(\rR\x05sizes\x12\x12\n" +
 	"\x04data\x18\x05 \x01(\fR\x04data\"&\n" +
 	"\x0eAppendResponse\x12\x14\n" +
-	"\x05first\x18\x01 \x01(\x04R\x05first\"\x96\x01\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\"X\n" +
+	"\vAppendReply\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\x123\n" +
+	"\x05error\x18\x02 \x01(\v2\x1d.walrus.segmentstore.v1.ErrorR\x05error\"M\n" +
+	"\x05Error\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x96\x01\n" +
 	"\vReadRequest\x121\n" +
 	"\x02id\x18\x01 \x01(\v2!.walrus.segmentstore.v1.SegmentIDR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x1f\n" +
@@ -960,9 +1082,11 @@ const file_segmentstore_v1_segmentstore_proto_rawDesc = "" +
 	"\vSyncRequest\"\x0e\n" +
 	"\fSyncResponse\"\x0e\n" +
 	"\fCloseRequest\"\x0f\n" +
-	"\rCloseResponse2\xbb\x05\n" +
+	"\rCloseResponse2\x99\x06\n" +
 	"\fSegmentStore\x12Y\n" +
-	"\x06Append\x12%.walrus.segmentstore.v1.AppendRequest\x1a&.walrus.segmentstore.v1.AppendResponse(\x01\x12S\n" +
+	"\x06Append\x12%.walrus.segmentstore.v1.AppendRequest\x1a&.walrus.segmentstore.v1.AppendResponse(\x01\x12\\\n" +
+	"\n" +
+	"AppendPipe\x12%.walrus.segmentstore.v1.AppendRequest\x1a#.walrus.segmentstore.v1.AppendReply(\x010\x01\x12S\n" +
 	"\x04Read\x12#.walrus.segmentstore.v1.ReadRequest\x1a$.walrus.segmentstore.v1.ReadResponse0\x01\x12Q\n" +
 	"\x04Seal\x12#.walrus.segmentstore.v1.SealRequest\x1a$.walrus.segmentstore.v1.SealResponse\x12Q\n" +
 	"\x04Stat\x12#.walrus.segmentstore.v1.StatRequest\x1a$.walrus.segmentstore.v1.StatResponse\x12S\n" +
@@ -983,58 +1107,63 @@ func file_segmentstore_v1_segmentstore_proto_rawDescGZIP() []byte {
 	return file_segmentstore_v1_segmentstore_proto_rawDescData
 }
 
-var file_segmentstore_v1_segmentstore_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_segmentstore_v1_segmentstore_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_segmentstore_v1_segmentstore_proto_goTypes = []any{
 	(*SegmentID)(nil),      // 0: walrus.segmentstore.v1.SegmentID
 	(*SegmentInfo)(nil),    // 1: walrus.segmentstore.v1.SegmentInfo
 	(*AppendRequest)(nil),  // 2: walrus.segmentstore.v1.AppendRequest
 	(*AppendResponse)(nil), // 3: walrus.segmentstore.v1.AppendResponse
-	(*ReadRequest)(nil),    // 4: walrus.segmentstore.v1.ReadRequest
-	(*ReadResponse)(nil),   // 5: walrus.segmentstore.v1.ReadResponse
-	(*SealRequest)(nil),    // 6: walrus.segmentstore.v1.SealRequest
-	(*SealResponse)(nil),   // 7: walrus.segmentstore.v1.SealResponse
-	(*StatRequest)(nil),    // 8: walrus.segmentstore.v1.StatRequest
-	(*StatResponse)(nil),   // 9: walrus.segmentstore.v1.StatResponse
-	(*ListRequest)(nil),    // 10: walrus.segmentstore.v1.ListRequest
-	(*ListResponse)(nil),   // 11: walrus.segmentstore.v1.ListResponse
-	(*DeleteRequest)(nil),  // 12: walrus.segmentstore.v1.DeleteRequest
-	(*DeleteResponse)(nil), // 13: walrus.segmentstore.v1.DeleteResponse
-	(*SyncRequest)(nil),    // 14: walrus.segmentstore.v1.SyncRequest
-	(*SyncResponse)(nil),   // 15: walrus.segmentstore.v1.SyncResponse
-	(*CloseRequest)(nil),   // 16: walrus.segmentstore.v1.CloseRequest
-	(*CloseResponse)(nil),  // 17: walrus.segmentstore.v1.CloseResponse
+	(*AppendReply)(nil),    // 4: walrus.segmentstore.v1.AppendReply
+	(*Error)(nil),          // 5: walrus.segmentstore.v1.Error
+	(*ReadRequest)(nil),    // 6: walrus.segmentstore.v1.ReadRequest
+	(*ReadResponse)(nil),   // 7: walrus.segmentstore.v1.ReadResponse
+	(*SealRequest)(nil),    // 8: walrus.segmentstore.v1.SealRequest
+	(*SealResponse)(nil),   // 9: walrus.segmentstore.v1.SealResponse
+	(*StatRequest)(nil),    // 10: walrus.segmentstore.v1.StatRequest
+	(*StatResponse)(nil),   // 11: walrus.segmentstore.v1.StatResponse
+	(*ListRequest)(nil),    // 12: walrus.segmentstore.v1.ListRequest
+	(*ListResponse)(nil),   // 13: walrus.segmentstore.v1.ListResponse
+	(*DeleteRequest)(nil),  // 14: walrus.segmentstore.v1.DeleteRequest
+	(*DeleteResponse)(nil), // 15: walrus.segmentstore.v1.DeleteResponse
+	(*SyncRequest)(nil),    // 16: walrus.segmentstore.v1.SyncRequest
+	(*SyncResponse)(nil),   // 17: walrus.segmentstore.v1.SyncResponse
+	(*CloseRequest)(nil),   // 18: walrus.segmentstore.v1.CloseRequest
+	(*CloseResponse)(nil),  // 19: walrus.segmentstore.v1.CloseResponse
 }
 var file_segmentstore_v1_segmentstore_proto_depIdxs = []int32{
 	0,  // 0: walrus.segmentstore.v1.SegmentInfo.id:type_name -> walrus.segmentstore.v1.SegmentID
 	0,  // 1: walrus.segmentstore.v1.AppendRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	0,  // 2: walrus.segmentstore.v1.ReadRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	0,  // 3: walrus.segmentstore.v1.SealRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	1,  // 4: walrus.segmentstore.v1.SealResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
-	0,  // 5: walrus.segmentstore.v1.StatRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	1,  // 6: walrus.segmentstore.v1.StatResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
-	1,  // 7: walrus.segmentstore.v1.ListResponse.infos:type_name -> walrus.segmentstore.v1.SegmentInfo
-	0,  // 8: walrus.segmentstore.v1.DeleteRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	2,  // 9: walrus.segmentstore.v1.SegmentStore.Append:input_type -> walrus.segmentstore.v1.AppendRequest
-	4,  // 10: walrus.segmentstore.v1.SegmentStore.Read:input_type -> walrus.segmentstore.v1.ReadRequest
-	6,  // 11: walrus.segmentstore.v1.SegmentStore.Seal:input_type -> walrus.segmentstore.v1.SealRequest
-	8,  // 12: walrus.segmentstore.v1.SegmentStore.Stat:input_type -> walrus.segmentstore.v1.StatRequest
-	10, // 13: walrus.segmentstore.v1.SegmentStore.List:input_type -> walrus.segmentstore.v1.ListRequest
-	12, // 14: walrus.segmentstore.v1.SegmentStore.Delete:input_type -> walrus.segmentstore.v1.DeleteRequest
-	14, // 15: walrus.segmentstore.v1.SegmentStore.Sync:input_type -> walrus.segmentstore.v1.SyncRequest
-	16, // 16: walrus.segmentstore.v1.SegmentStore.Close:input_type -> walrus.segmentstore.v1.CloseRequest
-	3,  // 17: walrus.segmentstore.v1.SegmentStore.Append:output_type -> walrus.segmentstore.v1.AppendResponse
-	5,  // 18: walrus.segmentstore.v1.SegmentStore.Read:output_type -> walrus.segmentstore.v1.ReadResponse
-	7,  // 19: walrus.segmentstore.v1.SegmentStore.Seal:output_type -> walrus.segmentstore.v1.SealResponse
-	9,  // 20: walrus.segmentstore.v1.SegmentStore.Stat:output_type -> walrus.segmentstore.v1.StatResponse
-	11, // 21: walrus.segmentstore.v1.SegmentStore.List:output_type -> walrus.segmentstore.v1.ListResponse
-	13, // 22: walrus.segmentstore.v1.SegmentStore.Delete:output_type -> walrus.segmentstore.v1.DeleteResponse
-	15, // 23: walrus.segmentstore.v1.SegmentStore.Sync:output_type -> walrus.segmentstore.v1.SyncResponse
-	17, // 24: walrus.segmentstore.v1.SegmentStore.Close:output_type -> walrus.segmentstore.v1.CloseResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	5,  // 2: walrus.segmentstore.v1.AppendReply.error:type_name -> walrus.segmentstore.v1.Error
+	0,  // 3: walrus.segmentstore.v1.ReadRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	0,  // 4: walrus.segmentstore.v1.SealRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	1,  // 5: walrus.segmentstore.v1.SealResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
+	0,  // 6: walrus.segmentstore.v1.StatRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	1,  // 7: walrus.segmentstore.v1.StatResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
+	1,  // 8: walrus.segmentstore.v1.ListResponse.infos:type_name -> walrus.segmentstore.v1.SegmentInfo
+	0,  // 9: walrus.segmentstore.v1.DeleteRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	2,  // 10: walrus.segmentstore.v1.SegmentStore.Append:input_type -> walrus.segmentstore.v1.AppendRequest
+	2,  // 11: walrus.segmentstore.v1.SegmentStore.AppendPipe:input_type -> walrus.segmentstore.v1.AppendRequest
+	6,  // 12: walrus.segmentstore.v1.SegmentStore.Read:input_type -> walrus.segmentstore.v1.ReadRequest
+	8,  // 13: walrus.segmentstore.v1.SegmentStore.Seal:input_type -> walrus.segmentstore.v1.SealRequest
+	10, // 14: walrus.segmentstore.v1.SegmentStore.Stat:input_type -> walrus.segmentstore.v1.StatRequest
+	12, // 15: walrus.segmentstore.v1.SegmentStore.List:input_type -> walrus.segmentstore.v1.ListRequest
+	14, // 16: walrus.segmentstore.v1.SegmentStore.Delete:input_type -> walrus.segmentstore.v1.DeleteRequest
+	16, // 17: walrus.segmentstore.v1.SegmentStore.Sync:input_type -> walrus.segmentstore.v1.SyncRequest
+	18, // 18: walrus.segmentstore.v1.SegmentStore.Close:input_type -> walrus.segmentstore.v1.CloseRequest
+	3,  // 19: walrus.segmentstore.v1.SegmentStore.Append:output_type -> walrus.segmentstore.v1.AppendResponse
+	4,  // 20: walrus.segmentstore.v1.SegmentStore.AppendPipe:output_type -> walrus.segmentstore.v1.AppendReply
+	7,  // 21: walrus.segmentstore.v1.SegmentStore.Read:output_type -> walrus.segmentstore.v1.ReadResponse
+	9,  // 22: walrus.segmentstore.v1.SegmentStore.Seal:output_type -> walrus.segmentstore.v1.SealResponse
+	11, // 23: walrus.segmentstore.v1.SegmentStore.Stat:output_type -> walrus.segmentstore.v1.StatResponse
+	13, // 24: walrus.segmentstore.v1.SegmentStore.List:output_type -> walrus.segmentstore.v1.ListResponse
+	15, // 25: walrus.segmentstore.v1.SegmentStore.Delete:output_type -> walrus.segmentstore.v1.DeleteResponse
+	17, // 26: walrus.segmentstore.v1.SegmentStore.Sync:output_type -> walrus.segmentstore.v1.SyncResponse
+	19, // 27: walrus.segmentstore.v1.SegmentStore.Close:output_type -> walrus.segmentstore.v1.CloseResponse
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_segmentstore_v1_segmentstore_proto_init() }
@@ -1048,7 +1177,7 @@ func file_segmentstore_v1_segmentstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_segmentstore_v1_segmentstore_proto_rawDesc), len(file_segmentstore_v1_segmentstore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,14 +38,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SegmentStore_Append_FullMethodName = "/walrus.segmentstore.v1.SegmentStore/Append"
-	SegmentStore_Read_FullMethodName   = "/walrus.segmentstore.v1.SegmentStore/Read"
-	SegmentStore_Seal_FullMethodName   = "/walrus.segmentstore.v1.SegmentStore/Seal"
-	SegmentStore_Stat_FullMethodName   = "/walrus.segmentstore.v1.SegmentStore/Stat"
-	SegmentStore_List_FullMethodName   = "/walrus.segmentstore.v1.SegmentStore/List"
-	SegmentStore_Delete_FullMethodName = "/walrus.segmentstore.v1.SegmentStore/Delete"
-	SegmentStore_Sync_FullMethodName   = "/walrus.segmentstore.v1.SegmentStore/Sync"
-	SegmentStore_Close_FullMethodName  = "/walrus.segmentstore.v1.SegmentStore/Close"
+	SegmentStore_Append_FullMethodName     = "/walrus.segmentstore.v1.SegmentStore/Append"
+	SegmentStore_AppendPipe_FullMethodName = "/walrus.segmentstore.v1.SegmentStore/AppendPipe"
+	SegmentStore_Read_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Read"
+	SegmentStore_Seal_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Seal"
+	SegmentStore_Stat_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Stat"
+	SegmentStore_List_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/List"
+	SegmentStore_Delete_FullMethodName     = "/walrus.segmentstore.v1.SegmentStore/Delete"
+	SegmentStore_Sync_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Sync"
+	SegmentStore_Close_FullMethodName      = "/walrus.segmentstore.v1.SegmentStore/Close"
 )
 
 // SegmentStoreClient is the client API for SegmentStore service.
@@ -56,6 +57,12 @@ type SegmentStoreClient interface {
 	// segment and the totals. The plugin appends the whole batch atomically
 	// after the client half-closes the stream.
 	Append(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[AppendRequest, AppendResponse], error)
+	// AppendPipe is the fast path for small batches: a long-lived stream on
+	// which each AppendRequest is one whole batch (its sizes and data are the
+	// totals) and gets exactly one AppendReply, in order. It saves the
+	// per-call stream setup of Append; the host keeps a few pipes open and
+	// uses Append for batches over one chunk.
+	AppendPipe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendRequest, AppendReply], error)
 	// Read streams the entries of one engine Read call as chunks.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error)
 	Seal(ctx context.Context, in *SealRequest, opts ...grpc.CallOption) (*SealResponse, error)
@@ -90,9 +97,22 @@ func (c *segmentStoreClient) Append(ctx context.Context, opts ...grpc.CallOption
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SegmentStore_AppendClient = grpc.ClientStreamingClient[AppendRequest, AppendResponse]
 
+func (c *segmentStoreClient) AppendPipe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendRequest, AppendReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SegmentStore_ServiceDesc.Streams[1], SegmentStore_AppendPipe_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AppendRequest, AppendReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SegmentStore_AppendPipeClient = grpc.BidiStreamingClient[AppendRequest, AppendReply]
+
 func (c *segmentStoreClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SegmentStore_ServiceDesc.Streams[1], SegmentStore_Read_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SegmentStore_ServiceDesc.Streams[2], SegmentStore_Read_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +151,7 @@ func (c *segmentStoreClient) Stat(ctx context.Context, in *StatRequest, opts ...
 
 func (c *segmentStoreClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &SegmentStore_ServiceDesc.Streams[2], SegmentStore_List_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &SegmentStore_ServiceDesc.Streams[3], SegmentStore_List_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +206,12 @@ type SegmentStoreServer interface {
 	// segment and the totals. The plugin appends the whole batch atomically
 	// after the client half-closes the stream.
 	Append(grpc.ClientStreamingServer[AppendRequest, AppendResponse]) error
+	// AppendPipe is the fast path for small batches: a long-lived stream on
+	// which each AppendRequest is one whole batch (its sizes and data are the
+	// totals) and gets exactly one AppendReply, in order. It saves the
+	// per-call stream setup of Append; the host keeps a few pipes open and
+	// uses Append for batches over one chunk.
+	AppendPipe(grpc.BidiStreamingServer[AppendRequest, AppendReply]) error
 	// Read streams the entries of one engine Read call as chunks.
 	Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error
 	Seal(context.Context, *SealRequest) (*SealResponse, error)
@@ -209,6 +235,9 @@ type UnimplementedSegmentStoreServer struct{}
 
 func (UnimplementedSegmentStoreServer) Append(grpc.ClientStreamingServer[AppendRequest, AppendResponse]) error {
 	return status.Error(codes.Unimplemented, "method Append not implemented")
+}
+func (UnimplementedSegmentStoreServer) AppendPipe(grpc.BidiStreamingServer[AppendRequest, AppendReply]) error {
+	return status.Error(codes.Unimplemented, "method AppendPipe not implemented")
 }
 func (UnimplementedSegmentStoreServer) Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error {
 	return status.Error(codes.Unimplemented, "method Read not implemented")
@@ -258,6 +287,13 @@ func _SegmentStore_Append_Handler(srv interface{}, stream grpc.ServerStream) err
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SegmentStore_AppendServer = grpc.ClientStreamingServer[AppendRequest, AppendResponse]
+
+func _SegmentStore_AppendPipe_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SegmentStoreServer).AppendPipe(&grpc.GenericServerStream[AppendRequest, AppendReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SegmentStore_AppendPipeServer = grpc.BidiStreamingServer[AppendRequest, AppendReply]
 
 func _SegmentStore_Read_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ReadRequest)
@@ -403,6 +439,12 @@ var SegmentStore_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Append",
 			Handler:       _SegmentStore_Append_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "AppendPipe",
+			Handler:       _SegmentStore_AppendPipe_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 		{

@@ -24,20 +24,22 @@ func startRollCluster(t *testing.T) *testcluster.Cluster {
 	})
 }
 
-// waitRolled waits until topic's open segment is past seg (the monitor
-// sealed it) and returns the state.
+// waitRolled waits until every running node sees topic's open segment
+// past seg (the monitor sealed it) and returns the state.
 func waitRolled(t *testing.T, c *testcluster.Cluster, topic string, seg uint64) testcluster.TopicState {
 	t.Helper()
 	var st testcluster.TopicState
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		s, err := c.State(c.RunningIDs()[0], topic)
-		if err != nil {
-			return err
+		for _, id := range c.RunningIDs() {
+			s, err := c.State(id, topic)
+			if err != nil {
+				return err
+			}
+			if s.CurrentSegment <= seg {
+				return fmt.Errorf("node %d: current_segment still %d", id, s.CurrentSegment)
+			}
+			st = s
 		}
-		if s.CurrentSegment <= seg {
-			return fmt.Errorf("current_segment still %d", s.CurrentSegment)
-		}
-		st = s
 		return nil
 	})
 	return st

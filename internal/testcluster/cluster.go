@@ -144,6 +144,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	t.Cleanup(func() {
 		c.StopAll()
+		c.checkRaces()
 		if t.Failed() {
 			c.DumpLogs()
 		}
@@ -499,6 +500,16 @@ func (c *Cluster) waitFor(timeout time.Duration, what string, cond func() error)
 }
 
 var errFatal = errors.New("fatal")
+
+// checkRaces fails the test when a daemon built with -race (EnvRace)
+// reported a data race, including nodes that were killed.
+func (c *Cluster) checkRaces() {
+	for _, n := range c.Nodes {
+		if b, err := os.ReadFile(n.StderrPath); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			c.t.Errorf("testcluster: node %d reported a data race (see %s below)", n.ID, filepath.Base(n.StderrPath))
+		}
+	}
+}
 
 // DumpLogs writes the tail of every node's log and stderr to the test log.
 func (c *Cluster) DumpLogs() {

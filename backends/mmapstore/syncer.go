@@ -27,6 +27,11 @@ type syncer struct {
 
 	rounds atomic.Uint64 // completed rounds that synced at least one segment
 
+	// Linger state (syncer goroutine only, except via mu): how many writers
+	// the last round served and how long its fsyncs took.
+	lastWaiters int
+	lastSync    time.Duration
+
 	kick chan struct{} // capacity 1: a round is wanted
 	stop chan struct{}
 	done chan struct{}
@@ -38,6 +43,10 @@ type syncer struct {
 type syncRound struct {
 	done chan struct{}
 	err  error
+	// waiters registered so far; want > 0 while the syncer lingers for
+	// that many, and full is signalled when they are all there.
+	waiters, want int
+	full          chan struct{}
 }
 
 // maxParallelSyncs bounds the goroutines one round uses to fsync files.
@@ -71,9 +80,13 @@ func (sy *syncer) request() *syncRound {
 		return r
 	}
 	if sy.pending == nil {
-		sy.pending = &syncRound{done: make(chan struct{})}
+		sy.pending = &syncRound{done: make(chan struct{}), full: make(chan struct{}, 1)}
 	}
 	r := sy.pending
+	r.waiters++
+	if r.waiters == r.want {
+		r.full <- struct{}{}
+	}
 	sy.mu.Unlock()
 	select {
 	case sy.kick <- struct{}{}:
@@ -103,15 +116,45 @@ func (sy *syncer) run() {
 	}
 }
 
+// maxLinger caps how long a round waits for more writers.
+const maxLinger = 200 * time.Microsecond
+
 // round runs one group commit.
+//
+// Closed-loop writers tend to split into alternating rounds: the first
+// writer woken by a finished round starts the next one alone, and the rest
+// arrive a moment later and wait a whole extra fsync. So when the last
+// round served several writers and fewer are waiting now, the round
+// lingers until as many have arrived, for at most half the last fsync time
+// (and maxLinger). A lone writer never waits.
 func (sy *syncer) round() {
 	sy.mu.Lock()
 	r := sy.pending
+	linger := time.Duration(0)
+	if r != nil && sy.lastWaiters > 1 && r.waiters < sy.lastWaiters {
+		r.want = sy.lastWaiters
+		linger = min(maxLinger, sy.lastSync/2)
+	}
+	sy.mu.Unlock()
+	if linger > 0 {
+		t := time.NewTimer(linger)
+		select {
+		case <-r.full:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	sy.mu.Lock()
+	r = sy.pending
 	sy.pending = nil
 	segs := sy.dirty
 	sy.dirty, sy.spare = sy.spare[:0], nil
 	sy.mu.Unlock()
 
+	if r != nil {
+		sy.lastWaiters = r.waiters
+	}
+	syncStart := time.Now()
 	errs := make([]error, len(segs))
 	if len(segs) == 1 {
 		errs[0] = segs[0].syncOnce()
@@ -133,6 +176,7 @@ func (sy *syncer) round() {
 	}
 	if len(segs) > 0 {
 		sy.rounds.Add(1)
+		sy.lastSync = time.Since(syncStart)
 	}
 	err := errors.Join(errs...)
 	if err != nil {

@@ -20,71 +20,69 @@ var mmapPlugin = sync.OnceValues(func() (string, error) {
 	return out, goBuild(out, "github.com/walrus-go/walrus/plugins/mmapplugin")
 })
 
+var benchShapes = []struct {
+	name   string
+	batch  int
+	entryB int
+}{
+	{"batch128x100B", 128, 100},
+	{"single100B", 1, 100},
+}
+
 // BenchmarkAppend compares appends to the mmap backend in process with the
-// same backend served as a plugin (plugins/mmapplugin), durability none in
-// both, so the difference is the plugin boundary: gRPC over a Unix socket,
-// one round trip per Append.
+// same backend served as a plugin (plugins/mmapplugin), with the same
+// durability mode in both, so the difference is the plugin boundary: one
+// gRPC round trip over a Unix socket per Append. With durability none the
+// boundary is all there is to see; with always, an fsync per append
+// dominates both.
 //
-//	go test -run '^$' -bench Append -benchtime 2s ./plugins/pluginhost
+//	go test -run '^$' -bench 'Append$' -benchtime 2s ./plugins/pluginhost
 func BenchmarkAppend(b *testing.B) {
-	shapes := []struct {
-		name   string
-		batch  int
-		entryB int
-	}{
-		{"batch128x100B", 128, 100},
-		{"single100B", 1, 100},
-	}
-	for _, where := range []string{"inprocess", "plugin"} {
-		for _, shape := range shapes {
-			b.Run(fmt.Sprintf("%s/%s", shape.name, where), func(b *testing.B) {
-				store := openBenchStore(b, where)
-				entries := make([][]byte, shape.batch)
-				for i := range entries {
-					entries[i] = make([]byte, shape.entryB)
-				}
-				ctx := context.Background()
-				b.SetBytes(int64(shape.batch * shape.entryB))
-				b.ReportAllocs()
-				seg := uint64(0)
-				n := 0
-				start := time.Now()
-				for b.Loop() {
-					// Roll to a new segment now and then so files stay small.
-					if n%4096 == 0 {
-						seg++
+	for _, sync := range []engine.Durability{engine.DurabilityNone, engine.DurabilityAlways} {
+		for _, shape := range benchShapes {
+			for _, where := range []string{"inprocess", "plugin"} {
+				b.Run(fmt.Sprintf("sync=%s/%s/%s", sync, shape.name, where), func(b *testing.B) {
+					store := openBenchStore(b, where, sync)
+					entries := makeEntries(shape.batch, shape.entryB)
+					b.SetBytes(int64(shape.batch * shape.entryB))
+					b.ReportAllocs()
+					seg, n := uint64(0), 0
+					start := time.Now()
+					for b.Loop() {
+						// Roll to a new segment now and then so files stay small.
+						if n%4096 == 0 {
+							seg++
+						}
+						n++
+						if _, err := store.Append(context.Background(), engine.SegmentID{Topic: "bench", Segment: seg}, entries); err != nil {
+							b.Fatal(err)
+						}
 					}
-					n++
-					if _, err := store.Append(ctx, engine.SegmentID{Topic: "bench", Segment: seg}, entries); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(n*shape.batch)/time.Since(start).Seconds(), "entries/s")
-			})
+					b.ReportMetric(float64(n*shape.batch)/time.Since(start).Seconds(), "entries/s")
+				})
+			}
 		}
 	}
 }
 
-// BenchmarkAppendParallel is BenchmarkAppend with 16 concurrent appenders,
-// each on its own segment: the way a node with many active topics drives
-// its store. The plugin overlaps round trips on one gRPC connection.
+// BenchmarkAppendParallel is BenchmarkAppend (durability none) with 16
+// concurrent appenders, each on its own topic: the way a node with many
+// active topics drives its store. The plugin overlaps round trips on one
+// gRPC connection.
 //
 //	go test -run '^$' -bench AppendParallel -benchtime 2s ./plugins/pluginhost
 func BenchmarkAppendParallel(b *testing.B) {
-	for _, where := range []string{"inprocess", "plugin"} {
-		for _, batch := range []int{128, 1} {
-			b.Run(fmt.Sprintf("batch%dx100B/%s", batch, where), func(b *testing.B) {
-				store := openBenchStore(b, where)
-				b.SetBytes(int64(batch * 100))
+	for _, shape := range benchShapes {
+		for _, where := range []string{"inprocess", "plugin"} {
+			b.Run(fmt.Sprintf("sync=none/%s/%s", shape.name, where), func(b *testing.B) {
+				store := openBenchStore(b, where, engine.DurabilityNone)
+				b.SetBytes(int64(shape.batch * shape.entryB))
 				b.ReportAllocs()
 				b.SetParallelism(8) // 8 x GOMAXPROCS appenders
 				var next atomic.Uint64
 				start := time.Now()
 				b.RunParallel(func(pb *testing.PB) {
-					entries := make([][]byte, batch)
-					for i := range entries {
-						entries[i] = make([]byte, 100)
-					}
+					entries := makeEntries(shape.batch, shape.entryB)
 					topic := fmt.Sprintf("bench%d", next.Add(1))
 					seg, n := uint64(0), 0
 					for pb.Next() {
@@ -98,16 +96,28 @@ func BenchmarkAppendParallel(b *testing.B) {
 						}
 					}
 				})
-				b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "entries/s")
+				b.ReportMetric(float64(b.N*shape.batch)/time.Since(start).Seconds(), "entries/s")
 			})
 		}
 	}
 }
 
-func openBenchStore(b *testing.B, where string) engine.SegmentStore {
+func makeEntries(n, size int) [][]byte {
+	entries := make([][]byte, n)
+	for i := range entries {
+		entries[i] = make([]byte, size)
+		for j := range entries[i] {
+			entries[i][j] = byte(i + j)
+		}
+	}
+	return entries
+}
+
+func openBenchStore(b *testing.B, where string, sync engine.Durability) engine.SegmentStore {
 	dir := b.TempDir()
 	opts := mmapstore.DefaultOptions()
 	opts.SegmentFileBytes = 8 << 20
+	opts.Store.Durability = sync
 	if where == "inprocess" {
 		s, err := mmapstore.Open(dir, opts)
 		if err != nil {
@@ -120,5 +130,7 @@ func openBenchStore(b *testing.B, where string) engine.SegmentStore {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return openTest(b, Config{Path: path, Args: []string{"-dir", dir, "-durability", "none", "-segment-file-bytes", fmt.Sprint(opts.SegmentFileBytes)}})
+	return openTest(b, Config{Path: path, Args: []string{
+		"-dir", dir, "-durability", string(sync), "-segment-file-bytes", fmt.Sprint(opts.SegmentFileBytes),
+	}})
 }

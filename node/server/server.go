@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -182,6 +184,12 @@ func (s *Server) track(conn net.Conn) {
 			delete(s.conns, conn)
 			s.mu.Unlock()
 			_ = conn.Close()
+		}()
+		defer func() {
+			// A bug in this package must cost one connection, not the node.
+			if p := recover(); p != nil {
+				s.log.Error("client connection panicked", "err", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
 		}()
 		newConnState(s, conn).serve()
 	}()

@@ -14,6 +14,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal starts the clean shutdown, restore the default
+	// handling so a second Ctrl-C kills a shutdown that hangs.
+	context.AfterFunc(ctx, stop)
 	err := daemon.NewCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {

@@ -58,9 +58,8 @@ func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) 
 			err = cerr
 		}
 	}()
-	if cfg.File != "" {
-		logger.Info("config loaded", "file", cfg.File)
-	}
+	logger.Info("config loaded", "file", cfg.File, "backend", cfg.Storage.Backend,
+		"durability", cfg.Storage.Durability, "data_dir", cfg.DataDir, "join", cfg.Join)
 
 	ncfg := NodeConfig(cfg)
 	if err := ncfg.Validate(); err != nil {

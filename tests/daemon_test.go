@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,9 +228,12 @@ func TestLogFileAndSIGTERM(t *testing.T) {
 // documented directory.
 func TestBackends(t *testing.T) {
 	skipShort(t)
-	for _, tc := range []struct{ backend, dir string }{
-		{"mmap", "user_data/data_plane"},
-		{"badger", "user_data/badger"},
+	for _, tc := range []struct {
+		backend, dir string
+		stop         syscall.Signal
+	}{
+		{"mmap", "user_data/data_plane", syscall.SIGTERM},
+		{"badger", "user_data/badger", syscall.SIGINT},
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
 			ports := testcluster.FreePorts(t, 2)
@@ -244,8 +248,8 @@ func TestBackends(t *testing.T) {
 				t.Errorf("%s data dir: %v", tc.backend, err)
 			}
 			conn.Close()
-			if err := p.Stop(); err != nil {
-				t.Fatalf("SIGTERM: %v\n%s", err, p.Output())
+			if err := p.StopWith(tc.stop); err != nil {
+				t.Fatalf("%v: %v, want exit 0\n%s", tc.stop, err, p.Output())
 			}
 		})
 	}

@@ -48,9 +48,12 @@ func StartWalrus(t testing.TB, dir string, env []string, args ...string) *Proc {
 
 // Stop sends SIGTERM and waits up to DefaultStopTimeout; it returns the
 // exit error (nil for status 0).
-func (pr *Proc) Stop() error {
+func (pr *Proc) Stop() error { return pr.StopWith(syscall.SIGTERM) }
+
+// StopWith is Stop with another signal (e.g. SIGINT, as Ctrl-C sends).
+func (pr *Proc) StopWith(sig syscall.Signal) error {
 	pr.p.requested.Store(true)
-	if err := pr.p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := pr.p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
 	return pr.Wait(DefaultStopTimeout)

@@ -27,9 +27,10 @@ type Store struct {
 	lock      *os.File
 	syncer    *syncer
 
-	mu     sync.RWMutex
-	segs   map[engine.SegmentID]*segment
-	closed bool
+	mu       sync.RWMutex
+	segs     map[engine.SegmentID]*segment
+	creating map[engine.SegmentID]chan struct{} // closed when that creation ends
+	closed   bool
 }
 
 var _ engine.SegmentStore = (*Store)(nil)
@@ -71,7 +72,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Store.Durability != engine.DurabilityInterval {
 		interval = 0
 	}
-	s := &Store{dir: dir, topicsDir: topicsDir, env: e, log: log, lock: lock, segs: segs, syncer: newSyncer(log, interval)}
+	s := &Store{dir: dir, topicsDir: topicsDir, env: e, log: log, lock: lock, segs: segs, creating: map[engine.SegmentID]chan struct{}{}, syncer: newSyncer(log, interval)}
 	log.Info("store opened", "dir", dir, "segments", len(segs), "durability", string(opts.Store.Durability))
 	return s, nil
 }
@@ -96,25 +97,55 @@ func (s *Store) lookup(id engine.SegmentID) (*segment, error) {
 }
 
 // lookupOrCreate returns the segment for id, creating its file if needed.
+// The file is created outside the store lock (creation fsyncs in the
+// durable modes), so other segments are not held up; concurrent appenders
+// to the same new segment wait for the one creating it.
 func (s *Store) lookupOrCreate(id engine.SegmentID) (*segment, error) {
-	sg, err := s.lookup(id)
-	if !errors.Is(err, engine.ErrNotFound) {
+	for {
+		sg, err := s.lookup(id)
+		if !errors.Is(err, engine.ErrNotFound) {
+			return sg, err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, engine.ErrClosed
+		}
+		if sg := s.segs[id]; sg != nil {
+			s.mu.Unlock()
+			return sg, nil
+		}
+		if wait, busy := s.creating[id]; busy {
+			s.mu.Unlock()
+			<-wait
+			continue
+		}
+		done := make(chan struct{})
+		s.creating[id] = done
+		s.mu.Unlock()
+
+		sg, err = createSegment(s.env, s.topicsDir, id)
+
+		s.mu.Lock()
+		closedMeanwhile := err == nil && s.closed
+		if err == nil && !closedMeanwhile {
+			s.segs[id] = sg
+		}
+		s.mu.Unlock()
+		if closedMeanwhile {
+			// Close ran meanwhile and did not see this segment; it waits
+			// for done, so release the file first.
+			sg.wmu.Lock()
+			_ = sg.closeLocked(engine.ErrClosed, false)
+			sg.wmu.Unlock()
+			sg, err = nil, engine.ErrClosed
+		}
+		s.mu.Lock()
+		delete(s.creating, id)
+		close(done)
+		s.mu.Unlock()
 		return sg, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, engine.ErrClosed
-	}
-	if sg := s.segs[id]; sg != nil {
-		return sg, nil
-	}
-	sg, err = createSegment(s.env, s.topicsDir, id)
-	if err != nil {
-		return nil, err
-	}
-	s.segs[id] = sg
-	return sg, nil
 }
 
 // Append implements engine.SegmentStore. In always mode it returns after
@@ -333,7 +364,15 @@ func (s *Store) close(abandon bool) error {
 	for _, sg := range s.segs {
 		segs = append(segs, sg)
 	}
+	var creating []chan struct{}
+	for _, done := range s.creating {
+		creating = append(creating, done)
+	}
 	s.mu.Unlock()
+	// A creation in flight sees closed when it ends and releases its file.
+	for _, done := range creating {
+		<-done
+	}
 	var errs []error
 	for _, sg := range segs {
 		sg.wmu.Lock()

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/walrus-go/walrus/engine"
 )
@@ -73,6 +74,58 @@ func TestGroupCommit(t *testing.T) {
 		info, err := s.Stat(t.Context(), id)
 		if err != nil || info.Entries != uint64(len(seen[seg])) {
 			t.Fatalf("%s after crash: %+v, %v; want %d entries", id, info, err, len(seen[seg]))
+		}
+	}
+}
+
+// TestIntervalSyncs: in interval mode the ticker syncs dirty segments
+// without anyone asking, and checkpoints follow once they lag enough.
+func TestIntervalSyncs(t *testing.T) {
+	o := testOptions(t)
+	o.Store.Durability = engine.DurabilityInterval
+	o.Store.SyncInterval = time.Millisecond
+	s := openT(t, t.TempDir(), o)
+	id := engine.SegmentID{Topic: "iv", Segment: 0}
+	appendN(t, s, id, 0, 10)
+	sg := s.segs[id]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sg.mu.RLock()
+		synced := sg.synced.entries
+		sg.mu.RUnlock()
+		if synced == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("interval syncer never covered the append (synced %d entries)", synced)
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	if s.syncer.rounds.Load() == 0 {
+		t.Fatal("no sync round counted")
+	}
+}
+
+// TestConcurrentCreate: many appenders racing to create the same and
+// different segments each get dense, distinct offsets.
+func TestConcurrentCreate(t *testing.T) {
+	o := testOptions(t)
+	o.Store.Durability = engine.DurabilityInterval
+	s := openT(t, t.TempDir(), o)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			id := engine.SegmentID{Topic: "cc", Segment: uint64(w % 4)}
+			if _, err := s.Append(t.Context(), id, [][]byte{{byte(w)}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for seg := range 4 {
+		info, err := s.Stat(t.Context(), engine.SegmentID{Topic: "cc", Segment: uint64(seg)})
+		if err != nil || info.Entries != 4 {
+			t.Fatalf("segment %d: %+v, %v", seg, info, err)
 		}
 	}
 }

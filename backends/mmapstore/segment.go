@@ -146,8 +146,10 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 	if err == nil && e.durable {
 		err = fdatasync(f)
 	}
+	renamed := false
 	if err == nil {
 		err = os.Rename(tmp, path)
+		renamed = err == nil
 	}
 	if err == nil && e.durable {
 		// The rename must be durable before any append is acknowledged,
@@ -163,7 +165,11 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(tmp)
+		if renamed {
+			os.Remove(path)
+		} else {
+			os.Remove(tmp)
+		}
 		return nil, fmt.Errorf("create segment file %s: %w: %w", path, err, engine.ErrUnavailable)
 	}
 	start := position{end: dataStart}

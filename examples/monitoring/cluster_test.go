@@ -427,4 +427,9 @@ func TestClusterMetrics(t *testing.T) {
 	// metric name the alert rules and the dashboard use.
 	_, body := mustScrapeNode(t, leader)
 	checkNamesExist(t, body)
+
+	// A real Prometheus with this directory's config and rules, pointed at
+	// the cluster: the dashboard's queries return data and the rules
+	// evaluate cleanly.
+	checkWithPrometheus(t, c)
 }

@@ -24,6 +24,7 @@ func TestCluster(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
 
 	t.Run("smoke", func(t *testing.T) { testSmoke(t, c) })
+	t.Run("register_then_read_elsewhere", func(t *testing.T) { testRegisterThenReadElsewhere(t, c) })
 	t.Run("metrics_and_state", func(t *testing.T) { testMetricsAndState(t, c) })
 	t.Run("bad_input", func(t *testing.T) { testBadInput(t, c) })
 	t.Run("health_check", func(t *testing.T) { testHealthCheck(t, c) })
@@ -48,6 +49,23 @@ func testSmoke(t *testing.T, c *testcluster.Cluster) {
 	mustOK(t, oc, "PUT health-check 1700000000")
 	if r := do(t, lc, "GET health-check"); r != "OK 1700000000" {
 		t.Fatalf("GET health-check: %q", r)
+	}
+}
+
+// A topic whose REGISTER was acknowledged exists for every later request,
+// whichever node it reaches: GET and STATE on a follower right after
+// REGISTER on the leader must not say "unknown topic".
+func testRegisterThenReadElsewhere(t *testing.T, c *testcluster.Cluster) {
+	l, f := c.Conn(c.Leader().ID), c.Conn(c.Follower().ID)
+	for i := range 10 {
+		topic := fmt.Sprintf("ryw-%d", i)
+		mustOK(t, l, "REGISTER "+topic)
+		if r := do(t, f, "GET "+topic); r != "EMPTY" {
+			t.Fatalf("GET %s on a follower right after REGISTER on the leader: %q, want EMPTY", topic, r)
+		}
+		if r := do(t, f, "STATE "+topic); !strings.HasPrefix(r, "{") {
+			t.Fatalf("STATE %s on a follower right after REGISTER: %q", topic, r)
+		}
 	}
 }
 

@@ -182,7 +182,13 @@ func (c *Client) ioErr(ctx context.Context, op string, err error) error {
 
 // Do sends one request and waits for its reply. An ERR reply is returned
 // both as the Reply and as a *ServerError.
+//
+// req is checked with protocol.ValidateRequest first; an invalid request
+// returns its *protocol.RequestError and is not sent.
 func (c *Client) Do(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
+	if err := protocol.ValidateRequest(req); err != nil {
+		return protocol.Reply{}, err
+	}
 	replies, err := c.exchange(ctx, func(buf []byte) []byte { return protocol.AppendRequestFrame(buf, req) }, 1, nil)
 	if err != nil {
 		return protocol.Reply{}, err
@@ -210,9 +216,17 @@ func (c *Client) DoLine(ctx context.Context, line string) (protocol.Reply, error
 // Pipeline sends all reqs in one write and returns their replies in order.
 // ERR replies are left in the slice (Kind protocol.ReplyErr); err is only
 // for failures of the connection itself.
+//
+// Every request is checked with protocol.ValidateRequest before anything is
+// sent; the first invalid one is returned as a *protocol.RequestError.
 func (c *Client) Pipeline(ctx context.Context, reqs []protocol.Request) ([]protocol.Reply, error) {
 	if len(reqs) == 0 {
 		return nil, nil
+	}
+	for i, r := range reqs {
+		if err := protocol.ValidateRequest(r); err != nil {
+			return nil, fmt.Errorf("request %d: %w", i, err)
+		}
 	}
 	return c.exchange(ctx, func(buf []byte) []byte {
 		for _, r := range reqs {

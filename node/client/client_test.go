@@ -145,10 +145,23 @@ func TestServerErrors(t *testing.T) {
 	if !errors.As(err, &se) || se.Message != "unknown command FROB" || r.Kind != protocol.ReplyErr {
 		t.Fatalf("DoLine(frob) = %v %v", r, err)
 	}
-	// Invalid requests are rejected by the server, not the client, so the
-	// shell shows the node's own message.
-	if err := c.Put(ctx, "bad/topic", []byte("x")); !errors.As(err, &se) || !strings.HasPrefix(se.Message, "invalid topic name") {
+	// Typed calls validate locally: a space in a topic must not turn into
+	// a PUT of a different topic and payload.
+	if err := c.Put(ctx, "two words", []byte("x")); !errors.Is(err, protocol.ErrInvalidTopic) || errors.As(err, &se) {
 		t.Fatalf("Put(bad topic) = %v", err)
+	}
+	if err := c.Put(ctx, "t", nil); !errors.Is(err, protocol.ErrUsage) {
+		t.Fatalf("Put(empty payload) = %v", err)
+	}
+	if _, err := c.Pipeline(ctx, []protocol.Request{{Command: protocol.CmdGet, Topic: "ok"}, {Command: "get", Topic: "t"}}); !errors.Is(err, protocol.ErrUsage) {
+		t.Fatalf("Pipeline(lower-case command) = %v", err)
+	}
+	if err := c.Send(protocol.Request{Command: protocol.CmdGet}); !errors.Is(err, protocol.ErrUsage) || c.Pending() != 0 {
+		t.Fatalf("Send(GET without topic) = %v, pending %d", err, c.Pending())
+	}
+	// DoLine sends what was typed, so the shell shows the node's message.
+	if _, err := c.DoLine(ctx, "PUT bad/topic x"); !errors.As(err, &se) || !strings.HasPrefix(se.Message, "invalid topic name") {
+		t.Fatalf("DoLine(bad topic) = %v", err)
 	}
 	if _, err := c.DoLine(ctx, ""); !errors.Is(err, protocol.ErrFrameLength) {
 		t.Fatalf("DoLine(empty) = %v", err)

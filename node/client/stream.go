@@ -14,8 +14,14 @@ import (
 //
 // Send and Flush may be called from one goroutine while another calls
 // Recv. Do not call synchronous methods while replies are outstanding.
+//
+// req is checked with protocol.ValidateRequest; an invalid one is returned
+// as a *protocol.RequestError, is not sent and leaves the Client usable.
 func (c *Client) Send(req protocol.Request) error {
 	if err := c.brokenErr(); err != nil {
+		return err
+	}
+	if err := protocol.ValidateRequest(req); err != nil {
 		return err
 	}
 	// The request is encoded straight into the writer's spare buffer; if it

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/walrus-go/walrus/engine"
 )
 
 // FuzzParseRequest: ParseRequest never panics; whatever it accepts encodes
@@ -81,6 +83,62 @@ func FuzzReadFrame(f *testing.F) {
 			if got := ParseReply(rep.Encode()); got.Kind != rep.Kind || !bytes.Equal(got.Body, rep.Body) {
 				t.Fatalf("reply round trip %q: %v %q != %v %q", b, got.Kind, got.Body, rep.Kind, rep.Body)
 			}
+		}
+	})
+}
+
+// FuzzValidateRequest: a Request that ValidateRequest accepts survives
+// encoding and parsing unchanged in every field the command uses.
+func FuzzValidateRequest(f *testing.F) {
+	f.Add("PUT", "logs", []byte("hello world"), "")
+	f.Add("GET", "logs", []byte(nil), "")
+	f.Add("TOPICS", "", []byte(nil), "a")
+	f.Add("put", "a b", []byte("x"), "")
+	f.Add("X", "", []byte(" y "), "z")
+	f.Fuzz(func(t *testing.T, cmd, topic string, payload []byte, arg string) {
+		req := Request{Command: cmd, Topic: topic, Payload: payload}
+		if arg != "" {
+			req.Args = []string{arg}
+		}
+		isExt := Usage(cmd) == ""
+		if isExt {
+			req.Topic, req.Payload = "", nil // extensions carry Args
+		}
+		if ValidateRequest(req) != nil {
+			return
+		}
+		got, err := ParseRequest(req.Encode())
+		if err != nil {
+			t.Fatalf("valid %#v encodes to %q, rejected: %v", req, req.Encode(), err)
+		}
+		if got.Command != req.Command {
+			t.Fatalf("command %q -> %q", req.Command, got.Command)
+		}
+		switch {
+		case isExt:
+			if !reflect.DeepEqual(got.Args, req.Args) {
+				t.Fatalf("args %q -> %q", req.Args, got.Args)
+			}
+		case cmd == CmdPut:
+			if got.Topic != req.Topic || !bytes.Equal(got.Payload, req.Payload) {
+				t.Fatalf("PUT %q %q -> %q %q", req.Topic, req.Payload, got.Topic, got.Payload)
+			}
+		case cmd != CmdMetrics:
+			if got.Topic != req.Topic {
+				t.Fatalf("topic %q -> %q", req.Topic, got.Topic)
+			}
+		}
+	})
+}
+
+// FuzzPlainTopic: the fast path never accepts a name the engine rejects.
+func FuzzPlainTopic(f *testing.F) {
+	for _, s := range []string{"logs", ".", "..", "a/b", "a\\b", "a b", "é", "~x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if plainTopic(name) && engine.ValidateTopic(name) != nil {
+			t.Fatalf("plainTopic accepts %q, engine rejects it: %v", name, engine.ValidateTopic(name))
 		}
 	})
 }

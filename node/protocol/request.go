@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -192,6 +193,9 @@ func usageError(cmd string, missing bool) error {
 }
 
 func validateTopic(topic string) error {
+	if plainTopic(topic) {
+		return nil
+	}
 	err := engine.ValidateTopic(topic)
 	if err == nil {
 		return nil
@@ -199,6 +203,23 @@ func validateTopic(topic string) error {
 	// engine's text ends in ": invalid topic name" (its %w); say it once.
 	detail := strings.TrimSuffix(err.Error(), ": "+engine.ErrInvalidName.Error())
 	return &RequestError{Kind: ErrInvalidTopic, Message: "invalid topic name: " + detail, Cause: err}
+}
+
+// plainTopic is the common case of engine.ValidateTopic decided in one
+// pass over the bytes: printable ASCII without '/' or '\\', not "." or "..".
+// Anything else (including every invalid name) goes to the full check, so
+// the two cannot disagree on what is rejected.
+func plainTopic(t string) bool {
+	if len(t) == 0 || len(t) > engine.MaxTopicBytes || t == "." || t == ".." {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if c <= ' ' || c >= 0x7f || c == '/' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // commandName upper-cases a command word without allocating for the known
@@ -296,3 +317,55 @@ func AppendRequestFrame(dst []byte, req Request) []byte {
 
 // Encode returns the frame body of req.
 func (req Request) Encode() []byte { return AppendRequest(nil, req) }
+
+// ValidateRequest checks a Request built in code (not parsed) before it is
+// sent: Command upper-case and one word; for the five commands, a valid
+// topic (and for PUT a non-empty payload); all text valid UTF-8; extension
+// Args single non-empty words. A Request that passes encodes to a frame
+// that ParseRequest turns back into the same command, topic and payload
+// (or, for extensions, the same arguments), so a mistake such as a space
+// inside a topic cannot silently become a different request. Errors
+// are *RequestError with the messages the server would send.
+func ValidateRequest(req Request) error {
+	switch req.Command {
+	case CmdPut, CmdRegister, CmdGet, CmdState, CmdMetrics:
+		// Upper-case single words by definition; the common path stays cheap.
+	case "":
+		return &RequestError{Kind: ErrEmptyCommand, Message: "empty command"}
+	default:
+		if !utf8.ValidString(req.Command) {
+			return &RequestError{Kind: ErrInvalidUTF8, Message: "invalid utf-8"}
+		}
+		if strings.ToUpper(req.Command) != req.Command || strings.ContainsAny(req.Command, " \t\r\n") {
+			return &RequestError{Kind: ErrUsage, Message: fmt.Sprintf("command %q must be one upper-case word", req.Command)}
+		}
+	}
+	if !utf8.Valid(req.Payload) {
+		return &RequestError{Kind: ErrInvalidUTF8, Message: "invalid utf-8"}
+	}
+	switch req.Command {
+	case CmdPut:
+		if req.Topic == "" {
+			return usageError(CmdPut, true)
+		}
+		if err := validateTopic(req.Topic); err != nil {
+			return err
+		}
+		if len(req.Payload) == 0 {
+			return &RequestError{Kind: ErrUsage, Message: "PUT requires a payload (usage: PUT <topic> <payload>)"}
+		}
+	case CmdRegister, CmdGet, CmdState:
+		if req.Topic == "" {
+			return usageError(req.Command, true)
+		}
+		return validateTopic(req.Topic)
+	case CmdMetrics:
+	default:
+		for _, a := range req.Args {
+			if a == "" || strings.ContainsAny(a, " \t\r\n") || !utf8.ValidString(a) {
+				return &RequestError{Kind: ErrUsage, Message: fmt.Sprintf("%s: argument %q must be one non-empty word", req.Command, a)}
+			}
+		}
+	}
+	return nil
+}

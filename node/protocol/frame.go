@@ -41,7 +41,8 @@ func (e *FrameLengthError) Error() string {
 func (e *FrameLengthError) Is(target error) bool { return target == ErrFrameLength }
 
 // Resyncable reports whether the stream is still positioned at a frame
-// boundary, so the connection can go on after answering the error.
+// boundary (true only for a zero length). The node's listener closes the
+// connection either way (DESIGN.md §5); a tolerant reader may go on.
 func (e *FrameLengthError) Resyncable() bool { return e.Length == 0 }
 
 // ReadFrame reads one frame and returns its body in a new slice the caller

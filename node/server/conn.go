@@ -73,9 +73,9 @@ func (c *connState) serve() {
 }
 
 // readBatch blocks for one frame, then takes every further frame already
-// buffered, up to MaxBatch. Frame errors that leave the stream in sync are
-// answered in place; the others end the batch with closeAfter set (their
-// ERR is queued first) or with err (the connection is gone).
+// buffered, up to MaxBatch. A bad length prefix ends the batch with
+// closeAfter set (its ERR queued last); a read error ends it with err (the
+// connection is gone). Requests before either are still answered.
 func (c *connState) readBatch() (closeAfter bool, err error) {
 	c.items = c.items[:0]
 	for len(c.items) < c.s.cfg.MaxBatch {
@@ -90,10 +90,11 @@ func (c *connState) readBatch() (closeAfter bool, err error) {
 			var fe *protocol.FrameLengthError
 			if errors.As(err, &fe) {
 				c.log.Debug("bad frame length", "length", fe.Length, "max", fe.Max)
+				// DESIGN.md §5: answer, then close. Even a zero length,
+				// after which the bytes are still aligned, means the peer
+				// is confused about framing; going on would only turn
+				// its next mistake into garbage requests.
 				c.answer(protocol.Errf("invalid frame length"))
-				if fe.Resyncable() {
-					continue
-				}
 				return true, nil
 			}
 			return false, err

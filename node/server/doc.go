@@ -5,7 +5,7 @@
 // It owns the connection goroutines (one per connection) and nothing else:
 // what a command does is the Handler's business. It never crashes on client
 // input: bad frames and requests are answered with "ERR ..." (the
-// connection is closed only when the byte stream cannot be resynchronised),
+// connection is closed only after a zero or oversized length prefix),
 // and a panicking Handler is recovered into "ERR internal error".
 //
 // Imports: the standard library and node/protocol only.

@@ -175,7 +175,8 @@ func TestBadInput(t *testing.T) {
 		want   []string
 		closed bool // the server must close the connection after the replies
 	}{
-		{name: "zero length then valid", in: append([]byte{0, 0, 0, 0}, frames("GET t")...), want: []string{"ERR invalid frame length", "EMPTY"}},
+		{name: "zero length", in: append([]byte{0, 0, 0, 0}, frames("GET t")...), want: []string{"ERR invalid frame length"}, closed: true},
+		{name: "valid then zero length", in: append(frames("GET t"), 0, 0, 0, 0), want: []string{"EMPTY", "ERR invalid frame length"}, closed: true},
 		{name: "oversized", in: append([]byte{0xff, 0xff, 0xff, 0x7f}, frames("GET t")...), want: []string{"ERR invalid frame length"}, closed: true},
 		{name: "valid then oversized", in: append(frames("GET t"), 0xff, 0xff, 0xff, 0x7f), want: []string{"EMPTY", "ERR invalid frame length"}, closed: true},
 		{name: "invalid utf-8", in: frames("PUT t \xff\xfe", "GET t"), want: []string{"ERR invalid utf-8", "EMPTY"}},

@@ -164,7 +164,7 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 		if _, err := f.WriteAt(rb[:], sealRecordOff); err != nil {
 			return nil, fmt.Errorf("rewrite seal record of %s: %w", path, err)
 		}
-		if err := fdatasync(f); err != nil {
+		if err := e.syncFile(f); err != nil {
 			return nil, fmt.Errorf("sync %s: %w", path, err)
 		}
 		e.log.Warn("seal record damaged; rewrote it from the verified footer", "topic", id.Topic, "segment", id.Segment, "entries", rec.entries)
@@ -210,7 +210,7 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 	// The checkpoint may only be durable together with the data it
 	// names, which the fsync below covers too (scanned data is whole, but
 	// after a crash in none mode it may still sit only in the page cache).
-	if err := fdatasync(f); err != nil {
+	if err := e.syncFile(f); err != nil {
 		return nil, fmt.Errorf("sync %s: %w", path, err)
 	}
 	rw, err := mmap.MapRegion(f, int(newSize), mmap.RDWR, 0, 0)

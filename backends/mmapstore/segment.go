@@ -38,6 +38,8 @@ type env struct {
 	mapped  *mappedSet
 	durable bool // durability is interval or always: creation and recovery fsync
 	always  bool // appends are published to readers only after their fsync
+	// syncFile is fdatasync; tests replace it to inject fsync failures.
+	syncFile func(*os.File) error
 }
 
 // segment is one segment file.
@@ -144,7 +146,7 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 		_, err = f.WriteAt(hdr[:], fileHeaderOff)
 	}
 	if err == nil && e.durable {
-		err = fdatasync(f)
+		err = e.syncFile(f)
 	}
 	renamed := false
 	if err == nil {
@@ -223,6 +225,25 @@ func (sg *segment) appendLocked(entries [][]byte, total int) (uint64, error) {
 	}
 	sg.mu.Unlock()
 	return w.entries, nil
+}
+
+// rollbackLocked (wmu held) erases batches that were written but never
+// published. In always mode that is exactly what a failed fsync left
+// unacknowledged: the appenders get an error, so the bytes are zeroed in
+// the mapping (and the index cut back) rather than left for a later
+// write-back to make them reappear after a reopen. Other modes publish at
+// once, so there is nothing to undo.
+func (sg *segment) rollbackLocked() {
+	if !sg.env.always || sg.state != stateOpen || sg.m == nil {
+		return
+	}
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if sg.written.end > sg.published.end {
+		clear(sg.m[sg.published.end:sg.written.end])
+		sg.ix.truncate(sg.published.entries)
+		sg.written = sg.published
+	}
 }
 
 // writeBatch encodes the batch into the mapping, turning a memory fault
@@ -514,7 +535,7 @@ func (sg *segment) sealLocked() (engine.SegmentInfo, error) {
 		if !sg.env.durable {
 			return nil
 		}
-		return fdatasync(sg.f)
+		return sg.env.syncFile(sg.f)
 	}
 	if err := sync(); err != nil {
 		return fail("sync data", err)
@@ -595,7 +616,7 @@ func (sg *segment) syncOnce() error {
 	if target.end == prev.end {
 		return nil
 	}
-	if err := fdatasync(sg.f); err != nil {
+	if err := sg.env.syncFile(sg.f); err != nil {
 		// After a failed fsync the kernel may have dropped the dirty
 		// pages (fsyncgate): nothing about the file can be trusted until
 		// recovery re-reads it, so the segment stops taking appends.
@@ -635,12 +656,12 @@ func (sg *segment) closeLocked(why error, abandon bool) error {
 	if sg.f != nil {
 		if !abandon && sg.state == stateOpen && sg.failed() == nil {
 			w := sg.written
-			err = fdatasync(sg.f)
+			err = sg.env.syncFile(sg.f)
 			if err == nil {
 				err = sg.writeCheckpoint(w)
 			}
 			if err == nil {
-				err = fdatasync(sg.f)
+				err = sg.env.syncFile(sg.f)
 			}
 			if err != nil {
 				err = fmt.Errorf("close %s: %w: %w", sg.id, err, engine.ErrUnavailable)

@@ -40,6 +40,11 @@ var _ engine.SegmentStore = (*Store)(nil)
 // <data_dir>/node_<id>/user_data/data_plane/. The directory is locked
 // against a second Store, in this or another process, until Close.
 func Open(dir string, opts Options) (*Store, error) {
+	return open(dir, opts, fdatasync)
+}
+
+// open is Open with the fsync function as a seam for fault-injection tests.
+func open(dir string, opts Options, syncFile func(*os.File) error) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("mmapstore: options: %w", err)
 	}
@@ -57,11 +62,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mmapstore: open %s: %w: %w", dir, err, engine.ErrUnavailable)
 	}
 	e := &env{
-		opts:    opts,
-		log:     log,
-		mapped:  newMappedSet(opts.MaxMappedSegments),
-		durable: opts.Store.Durability != engine.DurabilityNone,
-		always:  opts.Store.Durability == engine.DurabilityAlways,
+		opts:     opts,
+		log:      log,
+		mapped:   newMappedSet(opts.MaxMappedSegments),
+		durable:  opts.Store.Durability != engine.DurabilityNone,
+		always:   opts.Store.Durability == engine.DurabilityAlways,
+		syncFile: syncFile,
 	}
 	segs, err := recoverAll(e, topicsDir)
 	if err != nil {
@@ -178,6 +184,9 @@ func (s *Store) Append(ctx context.Context, id engine.SegmentID, entries [][]byt
 		if s.env.always {
 			<-s.syncer.request().done
 			if err := sg.failed(); err != nil {
+				sg.wmu.Lock()
+				sg.rollbackLocked()
+				sg.wmu.Unlock()
 				return 0, fmt.Errorf("mmapstore: append %s: %w", id, err)
 			}
 		}

@@ -2,8 +2,13 @@ package mmapstore
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,4 +133,53 @@ func TestConcurrentCreate(t *testing.T) {
 			t.Fatalf("segment %d: %+v, %v", seg, info, err)
 		}
 	}
+}
+
+// TestFsyncFailure: a failed fsync fails the appends waiting on it with
+// ErrUnavailable and erases them, the segment refuses further appends (its
+// page cache state is unknown), other segments carry on, and a reopen
+// recovers exactly the acknowledged entries.
+func TestFsyncFailure(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(t)
+	o.Store.Durability = engine.DurabilityAlways
+	bad := engine.SegmentID{Topic: "fs", Segment: 0}
+	good := engine.SegmentID{Topic: "fs", Segment: 1}
+	var failing atomic.Bool
+	var badPath atomic.Value
+	s, err := open(dir, o, func(f *os.File) error {
+		if failing.Load() && strings.TrimSuffix(f.Name(), tmpSuffix) == badPath.Load() { // f was opened under the temporary name
+			return syscall.EIO
+		}
+		return fdatasync(f)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	appendN(t, s, bad, 0, 3)
+	appendN(t, s, good, 0, 3)
+	badPath.Store(s.segs[bad].path)
+	failing.Store(true)
+	_, err = s.Append(t.Context(), bad, [][]byte{{9}})
+	if !errors.Is(err, engine.ErrUnavailable) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append with a failing fsync: %v, want ErrUnavailable wrapping EIO", err)
+	}
+	if _, err := s.Append(t.Context(), bad, [][]byte{{9}}); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("append after the failure: %v, want sticky ErrUnavailable", err)
+	}
+	if err := s.Sync(t.Context()); err != nil {
+		t.Logf("sync reports: %v", err)
+	}
+	appendN(t, s, good, 3, 2)
+	failing.Store(false)
+	if err := s.Close(); err != nil {
+		t.Logf("close reports: %v", err)
+	}
+	s2 := openT(t, dir, o)
+	verifyAll(t, s2, good, 5)
+	if info, err := s2.Stat(t.Context(), bad); err != nil || info.Entries != 3 {
+		t.Fatalf("failed segment after reopen: %+v, %v", info, err)
+	}
+	verifyAll(t, s2, bad, 3)
 }

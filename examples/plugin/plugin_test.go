@@ -15,6 +15,7 @@ import (
 
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/engine/enginetest"
+	"github.com/walrus-go/walrus/internal/testcluster"
 	"github.com/walrus-go/walrus/plugins/pluginhost"
 )
 
@@ -46,7 +47,9 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	// testcluster.Main builds the walrus binaries (unless -short) and runs
+	// the tests; the cluster tests in cluster_test.go need them.
+	return testcluster.Main(m)
 }
 
 // openPlugin serves the store in dir out of process through pluginhost.

@@ -65,9 +65,6 @@ func maskCRC(c uint32) uint32 { return (c>>15 | c<<17) + 0xa282ead8 }
 
 func crcOf(b []byte) uint32 { return maskCRC(crc32.Checksum(b, castagnoli)) }
 
-// frameLen is the on-disk size of one entry with a payload of n bytes.
-func frameLen(n int) int { return entryHeaderLen + n }
-
 // batchLen is the on-disk size of a batch (header plus frames).
 func batchLen(entries [][]byte) int {
 	n := batchHeaderLen

@@ -262,14 +262,17 @@ func (c *Client) exchange(ctx context.Context, encode func([]byte) []byte, n int
 	}
 	defer stop()
 	buf := encode(c.bw.AvailableBuffer())
+	if out == nil {
+		out = make([]protocol.Reply, 0, n)
+	}
+	if len(buf) > bufferBytes {
+		return c.exchangeLarge(ctx, buf, n, out)
+	}
 	if _, err := c.bw.Write(buf); err != nil {
 		return nil, c.ioErr(ctx, "write", err)
 	}
 	if err := c.bw.Flush(); err != nil {
 		return nil, c.ioErr(ctx, "write", err)
-	}
-	if out == nil {
-		out = make([]protocol.Reply, 0, n)
 	}
 	for range n {
 		r, err := c.readReply()
@@ -277,6 +280,40 @@ func (c *Client) exchange(ctx context.Context, encode func([]byte) []byte, n int
 			return nil, c.ioErr(ctx, "read", err)
 		}
 		out = append(out, r)
+	}
+	c.lastUsed = time.Now()
+	return out, nil
+}
+
+// exchangeLarge writes a big request burst on a helper goroutine while the
+// caller reads replies. Writing it all before reading could deadlock: the
+// server stops reading once its replies fill our unread receive buffer,
+// and then our write never finishes. The write buffer is empty here (no
+// streamed requests are outstanding), so writing to the conn directly
+// keeps the byte order.
+func (c *Client) exchangeLarge(ctx context.Context, buf []byte, n int, out []protocol.Reply) ([]protocol.Reply, error) {
+	conn := c.conn
+	werr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(buf)
+		werr <- err
+	}()
+	var rerr error
+	for range n {
+		r, err := c.readReply()
+		if err != nil {
+			rerr = err
+			// Unblock the writer; the stream is unusable anyway.
+			_ = conn.Close()
+			break
+		}
+		out = append(out, r)
+	}
+	if err := <-werr; err != nil && rerr == nil {
+		return nil, c.ioErr(ctx, "write", err)
+	}
+	if rerr != nil {
+		return nil, c.ioErr(ctx, "read", rerr)
 	}
 	c.lastUsed = time.Now()
 	return out, nil

@@ -413,3 +413,27 @@ func TestRedialsAfterServerClosedIdleConnection(t *testing.T) {
 		t.Fatalf("Put after the server closed the idle connection: %v", err)
 	}
 }
+
+// TestLargePipeline sends far more than the socket buffers hold in one
+// Pipeline call, with replies as big as the requests, which deadlocks a
+// client that writes everything before reading.
+func TestLargePipeline(t *testing.T) {
+	c := dial(t, startServer(t, &memHandler{}), client.Options{})
+	payload := bytes.Repeat([]byte("p"), 4096)
+	const n = 4000 // ~16 MiB each way
+	reqs := make([]protocol.Request, 0, 2*n)
+	for range n {
+		reqs = append(reqs,
+			protocol.Request{Command: protocol.CmdPut, Topic: "big", Payload: payload},
+			protocol.Request{Command: protocol.CmdGet, Topic: "big"})
+	}
+	replies, err := c.Pipeline(t.Context(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(replies); i += 2 {
+		if r := replies[i]; r.Kind != protocol.ReplyPayload || len(r.Body) != len(payload) {
+			t.Fatalf("GET %d: %v (%d bytes)", i/2, r.Kind, len(r.Body))
+		}
+	}
+}

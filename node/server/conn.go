@@ -67,9 +67,31 @@ func (c *connState) serve() {
 			return
 		}
 		if closeAfter {
+			c.lingeringClose()
 			return
 		}
 	}
+}
+
+// lingerBytes and lingerTime bound how much unread input lingeringClose
+// discards, and for how long, before the connection is closed anyway.
+const (
+	lingerBytes = 1 << 20
+	lingerTime  = 500 * time.Millisecond
+)
+
+// lingeringClose is used when the server hangs up after an error reply.
+// Closing a TCP socket that still has unread input makes the kernel send a
+// reset, which can destroy the error reply before the client reads it. So
+// send FIN first, then discard what the client is still sending for a
+// moment (net/http does the same), and only then close.
+func (c *connState) lingeringClose() {
+	cw, ok := c.conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.br, lingerBytes)
 }
 
 // readBatch blocks for one frame, then takes every further frame already

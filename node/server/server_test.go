@@ -491,3 +491,23 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
+
+// TestErrorReplySurvivesUnreadInput: the client keeps sending after a bad
+// length prefix; the server must still deliver "ERR invalid frame length"
+// and hang up without wedging. (Closing a socket with unread input resets
+// it, which can destroy the reply on some stacks; Linux loopback keeps it,
+// so this checks the behaviour, not lingeringClose specifically.)
+func TestErrorReplySurvivesUnreadInput(t *testing.T) {
+	_, addr := start(t, server.Config{MaxFrameBytes: 1024}, &fakeHandler{})
+	for range 5 {
+		c := dial(t, addr)
+		junk := make([]byte, 4<<20)
+		copy(junk, []byte{0xff, 0xff, 0xff, 0x7f})
+		go func() { _, _ = c.Write(junk) }() // fails once the server hangs up
+		f, err := protocol.ReadFrame(bufio.NewReader(c), 0)
+		if err != nil || string(f) != "ERR invalid frame length" {
+			t.Fatalf("got %q, %v; want ERR invalid frame length", f, err)
+		}
+		c.Close()
+	}
+}

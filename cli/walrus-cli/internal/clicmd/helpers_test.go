@@ -78,3 +78,26 @@ func TestFormatting(t *testing.T) {
 		t.Fatalf("coloured key: %q", got)
 	}
 }
+
+func TestStatusTableColoursKeepAlignment(t *testing.T) {
+	one, two := uint64(1), uint64(2)
+	rows := []nodeStatus{
+		{Node: &one, Addr: "a:1", State: "Leader", Term: &one, Leader: &one},
+		{Node: &two, Addr: "b:2", State: "Follower", Term: &one, Leader: &one},
+		{Addr: "c:3", State: "unreachable", Error: "refused"},
+	}
+	var plain, coloured bytes.Buffer
+	if err := writeStatusTable(&plain, palette{}, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeStatusTable(&coloured, palette{on: true}, rows); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(coloured.String(), "\x1b[32mLeader\x1b[0m") || !strings.Contains(coloured.String(), "\x1b[31munreachable\x1b[0m") {
+		t.Fatalf("no colours: %q", coloured.String())
+	}
+	stripped := strings.NewReplacer("\x1b[32m", "", "\x1b[31m", "", "\x1b[0m", "").Replace(coloured.String())
+	if stripped != plain.String() {
+		t.Fatalf("colours changed the layout:\n%s\nvs\n%s", stripped, plain.String())
+	}
+}

@@ -1,6 +1,7 @@
 package clicmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -310,8 +311,27 @@ func writeStatusTable(w io.Writer, pal palette, rows []nodeStatus) error {
 		t.add(optCell(r.Node), r.Addr, state, optCell(r.Term), optCell(r.Leader),
 			optCell(r.LastLogIndex), optCell(r.Applied), optCell(r.Lag))
 	}
-	_ = pal // colouring a tabwriter table would break its alignment
-	return t.write(w)
+	if !pal.on {
+		return t.write(w)
+	}
+	// Colour after the layout is done, so escape codes do not count as
+	// width: the first occurrence of the state word on each row.
+	var buf bytes.Buffer
+	if err := t.write(&buf); err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(buf.String(), "\n")
+	for i, line := range lines {
+		if i == 0 || i > len(rows) {
+			continue
+		}
+		colour := map[string]func(string) string{"Leader": pal.green, "Candidate": pal.yellow, "unreachable": pal.red, "error": pal.red}[rows[i-1].State]
+		if colour != nil {
+			lines[i] = strings.Replace(line, rows[i-1].State, colour(rows[i-1].State), 1)
+		}
+	}
+	_, err := io.WriteString(w, strings.Join(lines, ""))
+	return err
 }
 
 func checkOutput(output string) error {

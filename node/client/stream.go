@@ -14,6 +14,9 @@ import (
 //
 // Send and Flush may be called from one goroutine while another calls
 // Recv. Do not call synchronous methods while replies are outstanding.
+// Bound what is in flight (a window, as the load generator keeps): one
+// goroutine that sends megabytes without receiving can stall against the
+// server, which stops reading while its replies go unread.
 //
 // req is checked with protocol.ValidateRequest; an invalid one is returned
 // as a *protocol.RequestError, is not sent and leaves the Client usable.

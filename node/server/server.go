@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -200,7 +201,15 @@ func (s *Server) refuse(conn net.Conn) {
 	defer conn.Close()
 	s.log.Warn("refusing client connection: too many connections", "remote", conn.RemoteAddr().String(), "max_conns", s.cfg.MaxConns)
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = conn.Write(protocol.AppendReplyFrame(nil, protocol.Errf("too many connections (max %d)", s.cfg.MaxConns)))
+	if _, err := conn.Write(protocol.AppendReplyFrame(nil, protocol.Errf("too many connections (max %d)", s.cfg.MaxConns))); err != nil {
+		return
+	}
+	// As in lingeringClose: FIN first, so a request already in flight does
+	// not turn the close into a reset that swallows the reply.
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, conn, lingerBytes)
+	}
 }
 
 // Close stops every listener, cancels in-flight Handle calls, closes every

@@ -164,7 +164,7 @@ func (n *Node) readLocal(ctx context.Context, topic string, seg, off uint64, max
 // get hands out up to max entries from the topic's shared cursor, through
 // the Raft leader.
 func (n *Node) get(ctx context.Context, topic string, max int) ([][]byte, error) {
-	if _, ok := n.fsm.Route(topic); !ok {
+	if !n.knownTopic(ctx, topic) {
 		return nil, fmt.Errorf("%w %s", ErrUnknownTopic, topic)
 	}
 	var e enc

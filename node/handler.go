@@ -78,6 +78,7 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		}
 		return protocol.OK()
 	case protocol.CmdState:
+		n.knownTopic(ctx, req.Topic)
 		t, ok := n.fsm.Topic(req.Topic)
 		if !ok {
 			return protocol.Errf("unknown topic %s", req.Topic)

@@ -44,10 +44,11 @@ type Node struct {
 	runOnce  atomic.Bool
 	closed   atomic.Bool
 
-	leases  leaseTable
-	writers writerSet
-	cursors cursorSet
-	peers   peerTable
+	leases     leaseTable
+	writers    writerSet
+	forwarders forwarderSet
+	cursors    cursorSet
+	peers      peerTable
 
 	notLeaderLog rateLimit
 	wg           sync.WaitGroup
@@ -112,6 +113,7 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 	n.self = metadata.Node{ID: n.id, RaftAddr: adv.String(), RPCAddr: adv.String(), ClientAddr: clientLn.Addr().String()}
 	n.leases.init()
 	n.writers.init()
+	n.forwarders.init()
 	n.cursors.init()
 	n.peers.init()
 	scfg := cfg.Server
@@ -215,7 +217,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.m.SetClusterSource(n.clusterStats)
 	n.m.SetDataDir(n.cfg.DataDir)
 
-	rpcSrv := rpc.NewServer(rpc.HandlerFunc(n.handleRPC), n.logger.With("component", "rpc"))
+	rpcSrv := rpc.NewServer(rpcHandler{n}, n.logger.With("component", "rpc"))
 	n.goFunc(func() {
 		if err := rpcSrv.Serve(loopCtx, n.mux.Listener(mux.TagRPC)); err != nil {
 			n.logger.Error("internal rpc server stopped", "err", err)
@@ -266,6 +268,7 @@ func (n *Node) Run(ctx context.Context) error {
 	cancelCommit()
 	cancelLoops()
 	n.wg.Wait()
+	n.forwarders.stopAll()
 	n.writers.stopAll()
 	_ = n.pool.Close()
 	if err := cons.Close(); err != nil {

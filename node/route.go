@@ -266,7 +266,7 @@ func (n *Node) put(ctx context.Context, topic string, entries [][]byte) error {
 		changed := n.fsm.Changed()
 		r, ok := n.fsm.Route(topic)
 		if !ok {
-			if !n.cfg.AutoCreateTopics {
+			if !n.cfg.AutoCreateTopics && !n.knownTopic(ctx, topic) {
 				return fmt.Errorf("%w %s", ErrUnknownTopic, topic)
 			}
 			if err := n.ensureTopic(ctx, topic); err != nil {
@@ -295,7 +295,34 @@ func (n *Node) put(ctx context.Context, topic string, entries [][]byte) error {
 	return lastErr
 }
 
-func (n *Node) forwardAppend(ctx context.Context, leader uint64, topic string, entries [][]byte) error {
+// forwardAppendAsync sends one append RPC to the segment leader; cb gets
+// the (typed) result, possibly on the RPC reader goroutine.
+func (n *Node) forwardAppendAsync(leader uint64, topic string, entries [][]byte, cb func(error)) {
+	addr, err := n.nodeAddr(leader)
+	if err != nil {
+		cb(err)
+		return
+	}
+	var e enc
+	size := 8 + len(topic)
+	for _, p := range entries {
+		size += 4 + len(p)
+	}
+	e.b = make([]byte, 0, size)
+	e.str(topic)
+	e.list(entries)
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel() // bounds the dial only; the call has its own timeout
+	n.pool.Go(ctx, addr, methodAppend, e.b, rpcTimeout, func(_ []byte, err error) {
+		if err != nil {
+			err = fromRPC(err)
+		}
+		n.m.ObserveForward("append", err)
+		cb(err)
+	})
+}
+
+func (n *Node) forwardAppendRPC(ctx context.Context, leader uint64, topic string, entries [][]byte) error {
 	var e enc
 	size := 8 + len(topic)
 	for _, p := range entries {
@@ -307,4 +334,48 @@ func (n *Node) forwardAppend(ctx context.Context, leader uint64, topic string, e
 	_, err := n.call(ctx, leader, methodAppend, e.b)
 	n.m.ObserveForward("append", err)
 	return err
+}
+
+// catchUp waits until this node has applied everything the Raft leader had
+// committed when asked (a read index), so a topic just created through
+// another node is visible here. The leader itself is always caught up.
+func (n *Node) catchUp(ctx context.Context) error {
+	resp, err := n.onRaftLeader(ctx, "read", methodReadIndex, nil, func(context.Context) ([]byte, error) { return nil, nil })
+	if err != nil || resp == nil {
+		return err
+	}
+	d := dec{b: resp}
+	idx := d.u64()
+	if err := d.done(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	r := n.cons.Raft()
+	for r.AppliedIndex() < idx {
+		// No-op commands do not signal Changed, so poll as well.
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-n.fsm.Changed():
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// knownTopic reports whether topic exists, catching up with the Raft
+// leader first when this node does not know it yet.
+func (n *Node) knownTopic(ctx context.Context, topic string) bool {
+	if _, ok := n.fsm.Route(topic); ok {
+		return true
+	}
+	if err := n.catchUp(ctx); err != nil {
+		return false
+	}
+	_, ok := n.fsm.Route(topic)
+	return ok
 }

@@ -10,6 +10,33 @@ import (
 
 func newTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
+// rpcHandler serves the internal RPC; appends take the asynchronous path
+// (queued straight into the topic writer, answered from it).
+type rpcHandler struct{ n *Node }
+
+func (h rpcHandler) HandleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	return h.n.handleRPC(ctx, method, payload)
+}
+
+func (h rpcHandler) HandleRPCAsync(_ context.Context, method byte, payload []byte, reply func([]byte, error)) bool {
+	if method != methodAppend {
+		return false
+	}
+	d := dec{b: payload}
+	topic := d.str()
+	entries := d.list()
+	if d.done() != nil || len(entries) == 0 {
+		return false // the blocking path reports the error
+	}
+	return h.n.appendAsync(topic, entries, func(err error) {
+		if err != nil {
+			reply(nil, toRPC(err))
+			return
+		}
+		reply(nil, nil)
+	})
+}
+
 // handleRPC serves the internal RPC (see wire.go for the methods).
 func (n *Node) handleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
 	resp, err := n.dispatchRPC(ctx, method, payload)
@@ -61,6 +88,13 @@ func (n *Node) dispatchRPC(ctx context.Context, method byte, payload []byte) ([]
 		}
 		var e enc
 		e.list(entries)
+		return e.b, nil
+	case methodReadIndex:
+		if !n.cons.IsLeader() {
+			return nil, fmt.Errorf("read index: %w", errRemoteNotRaftLeader)
+		}
+		var e enc
+		e.u64(n.cons.Raft().CommitIndex())
 		return e.b, nil
 	case methodPropose:
 		return n.proposeLocal(ctx, payload)

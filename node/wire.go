@@ -18,6 +18,7 @@ const (
 	methodFence       byte = 8  // topic, segment, min entries -> fenced, count
 	methodUnfence     byte = 9  // topic, segment -> -
 	methodStat        byte = 10 // topic, segment -> count
+	methodReadIndex   byte = 11 // - -> Raft leader's commit index
 	// 32.. are reserved for segment replication (issue 4): append streams
 	// from a segment leader to its replicas, epoch fencing, catch-up reads.
 )

@@ -32,7 +32,17 @@ type writeOp struct {
 	bytes   int
 	seg     uint64 // fence, unfence, seal
 	min     uint64 // fence: only fence when count >= min
-	done    chan writeResult
+	// Exactly one of done and cb receives the result.
+	done chan writeResult
+	cb   func(writeResult)
+}
+
+func (op *writeOp) finish(r writeResult) {
+	if op.cb != nil {
+		op.cb(r)
+		return
+	}
+	op.done <- r
 }
 
 type writeResult struct {
@@ -152,7 +162,7 @@ func (w *topicWriter) drainFail() {
 	for {
 		select {
 		case op := <-w.ops:
-			op.done <- writeResult{err: ErrShuttingDown}
+			op.finish(writeResult{err: ErrShuttingDown})
 		default:
 			return
 		}
@@ -167,7 +177,7 @@ func (w *topicWriter) process(ops []*writeOp) {
 		}
 		w.flush(ops[start:i])
 		start = i + 1
-		op.done <- w.control(op)
+		op.finish(w.control(op))
 	}
 	w.flush(ops[start:])
 }
@@ -186,13 +196,13 @@ func (w *topicWriter) flush(ops []*writeOp) {
 			w.n.logger.Warn("NotLeaderError", "topic", w.topic, "segment", r.Segment, "leader", r.Leader)
 		}
 		for _, op := range ops {
-			op.done <- writeResult{err: err}
+			op.finish(writeResult{err: err})
 		}
 		return
 	}
 	if w.fencedSeg == seg {
 		for _, op := range ops {
-			op.done <- writeResult{err: fmt.Errorf("topic %s segment %d: %w", w.topic, seg, ErrFenced)}
+			op.finish(writeResult{err: fmt.Errorf("topic %s segment %d: %w", w.topic, seg, ErrFenced)})
 		}
 		return
 	}
@@ -225,7 +235,7 @@ func (w *topicWriter) flush(ops []*writeOp) {
 			err = fmt.Errorf("append %s: %w", id, err)
 		}
 		for _, op := range ops[:n] {
-			op.done <- writeResult{err: err}
+			op.finish(writeResult{err: err})
 		}
 		ops = ops[n:]
 	}
@@ -289,6 +299,28 @@ func (n *Node) appendLocal(ctx context.Context, topic string, entries [][]byte) 
 		b += len(e)
 	}
 	return n.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: b}).err
+}
+
+// appendAsync queues entries for the topic's writer without blocking; cb
+// gets the result. It returns false when the queue is full (the caller
+// falls back to the blocking path).
+func (n *Node) appendAsync(topic string, entries [][]byte, cb func(error)) bool {
+	w, err := n.writer(topic)
+	if err != nil {
+		cb(err)
+		return true
+	}
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	op := &writeOp{kind: opAppend, entries: entries, bytes: b, cb: func(r writeResult) { cb(r.err) }}
+	select {
+	case w.ops <- op:
+		return true
+	default:
+		return false
+	}
 }
 
 // fenceLocal fences seg if it holds >= min entries and returns its count.

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // ErrPoolClosed: the pool was closed.
 var ErrPoolClosed = errors.New("rpc: pool closed")
+
+// ErrTimeout: an asynchronous call got no response in time.
+var ErrTimeout = errors.New("rpc: call timed out")
 
 // ErrConnLost: the connection broke before the response arrived (the
 // request may or may not have been executed).
@@ -24,6 +28,22 @@ type result struct {
 	err     error
 }
 
+// pendingCall is one request waiting for its response: either a channel
+// (Call) or a callback (Go).
+type pendingCall struct {
+	ch       chan result
+	cb       func([]byte, error)
+	deadline time.Time
+}
+
+func (p pendingCall) finish(r result) {
+	if p.cb != nil {
+		p.cb(r.payload, r.err)
+		return
+	}
+	p.ch <- r
+}
+
 // clientConn is one pipelined connection.
 type clientConn struct {
 	addr string
@@ -32,7 +52,7 @@ type clientConn struct {
 
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[uint64]chan result
+	pending map[uint64]pendingCall
 	broken  error
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -50,16 +70,16 @@ func (c *clientConn) readLoop(onBroken func(*clientConn)) {
 			return
 		}
 		c.mu.Lock()
-		ch, ok := c.pending[id]
+		pc, ok := c.pending[id]
 		delete(c.pending, id)
 		c.mu.Unlock()
 		if !ok {
-			continue // caller gave up (ctx done)
+			continue // caller gave up (ctx done or expired)
 		}
 		if status == statusOK {
-			ch <- result{payload: payload}
+			pc.finish(result{payload: payload})
 		} else {
-			ch <- result{err: decodeError(payload)}
+			pc.finish(result{err: decodeError(payload)})
 		}
 	}
 }
@@ -70,10 +90,10 @@ func (c *clientConn) fail(err error) {
 		c.broken = err
 	}
 	p := c.pending
-	c.pending = map[uint64]chan result{}
+	c.pending = map[uint64]pendingCall{}
 	c.mu.Unlock()
-	for _, ch := range p {
-		ch <- result{err: err}
+	for _, pc := range p {
+		pc.finish(result{err: err})
 	}
 	_ = c.conn.Close()
 }
@@ -88,7 +108,7 @@ func (c *clientConn) call(ctx context.Context, method byte, payload []byte) ([]b
 	}
 	c.nextID++
 	id := c.nextID
-	c.pending[id] = ch
+	c.pending[id] = pendingCall{ch: ch}
 	c.mu.Unlock()
 	if err := c.w.enqueue(id, method, payload); err != nil {
 		c.mu.Lock()
@@ -107,6 +127,48 @@ func (c *clientConn) call(ctx context.Context, method byte, payload []byte) ([]b
 	}
 }
 
+// goCall sends a request whose response is delivered to cb (on the
+// connection's reader goroutine: cb must not block). The call fails with
+// ErrTimeout if no response arrives within timeout.
+func (c *clientConn) goCall(method byte, payload []byte, timeout time.Duration, cb func([]byte, error)) {
+	c.mu.Lock()
+	if c.broken != nil {
+		err := c.broken
+		c.mu.Unlock()
+		cb(nil, err)
+		return
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = pendingCall{cb: cb, deadline: time.Now().Add(timeout)}
+	c.mu.Unlock()
+	if err := c.w.enqueue(id, method, payload); err != nil {
+		c.mu.Lock()
+		_, ok := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if ok {
+			cb(nil, fmt.Errorf("%w: %s: %v", ErrConnLost, c.addr, err))
+		}
+	}
+}
+
+// expire fails async calls past their deadline.
+func (c *clientConn) expire(now time.Time) {
+	var late []pendingCall
+	c.mu.Lock()
+	for id, pc := range c.pending {
+		if pc.cb != nil && now.After(pc.deadline) {
+			late = append(late, pc)
+			delete(c.pending, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, pc := range late {
+		pc.finish(result{err: fmt.Errorf("%w: %s", ErrTimeout, c.addr)})
+	}
+}
+
 func (c *clientConn) close() {
 	c.fail(fmt.Errorf("%w: %s: closed", ErrConnLost, c.addr))
 	close(c.stop)
@@ -122,11 +184,56 @@ type Pool struct {
 	conns  map[string]*clientConn
 	dials  map[string]chan struct{} // in-progress dials, closed when done
 	closed bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // NewPool returns a pool that opens connections with dial.
 func NewPool(dial DialFunc, logger *slog.Logger) *Pool {
-	return &Pool{dial: dial, logger: logger, conns: map[string]*clientConn{}, dials: map[string]chan struct{}{}}
+	p := &Pool{dial: dial, logger: logger, conns: map[string]*clientConn{}, dials: map[string]chan struct{}{}, stop: make(chan struct{})}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.janitor()
+	}()
+	return p
+}
+
+// janitorInterval is how often async calls are checked for expiry.
+const janitorInterval = 250 * time.Millisecond
+
+func (p *Pool) janitor() {
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			conns := make([]*clientConn, 0, len(p.conns))
+			for _, c := range p.conns {
+				conns = append(conns, c)
+			}
+			p.mu.Unlock()
+			for _, c := range conns {
+				c.expire(now)
+			}
+		}
+	}
+}
+
+// Go sends one request to addr without waiting; cb gets the response (or
+// an error) exactly once, possibly on another goroutine, and must not
+// block. timeout bounds the wait for the response.
+func (p *Pool) Go(ctx context.Context, addr string, method byte, payload []byte, timeout time.Duration, cb func([]byte, error)) {
+	c, err := p.get(ctx, addr)
+	if err != nil {
+		cb(nil, err)
+		return
+	}
+	c.goCall(method, payload, timeout, cb)
 }
 
 // Call sends one request to addr and waits for its response (bounded by
@@ -177,7 +284,7 @@ func (p *Pool) get(ctx context.Context, addr string) (*clientConn, error) {
 			_ = conn.Close()
 			return nil, ErrPoolClosed
 		}
-		c := &clientConn{addr: addr, conn: conn, w: newWriter(conn), pending: map[uint64]chan result{}, stop: make(chan struct{})}
+		c := &clientConn{addr: addr, conn: conn, w: newWriter(conn), pending: map[uint64]pendingCall{}, stop: make(chan struct{})}
 		p.conns[addr] = c
 		c.wg.Add(2)
 		go func() { defer c.wg.Done(); c.w.run(c.stop) }()
@@ -199,6 +306,9 @@ func (p *Pool) drop(c *clientConn) {
 // Close closes every connection and waits for their goroutines.
 func (p *Pool) Close() error {
 	p.mu.Lock()
+	if !p.closed {
+		close(p.stop)
+	}
 	p.closed = true
 	conns := p.conns
 	p.conns = map[string]*clientConn{}
@@ -206,5 +316,6 @@ func (p *Pool) Close() error {
 	for _, c := range conns {
 		c.close()
 	}
+	p.wg.Wait()
 	return nil
 }

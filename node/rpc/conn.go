@@ -6,13 +6,18 @@ import (
 	"sync"
 )
 
-// writer coalesces frames from concurrent goroutines into few writes.
+// writer coalesces frames from concurrent goroutines into few writes. The
+// first enqueuer that finds the connection idle writes inline (no goroutine
+// hand-off on an idle connection, which is what keeps a synchronous
+// request/response cheap); frames that pile up meanwhile are written by
+// the writer goroutine in one syscall.
 type writer struct {
 	conn net.Conn
 
 	mu      sync.Mutex
 	pending []byte
 	spare   []byte
+	writing bool // an inline writer or the goroutine owns the connection
 	err     error
 	wake    chan struct{}
 	done    chan struct{}
@@ -22,7 +27,8 @@ func newWriter(c net.Conn) *writer {
 	return &writer{conn: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// enqueue adds a frame; it never blocks on the network.
+// enqueue adds a frame; it writes at most one batch inline and never waits
+// for another goroutine's write.
 func (w *writer) enqueue(id uint64, kind byte, payload []byte) error {
 	w.mu.Lock()
 	if w.err != nil {
@@ -31,6 +37,32 @@ func (w *writer) enqueue(id uint64, kind byte, payload []byte) error {
 		return err
 	}
 	w.pending = appendFrame(w.pending, id, kind, payload)
+	if w.writing {
+		w.mu.Unlock()
+		return nil
+	}
+	w.writing = true
+	buf := w.pending
+	w.pending = w.spare[:0]
+	w.mu.Unlock()
+
+	_, err := w.conn.Write(buf)
+
+	w.mu.Lock()
+	w.recycle(buf)
+	if err != nil {
+		w.err = err
+		w.writing = false
+		w.mu.Unlock()
+		_ = w.conn.Close()
+		return err
+	}
+	if len(w.pending) == 0 {
+		w.writing = false
+		w.mu.Unlock()
+		return nil
+	}
+	// More frames arrived: hand the connection to the writer goroutine.
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -39,7 +71,14 @@ func (w *writer) enqueue(id uint64, kind byte, payload []byte) error {
 	return nil
 }
 
-// run writes pending frames until stop is closed or a write fails.
+func (w *writer) recycle(buf []byte) {
+	if cap(buf) <= 4<<20 {
+		w.spare = buf[:0] // reuse moderate buffers only
+	}
+}
+
+// run writes what enqueue handed over until stop is closed or a write
+// fails.
 func (w *writer) run(stop <-chan struct{}) {
 	defer close(w.done)
 	for {
@@ -52,6 +91,7 @@ func (w *writer) run(stop <-chan struct{}) {
 			w.mu.Lock()
 			buf := w.pending
 			if len(buf) == 0 {
+				w.writing = false
 				w.mu.Unlock()
 				break
 			}
@@ -59,11 +99,10 @@ func (w *writer) run(stop <-chan struct{}) {
 			w.mu.Unlock()
 			_, err := w.conn.Write(buf)
 			w.mu.Lock()
-			if cap(buf) <= 4<<20 {
-				w.spare = buf[:0] // reuse moderate buffers only
-			}
+			w.recycle(buf)
 			if err != nil {
 				w.err = err
+				w.writing = false
 				w.mu.Unlock()
 				_ = w.conn.Close()
 				return

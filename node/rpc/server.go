@@ -15,6 +15,15 @@ type Handler interface {
 	HandleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error)
 }
 
+// AsyncHandler is an optional extension of Handler: HandleRPCAsync may take
+// a request without blocking and answer later through reply (exactly once,
+// from any goroutine). It returns false to let HandleRPC serve the request
+// on its own goroutine instead. It saves a goroutine per request on hot
+// methods whose work is already queued elsewhere.
+type AsyncHandler interface {
+	HandleRPCAsync(ctx context.Context, method byte, payload []byte, reply func([]byte, error)) bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, method byte, payload []byte) ([]byte, error)
 
@@ -75,6 +84,24 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		id, method, payload, err := readFrame(r, &hdr)
 		if err != nil {
 			break
+		}
+		if ah, ok := s.h.(AsyncHandler); ok {
+			handlers.Add(1)
+			var once sync.Once
+			reply := func(resp []byte, herr error) {
+				once.Do(func() {
+					defer handlers.Done()
+					if herr != nil {
+						_ = w.enqueue(id, statusErr, encodeError(herr))
+						return
+					}
+					_ = w.enqueue(id, statusOK, resp)
+				})
+			}
+			if ah.HandleRPCAsync(ctx, method, payload, reply) {
+				continue
+			}
+			handlers.Done()
 		}
 		handlers.Add(1)
 		go func() {

@@ -247,3 +247,35 @@ func TestBenchProgressBarOnATerminal(t *testing.T) {
 		t.Fatalf("no progress bar in terminal output: %q", out)
 	}
 }
+
+// watch redraws on a terminal and Ctrl-C (SIGINT from the terminal) ends it
+// with exit 0; Ctrl-C at the shell prompt only clears the line.
+func TestWatchAndShellCtrlCOnATerminal(t *testing.T) {
+	f := startFake(t)
+	f.put("logs", "x")
+	tm := startTerm(t, []string{"TERM=xterm"}, "--addr", f.addr, "watch", "logs", "--interval", "50ms")
+	tm.expect("Every 50ms: STATE logs")
+	tm.expect("Every 50ms: STATE logs") // a second refresh
+	if out := tm.output(); !strings.Contains(out, "\x1b[H\x1b[2J") {
+		t.Fatalf("watch did not clear the screen on a terminal: %q", out)
+	}
+	tm.master.Write([]byte{3}) // Ctrl-C
+	if code := tm.wait(10 * time.Second); code != 0 {
+		t.Fatalf("watch exit %d after Ctrl-C, want 0", code)
+	}
+
+	tm = startTerm(t, []string{"HOME=" + t.TempDir(), "TERM=xterm"}, "--addr", f.addr)
+	tm.expect("> ")
+	tm.master.Write([]byte("half typed"))
+	tm.master.Write([]byte{3})
+	tm.expect("^C")
+	tm.typeLine("get logs")
+	tm.expect("OK x")
+	tm.typeLine("exit")
+	if code := tm.wait(10 * time.Second); code != 0 {
+		t.Fatalf("shell exit %d", code)
+	}
+	if strings.Contains(tm.output(), "unknown command") {
+		t.Fatalf("the line cleared with Ctrl-C was sent: %q", tm.output())
+	}
+}

@@ -43,12 +43,12 @@ func historyPath(getenv func(string) string) string {
 // one connection and redials after a failure, so a node restart does not end
 // the session.
 type shell struct {
-	a     *app
-	out   io.Writer
-	errw  io.Writer
-	pal   palette
-	conn  conn
-	pipeF bool // input is not a terminal: no prompt, stop on connection failure
+	a         *app
+	out       io.Writer
+	errw      io.Writer
+	pal       palette
+	conn      conn
+	batchMode bool // input or output is not a terminal: no prompt, stop on connection failure
 }
 
 func runShell(cmd *cobra.Command, a *app) error {
@@ -59,7 +59,7 @@ func runShell(cmd *cobra.Command, a *app) error {
 	if isFile && in == os.Stdin && isTerminal(in) && isTerminal(sh.out) {
 		return sh.interactive(cmd.Context())
 	}
-	sh.pipeF = true
+	sh.batchMode = true
 	return sh.scripted(cmd.Context(), a.io.In)
 }
 
@@ -139,7 +139,7 @@ func (sh *shell) handle(ctx context.Context, line string) (done bool, err error)
 		if ctx.Err() != nil {
 			return true, ctx.Err()
 		}
-		if sh.pipeF {
+		if sh.batchMode {
 			return true, err
 		}
 		fmt.Fprintln(sh.errw, sh.pal.red("error: "+err.Error()))

@@ -6,7 +6,7 @@
 // Register, Put, Get, State, Metrics, Pipeline) are safe for concurrent use:
 // each holds the connection for its whole exchange, so concurrent callers
 // are serialised, not interleaved. For parallel load, use one Client per
-// goroutine (or a Pool).
+// goroutine.
 //
 // The streaming methods Send, Flush and Recv keep many requests in flight
 // on the connection (pipelining) with no goroutine or allocation per
@@ -22,5 +22,6 @@
 // idle timeout, a restart), the next synchronous call notices before
 // sending and redials the same address.
 //
-// Imports: the standard library and node/protocol only.
+// Imports: the standard library and node/protocol (which uses engine for
+// topic validation) only.
 package client

@@ -14,6 +14,7 @@ const (
 	MaxFrameBytesMax  = 256 << 20
 	bufferBytes       = 64 << 10
 	defaultMaxBatch   = 256
+	defaultBatchBytes = 4 << 20
 	defaultMaxConns   = 1024
 	defaultIdle       = 5 * time.Minute
 	defaultWriteLimit = 30 * time.Second
@@ -27,6 +28,10 @@ type Config struct {
 	MaxFrameBytes int
 	// MaxBatch is the most requests passed to one Handle call. Default 256.
 	MaxBatch int
+	// MaxBatchBytes stops gathering a batch once its frames add up to this
+	// many bytes, so one connection pipelining large PUTs holds at most
+	// about this much (plus one frame) at a time. Default 4 MiB.
+	MaxBatchBytes int
 	// MaxConns is the most open client connections; a connection beyond it
 	// gets "ERR too many connections" and is closed. Default 1024 (each
 	// connection holds 128 KiB of buffers).
@@ -45,6 +50,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxFrameBytes: protocol.DefaultMaxFrameBytes,
 		MaxBatch:      defaultMaxBatch,
+		MaxBatchBytes: defaultBatchBytes,
 		MaxConns:      defaultMaxConns,
 		IdleTimeout:   defaultIdle,
 		WriteTimeout:  defaultWriteLimit,
@@ -59,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = d.MaxBatch
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = d.MaxBatchBytes
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = d.MaxConns
@@ -81,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 0 || c.MaxBatch > MaxBatchLimit {
 		errs = append(errs, fmt.Errorf("max_batch %d: must be 1..%d (0 = default)", c.MaxBatch, MaxBatchLimit))
+	}
+	if c.MaxBatchBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_batch_bytes %d: must be >= 1 (0 = default)", c.MaxBatchBytes))
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("max_conns %d: must be >= 1 (0 = default)", c.MaxConns))

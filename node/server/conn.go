@@ -95,12 +95,13 @@ func (c *connState) lingeringClose() {
 }
 
 // readBatch blocks for one frame, then takes every further frame already
-// buffered, up to MaxBatch. A bad length prefix ends the batch with
+// buffered, up to MaxBatch frames or MaxBatchBytes. A bad length prefix ends the batch with
 // closeAfter set (its ERR queued last); a read error ends it with err (the
 // connection is gone). Requests before either are still answered.
 func (c *connState) readBatch() (closeAfter bool, err error) {
 	c.items = c.items[:0]
-	for len(c.items) < c.s.cfg.MaxBatch {
+	batchBytes := 0
+	for len(c.items) < c.s.cfg.MaxBatch && batchBytes < c.s.cfg.MaxBatchBytes {
 		if len(c.items) > 0 && !protocol.FrameBuffered(c.br) {
 			return false, nil // answer what we have before blocking again
 		}
@@ -121,6 +122,7 @@ func (c *connState) readBatch() (closeAfter bool, err error) {
 			}
 			return false, err
 		}
+		batchBytes += len(frame)
 		req, perr := protocol.ParseRequest(frame)
 		if perr != nil {
 			c.answer(protocol.ErrReply(perr))

@@ -75,6 +75,9 @@ func New(cfg Config, h Handler, logger *slog.Logger) *Server {
 		if cfg.MaxConns < 0 {
 			cfg.MaxConns = d.MaxConns
 		}
+		if cfg.MaxBatchBytes < 0 {
+			cfg.MaxBatchBytes = d.MaxBatchBytes
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{

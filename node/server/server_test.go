@@ -273,6 +273,32 @@ func TestPipelinedRequestsAreBatched(t *testing.T) {
 	}
 }
 
+func TestBatchByteBudget(t *testing.T) {
+	h := &fakeHandler{}
+	ln := newPipeListener()
+	srv := server.New(server.Config{MaxBatchBytes: 1000}, h, testLogger(t))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(t.Context(), ln) }()
+	defer func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	c := ln.dial()
+	defer c.Close()
+	payload := strings.Repeat("x", 94) // 100-byte frames
+	var in []byte
+	for range 50 {
+		in = protocol.AppendFrame(in, []byte("PUT t "+payload))
+	}
+	go func() { _, _ = c.Write(in) }() // replies checked below
+	readReplies(t, bufio.NewReader(c), 50)
+	if m := h.maxBatch(); m < 2 || m > 10 {
+		t.Fatalf("largest batch %d requests, want 2..10 (1000-byte budget, 100-byte frames)", m)
+	}
+}
+
 func TestPipeliningOverTCP(t *testing.T) {
 	h := &fakeHandler{}
 	_, addr := start(t, server.Config{}, h)

@@ -67,17 +67,23 @@ type Request struct {
 	Args    []string
 }
 
-// usage is the syntax of each known command, quoted in error messages.
-var usage = map[string]string{
-	CmdRegister: "REGISTER <topic>",
-	CmdPut:      "PUT <topic> <payload>",
-	CmdGet:      "GET <topic>",
-	CmdState:    "STATE <topic>",
-	CmdMetrics:  "METRICS",
+// Usage returns the syntax of a known command ("" for extensions), as
+// quoted in error messages.
+func Usage(command string) string {
+	switch command {
+	case CmdRegister:
+		return "REGISTER <topic>"
+	case CmdPut:
+		return "PUT <topic> <payload>"
+	case CmdGet:
+		return "GET <topic>"
+	case CmdState:
+		return "STATE <topic>"
+	case CmdMetrics:
+		return "METRICS"
+	}
+	return ""
 }
-
-// Usage returns the syntax of a known command ("" for extensions).
-func Usage(command string) string { return usage[command] }
 
 // isSpace is the white space trimmed around words. PUT payloads are never
 // trimmed.
@@ -182,12 +188,12 @@ func parsePut(rest []byte, hasRest bool) (Request, error) {
 }
 
 func usageError(cmd string, missing bool) error {
-	msg := cmd + " requires a topic (usage: " + usage[cmd] + ")"
+	msg := cmd + " requires a topic (usage: " + Usage(cmd) + ")"
 	switch {
 	case cmd == CmdMetrics:
 		msg = "METRICS takes no arguments (usage: METRICS)"
 	case !missing:
-		msg = cmd + " takes exactly one topic (usage: " + usage[cmd] + ")"
+		msg = cmd + " takes exactly one topic (usage: " + Usage(cmd) + ")"
 	}
 	return &RequestError{Kind: ErrUsage, Message: msg}
 }

@@ -77,7 +77,8 @@ func launch(ctx context.Context, cfg Config, logger *slog.Logger) (*instance, er
 		SyncStdout:   inst.stdout,
 		SyncStderr:   inst.stderr,
 		// We built cmd.Env with the node's environment already.
-		SkipHostEnv: true,
+		SkipHostEnv:     true,
+		GRPCDialOptions: shim.DialOptions(),
 	})
 	rpc, err := inst.client.Client()
 	if err != nil {

@@ -73,7 +73,7 @@ func Serve(store engine.SegmentStore, opts ...Option) {
 		HandshakeConfig: Handshake(),
 		Plugins:         plugin.PluginSet{shim.PluginName: &shim.Plugin{Impl: store, Limits: o.limits}},
 		GRPCServer: func(sopts []grpc.ServerOption) *grpc.Server {
-			return stopper.set(plugin.DefaultGRPCServer(sopts))
+			return stopper.set(plugin.DefaultGRPCServer(append(sopts, shim.ServerOptions()...)))
 		},
 		Logger: o.logger,
 	})

@@ -8,12 +8,14 @@
 //	WALRUS_TESTPLUGIN_PROTOCOL_VERSION=n    answer the handshake with
 //	                                        protocol version n
 //	WALRUS_TESTPLUGIN_CHATTY=1              print a line to stdout on Sync
+//	WALRUS_TESTPLUGIN_CPUPROFILE=path       write a CPU profile until exit
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 
 	"github.com/hashicorp/go-plugin"
@@ -50,6 +52,13 @@ func main() {
 			GRPCServer:      plugin.DefaultGRPCServer,
 		})
 		return
+	}
+	if path := os.Getenv("WALRUS_TESTPLUGIN_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
 	}
 	logger.Warn("testplugin serving memstore", "pid", os.Getpid())
 	pluginsdk.Serve(store)

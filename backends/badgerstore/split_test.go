@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -189,5 +191,29 @@ func TestInterruptedDeleteFinishedOnOpen(t *testing.T) {
 	sameEntries(t, "neighbour", readAllT(t, s, keep), bigBatch('k', 5))
 	if first, err := s.Append(t.Context(), id, [][]byte{[]byte("new")}); err != nil || first != 0 {
 		t.Fatalf("re-created segment append = %d, %v; want 0", first, err)
+	}
+}
+
+// TestEmptyWALFromCrash reproduces what a crash between badger truncating a
+// flushed memtable WAL and removing it leaves behind (a zero-length .mem
+// file, which badger alone refuses to open) and checks Open recovers.
+func TestEmptyWALFromCrash(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, engine.DurabilityNone)
+	id := engine.SegmentID{Topic: "wal", Segment: 0}
+	want := bigBatch('w', 50)
+	if _, err := s.Append(t.Context(), id, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00042.mem"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, engine.DurabilityNone)
+	sameEntries(t, "after reopen with an empty WAL", readAllT(t, s, id), want)
+	if _, err := os.Stat(filepath.Join(dir, "00042.mem")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty WAL still there: %v", err)
 	}
 }

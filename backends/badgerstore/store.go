@@ -96,6 +96,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("badgerstore: create %s: %w: %w", dir, engine.ErrUnavailable, err)
 	}
+	if err := removeEmptyMemtableWALs(dir, logger); err != nil {
+		return nil, fmt.Errorf("badgerstore: open: %w", err)
+	}
 	bo := badger.DefaultOptions(dir).
 		// always: badger fsyncs its value log and memtable WAL before a
 		// commit returns; the committer packs concurrent appends into one

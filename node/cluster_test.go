@@ -13,6 +13,7 @@ import (
 	"github.com/walrus-go/walrus/backends/memstore"
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/consensus"
 )
 
 // testNode is one running in-process node.
@@ -45,6 +46,9 @@ func testConfig(t testing.TB, id uint64, dir string) Config {
 	cfg.ClientPort = 0
 	cfg.MonitorInterval = 50 * time.Millisecond
 	cfg.CursorCommitInterval = 20 * time.Millisecond
+	// Generous Raft timeouts: the test machine is shared and -race is slow,
+	// and a spurious election makes the cursor redeliver its window.
+	cfg.RaftTiming = consensus.Timing{HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond}
 	return cfg
 }
 

@@ -36,8 +36,12 @@
 // the fence is an op in the topic writer's queue, so every append queued
 // before it lands and every one after it is refused; the count taken then
 // is exact. The monitor proposes the rollover (seal with that count, next
-// leader = next voter in id order) and unfences if the proposal fails.
-// Refused writers wait for the metadata change and go to the new leader.
+// leader = next voter in id order). If Apply rejects it, the segment is
+// unfenced. If the outcome is unknown (timeout, Raft leadership lost) the
+// entry may still commit, so the segment stays fenced and the next tick, on
+// whichever node then leads, re-fences (getting the same count back) and
+// re-proposes the same idempotent rollover. Refused writers wait for the
+// metadata change and go to the new leader.
 //
 // # Cluster membership
 //

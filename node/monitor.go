@@ -79,18 +79,26 @@ func (n *Node) rolloverIfFull(ctx context.Context, topic string, r metadata.Rout
 	}
 	next := nextLeader(voters, r.Leader)
 	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: topic, Segment: r.Segment, Count: count, NextLeader: next})
-	if err == nil {
-		err = res.Err
-	}
 	if err != nil {
+		// Unknown outcome (timeout, leadership lost): the entry may still
+		// commit. Unfencing now could let appends land past the count, so
+		// the segment stays fenced; the next monitor tick on whichever node
+		// leads re-proposes the same rollover (idempotent) with the same
+		// exact count.
 		n.logger.Error("Raft consensus failed", "op", "rollover", "topic", topic, "segment", r.Segment, "err", err)
 		n.m.ObserveRollover(start, err)
+		return err
+	}
+	if res.Err != nil {
+		// Rejected by Apply: it will never take effect, so unfence.
+		n.logger.Error("Raft consensus failed", "op", "rollover", "topic", topic, "segment", r.Segment, "err", res.Err)
+		n.m.ObserveRollover(start, res.Err)
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer ucancel()
 		if uerr := n.unfence(uctx, r.Leader, topic, r.Segment); uerr != nil {
-			return errors.Join(err, fmt.Errorf("unfence: %w", uerr))
+			return errors.Join(res.Err, fmt.Errorf("unfence: %w", uerr))
 		}
-		return err
+		return res.Err
 	}
 	n.m.ObserveRollover(start, nil)
 	n.logger.Info("segment rolled over", "topic", topic, "sealed_segment", r.Segment, "entries", count, "next_leader", next, "took", time.Since(start).String())

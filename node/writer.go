@@ -254,6 +254,11 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 		if err != nil {
 			return writeResult{err: err}
 		}
+		if w.fencedSeg == op.seg {
+			// Still fenced from an earlier attempt whose rollover proposal
+			// had an unknown outcome: report the same exact count again.
+			return writeResult{count: count, fenced: true}
+		}
 		if count < op.min {
 			return writeResult{count: count}
 		}

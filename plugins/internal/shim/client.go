@@ -36,8 +36,8 @@ type ClientOptions struct {
 type Client struct {
 	rpc    pb.SegmentStoreClient
 	opts   ClientOptions
-	closed atomic.Bool
-	pipes  *pipes
+	closed   atomic.Bool
+	appender *appender
 }
 
 var _ engine.SegmentStore = (*Client)(nil)
@@ -51,7 +51,9 @@ func NewClient(conn grpc.ClientConnInterface, opts ClientOptions) *Client {
 	if opts.Limits == (engine.Limits{}) {
 		opts.Limits = engine.DefaultLimits()
 	}
-	return &Client{rpc: pb.NewSegmentStoreClient(conn), opts: opts, pipes: newPipes()}
+	c := &Client{rpc: pb.NewSegmentStoreClient(conn), opts: opts}
+	c.appender = newAppender(c)
+	return c
 }
 
 // begin checks the client is open and bounds ctx with the call timeout.
@@ -276,7 +278,7 @@ func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
-	defer c.pipes.close()
+	defer c.appender.close()
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
 	_, err := c.rpc.Close(ctx, &pb.CloseRequest{})
@@ -288,5 +290,5 @@ func (c *Client) Close() error {
 // engine.ErrClosed.
 func (c *Client) Release() {
 	c.closed.Store(true)
-	c.pipes.close()
+	c.appender.close()
 }

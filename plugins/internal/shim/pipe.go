@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -13,62 +15,225 @@ import (
 	pb "github.com/walrus-go/walrus/plugins/proto/segmentstore/v1"
 )
 
-// maxIdlePipes bounds the AppendPipe streams kept open between calls; more
-// concurrent appenders open extra pipes and close them afterwards.
-const maxIdlePipes = 32
+// Bounds of the AppendPipe fast path (see appender).
+const (
+	// pipeWorkers is how many AppendPipe requests may be in flight at once
+	// (one stream each).
+	pipeWorkers = 4
+	// maxCoalesceBatches and maxCoalesceBytes bound one AppendPipe request:
+	// how many queued appends a worker packs into it, and their payload.
+	maxCoalesceBatches = 64
+	maxCoalesceBytes   = 2 * ChunkBytes
+	// appendQueueCap is how many small appends may wait for a worker.
+	appendQueueCap = 1024
+)
 
-// pipe is one AppendPipe stream, used by one Append at a time. Its reader
-// goroutine hands each reply over and exits when the stream ends.
+// errRetryAppend says the pipe path could not be used and nothing was sent
+// that the plugin could have applied: retry with the Append RPC.
+var errRetryAppend = errors.New("retry with Append")
+
+// pending is one Append waiting for its result from a worker.
+type pending struct {
+	ctx   context.Context
+	what  string
+	batch *pb.AppendRequest
+	size  int
+	done  chan pipeResult // capacity 1: the worker never blocks on it
+}
+
+type pipeResult struct {
+	first uint64
+	err   error
+}
+
+// pipe is one AppendPipe stream, owned by one worker: one request in
+// flight at a time. Its reader goroutine hands replies over and exits when
+// the stream ends.
 type pipe struct {
 	stream  pb.SegmentStore_AppendPipeClient
 	cancel  context.CancelFunc
-	replies chan *pb.AppendReply // capacity 1: at most one request in flight
-	done    chan struct{}        // closed when the reader exits; err is set then
+	replies chan *pb.AppendPipeReply // capacity 1
+	done    chan struct{}            // closed when the reader exits; err is set then
 	err     error
-	used    bool // a reply arrived at least once (so the plugin has the method)
+	used    bool // a reply arrived (so the plugin has the method)
 }
 
-// pipes owns every open pipe of a Client.
-type pipes struct {
-	idle chan *pipe // capacity maxIdlePipes
-	wg   sync.WaitGroup
+// appender is the small-append fast path of a Client: callers queue their
+// batch; pipeWorkers goroutines each take what is queued (up to the
+// coalescing bounds), send it as one AppendPipeRequest on their own stream
+// and hand each caller its result. Under light load a request carries one
+// batch and nothing waits; under concurrent load one round trip carries
+// many appends (group commit across the process boundary).
+type appender struct {
+	c     *Client
+	queue chan *pending
+	stop  chan struct{}
 
-	mu          sync.Mutex
-	closed      bool
-	open        map[*pipe]struct{}
-	unsupported bool // the plugin predates AppendPipe: use Append only
+	startOnce sync.Once
+	wg        sync.WaitGroup // workers and pipe readers
+
+	mu      sync.Mutex
+	stopped bool
+	open    map[*pipe]struct{}
+
+	unsupported atomic.Bool // the plugin predates AppendPipe
+	// Counters for tests: streams opened, requests sent, batches carried.
+	opened, requests, batches atomic.Int64
 }
 
-func newPipes() *pipes {
-	return &pipes{idle: make(chan *pipe, maxIdlePipes), open: map[*pipe]struct{}{}}
+func newAppender(c *Client) *appender {
+	return &appender{c: c, queue: make(chan *pending, appendQueueCap), stop: make(chan struct{}), open: map[*pipe]struct{}{}}
 }
 
-// get returns an idle pipe or opens one; nil (and no error) means "use the
-// Append RPC instead".
-func (ps *pipes) get(c *Client) (*pipe, error) {
-	select {
-	case p := <-ps.idle:
-		return p, nil
-	default:
+// appendPiped runs one small Append through the workers. It returns
+// errRetryAppend when the caller must use the Append RPC instead.
+func (c *Client) appendPiped(ctx context.Context, what string, id engine.SegmentID, entries [][]byte, total uint64) (uint64, error) {
+	a := c.appender
+	if a.unsupported.Load() {
+		return 0, errRetryAppend
 	}
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.closed || ps.unsupported {
-		return nil, nil
+	a.startOnce.Do(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.stopped {
+			return
+		}
+		for range pipeWorkers {
+			a.wg.Add(1)
+			go a.worker()
+		}
+	})
+	sizes := make([]uint32, len(entries))
+	data := make([]byte, 0, total)
+	for i, e := range entries {
+		sizes[i] = uint32(len(e))
+		data = append(data, e...)
+	}
+	pd := &pending{
+		ctx: ctx, what: what, size: int(total), done: make(chan pipeResult, 1),
+		batch: &pb.AppendRequest{Id: toPBID(id), TotalEntries: uint64(len(entries)), TotalBytes: total, Sizes: sizes, Data: data},
+	}
+	select {
+	case a.queue <- pd:
+	case <-a.stop:
+		return 0, fmt.Errorf("plugin: %s: %w", what, engine.ErrClosed)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+	}
+	select {
+	case r := <-pd.done:
+		return r.first, r.err
+	case <-a.stop:
+		// Closing: the append may or may not have been applied.
+		return 0, fmt.Errorf("plugin: %s: %w", what, engine.ErrClosed)
+	case <-ctx.Done():
+		// The append may still be applied; like any cancelled call.
+		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+	}
+}
+
+// close stops the workers, ends every stream and fails what is queued.
+func (a *appender) close() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.stopped = true
+	close(a.stop)
+	for p := range a.open {
+		p.cancel()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	for {
+		select {
+		case pd := <-a.queue:
+			pd.done <- pipeResult{err: fmt.Errorf("plugin: %s: %w", pd.what, engine.ErrClosed)}
+		default:
+			return
+		}
+	}
+}
+
+func (a *appender) worker() {
+	defer a.wg.Done()
+	var p *pipe
+	defer func() {
+		if p != nil {
+			a.drop(p)
+		}
+	}()
+	var carry *pending
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case <-a.stop:
+				return
+			case first = <-a.queue:
+			}
+		}
+		group, size := []*pending{first}, first.size
+	drain:
+		for len(group) < maxCoalesceBatches {
+			select {
+			case pd := <-a.queue:
+				if size+pd.size > maxCoalesceBytes {
+					carry = pd
+					break drain
+				}
+				group, size = append(group, pd), size+pd.size
+			default:
+				break drain
+			}
+		}
+		live := group[:0]
+		for _, pd := range group {
+			if err := pd.ctx.Err(); err != nil {
+				pd.done <- pipeResult{err: fmt.Errorf("plugin: %s: %w", pd.what, err)}
+				continue
+			}
+			live = append(live, pd)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		if p == nil {
+			var err error
+			if p, err = a.openPipe(); err != nil {
+				for _, pd := range live {
+					pd.done <- pipeResult{err: fromStatus(pd.ctx, pd.what, err)}
+				}
+				continue
+			}
+		}
+		p = a.roundTrip(p, live)
+	}
+}
+
+// openPipe opens one AppendPipe stream and starts its reader.
+func (a *appender) openPipe() (*pipe, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return nil, fmt.Errorf("append pipe: %w", engine.ErrClosed)
 	}
 	// The stream outlives any one call: its own context, cancelled when the
 	// pipe is dropped or the client closes.
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := c.rpc.AppendPipe(ctx)
+	stream, err := a.c.rpc.AppendPipe(ctx)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	p := &pipe{stream: stream, cancel: cancel, replies: make(chan *pb.AppendReply, 1), done: make(chan struct{})}
-	ps.open[p] = struct{}{}
-	ps.wg.Add(1)
+	p := &pipe{stream: stream, cancel: cancel, replies: make(chan *pb.AppendPipeReply, 1), done: make(chan struct{})}
+	a.open[p] = struct{}{}
+	a.opened.Add(1)
+	a.wg.Add(1)
 	go func() {
-		defer ps.wg.Done()
+		defer a.wg.Done()
 		defer close(p.done)
 		for {
 			reply, err := stream.Recv()
@@ -82,89 +247,82 @@ func (ps *pipes) get(c *Client) (*pipe, error) {
 	return p, nil
 }
 
-// put returns a healthy pipe to the idle set, or drops it when that is full.
-func (ps *pipes) put(p *pipe) {
-	select {
-	case ps.idle <- p:
-	default:
-		ps.drop(p)
-	}
-}
-
-// drop ends a pipe: its stream is cancelled and its reader exits.
-func (ps *pipes) drop(p *pipe) {
+func (a *appender) drop(p *pipe) {
 	p.cancel()
-	ps.mu.Lock()
-	delete(ps.open, p)
-	ps.mu.Unlock()
+	a.mu.Lock()
+	delete(a.open, p)
+	a.mu.Unlock()
 }
 
-// close ends every pipe and waits for their readers.
-func (ps *pipes) close() {
-	ps.mu.Lock()
-	ps.closed = true
-	for p := range ps.open {
-		p.cancel()
+// roundTrip sends one request and delivers its results. It returns the pipe
+// if it is still usable, nil if it was dropped.
+func (a *appender) roundTrip(p *pipe, group []*pending) *pipe {
+	req := &pb.AppendPipeRequest{Batches: make([]*pb.AppendRequest, len(group))}
+	for i, pd := range group {
+		req.Batches[i] = pd.batch
 	}
-	ps.open = map[*pipe]struct{}{}
-	ps.mu.Unlock()
-	ps.wg.Wait()
-}
-
-// errRetryAppend says the pipe path could not be used and nothing was sent
-// that the plugin could have applied: retry with the Append RPC.
-var errRetryAppend = errors.New("retry with Append")
-
-// appendPiped sends one small batch on a pipe and waits for its reply.
-func (c *Client) appendPiped(ctx context.Context, what string, id engine.SegmentID, entries [][]byte, total uint64) (uint64, error) {
-	p, err := c.pipes.get(c)
-	if err != nil {
-		return 0, fromStatus(ctx, what, err)
+	failAll := func(err func(pd *pending) error) {
+		for _, pd := range group {
+			pd.done <- pipeResult{err: err(pd)}
+		}
 	}
-	if p == nil {
-		return 0, errRetryAppend
-	}
-	sizes := make([]uint32, len(entries))
-	data := make([]byte, 0, total)
-	for i, e := range entries {
-		sizes[i] = uint32(len(e))
-		data = append(data, e...)
-	}
-	req := &pb.AppendRequest{Id: toPBID(id), TotalEntries: uint64(len(entries)), TotalBytes: total, Sizes: sizes, Data: data}
+	a.requests.Add(1)
+	a.batches.Add(int64(len(group)))
 	if err := p.stream.Send(req); err != nil {
-		// Send reports io.EOF when the stream already ended; the reader
-		// has the real error.
+		// io.EOF: the stream already ended; the reader has the real error.
 		<-p.done
-		return 0, c.pipeBroken(ctx, what, p)
+		a.broken(p, group)
+		return nil
 	}
+	timer := time.NewTimer(a.c.opts.CallTimeout)
+	defer timer.Stop()
 	select {
 	case reply := <-p.replies:
 		p.used = true
-		c.pipes.put(p)
-		if reply.GetError() != nil {
-			return 0, fromPBError(reply.GetError())
+		if len(reply.GetReplies()) != len(group) {
+			a.drop(p)
+			failAll(func(pd *pending) error {
+				return fmt.Errorf("plugin: %s: reply carries %d results for %d batches: %w", pd.what, len(reply.GetReplies()), len(group), engine.ErrUnavailable)
+			})
+			return nil
 		}
-		return reply.GetFirst(), nil
+		for i, r := range reply.GetReplies() {
+			if r.GetError() != nil {
+				group[i].done <- pipeResult{err: fromPBError(r.GetError())}
+				continue
+			}
+			group[i].done <- pipeResult{first: r.GetFirst()}
+		}
+		return p
 	case <-p.done:
-		return 0, c.pipeBroken(ctx, what, p)
-	case <-ctx.Done():
-		// The reply may still come; the pipe cannot be reused. Like any
-		// cancelled call, the append may or may not have been applied.
-		c.pipes.drop(p)
-		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+		a.broken(p, group)
+		return nil
+	case <-timer.C:
+		a.drop(p)
+		failAll(func(pd *pending) error {
+			return fmt.Errorf("plugin: %s: no reply within %v: %w", pd.what, a.c.opts.CallTimeout, engine.ErrUnavailable)
+		})
+		return nil
+	case <-a.stop:
+		a.drop(p)
+		failAll(func(pd *pending) error { return fmt.Errorf("plugin: %s: %w", pd.what, engine.ErrClosed) })
+		return nil
 	}
 }
 
-// pipeBroken handles a pipe whose stream ended: a plugin without
-// AppendPipe switches the client to the Append RPC (nothing was applied);
-// anything else is a transport failure.
-func (c *Client) pipeBroken(ctx context.Context, what string, p *pipe) error {
-	c.pipes.drop(p)
+// broken handles a pipe whose stream ended: a plugin without AppendPipe
+// switches the client to the Append RPC (nothing was applied); anything
+// else is a transport failure.
+func (a *appender) broken(p *pipe, group []*pending) {
+	a.drop(p)
 	if !p.used && status.Code(p.err) == codes.Unimplemented {
-		c.pipes.mu.Lock()
-		c.pipes.unsupported = true
-		c.pipes.mu.Unlock()
-		return errRetryAppend
+		a.unsupported.Store(true)
+		for _, pd := range group {
+			pd.done <- pipeResult{err: errRetryAppend}
+		}
+		return
 	}
-	return fromStatus(ctx, what, p.err)
+	for _, pd := range group {
+		pd.done <- pipeResult{err: fromStatus(pd.ctx, pd.what, p.err)}
+	}
 }

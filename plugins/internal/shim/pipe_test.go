@@ -2,6 +2,8 @@ package shim
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-plugin"
@@ -36,7 +38,7 @@ func TestAppendFallsBackWithoutPipe(t *testing.T) {
 			t.Fatalf("append %d: first=%d err=%v", i, first, err)
 		}
 	}
-	if !c.pipes.unsupported {
+	if !c.appender.unsupported.Load() {
 		t.Fatal("client did not notice the plugin lacks AppendPipe")
 	}
 	if info, err := store.Stat(t.Context(), id); err != nil || info.Entries != 3 {
@@ -59,10 +61,44 @@ func TestPipeSurvivesStoreError(t *testing.T) {
 	if _, err := c.Append(t.Context(), engine.SegmentID{Topic: "p", Segment: 2}, [][]byte{[]byte("c")}); err != nil {
 		t.Fatalf("append after a store error: %v", err)
 	}
-	c.pipes.mu.Lock()
-	open := len(c.pipes.open)
-	c.pipes.mu.Unlock()
-	if open != 1 {
-		t.Fatalf("%d pipes open, want the one pipe reused", open)
+	if n := c.appender.opened.Load(); n > pipeWorkers {
+		t.Fatalf("%d pipes opened, want at most one per worker", n)
+	}
+}
+
+// TestConcurrentAppendsCoalesce: many concurrent small appends share round
+// trips, and each still gets its own, correct offset.
+func TestConcurrentAppendsCoalesce(t *testing.T) {
+	c, _ := connect(t, memstore.New())
+	const writers, each = 32, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			id := engine.SegmentID{Topic: fmt.Sprintf("w%d", w)}
+			for i := range each {
+				first, err := c.Append(t.Context(), id, [][]byte{fmt.Appendf(nil, "%d-%d", w, i)})
+				if err != nil || first != uint64(i) {
+					errs <- fmt.Errorf("writer %d append %d: first=%d err=%v", w, i, first, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for w := range writers {
+		got, err := c.Read(t.Context(), engine.SegmentID{Topic: fmt.Sprintf("w%d", w)}, 0, each+1, 1<<20)
+		if err != nil || len(got) != each || string(got[each-1]) != fmt.Sprintf("%d-%d", w, each-1) {
+			t.Fatalf("writer %d reads back %d entries, %v", w, len(got), err)
+		}
+	}
+	reqs, batches := c.appender.requests.Load(), c.appender.batches.Load()
+	t.Logf("%d appends in %d AppendPipe requests", batches, reqs)
+	if batches != writers*each || reqs >= batches {
+		t.Fatalf("%d appends in %d requests: want all appends, fewer requests", batches, reqs)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	"github.com/walrus-go/walrus/engine"
 	pb "github.com/walrus-go/walrus/plugins/proto/segmentstore/v1"
@@ -92,10 +93,14 @@ func (s *Server) Append(stream pb.SegmentStore_AppendServer) error {
 	return stream.SendAndClose(&pb.AppendResponse{First: firstOffset})
 }
 
-// AppendPipe serves the small-batch fast path: one whole batch per
-// request, one reply per request, in order, on a long-lived stream. A
-// store error goes back in the reply and the stream carries on; a
-// malformed request ends the stream with InvalidArgument.
+// MaxPipeBatches bounds the batches of one AppendPipe request.
+const MaxPipeBatches = 256
+
+// AppendPipe serves the small-batch fast path: each request carries one or
+// more whole batches, applied concurrently (they are concurrent appends
+// the host coalesced), and gets one reply with a result per batch, in
+// order. A store error goes back in its result and the stream carries on;
+// a malformed request ends the stream with InvalidArgument.
 func (s *Server) AppendPipe(stream pb.SegmentStore_AppendPipeServer) error {
 	for {
 		req, err := stream.Recv()
@@ -105,30 +110,61 @@ func (s *Server) AppendPipe(stream pb.SegmentStore_AppendPipeServer) error {
 		if err != nil {
 			return err
 		}
-		if req.GetId() == nil {
-			return invalid("append pipe: request names no segment")
+		batches := req.GetBatches()
+		if len(batches) == 0 || len(batches) > MaxPipeBatches {
+			return invalid("append pipe: %d batches in one request, want 1..%d", len(batches), MaxPipeBatches)
 		}
-		id := fromPBID(req.GetId())
-		asm, err := newAssembler(req.GetTotalEntries(), req.GetTotalBytes(), MaxBatchEntries, uint64(s.limits.MaxBatchBytes))
-		if err == nil {
-			err = asm.add(req.GetSizes(), req.GetData())
+		ids := make([]engine.SegmentID, len(batches))
+		entries := make([][][]byte, len(batches))
+		for i, b := range batches {
+			if ids[i], entries[i], err = s.decodeWhole(b); err != nil {
+				return err
+			}
 		}
-		var entries [][]byte
-		if err == nil {
-			entries, err = asm.finish()
+		replies := make([]*pb.AppendReply, len(batches))
+		apply := func(i int) {
+			first, err := s.store.Append(stream.Context(), ids[i], entries[i])
+			if err != nil {
+				replies[i] = &pb.AppendReply{Error: toPBError(err)}
+				return
+			}
+			replies[i] = &pb.AppendReply{First: first}
 		}
-		if err != nil {
-			return invalid("append pipe %s: %v", id, err)
+		if len(batches) == 1 {
+			apply(0)
+		} else {
+			// Concurrently, so a store with group commit shares one fsync
+			// among them as it would among concurrent calls in process.
+			var wg sync.WaitGroup
+			for i := range batches {
+				wg.Go(func() { apply(i) })
+			}
+			wg.Wait()
 		}
-		reply := &pb.AppendReply{}
-		reply.First, err = s.store.Append(stream.Context(), id, entries)
-		if err != nil {
-			reply.First, reply.Error = 0, toPBError(err)
-		}
-		if err := stream.Send(reply); err != nil {
+		if err := stream.Send(&pb.AppendPipeReply{Replies: replies}); err != nil {
 			return err
 		}
 	}
+}
+
+// decodeWhole checks and splits a batch that travels in one message.
+func (s *Server) decodeWhole(b *pb.AppendRequest) (engine.SegmentID, [][]byte, error) {
+	if b.GetId() == nil {
+		return engine.SegmentID{}, nil, invalid("append pipe: batch names no segment")
+	}
+	id := fromPBID(b.GetId())
+	asm, err := newAssembler(b.GetTotalEntries(), b.GetTotalBytes(), MaxBatchEntries, uint64(s.limits.MaxBatchBytes))
+	if err == nil {
+		err = asm.add(b.GetSizes(), b.GetData())
+	}
+	var entries [][]byte
+	if err == nil {
+		entries, err = asm.finish()
+	}
+	if err != nil {
+		return id, nil, invalid("append pipe %s: %v", id, err)
+	}
+	return id, entries, nil
 }
 
 // Read runs one store Read and streams its result in chunks.

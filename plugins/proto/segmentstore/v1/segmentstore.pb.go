@@ -282,6 +282,94 @@ func (x *AppendResponse) GetFirst() uint64 {
 	return 0
 }
 
+type AppendPipeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batches       []*AppendRequest       `protobuf:"bytes,1,rep,name=batches,proto3" json:"batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendPipeRequest) Reset() {
+	*x = AppendPipeRequest{}
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendPipeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendPipeRequest) ProtoMessage() {}
+
+func (x *AppendPipeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendPipeRequest.ProtoReflect.Descriptor instead.
+func (*AppendPipeRequest) Descriptor() ([]byte, []int) {
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AppendPipeRequest) GetBatches() []*AppendRequest {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
+type AppendPipeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replies       []*AppendReply         `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendPipeReply) Reset() {
+	*x = AppendPipeReply{}
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendPipeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendPipeReply) ProtoMessage() {}
+
+func (x *AppendPipeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendPipeReply.ProtoReflect.Descriptor instead.
+func (*AppendPipeReply) Descriptor() ([]byte, []int) {
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AppendPipeReply) GetReplies() []*AppendReply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
 type AppendReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	First uint64                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
@@ -293,7 +381,7 @@ type AppendReply struct {
 
 func (x *AppendReply) Reset() {
 	*x = AppendReply{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +393,7 @@ func (x *AppendReply) String() string {
 func (*AppendReply) ProtoMessage() {}
 
 func (x *AppendReply) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[4]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +406,7 @@ func (x *AppendReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendReply.ProtoReflect.Descriptor instead.
 func (*AppendReply) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{4}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppendReply) GetFirst() uint64 {
@@ -348,7 +436,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +448,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[5]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +461,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{5}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Error) GetCode() int32 {
@@ -409,7 +497,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +509,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[6]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +522,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{6}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReadRequest) GetId() *SegmentID {
@@ -478,7 +566,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +578,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[7]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +591,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{7}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadResponse) GetTotalEntries() uint64 {
@@ -543,7 +631,7 @@ type SealRequest struct {
 
 func (x *SealRequest) Reset() {
 	*x = SealRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +643,7 @@ func (x *SealRequest) String() string {
 func (*SealRequest) ProtoMessage() {}
 
 func (x *SealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +656,7 @@ func (x *SealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRequest.ProtoReflect.Descriptor instead.
 func (*SealRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{8}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SealRequest) GetId() *SegmentID {
@@ -587,7 +675,7 @@ type SealResponse struct {
 
 func (x *SealResponse) Reset() {
 	*x = SealResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +687,7 @@ func (x *SealResponse) String() string {
 func (*SealResponse) ProtoMessage() {}
 
 func (x *SealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +700,7 @@ func (x *SealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealResponse.ProtoReflect.Descriptor instead.
 func (*SealResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{9}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SealResponse) GetInfo() *SegmentInfo {
@@ -631,7 +719,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +731,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +744,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{10}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StatRequest) GetId() *SegmentID {
@@ -675,7 +763,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +775,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +788,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{11}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatResponse) GetInfo() *SegmentInfo {
@@ -720,7 +808,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +820,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +833,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{12}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRequest) GetTopic() string {
@@ -764,7 +852,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +864,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +877,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{13}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListResponse) GetInfos() []*SegmentInfo {
@@ -808,7 +896,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +908,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +921,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{14}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteRequest) GetId() *SegmentID {
@@ -851,7 +939,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +951,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +964,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{15}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{17}
 }
 
 type SyncRequest struct {
@@ -887,7 +975,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +987,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1000,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{16}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{18}
 }
 
 type SyncResponse struct {
@@ -923,7 +1011,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1023,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1036,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{17}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{19}
 }
 
 type CloseRequest struct {
@@ -959,7 +1047,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1059,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1072,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{18}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{20}
 }
 
 type CloseResponse struct {
@@ -995,7 +1083,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1095,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1108,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{19}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{21}
 }
 
 var File_segmentstore_v1_segmentstore_proto protoreflect.FileDescriptor
@@ -1044,7 +1132,11 @@ const file_segmentstore_v1_segmentstore_proto_rawDesc = "" +
 	"\x05sizes\x18\x04 \x03(\rR\x05sizes\x12\x12\n" +
 	"\x04data\x18\x05 \x01(\fR\x04data\"&\n" +
 	"\x0eAppendResponse\x12\x14\n" +
-	"\x05first\x18\x01 \x01(\x04R\x05first\"X\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\"T\n" +
+	"\x11AppendPipeRequest\x12?\n" +
+	"\abatches\x18\x01 \x03(\v2%.walrus.segmentstore.v1.AppendRequestR\abatches\"P\n" +
+	"\x0fAppendPipeReply\x12=\n" +
+	"\areplies\x18\x01 \x03(\v2#.walrus.segmentstore.v1.AppendReplyR\areplies\"X\n" +
 	"\vAppendReply\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x123\n" +
 	"\x05error\x18\x02 \x01(\v2\x1d.walrus.segmentstore.v1.ErrorR\x05error\"M\n" +
@@ -1082,11 +1174,11 @@ const file_segmentstore_v1_segmentstore_proto_rawDesc = "" +
 	"\vSyncRequest\"\x0e\n" +
 	"\fSyncResponse\"\x0e\n" +
 	"\fCloseRequest\"\x0f\n" +
-	"\rCloseResponse2\x99\x06\n" +
+	"\rCloseResponse2\xa1\x06\n" +
 	"\fSegmentStore\x12Y\n" +
-	"\x06Append\x12%.walrus.segmentstore.v1.AppendRequest\x1a&.walrus.segmentstore.v1.AppendResponse(\x01\x12\\\n" +
+	"\x06Append\x12%.walrus.segmentstore.v1.AppendRequest\x1a&.walrus.segmentstore.v1.AppendResponse(\x01\x12d\n" +
 	"\n" +
-	"AppendPipe\x12%.walrus.segmentstore.v1.AppendRequest\x1a#.walrus.segmentstore.v1.AppendReply(\x010\x01\x12S\n" +
+	"AppendPipe\x12).walrus.segmentstore.v1.AppendPipeRequest\x1a'.walrus.segmentstore.v1.AppendPipeReply(\x010\x01\x12S\n" +
 	"\x04Read\x12#.walrus.segmentstore.v1.ReadRequest\x1a$.walrus.segmentstore.v1.ReadResponse0\x01\x12Q\n" +
 	"\x04Seal\x12#.walrus.segmentstore.v1.SealRequest\x1a$.walrus.segmentstore.v1.SealResponse\x12Q\n" +
 	"\x04Stat\x12#.walrus.segmentstore.v1.StatRequest\x1a$.walrus.segmentstore.v1.StatResponse\x12S\n" +
@@ -1107,63 +1199,67 @@ func file_segmentstore_v1_segmentstore_proto_rawDescGZIP() []byte {
 	return file_segmentstore_v1_segmentstore_proto_rawDescData
 }
 
-var file_segmentstore_v1_segmentstore_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_segmentstore_v1_segmentstore_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_segmentstore_v1_segmentstore_proto_goTypes = []any{
-	(*SegmentID)(nil),      // 0: walrus.segmentstore.v1.SegmentID
-	(*SegmentInfo)(nil),    // 1: walrus.segmentstore.v1.SegmentInfo
-	(*AppendRequest)(nil),  // 2: walrus.segmentstore.v1.AppendRequest
-	(*AppendResponse)(nil), // 3: walrus.segmentstore.v1.AppendResponse
-	(*AppendReply)(nil),    // 4: walrus.segmentstore.v1.AppendReply
-	(*Error)(nil),          // 5: walrus.segmentstore.v1.Error
-	(*ReadRequest)(nil),    // 6: walrus.segmentstore.v1.ReadRequest
-	(*ReadResponse)(nil),   // 7: walrus.segmentstore.v1.ReadResponse
-	(*SealRequest)(nil),    // 8: walrus.segmentstore.v1.SealRequest
-	(*SealResponse)(nil),   // 9: walrus.segmentstore.v1.SealResponse
-	(*StatRequest)(nil),    // 10: walrus.segmentstore.v1.StatRequest
-	(*StatResponse)(nil),   // 11: walrus.segmentstore.v1.StatResponse
-	(*ListRequest)(nil),    // 12: walrus.segmentstore.v1.ListRequest
-	(*ListResponse)(nil),   // 13: walrus.segmentstore.v1.ListResponse
-	(*DeleteRequest)(nil),  // 14: walrus.segmentstore.v1.DeleteRequest
-	(*DeleteResponse)(nil), // 15: walrus.segmentstore.v1.DeleteResponse
-	(*SyncRequest)(nil),    // 16: walrus.segmentstore.v1.SyncRequest
-	(*SyncResponse)(nil),   // 17: walrus.segmentstore.v1.SyncResponse
-	(*CloseRequest)(nil),   // 18: walrus.segmentstore.v1.CloseRequest
-	(*CloseResponse)(nil),  // 19: walrus.segmentstore.v1.CloseResponse
+	(*SegmentID)(nil),         // 0: walrus.segmentstore.v1.SegmentID
+	(*SegmentInfo)(nil),       // 1: walrus.segmentstore.v1.SegmentInfo
+	(*AppendRequest)(nil),     // 2: walrus.segmentstore.v1.AppendRequest
+	(*AppendResponse)(nil),    // 3: walrus.segmentstore.v1.AppendResponse
+	(*AppendPipeRequest)(nil), // 4: walrus.segmentstore.v1.AppendPipeRequest
+	(*AppendPipeReply)(nil),   // 5: walrus.segmentstore.v1.AppendPipeReply
+	(*AppendReply)(nil),       // 6: walrus.segmentstore.v1.AppendReply
+	(*Error)(nil),             // 7: walrus.segmentstore.v1.Error
+	(*ReadRequest)(nil),       // 8: walrus.segmentstore.v1.ReadRequest
+	(*ReadResponse)(nil),      // 9: walrus.segmentstore.v1.ReadResponse
+	(*SealRequest)(nil),       // 10: walrus.segmentstore.v1.SealRequest
+	(*SealResponse)(nil),      // 11: walrus.segmentstore.v1.SealResponse
+	(*StatRequest)(nil),       // 12: walrus.segmentstore.v1.StatRequest
+	(*StatResponse)(nil),      // 13: walrus.segmentstore.v1.StatResponse
+	(*ListRequest)(nil),       // 14: walrus.segmentstore.v1.ListRequest
+	(*ListResponse)(nil),      // 15: walrus.segmentstore.v1.ListResponse
+	(*DeleteRequest)(nil),     // 16: walrus.segmentstore.v1.DeleteRequest
+	(*DeleteResponse)(nil),    // 17: walrus.segmentstore.v1.DeleteResponse
+	(*SyncRequest)(nil),       // 18: walrus.segmentstore.v1.SyncRequest
+	(*SyncResponse)(nil),      // 19: walrus.segmentstore.v1.SyncResponse
+	(*CloseRequest)(nil),      // 20: walrus.segmentstore.v1.CloseRequest
+	(*CloseResponse)(nil),     // 21: walrus.segmentstore.v1.CloseResponse
 }
 var file_segmentstore_v1_segmentstore_proto_depIdxs = []int32{
 	0,  // 0: walrus.segmentstore.v1.SegmentInfo.id:type_name -> walrus.segmentstore.v1.SegmentID
 	0,  // 1: walrus.segmentstore.v1.AppendRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	5,  // 2: walrus.segmentstore.v1.AppendReply.error:type_name -> walrus.segmentstore.v1.Error
-	0,  // 3: walrus.segmentstore.v1.ReadRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	0,  // 4: walrus.segmentstore.v1.SealRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	1,  // 5: walrus.segmentstore.v1.SealResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
-	0,  // 6: walrus.segmentstore.v1.StatRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	1,  // 7: walrus.segmentstore.v1.StatResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
-	1,  // 8: walrus.segmentstore.v1.ListResponse.infos:type_name -> walrus.segmentstore.v1.SegmentInfo
-	0,  // 9: walrus.segmentstore.v1.DeleteRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
-	2,  // 10: walrus.segmentstore.v1.SegmentStore.Append:input_type -> walrus.segmentstore.v1.AppendRequest
-	2,  // 11: walrus.segmentstore.v1.SegmentStore.AppendPipe:input_type -> walrus.segmentstore.v1.AppendRequest
-	6,  // 12: walrus.segmentstore.v1.SegmentStore.Read:input_type -> walrus.segmentstore.v1.ReadRequest
-	8,  // 13: walrus.segmentstore.v1.SegmentStore.Seal:input_type -> walrus.segmentstore.v1.SealRequest
-	10, // 14: walrus.segmentstore.v1.SegmentStore.Stat:input_type -> walrus.segmentstore.v1.StatRequest
-	12, // 15: walrus.segmentstore.v1.SegmentStore.List:input_type -> walrus.segmentstore.v1.ListRequest
-	14, // 16: walrus.segmentstore.v1.SegmentStore.Delete:input_type -> walrus.segmentstore.v1.DeleteRequest
-	16, // 17: walrus.segmentstore.v1.SegmentStore.Sync:input_type -> walrus.segmentstore.v1.SyncRequest
-	18, // 18: walrus.segmentstore.v1.SegmentStore.Close:input_type -> walrus.segmentstore.v1.CloseRequest
-	3,  // 19: walrus.segmentstore.v1.SegmentStore.Append:output_type -> walrus.segmentstore.v1.AppendResponse
-	4,  // 20: walrus.segmentstore.v1.SegmentStore.AppendPipe:output_type -> walrus.segmentstore.v1.AppendReply
-	7,  // 21: walrus.segmentstore.v1.SegmentStore.Read:output_type -> walrus.segmentstore.v1.ReadResponse
-	9,  // 22: walrus.segmentstore.v1.SegmentStore.Seal:output_type -> walrus.segmentstore.v1.SealResponse
-	11, // 23: walrus.segmentstore.v1.SegmentStore.Stat:output_type -> walrus.segmentstore.v1.StatResponse
-	13, // 24: walrus.segmentstore.v1.SegmentStore.List:output_type -> walrus.segmentstore.v1.ListResponse
-	15, // 25: walrus.segmentstore.v1.SegmentStore.Delete:output_type -> walrus.segmentstore.v1.DeleteResponse
-	17, // 26: walrus.segmentstore.v1.SegmentStore.Sync:output_type -> walrus.segmentstore.v1.SyncResponse
-	19, // 27: walrus.segmentstore.v1.SegmentStore.Close:output_type -> walrus.segmentstore.v1.CloseResponse
-	19, // [19:28] is the sub-list for method output_type
-	10, // [10:19] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	2,  // 2: walrus.segmentstore.v1.AppendPipeRequest.batches:type_name -> walrus.segmentstore.v1.AppendRequest
+	6,  // 3: walrus.segmentstore.v1.AppendPipeReply.replies:type_name -> walrus.segmentstore.v1.AppendReply
+	7,  // 4: walrus.segmentstore.v1.AppendReply.error:type_name -> walrus.segmentstore.v1.Error
+	0,  // 5: walrus.segmentstore.v1.ReadRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	0,  // 6: walrus.segmentstore.v1.SealRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	1,  // 7: walrus.segmentstore.v1.SealResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
+	0,  // 8: walrus.segmentstore.v1.StatRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	1,  // 9: walrus.segmentstore.v1.StatResponse.info:type_name -> walrus.segmentstore.v1.SegmentInfo
+	1,  // 10: walrus.segmentstore.v1.ListResponse.infos:type_name -> walrus.segmentstore.v1.SegmentInfo
+	0,  // 11: walrus.segmentstore.v1.DeleteRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
+	2,  // 12: walrus.segmentstore.v1.SegmentStore.Append:input_type -> walrus.segmentstore.v1.AppendRequest
+	4,  // 13: walrus.segmentstore.v1.SegmentStore.AppendPipe:input_type -> walrus.segmentstore.v1.AppendPipeRequest
+	8,  // 14: walrus.segmentstore.v1.SegmentStore.Read:input_type -> walrus.segmentstore.v1.ReadRequest
+	10, // 15: walrus.segmentstore.v1.SegmentStore.Seal:input_type -> walrus.segmentstore.v1.SealRequest
+	12, // 16: walrus.segmentstore.v1.SegmentStore.Stat:input_type -> walrus.segmentstore.v1.StatRequest
+	14, // 17: walrus.segmentstore.v1.SegmentStore.List:input_type -> walrus.segmentstore.v1.ListRequest
+	16, // 18: walrus.segmentstore.v1.SegmentStore.Delete:input_type -> walrus.segmentstore.v1.DeleteRequest
+	18, // 19: walrus.segmentstore.v1.SegmentStore.Sync:input_type -> walrus.segmentstore.v1.SyncRequest
+	20, // 20: walrus.segmentstore.v1.SegmentStore.Close:input_type -> walrus.segmentstore.v1.CloseRequest
+	3,  // 21: walrus.segmentstore.v1.SegmentStore.Append:output_type -> walrus.segmentstore.v1.AppendResponse
+	5,  // 22: walrus.segmentstore.v1.SegmentStore.AppendPipe:output_type -> walrus.segmentstore.v1.AppendPipeReply
+	9,  // 23: walrus.segmentstore.v1.SegmentStore.Read:output_type -> walrus.segmentstore.v1.ReadResponse
+	11, // 24: walrus.segmentstore.v1.SegmentStore.Seal:output_type -> walrus.segmentstore.v1.SealResponse
+	13, // 25: walrus.segmentstore.v1.SegmentStore.Stat:output_type -> walrus.segmentstore.v1.StatResponse
+	15, // 26: walrus.segmentstore.v1.SegmentStore.List:output_type -> walrus.segmentstore.v1.ListResponse
+	17, // 27: walrus.segmentstore.v1.SegmentStore.Delete:output_type -> walrus.segmentstore.v1.DeleteResponse
+	19, // 28: walrus.segmentstore.v1.SegmentStore.Sync:output_type -> walrus.segmentstore.v1.SyncResponse
+	21, // 29: walrus.segmentstore.v1.SegmentStore.Close:output_type -> walrus.segmentstore.v1.CloseResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_segmentstore_v1_segmentstore_proto_init() }
@@ -1177,7 +1273,7 @@ func file_segmentstore_v1_segmentstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_segmentstore_v1_segmentstore_proto_rawDesc), len(file_segmentstore_v1_segmentstore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

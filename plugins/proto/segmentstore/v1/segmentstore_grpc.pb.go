@@ -58,11 +58,14 @@ type SegmentStoreClient interface {
 	// after the client half-closes the stream.
 	Append(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[AppendRequest, AppendResponse], error)
 	// AppendPipe is the fast path for small batches: a long-lived stream on
-	// which each AppendRequest is one whole batch (its sizes and data are the
-	// totals) and gets exactly one AppendReply, in order. It saves the
-	// per-call stream setup of Append; the host keeps a few pipes open and
-	// uses Append for batches over one chunk.
-	AppendPipe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendRequest, AppendReply], error)
+	// which each AppendPipeRequest carries one or more whole batches
+	// (concurrent appends the host coalesced; each batch's sizes and data are
+	// its totals) and gets exactly one AppendPipeReply, in order, with one
+	// AppendReply per batch. The plugin applies the batches of one request
+	// concurrently, as if they were separate concurrent Append calls. It saves
+	// the per-call stream setup of Append and amortises one round trip over
+	// many appends; the host uses Append for batches over one chunk.
+	AppendPipe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendPipeRequest, AppendPipeReply], error)
 	// Read streams the entries of one engine Read call as chunks.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error)
 	Seal(ctx context.Context, in *SealRequest, opts ...grpc.CallOption) (*SealResponse, error)
@@ -97,18 +100,18 @@ func (c *segmentStoreClient) Append(ctx context.Context, opts ...grpc.CallOption
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SegmentStore_AppendClient = grpc.ClientStreamingClient[AppendRequest, AppendResponse]
 
-func (c *segmentStoreClient) AppendPipe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendRequest, AppendReply], error) {
+func (c *segmentStoreClient) AppendPipe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendPipeRequest, AppendPipeReply], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &SegmentStore_ServiceDesc.Streams[1], SegmentStore_AppendPipe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[AppendRequest, AppendReply]{ClientStream: stream}
+	x := &grpc.GenericClientStream[AppendPipeRequest, AppendPipeReply]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type SegmentStore_AppendPipeClient = grpc.BidiStreamingClient[AppendRequest, AppendReply]
+type SegmentStore_AppendPipeClient = grpc.BidiStreamingClient[AppendPipeRequest, AppendPipeReply]
 
 func (c *segmentStoreClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -207,11 +210,14 @@ type SegmentStoreServer interface {
 	// after the client half-closes the stream.
 	Append(grpc.ClientStreamingServer[AppendRequest, AppendResponse]) error
 	// AppendPipe is the fast path for small batches: a long-lived stream on
-	// which each AppendRequest is one whole batch (its sizes and data are the
-	// totals) and gets exactly one AppendReply, in order. It saves the
-	// per-call stream setup of Append; the host keeps a few pipes open and
-	// uses Append for batches over one chunk.
-	AppendPipe(grpc.BidiStreamingServer[AppendRequest, AppendReply]) error
+	// which each AppendPipeRequest carries one or more whole batches
+	// (concurrent appends the host coalesced; each batch's sizes and data are
+	// its totals) and gets exactly one AppendPipeReply, in order, with one
+	// AppendReply per batch. The plugin applies the batches of one request
+	// concurrently, as if they were separate concurrent Append calls. It saves
+	// the per-call stream setup of Append and amortises one round trip over
+	// many appends; the host uses Append for batches over one chunk.
+	AppendPipe(grpc.BidiStreamingServer[AppendPipeRequest, AppendPipeReply]) error
 	// Read streams the entries of one engine Read call as chunks.
 	Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error
 	Seal(context.Context, *SealRequest) (*SealResponse, error)
@@ -236,7 +242,7 @@ type UnimplementedSegmentStoreServer struct{}
 func (UnimplementedSegmentStoreServer) Append(grpc.ClientStreamingServer[AppendRequest, AppendResponse]) error {
 	return status.Error(codes.Unimplemented, "method Append not implemented")
 }
-func (UnimplementedSegmentStoreServer) AppendPipe(grpc.BidiStreamingServer[AppendRequest, AppendReply]) error {
+func (UnimplementedSegmentStoreServer) AppendPipe(grpc.BidiStreamingServer[AppendPipeRequest, AppendPipeReply]) error {
 	return status.Error(codes.Unimplemented, "method AppendPipe not implemented")
 }
 func (UnimplementedSegmentStoreServer) Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error {
@@ -289,11 +295,11 @@ func _SegmentStore_Append_Handler(srv interface{}, stream grpc.ServerStream) err
 type SegmentStore_AppendServer = grpc.ClientStreamingServer[AppendRequest, AppendResponse]
 
 func _SegmentStore_AppendPipe_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(SegmentStoreServer).AppendPipe(&grpc.GenericServerStream[AppendRequest, AppendReply]{ServerStream: stream})
+	return srv.(SegmentStoreServer).AppendPipe(&grpc.GenericServerStream[AppendPipeRequest, AppendPipeReply]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type SegmentStore_AppendPipeServer = grpc.BidiStreamingServer[AppendRequest, AppendReply]
+type SegmentStore_AppendPipeServer = grpc.BidiStreamingServer[AppendPipeRequest, AppendPipeReply]
 
 func _SegmentStore_Read_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ReadRequest)

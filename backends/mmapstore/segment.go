@@ -40,6 +40,9 @@ type env struct {
 	always  bool // appends are published to readers only after their fsync
 	// syncFile is fdatasync; tests replace it to inject fsync failures.
 	syncFile func(*os.File) error
+	// dirMu orders creating a topic directory's first file against
+	// removing the directory when its last segment is deleted.
+	dirMu sync.Mutex
 }
 
 // segment is one segment file.
@@ -125,16 +128,19 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, engine.ErrInvalidName)
 	}
+	path := dir + string(os.PathSeparator) + segmentFileName(id.Segment)
+	tmp := path + tmpSuffix
+	e.dirMu.Lock()
 	newDir := false
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		newDir = true
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create topic directory: %w: %w", err, engine.ErrUnavailable)
+	err = os.MkdirAll(dir, 0o755)
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
 	}
-	path := dir + string(os.PathSeparator) + segmentFileName(id.Segment)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+	e.dirMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("create segment file: %w: %w", err, engine.ErrUnavailable)
 	}

@@ -306,27 +306,45 @@ func (s *Store) Delete(ctx context.Context, id engine.SegmentID) error {
 	if gone {
 		return fmt.Errorf("mmapstore: delete %s: %w", id, goneErr)
 	}
+	// Until the file is gone, appenders that would create the segment
+	// again wait (as for a creation in flight): they must not create a new
+	// file that the os.Remove below would then delete.
+	done := make(chan struct{})
 	s.mu.Lock()
 	if s.segs[id] == sg {
 		delete(s.segs, id)
 	}
+	s.creating[id] = done
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.creating, id)
+		close(done)
+		s.mu.Unlock()
+	}()
 	// Nothing to flush: the data is going away.
 	if err := sg.closeLocked(engine.ErrNotFound, true); err != nil {
 		s.log.Warn("release deleted segment", "topic", id.Topic, "segment", id.Segment, "err", err)
 	}
+	// dirMu keeps the topic directory from being removed by another
+	// Delete, or from gaining a file mid-removal, until this is done.
+	s.env.dirMu.Lock()
+	defer s.env.dirMu.Unlock()
 	if err := os.Remove(sg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("mmapstore: delete %s: %w: %w", id, err, engine.ErrUnavailable)
 	}
 	dir := filepath.Dir(sg.path)
+	// Drop the topic directory once empty (rmdir fails otherwise).
+	removedDir := os.Remove(dir) == nil
 	if s.env.durable {
-		if err := syncDir(dir); err != nil {
+		syncThis := dir
+		if removedDir {
+			syncThis = s.topicsDir
+		}
+		if err := syncDir(syncThis); err != nil {
 			return fmt.Errorf("mmapstore: delete %s: sync directory: %w: %w", id, err, engine.ErrUnavailable)
 		}
 	}
-	// Drop the topic directory once empty; failing because a segment was
-	// just created in it is fine.
-	_ = os.Remove(dir)
 	return nil
 }
 

@@ -34,8 +34,8 @@ type ClientOptions struct {
 // errors.Is holds), ctx.Err() when the caller gave up, or
 // engine.ErrUnavailable when the plugin could not be reached.
 type Client struct {
-	rpc    pb.SegmentStoreClient
-	opts   ClientOptions
+	rpc      pb.SegmentStoreClient
+	opts     ClientOptions
 	closed   atomic.Bool
 	appender *appender
 }

@@ -103,3 +103,63 @@ func TestStressMixedOps(t *testing.T) {
 		})
 	}
 }
+
+// TestStressCrashReopen alternates bursts of concurrent appends, seals and
+// deletes with an in-process crash (abandon) and a reopen that must find
+// only intact entries in every segment.
+func TestStressCrashReopen(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(t)
+	o.SegmentFileBytes = 4096
+	o.MaxMappedSegments = 2
+	for round := range 4 {
+		s, err := Open(dir, o)
+		if err != nil {
+			t.Fatalf("round %d: open: %v", round, err)
+		}
+		list, err := s.List(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range list {
+			got, err := s.Read(t.Context(), info.ID, 0, int(info.Entries)+1, 1<<30)
+			if err != nil || uint64(len(got)) != info.Entries {
+				t.Fatalf("round %d: %s: %d entries, %v; stat says %d", round, info.ID, len(got), err, info.Entries)
+			}
+			for i, e := range got {
+				if !intact(e) {
+					t.Fatalf("round %d: %s entry %d damaged after reopen", round, info.ID, i)
+				}
+			}
+		}
+		deadline := time.Now().Add(300 * time.Millisecond)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(round), uint64(w)))
+				for time.Now().Before(deadline) {
+					id := engine.SegmentID{Topic: "cr", Segment: uint64(rng.IntN(6))}
+					var err error
+					switch op := rng.IntN(30); {
+					case op < 27:
+						batch := make([][]byte, 1+rng.IntN(8))
+						for i := range batch {
+							batch[i] = selfChecking(rng)
+						}
+						_, err = s.Append(t.Context(), id, batch)
+					case op < 29:
+						_, err = s.Seal(t.Context(), id)
+					default:
+						err = s.Delete(t.Context(), id)
+					}
+					if err != nil && !errors.Is(err, engine.ErrSealed) && !errors.Is(err, engine.ErrNotFound) {
+						t.Errorf("unexpected error: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		abandon(s)
+	}
+}

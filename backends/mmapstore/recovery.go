@@ -86,6 +86,7 @@ func closeAll(segs map[engine.SegmentID]*segment) {
 }
 
 // corruptSegment is the placeholder for a file that failed verification.
+// List reports it with the entries known intact (zero if none are).
 func corruptSegment(e *env, id engine.SegmentID, path string, err error) *segment {
 	err = fmt.Errorf("segment %s (%s): %w: %w", id, path, err, engine.ErrCorrupt)
 	e.log.Error("segment corrupt", "topic", id.Topic, "segment", id.Segment, "err", err)
@@ -131,7 +132,9 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 	sealDamaged := err != nil
 	if sealed {
 		if end := rec.footerPos + rec.footerLen(); uint64(size) < end {
-			return corruptSegment(e, id, path, fmt.Errorf("sealed file is %d bytes, its footer ends at %d", size, end)), nil
+			sg := corruptSegment(e, id, path, fmt.Errorf("sealed file is %d bytes, its footer ends at %d", size, end))
+			sg.published = position{entries: rec.entries, bytes: rec.bytes, end: rec.dataEnd} // List shows what the seal record says
+			return sg, nil
 		}
 		return &segment{id: id, path: path, env: e, state: stateSealed, seal: rec,
 			published: position{entries: rec.entries, bytes: rec.bytes, end: rec.dataEnd}}, nil
@@ -175,7 +178,9 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 		e.log.Warn("seal record damaged and no whole footer; recovering as an open segment", "topic", id.Topic, "segment", id.Segment)
 	}
 	if valid.end < ckpt.end || valid.entries < ckpt.entries {
-		return corruptSegment(e, id, path, fmt.Errorf("data damaged at byte %d, before the durable checkpoint at byte %d (entry %d of %d)", valid.end, ckpt.end, valid.entries, ckpt.entries)), nil
+		sg := corruptSegment(e, id, path, fmt.Errorf("data damaged at byte %d, before the durable checkpoint at byte %d (entry %d of %d)", valid.end, ckpt.end, valid.entries, ckpt.entries))
+		sg.published = valid // List shows the intact prefix
+		return sg, nil
 	}
 	if valid.entries == 0 {
 		if err := os.Remove(path); err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/metadata"
@@ -223,6 +225,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.logger.Error("internal rpc server stopped", "err", err)
 		}
 	})
+	n.goFunc(func() { n.observeRaft(loopCtx) })
 	n.goFunc(func() { n.clusterLoop(loopCtx) })
 	n.goFunc(func() { n.leaseLoop(loopCtx) })
 	n.goFunc(func() { n.monitorLoop(loopCtx) })
@@ -332,4 +335,35 @@ func (r *rateLimit) allow(period time.Duration) bool {
 		return false
 	}
 	return r.last.CompareAndSwap(last, now)
+}
+
+// observeRaft counts elections and leader changes for the metrics.
+func (n *Node) observeRaft(ctx context.Context) {
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
+	})
+	r := n.cons.Raft()
+	r.RegisterObserver(obs)
+	defer r.DeregisterObserver(obs)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-ch:
+			switch d := o.Data.(type) {
+			case raft.LeaderObservation:
+				n.m.LeaderChanges.Inc()
+				n.logger.Info("raft leader changed", "leader", string(d.LeaderID), "leader_addr", string(d.LeaderAddr))
+			case raft.RaftState:
+				if d == raft.Candidate {
+					n.m.Elections.Inc()
+				}
+			}
+		}
+	}
 }

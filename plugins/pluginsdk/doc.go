@@ -14,8 +14,9 @@
 //
 // Serve speaks the handshake (magic cookie and protocol version, see
 // Handshake), serves the store over gRPC through hashicorp/go-plugin, and
-// returns after the host shut the plugin down, its parent process died, or
-// SIGTERM arrived; the store is closed before Serve returns.
+// returns after the host shut the plugin down or its parent process died
+// (SIGTERM counts once the parent is gone, or after a 10 s grace); the
+// store is closed before Serve returns.
 //
 // Stdout belongs to the handshake: a plugin must log to stderr only.
 // Logger returns a *slog.Logger writing hclog-style JSON lines (@level,

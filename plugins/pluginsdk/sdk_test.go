@@ -51,7 +51,7 @@ func TestWatchParent(t *testing.T) {
 		ppid.Store(42)
 		done := make(chan string, 1)
 		go func() {
-			done <- watchParent(t.Context(), 42, time.Millisecond, func() int { return int(ppid.Load()) }, nil)
+			done <- watchParent(t.Context(), 42, time.Millisecond, func() int { return int(ppid.Load()) }, nil, time.Hour)
 		}()
 		ppid.Store(1) // re-parented to init
 		select {
@@ -63,17 +63,35 @@ func TestWatchParent(t *testing.T) {
 			t.Fatal("watcher did not notice the parent was gone")
 		}
 	})
-	t.Run("signal", func(t *testing.T) {
+	t.Run("SIGTERM after the parent died", func(t *testing.T) {
 		sigs := make(chan os.Signal, 1)
 		sigs <- syscall.SIGTERM
-		if reason := watchParent(t.Context(), 42, time.Hour, func() int { return 42 }, sigs); reason != "received terminated" {
+		if reason := watchParent(t.Context(), 42, time.Hour, func() int { return 1 }, sigs, time.Hour); !strings.Contains(reason, "parent process is gone") {
 			t.Fatalf("reason %q", reason)
+		}
+	})
+	t.Run("SIGTERM with the parent alive waits out the grace", func(t *testing.T) {
+		sigs := make(chan os.Signal, 1)
+		sigs <- syscall.SIGTERM
+		start := time.Now()
+		reason := watchParent(t.Context(), 42, time.Hour, func() int { return 42 }, sigs, 50*time.Millisecond)
+		if !strings.Contains(reason, "did not stop the plugin") || time.Since(start) < 50*time.Millisecond {
+			t.Fatalf("reason %q after %v", reason, time.Since(start))
+		}
+	})
+	t.Run("SIGTERM with the parent alive, host stops the plugin", func(t *testing.T) {
+		sigs := make(chan os.Signal, 1)
+		sigs <- syscall.SIGTERM
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		if reason := watchParent(ctx, 42, time.Hour, func() int { return 42 }, sigs, time.Hour); reason != "" {
+			t.Fatalf("reason %q, want none (the host's shutdown won)", reason)
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if reason := watchParent(ctx, 42, time.Hour, func() int { return 42 }, nil); reason != "" {
+		if reason := watchParent(ctx, 42, time.Hour, func() int { return 42 }, nil, time.Hour); reason != "" {
 			t.Fatalf("reason %q, want none", reason)
 		}
 	})

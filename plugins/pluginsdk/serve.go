@@ -2,6 +2,7 @@ package pluginsdk
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"sync"
@@ -28,6 +29,12 @@ const (
 // it is still alive.
 const parentPollInterval = 500 * time.Millisecond
 
+// termGrace is how long a plugin that got SIGTERM while its node is still
+// running keeps serving, waiting for the node to stop it. A service manager
+// (systemd's default KillMode) signals the node and the plugin together;
+// the node's own shutdown still needs its store, and stops the plugin last.
+const termGrace = 10 * time.Second
+
 // Handshake returns the go-plugin handshake of the SegmentStore protocol.
 func Handshake() plugin.HandshakeConfig { return shim.Handshake() }
 
@@ -45,7 +52,8 @@ func WithLimits(l engine.Limits) Option { return func(o *serveOptions) { o.limit
 
 // Serve serves store to the host that started this process and blocks until
 // the host shuts the plugin down, the parent process goes away (orphan
-// protection: the plugin must not outlive its node), or SIGTERM arrives.
+// protection: the plugin must not outlive its node), or SIGTERM arrives and
+// either the parent is gone or termGrace passes.
 // It closes store before returning. Run directly (not by a host), it prints
 // a notice and exits with status 1.
 func Serve(store engine.SegmentStore, opts ...Option) {
@@ -117,22 +125,36 @@ func (s *serverStopper) stop() {
 // the parent process is gone — detected as getppid() no longer returning
 // the pid the plugin started with, because an orphan is re-parented to init
 // or a subreaper. It returns why the plugin should stop.
+//
+// SIGTERM while the parent is still there starts a grace period (termGrace)
+// instead: the node is probably shutting down too and will stop the plugin
+// itself once it no longer needs the store.
 func waitForShutdown(ctx context.Context, parent int, interval time.Duration, getppid func() int) string {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	return watchParent(ctx, parent, interval, getppid, sigs)
+	return watchParent(ctx, parent, interval, getppid, sigs, termGrace)
 }
 
-func watchParent(ctx context.Context, parent int, interval time.Duration, getppid func() int, sigs <-chan os.Signal) string {
+func watchParent(ctx context.Context, parent int, interval time.Duration, getppid func() int, sigs <-chan os.Signal, grace time.Duration) string {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var graceC <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return ""
 		case sig := <-sigs:
-			return "received " + sig.String()
+			if getppid() != parent {
+				return "received " + sig.String() + " and the parent process is gone"
+			}
+			if graceC == nil {
+				graceTimer := time.NewTimer(grace)
+				defer graceTimer.Stop()
+				graceC = graceTimer.C
+			}
+		case <-graceC:
+			return fmt.Sprintf("received SIGTERM and the node did not stop the plugin within %v", grace)
 		case <-tick.C:
 			if getppid() != parent {
 				return "parent process is gone"

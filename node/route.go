@@ -376,6 +376,12 @@ func (n *Node) knownTopic(ctx context.Context, topic string) bool {
 	if err := n.catchUp(ctx); err != nil {
 		return false
 	}
-	_, ok := n.fsm.Route(topic)
-	return ok
+	// raft's applied index counts entries handed to the FSM goroutine, not
+	// yet necessarily applied: give it a moment to consume them.
+	wctx, cancel := context.WithTimeout(ctx, fsmDrainWait)
+	defer cancel()
+	return n.waitFor(wctx, func() bool { _, ok := n.fsm.Route(topic); return ok }) == nil
 }
+
+// fsmDrainWait bounds the wait for the FSM goroutine after catchUp.
+const fsmDrainWait = 250 * time.Millisecond

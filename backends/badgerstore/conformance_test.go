@@ -1,13 +1,13 @@
 package badgerstore
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/walrus-go/walrus/engine"
@@ -39,9 +39,9 @@ func harness() enginetest.Harness {
 // crash abandons a store the way a killed process would. Badger writes its
 // memtable WAL and value log through shared mmaps, so the files as read now
 // are what the page cache would hold after a SIGKILL. We copy the directory
-// while the store is open and idle, close the store (releasing badger's
-// directory lock and goroutines; its clean-close flush lands in the old
-// files), and put the copy back: the next Open sees only the crash image
+// while the store is open and idle (see snapshotDir), close the store
+// (releasing badger's directory lock and goroutines; its clean-close flush
+// lands in the old files), and put the copy back: the next Open sees only the crash image
 // and must recover through badger's WAL replay. The real thing, a SIGKILLed
 // child process, is TestCrashKill.
 func crash(s engine.SegmentStore) {
@@ -60,39 +60,72 @@ func crash(s engine.SegmentStore) {
 }
 
 // snapshotDir copies src to dst while badger may be flushing a memtable or
-// compacting in the background (a crash can happen at such a moment too,
-// but a file copy is not atomic the way a crash is). A copy during which a
-// file appeared or vanished is retried, so the image never holds a MANIFEST
-// naming a table that is missing or lacks a WAL whose table was not copied.
+// compacting in the background. A crash freezes every file at one instant;
+// a file-by-file copy does not (we once caught an SST half written while the
+// MANIFEST copied a moment later already named it). So the directory is
+// copied twice in a row and kept only if both copies are identical: any
+// change during the second copy would make some file differ from the first,
+// so an identical pair means the second copy saw one quiet state.
 func snapshotDir(src, dst string) error {
 	const attempts = 50
+	first := dst + ".1"
+	defer os.RemoveAll(first)
 	var err error
 	for range attempts {
-		var before []string
-		if before, err = fileNames(src); err != nil {
+		if err = os.RemoveAll(first); err != nil {
 			return err
 		}
 		if err = os.RemoveAll(dst); err != nil {
 			return err
 		}
-		err = copyDir(src, dst)
-		if after, err2 := fileNames(src); err == nil && err2 == nil && slices.Equal(before, after) {
+		if err = copyDir(src, first); err != nil {
+			continue // a file vanished under us: try again
+		}
+		if err = copyDir(src, dst); err != nil {
+			continue
+		}
+		var same bool
+		if same, err = sameTree(first, dst); err != nil {
+			return err
+		}
+		if same {
 			return nil
 		}
 	}
-	return fmt.Errorf("directory kept changing during %d copies (last error %v)", attempts, err)
+	return fmt.Errorf("directory kept changing during %d attempts (last error %v)", attempts, err)
 }
 
-func fileNames(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+// sameTree reports whether two flat directories hold the same files with
+// the same bytes.
+func sameTree(a, b string) (bool, error) {
+	ea, err := os.ReadDir(a)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	names := make([]string, len(ents))
-	for i, e := range ents {
-		names[i] = e.Name()
+	eb, err := os.ReadDir(b)
+	if err != nil {
+		return false, err
 	}
-	return names, nil
+	if len(ea) != len(eb) {
+		return false, nil
+	}
+	for i := range ea {
+		if ea[i].Name() != eb[i].Name() {
+			return false, nil
+		}
+		x, err := os.ReadFile(filepath.Join(a, ea[i].Name()))
+		if err != nil {
+			return false, err
+		}
+		y, err := os.ReadFile(filepath.Join(b, eb[i].Name()))
+		if err != nil {
+			return false, err
+		}
+		if !bytes.Equal(x, y) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func copyDir(src, dst string) error {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"strconv"
 	"sync"
 )
 
@@ -19,14 +18,14 @@ const (
 // forwardMaxInflight RPC goroutines each; stopAll stops them.
 type forwarderSet struct {
 	mu      sync.Mutex
-	m       map[string]*forwarder
+	m       map[fwdKey]*forwarder
 	stop    chan struct{}
 	stopped bool
 	wg      sync.WaitGroup
 }
 
 func (s *forwarderSet) init() {
-	s.m = map[string]*forwarder{}
+	s.m = map[fwdKey]*forwarder{}
 	s.stop = make(chan struct{})
 }
 
@@ -38,6 +37,11 @@ func (s *forwarderSet) stopAll() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+type fwdKey struct {
+	leader uint64
+	topic  string
 }
 
 type fwdOp struct {
@@ -56,7 +60,7 @@ type forwarder struct {
 
 func (n *Node) forwarder(topic string, leader uint64) (*forwarder, error) {
 	s := &n.forwarders
-	key := strconv.FormatUint(leader, 10) + "/" + topic
+	key := fwdKey{leader: leader, topic: topic}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {

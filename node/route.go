@@ -311,9 +311,8 @@ func (n *Node) forwardAppendAsync(leader uint64, topic string, entries [][]byte,
 	e.b = make([]byte, 0, size)
 	e.str(topic)
 	e.list(entries)
-	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-	defer cancel() // bounds the dial only; the call has its own timeout
-	n.pool.Go(ctx, addr, methodAppend, e.b, rpcTimeout, func(_ []byte, err error) {
+	// The pool bounds a dial itself; the call has its own timeout.
+	n.pool.Go(context.Background(), addr, methodAppend, e.b, rpcTimeout, func(_ []byte, err error) {
 		if err != nil {
 			err = fromRPC(err)
 		}

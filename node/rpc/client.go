@@ -200,6 +200,9 @@ func NewPool(dial DialFunc, logger *slog.Logger) *Pool {
 	return p
 }
 
+// dialTimeout bounds a dial when the caller's ctx has no deadline.
+const dialTimeout = 5 * time.Second
+
 // janitorInterval is how often async calls are checked for expiry.
 const janitorInterval = 250 * time.Millisecond
 
@@ -270,7 +273,12 @@ func (p *Pool) get(ctx context.Context, addr string) (*clientConn, error) {
 		p.dials[addr] = done
 		p.mu.Unlock()
 
-		conn, err := p.dial(ctx, addr)
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			dctx, cancel = context.WithTimeout(ctx, dialTimeout)
+		}
+		conn, err := p.dial(dctx, addr)
+		cancel()
 
 		p.mu.Lock()
 		delete(p.dials, addr)

@@ -3,8 +3,11 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/walrus-go/walrus/node/metadata"
 )
 
 // Membership timing.
@@ -178,4 +181,52 @@ func (n *Node) promoteCaughtUp(ctx context.Context) {
 		}
 		n.logger.Info("promoted node to voter", "peer", id, "applied", p.Applied, "commit", commit)
 	}
+}
+
+// RemoveNode removes node id from the cluster: from the Raft configuration
+// and from the address book. Any node may be asked; the Raft leader does
+// it. Open segments led by the removed node stay with it until failover
+// (segment replication) exists, so drain or roll its topics first.
+func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
+	if id == 0 {
+		return errors.New("remove node: id 0")
+	}
+	var e enc
+	e.u64(id)
+	_, err := n.onRaftLeader(ctx, "proposal", methodRemoveNode, e.b, func(ctx context.Context) ([]byte, error) {
+		return nil, n.removeNodeLocal(ctx, id)
+	})
+	return err
+}
+
+func (n *Node) removeNodeLocal(ctx context.Context, id uint64) error {
+	if !n.cons.IsLeader() {
+		return fmt.Errorf("remove node: %w", errRemoteNotRaftLeader)
+	}
+	m, err := n.cons.Membership()
+	if err != nil {
+		return err
+	}
+	if _, ok := m.Addrs[id]; ok {
+		if len(m.Voters) == 1 && m.Voters[0] == id {
+			return fmt.Errorf("remove node %d: it is the only voter", id)
+		}
+		if err := n.cons.Remove(ctx, id); err != nil {
+			return err
+		}
+	}
+	if id == n.id {
+		// The leader removed itself and stepped down; the new leader
+		// cleans the address book when asked again.
+		return nil
+	}
+	res, err := n.cons.Propose(ctx, metadata.RemoveNode{ID: id})
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return err
+	}
+	n.logger.Info("node removed", "removed", id)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,8 +17,13 @@ import (
 
 var _ server.Handler = (*Node)(nil)
 
-// CmdTopics is the TOPICS extension: a JSON array of topic summaries.
-const CmdTopics = "TOPICS"
+// Extension commands.
+const (
+	// CmdTopics answers a JSON array of topic summaries.
+	CmdTopics = "TOPICS"
+	// CmdRemoveNode ("REMOVE_NODE <id>") removes a node from the cluster.
+	CmdRemoveNode = "REMOVE_NODE"
+)
 
 // Handle implements server.Handler: it executes reqs in order and returns
 // one reply per request. Runs of consecutive PUTs are appended as one batch
@@ -100,6 +106,18 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 			return n.errReply(err)
 		}
 		return protocol.Raw(b)
+	case CmdRemoveNode:
+		if len(req.Args) != 1 {
+			return protocol.Errf("usage: REMOVE_NODE <node_id>")
+		}
+		id, err := strconv.ParseUint(req.Args[0], 10, 64)
+		if err != nil || id == 0 {
+			return protocol.Errf("invalid node id %q", req.Args[0])
+		}
+		if err := n.RemoveNode(ctx, id); err != nil {
+			return n.errReply(err)
+		}
+		return protocol.OK()
 	}
 	return protocol.UnknownCommand(req.Command)
 }

@@ -96,6 +96,12 @@ func (n *Node) dispatchRPC(ctx context.Context, method byte, payload []byte) ([]
 		var e enc
 		e.u64(n.cons.Raft().CommitIndex())
 		return e.b, nil
+	case methodRemoveNode:
+		id := d.u64()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		return nil, n.removeNodeLocal(ctx, id)
 	case methodPropose:
 		return n.proposeLocal(ctx, payload)
 	case methodCreateTopic:

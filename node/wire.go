@@ -19,6 +19,7 @@ const (
 	methodUnfence     byte = 9  // topic, segment -> -
 	methodStat        byte = 10 // topic, segment -> count
 	methodReadIndex   byte = 11 // - -> Raft leader's commit index
+	methodRemoveNode  byte = 12 // id -> - (Raft leader)
 	// 32.. are reserved for segment replication (issue 4): append streams
 	// from a segment leader to its replicas, epoch fencing, catch-up reads.
 )

@@ -27,6 +27,7 @@ func (s *Store) runSyncer(interval time.Duration) {
 			// No caller to return it to; the next tick (or Close) retries.
 			s.logger.Error("periodic sync failed", "err", err)
 		}
+		s.syncRuns.Add(1)
 	}
 }
 
@@ -43,6 +44,7 @@ func (s *Store) runValueLogGC(interval time.Duration, discardRatio float64) {
 			return
 		case <-t.C:
 		}
+		s.gcRuns.Add(1)
 		for range maxGCRounds {
 			err := s.db.RunValueLogGC(discardRatio)
 			if err != nil {

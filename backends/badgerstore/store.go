@@ -48,6 +48,11 @@ type Store struct {
 	segsMu sync.Mutex
 	segs   map[engine.SegmentID]*segState
 
+	// syncRuns and gcRuns count the ticks of the interval syncer and the
+	// value-log GC loop (observability, and tests wait on them).
+	syncRuns atomic.Uint64
+	gcRuns   atomic.Uint64
+
 	// afterSplitChunk, when set by a test, runs after each chunk of a split
 	// append is committed; an error aborts the append there, as a crash
 	// would, before the meta that makes the chunks visible is written.

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -72,4 +74,38 @@ func BenchmarkPut(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkRegister measures Raft metadata proposals: 16 clients each
+// creating new topics through a follower (forwarded to the Raft leader).
+func BenchmarkRegister(b *testing.B) {
+	nodes := startCluster(b, 3, nil)
+	leader := raftLeader(b, nodes)
+	target := nodes[leader.n.id%3]
+	clients := 16
+	if v, err := strconv.Atoi(os.Getenv("WALRUS_BENCH_CLIENTS")); err == nil && v > 0 {
+		clients = v
+	}
+	conns := make([]*client.Client, clients)
+	for i := range conns {
+		conns[i] = dial(b, target)
+	}
+	per := max(b.N/clients, 1)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for ci, cc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				if err := cc.Register(context.Background(), fmt.Sprintf("reg-%d-%d", ci, i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*clients)/time.Since(start).Seconds(), "registers/s")
 }

@@ -79,7 +79,7 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		if err := engine.ValidateTopic(req.Topic); err != nil {
 			return protocol.ErrReply(err)
 		}
-		if err := n.ensureTopic(ctx, req.Topic); err != nil {
+		if err := n.createTopic(ctx, req.Topic); err != nil {
 			return n.errReply(err)
 		}
 		return protocol.OK()

@@ -191,9 +191,20 @@ func decodeResult(b []byte) (metadata.Result, error) {
 	return r, nil
 }
 
-// ensureTopic creates topic unless it exists. The Raft leader picks the
-// first segment's leader round-robin over the voters, spreading topics.
+// ensureTopic creates topic unless it exists and waits until this node has
+// applied it (so the caller can route to it).
 func (n *Node) ensureTopic(ctx context.Context, topic string) error {
+	if err := n.createTopic(ctx, topic); err != nil {
+		return err
+	}
+	return n.waitFor(ctx, func() bool { _, ok := n.fsm.Route(topic); return ok })
+}
+
+// createTopic creates topic unless it exists; it returns once the creation
+// is committed (not necessarily applied on this node). The Raft leader
+// picks the first segment's leader round-robin over the voters, spreading
+// topics.
+func (n *Node) createTopic(ctx context.Context, topic string) error {
 	if _, ok := n.fsm.Route(topic); ok {
 		return nil
 	}
@@ -202,12 +213,7 @@ func (n *Node) ensureTopic(ctx context.Context, topic string) error {
 	_, err := n.onRaftLeader(ctx, "proposal", methodCreateTopic, e.b, func(ctx context.Context) ([]byte, error) {
 		return nil, n.createTopicLocal(ctx, topic)
 	})
-	if err != nil {
-		return err
-	}
-	// The proposal committed on the leader; wait until it is applied here
-	// so the caller can route to the topic.
-	return n.waitFor(ctx, func() bool { _, ok := n.fsm.Route(topic); return ok })
+	return err
 }
 
 func (n *Node) createTopicLocal(ctx context.Context, topic string) error {

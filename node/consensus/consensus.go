@@ -25,7 +25,9 @@ var (
 	ErrNoLeader = errors.New("no raft leader")
 )
 
-// Timing holds the Raft timeouts. Zero fields take DefaultTiming's value.
+// Timing holds the Raft timeouts. CommitTimeout is also how often an idle
+// leader tells followers the commit index (hashicorp/raft waits a random
+// 1-2x CommitTimeout), i.e. how soon a follower applies a committed entry. Zero fields take DefaultTiming's value.
 type Timing struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -40,7 +42,7 @@ func DefaultTiming() Timing {
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
+		CommitTimeout:      2 * time.Millisecond,
 	}
 }
 

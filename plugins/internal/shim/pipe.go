@@ -103,16 +103,7 @@ func (c *Client) appendPiped(ctx context.Context, what string, id engine.Segment
 			go a.worker()
 		}
 	})
-	sizes := make([]uint32, len(entries))
-	data := make([]byte, 0, total)
-	for i, e := range entries {
-		sizes[i] = uint32(len(e))
-		data = append(data, e...)
-	}
-	pd := &pending{
-		ctx: ctx, what: what, size: int(total), done: make(chan pipeResult, 1),
-		batch: &pb.AppendRequest{Id: toPBID(id), TotalEntries: uint64(len(entries)), TotalBytes: total, Sizes: sizes, Data: data},
-	}
+	pd := newPending(ctx, what, id, entries, total)
 	select {
 	case a.queue <- pd:
 	case <-a.stop:
@@ -130,6 +121,40 @@ func (c *Client) appendPiped(ctx context.Context, what string, id engine.Segment
 		// The append may still be applied; like any cancelled call.
 		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
 	}
+}
+
+// newPending packs one batch for the pipe.
+func newPending(ctx context.Context, what string, id engine.SegmentID, entries [][]byte, total uint64) *pending {
+	sizes := make([]uint32, len(entries))
+	data := make([]byte, 0, total)
+	for i, e := range entries {
+		sizes[i] = uint32(len(e))
+		data = append(data, e...)
+	}
+	return &pending{
+		// size bounds the wire size: payload, up to 5 bytes per varint
+		// length, the topic, and a little framing.
+		ctx: ctx, what: what, size: int(total) + 5*len(entries) + len(id.Topic) + 64, done: make(chan pipeResult, 1),
+		batch: &pb.AppendRequest{Id: toPBID(id), TotalEntries: uint64(len(entries)), TotalBytes: total, Sizes: sizes, Data: data},
+	}
+}
+
+// takeGroup adds to first whatever is queued, within the coalescing bounds;
+// carry is a taken pending that did not fit (it starts the next group).
+func (a *appender) takeGroup(first *pending) (group []*pending, carry *pending) {
+	group, size := []*pending{first}, first.size
+	for len(group) < maxCoalesceBatches {
+		select {
+		case pd := <-a.queue:
+			if size+pd.size > maxCoalesceBytes {
+				return group, pd
+			}
+			group, size = append(group, pd), size+pd.size
+		default:
+			return group, nil
+		}
+	}
+	return group, nil
 }
 
 // close stops the workers, ends every stream and fails what is queued.
@@ -175,20 +200,8 @@ func (a *appender) worker() {
 			case first = <-a.queue:
 			}
 		}
-		group, size := []*pending{first}, first.size
-	drain:
-		for len(group) < maxCoalesceBatches {
-			select {
-			case pd := <-a.queue:
-				if size+pd.size > maxCoalesceBytes {
-					carry = pd
-					break drain
-				}
-				group, size = append(group, pd), size+pd.size
-			default:
-				break drain
-			}
-		}
+		var group []*pending
+		group, carry = a.takeGroup(first)
 		live := group[:0]
 		for _, pd := range group {
 			if err := pd.ctx.Err(); err != nil {

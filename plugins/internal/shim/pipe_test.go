@@ -3,6 +3,7 @@ package shim
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/walrus-go/walrus/backends/memstore"
 	"github.com/walrus-go/walrus/engine"
@@ -100,5 +102,39 @@ func TestConcurrentAppendsCoalesce(t *testing.T) {
 	t.Logf("%d appends in %d AppendPipe requests", batches, reqs)
 	if batches != writers*each || reqs >= batches {
 		t.Fatalf("%d appends in %d requests: want all appends, fewer requests", batches, reqs)
+	}
+}
+
+// TestCoalescedRequestStaysUnderTheMessageLimit: batches of many empty
+// entries cost wire bytes for their lengths; a coalesced request must stay
+// under gRPC's default 4 MiB receive limit however full the queue is.
+func TestCoalescedRequestStaysUnderTheMessageLimit(t *testing.T) {
+	a := newAppender(nil)
+	empty := make([][]byte, chunkSizesMax) // shared: the batches are only encoded
+	for i := range maxCoalesceBatches + 16 {
+		entries := empty
+		if i >= maxCoalesceBatches {
+			entries = [][]byte{make([]byte, ChunkBytes-300)}
+		}
+		var total uint64
+		for _, e := range entries {
+			total += uint64(len(e))
+		}
+		a.queue <- newPending(t.Context(), "append", engine.SegmentID{Topic: strings.Repeat("t", engine.MaxTopicBytes), Segment: 1 << 60}, entries, total)
+	}
+	first := <-a.queue
+	for first != nil {
+		group, carry := a.takeGroup(first)
+		req := &pb.AppendPipeRequest{}
+		for _, pd := range group {
+			req.Batches = append(req.Batches, pd.batch)
+		}
+		if n := proto.Size(req); n > 4<<20-1024 {
+			t.Fatalf("coalesced request of %d batches is %d bytes on the wire", len(group), n)
+		}
+		first = carry
+		if first == nil && len(a.queue) > 0 {
+			first = <-a.queue
+		}
 	}
 }

@@ -161,6 +161,13 @@ func (s *Store) Read(ctx context.Context, id engine.SegmentID, offset uint64, ma
 func (s *Store) copyValue(item *badger.Item, budget int, arena *[]byte) ([]byte, error) {
 	var v []byte
 	err := item.Value(func(b []byte) error {
+		if len(b) == 0 && item.ValueSize() > 0 {
+			// badger's Item.Value logs a failed value-log read (a checksum
+			// mismatch included) and hands back an empty value with a nil
+			// error. An entry that is empty is stored inline with size 0,
+			// so a non-zero size with no bytes is a read that failed.
+			return fmt.Errorf("value of about %d bytes could not be read from the value log (badger logged why): %w", item.ValueSize(), engine.ErrCorrupt)
+		}
 		if len(b) > s.limits.MaxEntryBytes {
 			return fmt.Errorf("entry of %d bytes over the %d-byte limit: %w", len(b), s.limits.MaxEntryBytes, engine.ErrCorrupt)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -222,7 +223,10 @@ func (s *Store) fail(op string, id engine.SegmentID, err error) error {
 			return fmt.Errorf("badgerstore: %s: %w", what, err)
 		}
 	}
-	if errors.Is(err, y.ErrChecksumMismatch) {
+	// badger wraps with %+v rather than %w outside its debug mode
+	// (y.Wrap), so errors.Is cannot see its checksum error through the
+	// wrapping; the message is all that survives.
+	if errors.Is(err, y.ErrChecksumMismatch) || strings.Contains(err.Error(), y.ErrChecksumMismatch.Error()) {
 		return fmt.Errorf("badgerstore: %s: %w: %w", what, engine.ErrCorrupt, err)
 	}
 	return fmt.Errorf("badgerstore: %s: %w: %w", what, engine.ErrUnavailable, err)

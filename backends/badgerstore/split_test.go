@@ -217,3 +217,26 @@ func TestEmptyWALFromCrash(t *testing.T) {
 		t.Fatalf("empty WAL still there: %v", err)
 	}
 }
+
+// TestManyTinyEntries appends a batch whose bytes fit one badger transaction
+// but whose entry count does not (badger also caps the number of keys per
+// transaction): the committer reports it too big and the append is redone
+// split, still atomic and dense.
+func TestManyTinyEntries(t *testing.T) {
+	s := openTest(t, t.TempDir(), engine.DurabilityNone)
+	id := engine.SegmentID{Topic: "z", Segment: 0}
+	var chunks int
+	s.afterSplitChunk = func(c int) error { chunks = c; return nil }
+	batch := make([][]byte, 3000)
+	for i := range batch {
+		batch[i] = []byte{}
+	}
+	batch[1234] = []byte("marker")
+	if first, err := s.Append(t.Context(), id, batch); err != nil || first != 0 {
+		t.Fatalf("append = %d, %v", first, err)
+	}
+	if chunks < 2 {
+		t.Fatalf("committed in %d chunks; the test no longer exceeds badger's per-transaction key count", chunks)
+	}
+	sameEntries(t, "tiny entries", readAllT(t, s, id), batch)
+}

@@ -37,7 +37,7 @@ type Options struct {
 	// at least 2).
 	NumCompactors int
 	// ValueLogGCInterval is how often the store runs value-log GC (default
-	// 5 minutes; negative disables it).
+	// 5 minutes; zero or negative disables it).
 	ValueLogGCInterval time.Duration
 	// ValueLogGCDiscardRatio is the share of garbage that makes a value-log
 	// file worth rewriting (default 0.5, in (0, 1)).

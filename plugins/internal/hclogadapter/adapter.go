@@ -62,6 +62,14 @@ func (l *Logger) Log(level hclog.Level, msg string, args ...any) {
 	if !l.slog.Enabled(context.Background(), sl) {
 		return
 	}
+	// go-plugin logs the executable under "plugin", which the host already
+	// uses for the plugin's name.
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == "plugin" {
+			args = append([]any(nil), args...)
+			args[i] = "plugin_path"
+		}
+	}
 	if l.name != "" {
 		args = append([]any{"logger", l.name}, args...)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +29,14 @@ const (
 // parentPollInterval is how often Serve checks that the process that started
 // it is still alive.
 const parentPollInterval = 500 * time.Millisecond
+
+// pluginGCPercent is the GOGC a plugin runs with unless the environment
+// sets one. A plugin's live heap is small and every call allocates its
+// request buffers, so at the default 100 the collector runs every few
+// hundred calls; measured on the append benchmark, 400 cut the cost of a
+// batched append through the plugin by about a third. The heap may grow to
+// 5x the live data, which for a plugin is a few MiB.
+const pluginGCPercent = 400
 
 // termGrace is how long a plugin that got SIGTERM while its node is still
 // running keeps serving, waiting for the node to stop it. A service manager
@@ -64,6 +73,9 @@ func Serve(store engine.SegmentStore, opts ...Option) {
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(pluginGCPercent)
 	}
 	var stopper serverStopper
 	ctx, cancel := context.WithCancel(context.Background())

@@ -8,7 +8,7 @@ import (
 // Bounds of the forwarding batcher.
 const (
 	forwardQueueCap    = 4096 // ops waiting per (topic, leader)
-	forwardMaxInflight = 4    // concurrent append RPCs per (topic, leader)
+	forwardMaxInflight = 2    // concurrent append RPCs per (topic, leader)
 )
 
 // forwarderSet batches appends this node forwards to segment leaders: all

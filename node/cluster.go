@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/walrus-go/walrus/node/metadata"
 )
 
@@ -19,24 +21,37 @@ const (
 	promoteLagEntries = 64
 )
 
-// peerProgress is what the Raft leader knows of another node from its
-// heartbeats.
+// peerProgress is what this node knows of another node from its
+// heartbeats (every node heartbeats every other member, so a newly elected
+// Raft leader already knows everyone's recent state).
 type peerProgress struct {
 	LastIndex uint64
 	Applied   uint64
 	Seen      time.Time
+	// Open maps "topic/segment" of the open segments the peer leads to
+	// their entry count at the time of the heartbeat.
+	Open map[segKey]uint64
+}
+
+type segKey struct {
+	topic string
+	seg   uint64
 }
 
 type peerTable struct {
 	mu sync.Mutex
 	m  map[uint64]peerProgress
+	// leaderSince is when this node last became Raft leader (zero when
+	// it is not the leader); liveness verdicts wait FailureTimeout after it.
+	leaderSince time.Time
 }
 
 func (t *peerTable) init() { t.m = map[uint64]peerProgress{} }
 
-func (t *peerTable) record(id, last, applied uint64) {
+func (t *peerTable) record(id uint64, p peerProgress) {
+	p.Seen = time.Now()
 	t.mu.Lock()
-	t.m[id] = peerProgress{LastIndex: last, Applied: applied, Seen: time.Now()}
+	t.m[id] = p
 	t.mu.Unlock()
 }
 
@@ -48,6 +63,46 @@ func (t *peerTable) snapshot() map[uint64]peerProgress {
 		out[k] = v
 	}
 	return out
+}
+
+func (t *peerTable) setLeader(leader bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if leader {
+		t.leaderSince = time.Now()
+	} else {
+		t.leaderSince = time.Time{}
+	}
+}
+
+// alive reports whether node id is considered up: this node itself, or a
+// node heard from within FailureTimeout. A node never heard from counts as
+// alive until this node has led for FailureTimeout (no verdict without
+// evidence).
+func (n *Node) alive(id uint64, peers map[uint64]peerProgress) bool {
+	if id == n.id {
+		return true
+	}
+	if p, ok := peers[id]; ok {
+		return time.Since(p.Seen) <= n.cfg.FailureTimeout
+	}
+	n.peers.mu.Lock()
+	since := n.peers.leaderSince
+	n.peers.mu.Unlock()
+	return since.IsZero() || time.Since(since) <= n.cfg.FailureTimeout
+}
+
+// leaseFresh reports whether this node may use its segment leases: it
+// must be in recent contact with the Raft leader (or be it). A node cut
+// off from the leader stops appending after FailureTimeout/2, before the
+// leader declares it dead (after FailureTimeout) and moves its segments.
+func (n *Node) leaseFresh() bool {
+	r := n.cons.Raft()
+	if r.State() == raft.Leader {
+		return true
+	}
+	last := r.LastContact()
+	return !last.IsZero() && time.Since(last) < n.cfg.FailureTimeout/2
 }
 
 // handleJoin adds a node as a non-voter (on the Raft leader; followers
@@ -98,8 +153,8 @@ func (n *Node) join(ctx context.Context) {
 }
 
 // clusterLoop joins (when asked to), registers this node's addresses and
-// keeps heartbeating the Raft leader; on the leader it promotes caught-up
-// non-voters.
+// keeps heartbeating the other members; on the Raft leader it promotes
+// caught-up non-voters.
 func (n *Node) clusterLoop(ctx context.Context) {
 	if len(n.cfg.Join) > 0 && !n.cons.HasExistingState() {
 		n.join(ctx)
@@ -111,6 +166,10 @@ func (n *Node) clusterLoop(ctx context.Context) {
 		n.heartbeat(ctx)
 		if n.cons.IsLeader() {
 			n.promoteCaughtUp(ctx)
+			if err := n.failoverDead(ctx); err != nil && ctx.Err() == nil {
+				n.logger.Error("monitor tick failed", "op", "failover", "err", err)
+				n.m.MonitorTickFailures.Inc()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -144,10 +203,11 @@ func (n *Node) maybeRegister(ctx context.Context) {
 	n.logger.Info("Registered node address", "raft_addr", n.self.RaftAddr, "rpc_addr", n.self.RPCAddr, "client_addr", n.self.ClientAddr)
 }
 
-// heartbeat reports this node's Raft progress to the leader.
+// heartbeat reports this node's Raft progress and the entry counts of the
+// open segments it leads to every other member.
 func (n *Node) heartbeat(ctx context.Context) {
-	id, addr := n.cons.Leader()
-	if id == 0 || id == n.id {
+	m, err := n.cons.Membership()
+	if err != nil {
 		return
 	}
 	r := n.cons.Raft()
@@ -155,9 +215,59 @@ func (n *Node) heartbeat(ctx context.Context) {
 	e.u64(n.id)
 	e.u64(r.LastIndex())
 	e.u64(r.AppliedIndex())
+	n.leases.mu.RLock()
+	led := make(map[string]uint64, len(n.leases.m))
+	for t, s := range n.leases.m {
+		led[t] = s
+	}
+	n.leases.mu.RUnlock()
+	var open enc
+	count := 0
+	for topic, seg := range led {
+		c, err := n.segmentCountOf(topic, seg)
+		if err != nil {
+			continue
+		}
+		open.str(topic)
+		open.u64(seg)
+		open.u64(c)
+		count++
+	}
+	e.u32(uint32(count))
+	e.b = append(e.b, open.b...)
 	hctx, cancel := context.WithTimeout(ctx, heartbeatInterval*4)
 	defer cancel()
-	_, _ = n.callAddr(hctx, addr, methodHeartbeat, e.b)
+	var wg sync.WaitGroup
+	for id, addr := range m.Addrs {
+		if id == n.id {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = n.callAddr(hctx, addr, methodHeartbeat, e.b)
+		}()
+	}
+	wg.Wait()
+}
+
+func decodeHeartbeat(payload []byte) (uint64, peerProgress, error) {
+	d := dec{b: payload}
+	id, last, applied := d.u64(), d.u64(), d.u64()
+	k := d.u32()
+	if d.err == nil && uint64(k)*20 > uint64(len(d.b)) {
+		d.err = errShortPayload
+	}
+	p := peerProgress{LastIndex: last, Applied: applied, Open: make(map[segKey]uint64, k)}
+	for range k {
+		if d.err != nil {
+			break
+		}
+		topic := d.str()
+		seg, c := d.u64(), d.u64()
+		p.Open[segKey{topic, seg}] = c
+	}
+	return id, p, d.done()
 }
 
 func (n *Node) promoteCaughtUp(ctx context.Context) {

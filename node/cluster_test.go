@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,11 +19,12 @@ import (
 
 // testNode is one running in-process node.
 type testNode struct {
-	n      *Node
-	store  engine.SegmentStore
-	cancel context.CancelFunc
-	done   chan error
-	cfg    Config
+	n       *Node
+	store   engine.SegmentStore
+	cancel  context.CancelFunc
+	done    chan error
+	cfg     Config
+	stopped atomic.Bool
 }
 
 // testLogger writes WARN and above to the test output; WALRUS_TEST_LOG=debug
@@ -76,6 +78,9 @@ func startNode(t testing.TB, cfg Config, store engine.SegmentStore) *testNode {
 
 func (tn *testNode) stop(t testing.TB) {
 	t.Helper()
+	if !tn.stopped.CompareAndSwap(false, true) {
+		return
+	}
 	tn.cancel()
 	select {
 	case err := <-tn.done:

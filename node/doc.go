@@ -43,6 +43,21 @@
 // re-proposes the same idempotent rollover. Refused writers wait for the
 // metadata change and go to the new leader.
 //
+// # Segment leader failure
+//
+// Every node heartbeats every other member every 250 ms with its Raft
+// progress and the entry counts of the open segments it leads. When the
+// leader of an open segment has been silent for FailureTimeout, the Raft
+// leader seals that segment at the count the node last reported and opens
+// the next segment on the next live voter, so writes resume within about
+// FailureTimeout (+ one heartbeat). A node out of contact with the Raft
+// leader for FailureTimeout/2 stops acknowledging appends first, so a cut-off
+// leader does not keep acknowledging writes that the move hides. Without
+// segment replication (next step) the dead node's data is unreadable until
+// it returns, and entries it acknowledged after its last report (< 250 ms)
+// stay invisible even then. A node never heard from since this Raft leader
+// took over (a whole-cluster restart) is waited for, never failed over.
+//
 // # Cluster membership
 //
 // A node with no Raft state and no Join addresses bootstraps a one-node

@@ -39,12 +39,22 @@ func (n *Node) monitorTick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	peers := n.peers.snapshot()
+	var live []uint64
+	for _, id := range m.Voters {
+		if n.alive(id, peers) {
+			live = append(live, id)
+		}
+	}
 	var errs []error
 	for topic, r := range n.fsm.Routes() {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := n.rolloverIfFull(ctx, topic, r, m.Voters); err != nil {
+		if !n.alive(r.Leader, peers) {
+			continue // failoverDead moves it
+		}
+		if err := n.rolloverIfFull(ctx, topic, r, live); err != nil {
 			errs = append(errs, fmt.Errorf("topic %s segment %d: %w", topic, r.Segment, err))
 		}
 	}
@@ -158,3 +168,62 @@ func (n *Node) openSegmentCount(ctx context.Context, topic string, r metadata.Ro
 }
 
 func upsertSelf(n *Node) metadata.Command { return metadata.UpsertNode{Node: n.self} }
+
+// failoverDead runs on the Raft leader every heartbeat interval and moves
+// every topic whose open segment leader is down.
+func (n *Node) failoverDead(ctx context.Context) error {
+	m, err := n.cons.Membership()
+	if err != nil {
+		return err
+	}
+	peers := n.peers.snapshot()
+	var live []uint64
+	for _, id := range m.Voters {
+		if n.alive(id, peers) {
+			live = append(live, id)
+		}
+	}
+	var errs []error
+	for topic, r := range n.fsm.Routes() {
+		if ctx.Err() != nil || n.alive(r.Leader, peers) {
+			continue
+		}
+		if _, heard := peers[r.Leader]; !heard {
+			// Never heard from it (e.g. the whole cluster restarted and it
+			// is not back yet): no count is known, so sealing would hide
+			// its entries. Wait for it instead.
+			continue
+		}
+		if err := n.failover(ctx, topic, r, live, peers); err != nil {
+			errs = append(errs, fmt.Errorf("topic %s segment %d: failover from node %d: %w", topic, r.Segment, r.Leader, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// failover moves a topic whose open segment leader is down to a live
+// node: the segment is sealed at the count the dead node last reported in
+// its heartbeats (the count known to the cluster; entries it acknowledged
+// after that report are not readable until segment replication exists),
+// and the next segment opens on the next live voter.
+func (n *Node) failover(ctx context.Context, topic string, r metadata.Route, live []uint64, peers map[uint64]peerProgress) error {
+	if len(live) == 0 {
+		return errors.New("no live voter to take over")
+	}
+	count := peers[r.Leader].Open[segKey{topic, r.Segment}]
+	next := nextLeader(live, r.Leader)
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: topic, Segment: r.Segment, Count: count, NextLeader: next})
+	if err == nil {
+		err = res.Err
+	}
+	n.m.ObserveRollover(start, err)
+	if err != nil {
+		n.logger.Error("Raft consensus failed", "op", "failover", "topic", topic, "segment", r.Segment, "err", err)
+		return err
+	}
+	n.logger.Warn("segment leader down: sealed its open segment at the last reported count and moved the topic", "topic", topic, "segment", r.Segment, "dead_leader", r.Leader, "entries", count, "next_leader", next)
+	return nil
+}

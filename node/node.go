@@ -363,6 +363,7 @@ func (n *Node) observeRaft(ctx context.Context) {
 				if d == raft.Candidate {
 					n.m.Elections.Inc()
 				}
+				n.peers.setLeader(d == raft.Leader)
 			}
 		}
 	}

@@ -224,9 +224,16 @@ func (n *Node) createTopicLocal(ctx context.Context, topic string) error {
 	if err != nil {
 		return err
 	}
+	peers := n.peers.snapshot()
+	var live []uint64
+	for _, id := range m.Voters {
+		if n.alive(id, peers) {
+			live = append(live, id)
+		}
+	}
 	leader := n.id
-	if len(m.Voters) > 0 {
-		leader = m.Voters[n.fsm.TopicCount()%len(m.Voters)]
+	if len(live) > 0 {
+		leader = live[n.fsm.TopicCount()%len(live)]
 	}
 	res, err := n.cons.Propose(ctx, metadata.CreateTopic{Topic: topic, Leader: leader})
 	if err != nil {

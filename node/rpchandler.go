@@ -118,14 +118,11 @@ func (n *Node) dispatchRPC(ctx context.Context, method byte, payload []byte) ([]
 		}
 		return nil, n.handleJoin(ctx, id, addr)
 	case methodHeartbeat:
-		id, last, applied := d.u64(), d.u64(), d.u64()
-		if err := d.done(); err != nil {
+		id, p, err := decodeHeartbeat(payload)
+		if err != nil {
 			return nil, err
 		}
-		n.peers.record(id, last, applied)
-		if !n.cons.IsLeader() {
-			return nil, fmt.Errorf("heartbeat: %w", errRemoteNotRaftLeader)
-		}
+		n.peers.record(id, p)
 		return nil, nil
 	case methodFence:
 		topic := d.str()

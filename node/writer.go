@@ -189,6 +189,11 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		return
 	}
 	seg, ok := w.n.leaseFor(w.topic)
+	if ok && !w.n.leaseFresh() {
+		// Out of touch with the Raft leader: the cluster may be moving this
+		// segment elsewhere, so stop acknowledging appends.
+		ok = false
+	}
 	if !ok {
 		r, _ := w.n.fsm.Route(w.topic)
 		err := &NotLeaderError{Topic: w.topic, Segment: r.Segment, Leader: r.Leader}

@@ -379,6 +379,15 @@ func TestClusterMetrics(t *testing.T) {
 		putsOK += sum(ms, "walrus_client_requests_total", map[string]string{"command": "PUT", "result": "ok"})
 		getsOK += sum(ms, "walrus_client_requests_total", map[string]string{"command": "GET", "result": "ok"})
 	}
+	// Storage operations are timed (the daemon wraps the store).
+	var storageAppends float64
+	for _, n := range c.Nodes {
+		ms, _ := mustScrapeNode(t, n)
+		storageAppends += sum(ms, "walrus_storage_operation_duration_seconds_count", map[string]string{"op": "append"})
+	}
+	if storageAppends < 1 {
+		t.Errorf("walrus_storage_operation_duration_seconds_count{op=append} summed = %v, want >= 1", storageAppends)
+	}
 	if read < gets {
 		t.Errorf("walrus_read_entries_total{topic=%s} summed over nodes = %v, want >= %d", topic, read, gets)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/walrus-go/walrus/configs"
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node"
+	"github.com/walrus-go/walrus/node/metrics"
 )
 
 // closeTimeout bounds how long the store may take to close at shutdown.
@@ -58,6 +60,11 @@ func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) 
 			err = cerr
 		}
 	}()
+	// One metrics registry per node, shared by the logger (counts WARN and
+	// ERROR lines for the error-rate alert), the storage wrapper (latency
+	// and errors by op) and the node itself.
+	m := metrics.New(cfg.NodeID)
+	logger = slog.New(metrics.CountingHandler(logger.Handler(), m))
 	logger.Info("config loaded", "file", cfg.File, "backend", cfg.Storage.Backend,
 		"durability", cfg.Storage.Durability, "data_dir", cfg.DataDir, "join", cfg.Join)
 
@@ -77,7 +84,8 @@ func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) 
 		}
 	}()
 
-	n, err := node.New(ncfg, store, logger)
+	ncfg.Metrics = m
+	n, err := node.New(ncfg, metrics.InstrumentStore(store, m), logger)
 	if err != nil {
 		return fmt.Errorf("start node %d: %w", cfg.NodeID, err)
 	}

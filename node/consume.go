@@ -12,9 +12,10 @@ import (
 
 // Read bounds.
 const (
-	prefetchEntries = 512     // entries the cursor owner reads ahead per topic
-	readMaxBytes    = 4 << 20 // bytes per segment read (RPC or local)
-	maxGetBatch     = 4096    // entries per forwarded GET
+	prefetchEntries = 512      // entries the cursor owner reads ahead per topic
+	readMaxBytes    = 4 << 20  // bytes per segment read (RPC or local)
+	maxGetBatch     = 4096     // entries per forwarded GET
+	maxGetBytes     = 16 << 20 // payload bytes per GET call (fits an RPC frame)
 )
 
 // cursorSet holds the shared cursors while this node is the Raft leader
@@ -70,8 +71,22 @@ func (n *Node) cursorFor(ctx context.Context, topic string) (*topicCursor, error
 }
 
 // getLocal hands out up to max entries of topic through the shared cursor.
-// This node must be the Raft leader.
-func (n *Node) getLocal(ctx context.Context, topic string, max int) ([][]byte, error) {
+// This node must be the Raft leader. more is true when it stopped at the
+// byte budget (entries may remain), false when it caught up or hit max.
+func (n *Node) getLocal(ctx context.Context, topic string, max int) (out [][]byte, more bool, err error) {
+	out, err = n.getLocalBounded(ctx, topic, max)
+	return out, len(out) < max && totalBytes(out) >= maxGetBytes, err
+}
+
+func totalBytes(entries [][]byte) int {
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	return b
+}
+
+func (n *Node) getLocalBounded(ctx context.Context, topic string, max int) ([][]byte, error) {
 	if !n.cons.IsLeader() {
 		return nil, fmt.Errorf("get %s: %w", topic, errRemoteNotRaftLeader)
 	}
@@ -82,11 +97,16 @@ func (n *Node) getLocal(ctx context.Context, topic string, max int) ([][]byte, e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out [][]byte
+	outBytes := 0
 	// Each iteration either delivers, advances a segment or reads; the
 	// bound only guards against a metadata bug looping forever.
-	for iter := 0; len(out) < max && iter < 1<<16; iter++ {
+	for iter := 0; len(out) < max && outBytes < maxGetBytes && iter < 1<<16; iter++ {
 		if len(c.buf) > 0 {
-			k := min(len(c.buf), max-len(out))
+			k := 0
+			for k < len(c.buf) && len(out)+k < max && (k == 0 || outBytes+len(c.buf[k]) <= maxGetBytes) {
+				outBytes += len(c.buf[k])
+				k++
+			}
 			out = append(out, c.buf[:k]...)
 			clear(c.buf[:k])
 			c.buf = c.buf[k:]
@@ -162,29 +182,54 @@ func (n *Node) readLocal(ctx context.Context, topic string, seg, off uint64, max
 }
 
 // get hands out up to max entries from the topic's shared cursor, through
-// the Raft leader.
+// the Raft leader, in as many calls as the byte budget needs.
 func (n *Node) get(ctx context.Context, topic string, max int) ([][]byte, error) {
+	var out [][]byte
+	for len(out) < max {
+		entries, more, err := n.getOnce(ctx, topic, max-len(out))
+		if err != nil {
+			if len(out) > 0 {
+				return out, nil // deliver what was handed out
+			}
+			return nil, err
+		}
+		out = append(out, entries...)
+		if !more {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (n *Node) getOnce(ctx context.Context, topic string, max int) ([][]byte, bool, error) {
 	if !n.knownTopic(ctx, topic) {
-		return nil, fmt.Errorf("%w %s", ErrUnknownTopic, topic)
+		return nil, false, fmt.Errorf("%w %s", ErrUnknownTopic, topic)
 	}
 	var e enc
 	e.str(topic)
 	e.u32(uint32(max))
-	var local [][]byte
+	var (
+		local     [][]byte
+		localMore bool
+	)
 	resp, err := n.onRaftLeader(ctx, "read", methodGet, e.b, func(ctx context.Context) ([]byte, error) {
 		var err error
-		local, err = n.getLocal(ctx, topic, max)
+		local, localMore, err = n.getLocal(ctx, topic, max)
 		return nil, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if resp == nil {
-		return local, nil
+		return local, localMore, nil
 	}
 	d := dec{b: resp}
 	entries := d.list()
-	return entries, d.done()
+	more := false
+	if len(d.b) > 0 {
+		more = d.b[0] == 1
+	}
+	return entries, more, d.done()
 }
 
 // commitCursors proposes the dirty cursor positions in one command.

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-go/walrus/node/client"
 	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/protocol"
 )
 
 func TestCursorSurvivesLeaderChange(t *testing.T) {
@@ -114,5 +116,43 @@ func TestReadWhileRolling(t *testing.T) {
 	st := stateOfTopic(t, r, "rw")
 	if len(st.SealedSegments) < 3 {
 		t.Fatalf("only %d segments sealed: %+v", len(st.SealedSegments), st)
+	}
+}
+
+// TestGetByteBudget drains entries bigger in total than one GET call may
+// carry: pipelined GETs still get every entry, then EMPTY.
+func TestGetByteBudget(t *testing.T) {
+	const entry = 7 << 20
+	nodes := startCluster(t, 3, func(c *Config) { c.MaxFrameBytes = entry + 1024 })
+	leader := raftLeader(t, nodes)
+	follower := nodes[leader.n.id%3]
+	ctx := t.Context()
+	c, err := client.Dial(ctx, follower.n.ClientAddr(), client.Options{Timeout: 60 * time.Second, MaxFrameBytes: entry + 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 3 {
+		p := make([]byte, entry)
+		p[0] = byte('a' + i)
+		if err := c.Put(ctx, "big", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := make([]protocol.Request, 4)
+	for i := range reqs {
+		reqs[i] = protocol.Request{Command: protocol.CmdGet, Topic: "big"}
+	}
+	replies, err := c.Pipeline(ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if replies[i].Kind != protocol.ReplyPayload || len(replies[i].Body) != entry || replies[i].Body[0] != byte('a'+i) {
+			t.Fatalf("reply %d: kind %v len %d", i, replies[i].Kind, len(replies[i].Body))
+		}
+	}
+	if replies[3].Kind != protocol.ReplyEmpty {
+		t.Fatalf("reply 3 = %v", replies[3].Kind)
 	}
 }

@@ -68,12 +68,17 @@ func (n *Node) dispatchRPC(ctx context.Context, method byte, payload []byte) ([]
 			return nil, err
 		}
 		limit = min(max(limit, 1), maxGetBatch)
-		entries, err := n.getLocal(ctx, topic, limit)
+		entries, more, err := n.getLocal(ctx, topic, limit)
 		if err != nil {
 			return nil, err
 		}
 		var e enc
 		e.list(entries)
+		if more {
+			e.b = append(e.b, 1)
+		} else {
+			e.b = append(e.b, 0)
+		}
 		return e.b, nil
 	case methodRead:
 		topic := d.str()

@@ -242,3 +242,63 @@ func TestNoOrphanWhenHostIsKilled(t *testing.T) {
 	_ = host.Wait()
 	eventually(t, 10*time.Second, "orphaned plugin to exit", func() bool { return processGone(pid) })
 }
+
+func TestStartTimeout(t *testing.T) {
+	start := time.Now()
+	_, err := Open(t.Context(), Config{
+		Path: bin.testplugin, StartTimeout: 500 * time.Millisecond,
+		Env: []string{"WALRUS_TESTPLUGIN_HANG=1"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("got %v, want a start timeout", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Open took %v with a 500ms start timeout", d)
+	}
+}
+
+// TestRestartBacksOffUntilThePluginCanStart: while the plugin cannot start,
+// the supervisor keeps trying with growing waits (logged), calls fail fast,
+// and service resumes once it can.
+func TestRestartBacksOffUntilThePluginCanStart(t *testing.T) {
+	failFile := filepath.Join(t.TempDir(), "fail")
+	logger, buf := testLogger(t)
+	s := openTest(t, Config{
+		Path: bin.testplugin, Logger: logger,
+		Env:               []string{"WALRUS_TESTPLUGIN_FAIL_IF_EXISTS=" + failFile},
+		RestartBackoffMin: 20 * time.Millisecond, RestartBackoffMax: 160 * time.Millisecond,
+	})
+	if err := os.WriteFile(failFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	failures := func() []map[string]any {
+		var out []map[string]any
+		for _, l := range buf.lines(t) {
+			if l["msg"] == "plugin restart failed" {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	eventually(t, 20*time.Second, "five failed restarts", func() bool { return len(failures()) >= 5 })
+	if _, err := s.Stat(t.Context(), engine.SegmentID{Topic: "a"}); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("call while the plugin cannot start: %v, want ErrUnavailable", err)
+	}
+	f := failures()
+	if f[0]["retry_in"] == f[len(f)-1]["retry_in"] {
+		t.Errorf("backoff did not grow: first retry_in %v, last %v", f[0]["retry_in"], f[len(f)-1]["retry_in"])
+	}
+	if err := os.Remove(failFile); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the plugin back", func() bool {
+		_, err := s.Append(t.Context(), engine.SegmentID{Topic: "a"}, [][]byte{[]byte("x")})
+		return err == nil
+	})
+	if s.Restarts() != 1 {
+		t.Fatalf("restarts = %d, want 1 (failed attempts are not restarts)", s.Restarts())
+	}
+}

@@ -9,6 +9,8 @@
 //	                                        protocol version n
 //	WALRUS_TESTPLUGIN_CHATTY=1              print a line to stdout on Sync
 //	WALRUS_TESTPLUGIN_CPUPROFILE=path       write a CPU profile until exit
+//	WALRUS_TESTPLUGIN_FAIL_IF_EXISTS=path   exit 1 at start while path exists
+//	WALRUS_TESTPLUGIN_HANG=1                never complete the handshake
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 
@@ -33,6 +36,17 @@ func main() {
 			logger.Error("write started file", "err", err)
 			os.Exit(1)
 		}
+	}
+	if path := os.Getenv("WALRUS_TESTPLUGIN_FAIL_IF_EXISTS"); path != "" {
+		if _, err := os.Stat(path); err == nil {
+			logger.Error("refusing to start: fail file exists", "path", path)
+			os.Exit(1)
+		}
+	}
+	if os.Getenv("WALRUS_TESTPLUGIN_HANG") == "1" {
+		// Bounded, so a leaked process ends by itself.
+		time.Sleep(2 * time.Minute)
+		os.Exit(1)
 	}
 	var store engine.SegmentStore = memstore.New()
 	if os.Getenv("WALRUS_TESTPLUGIN_CHATTY") == "1" {

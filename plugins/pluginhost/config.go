@@ -16,6 +16,9 @@ const (
 	DefaultStartTimeout      = 30 * time.Second
 	DefaultRestartBackoffMin = 100 * time.Millisecond
 	DefaultRestartBackoffMax = 10 * time.Second
+	DefaultProbeInterval     = 5 * time.Second
+	DefaultProbeTimeout      = 10 * time.Second
+	DefaultProbeFailures     = 3
 	// MaxStartTimeout bounds StartTimeout (a plugin that needs longer to
 	// recover should serve first and recover lazily).
 	MaxStartTimeout = 10 * time.Minute
@@ -49,6 +52,13 @@ type Config struct {
 	RestartBackoffMin, RestartBackoffMax time.Duration
 	// CallTimeout is the deadline of a call whose ctx has none (default 30 s).
 	CallTimeout time.Duration
+	// ProbeInterval is how often the supervisor checks that a running
+	// plugin still answers (a Stat of a segment that does not exist);
+	// ProbeTimeout bounds one probe. After ProbeFailures consecutive
+	// failed probes the process is killed and restarted like a crashed
+	// one. Defaults 5 s, 10 s, 3; ProbeInterval < 0 turns probing off.
+	ProbeInterval, ProbeTimeout time.Duration
+	ProbeFailures               int
 	// Limits are the node's store limits; a Read result entry larger than
 	// Limits.MaxEntryBytes is refused (default engine.DefaultLimits()).
 	Limits engine.Limits
@@ -83,6 +93,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RestartBackoffMax < c.RestartBackoffMin {
 		errs = append(errs, fmt.Errorf("plugin restart backoff max %v below min %v: %w", c.RestartBackoffMax, c.RestartBackoffMin, engine.ErrInvalidArgument))
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = DefaultProbeTimeout
+	}
+	if c.ProbeFailures <= 0 {
+		c.ProbeFailures = DefaultProbeFailures
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

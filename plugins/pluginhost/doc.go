@@ -13,7 +13,9 @@
 //     the Store relaunches the plugin with capped exponential backoff; each
 //     restart is logged, counted (Restarts) and reported to Config.OnRestart.
 //     Service resumes with whatever the plugin recovered: the plugin owns
-//     its durability (plugins/README.md states the contract).
+//     its durability (plugins/README.md states the contract). A plugin that
+//     is alive but stops answering fails a periodic liveness probe and is
+//     killed, then restarted the same way.
 //   - Orphans: on Linux the plugin gets SIGTERM when the node dies
 //     (PR_SET_PDEATHSIG); independently, pluginsdk.Serve exits when its
 //     parent process changes.

@@ -302,3 +302,40 @@ func TestRestartBacksOffUntilThePluginCanStart(t *testing.T) {
 		t.Fatalf("restarts = %d, want 1 (failed attempts are not restarts)", s.Restarts())
 	}
 }
+
+// TestWedgedPluginIsKilledAndRestarted: a plugin that is alive but no longer
+// answers fails its liveness probes and is replaced.
+func TestWedgedPluginIsKilledAndRestarted(t *testing.T) {
+	wedge := filepath.Join(t.TempDir(), "wedge")
+	logger, buf := testLogger(t)
+	s := openTest(t, Config{
+		Path: bin.testplugin, Logger: logger,
+		Env:           []string{"WALRUS_TESTPLUGIN_WEDGE_FILE=" + wedge},
+		ProbeInterval: 50 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond, ProbeFailures: 2,
+		RestartBackoffMin: 10 * time.Millisecond, RestartBackoffMax: 50 * time.Millisecond,
+	})
+	pid := s.PID()
+	if err := os.WriteFile(wedge, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the wedged plugin to be killed", func() bool { return processGone(pid) })
+	if err := os.Remove(wedge); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "service back", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		_, err := s.Append(ctx, engine.SegmentID{Topic: "a"}, [][]byte{[]byte("x")})
+		return err == nil
+	})
+	if s.Restarts() < 1 {
+		t.Fatalf("restarts = %d", s.Restarts())
+	}
+	found := false
+	for _, l := range buf.lines(t) {
+		found = found || l["msg"] == "plugin unresponsive; killing it so it is restarted"
+	}
+	if !found {
+		t.Error("no log line for the kill")
+	}
+}

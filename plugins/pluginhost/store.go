@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,16 +187,27 @@ func (s *Store) supervise(inst *instance) {
 	tick := time.NewTicker(exitPollInterval)
 	defer tick.Stop()
 	backoff := s.cfg.RestartBackoffMin
+	var probeC <-chan time.Time
+	if s.cfg.ProbeInterval > 0 {
+		probe := time.NewTicker(s.cfg.ProbeInterval)
+		defer probe.Stop()
+		probeC = probe.C
+	}
+	failedProbes := 0
 	for {
 		select {
 		case <-s.closing:
 			return
 		case <-tick.C:
 		case <-s.kick:
+		case <-probeC:
+			failedProbes = s.probe(inst, failedProbes)
+			continue
 		}
 		if !inst.client.Exited() {
 			continue
 		}
+		failedProbes = 0
 		uptime := time.Since(inst.started)
 		s.mu.Lock()
 		if s.closed {
@@ -218,6 +230,34 @@ func (s *Store) supervise(inst *instance) {
 		}
 		inst = next
 	}
+}
+
+// probeTopic names the segment a liveness probe asks about; it need not
+// exist (ErrNotFound is a healthy answer).
+const probeTopic = "__walrus_pluginhost_probe"
+
+// probe checks that the plugin still answers and returns the new count of
+// consecutive failed probes. A plugin that is alive but wedged (a deadlock,
+// a stuck disk) would otherwise hold every call for CallTimeout forever;
+// after ProbeFailures failures it is killed, and the exit is handled like a
+// crash on the next poll.
+func (s *Store) probe(inst *instance, failed int) int {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
+	defer cancel()
+	_, err := inst.store.Stat(ctx, engine.SegmentID{Topic: probeTopic})
+	if err == nil || errors.Is(err, engine.ErrNotFound) || errors.Is(err, engine.ErrClosed) {
+		return 0
+	}
+	failed++
+	s.logger.Warn("plugin liveness probe failed", "pid", inst.pid, "failures", failed, "err", err)
+	if failed < s.cfg.ProbeFailures {
+		return failed
+	}
+	s.logger.Error("plugin unresponsive; killing it so it is restarted", "pid", inst.pid, "failures", failed)
+	if p, err := os.FindProcess(inst.pid); err == nil {
+		_ = p.Kill()
+	}
+	return 0
 }
 
 // relaunch tries to start the plugin again until it succeeds or the store

@@ -11,6 +11,7 @@
 //	WALRUS_TESTPLUGIN_CPUPROFILE=path       write a CPU profile until exit
 //	WALRUS_TESTPLUGIN_FAIL_IF_EXISTS=path   exit 1 at start while path exists
 //	WALRUS_TESTPLUGIN_HANG=1                never complete the handshake
+//	WALRUS_TESTPLUGIN_WEDGE_FILE=path       every call blocks while path exists
 package main
 
 import (
@@ -49,6 +50,9 @@ func main() {
 		os.Exit(1)
 	}
 	var store engine.SegmentStore = memstore.New()
+	if path := os.Getenv("WALRUS_TESTPLUGIN_WEDGE_FILE"); path != "" {
+		store = wedged{store, path}
+	}
 	if os.Getenv("WALRUS_TESTPLUGIN_CHATTY") == "1" {
 		store = chatty{store}
 	}
@@ -85,4 +89,31 @@ type chatty struct{ engine.SegmentStore }
 func (c chatty) Sync(ctx context.Context) error {
 	fmt.Println("testplugin: sync called")
 	return c.SegmentStore.Sync(ctx)
+}
+
+// wedged blocks Stat and Append, ignoring ctx like a deadlocked store would,
+// while its file exists (at most two minutes).
+type wedged struct {
+	engine.SegmentStore
+	path string
+}
+
+func (w wedged) wait() {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(w.path); err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (w wedged) Stat(ctx context.Context, id engine.SegmentID) (engine.SegmentInfo, error) {
+	w.wait()
+	return w.SegmentStore.Stat(ctx, id)
+}
+
+func (w wedged) Append(ctx context.Context, id engine.SegmentID, entries [][]byte) (uint64, error) {
+	w.wait()
+	return w.SegmentStore.Append(ctx, id, entries)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +32,8 @@ type peerProgress struct {
 	// Open maps "topic/segment" of the open segments the peer leads to
 	// their entry count at the time of the heartbeat.
 	Open map[segKey]uint64
+	// RaftAddr is the address the peer advertises now.
+	RaftAddr string
 }
 
 type segKey struct {
@@ -166,6 +169,7 @@ func (n *Node) clusterLoop(ctx context.Context) {
 		n.heartbeat(ctx)
 		if n.cons.IsLeader() {
 			n.promoteCaughtUp(ctx)
+			n.fixAddresses(ctx)
 			if err := n.failoverDead(ctx); err != nil && ctx.Err() == nil {
 				n.logger.Error("monitor tick failed", "op", "failover", "err", err)
 				n.m.MonitorTickFailures.Inc()
@@ -183,6 +187,12 @@ func (n *Node) clusterLoop(ctx context.Context) {
 // are missing or stale.
 func (n *Node) maybeRegister(ctx context.Context) {
 	if cur, ok := n.fsm.Node(n.id); ok && cur == n.self {
+		if !n.registered.Load() {
+			// Restarted with the same addresses: still say so once, the
+			// seed lists this line as normal start-up.
+			n.registered.Store(true)
+			n.logger.Info("Registered node address", "raft_addr", n.self.RaftAddr, "rpc_addr", n.self.RPCAddr, "client_addr", n.self.ClientAddr, "unchanged", true)
+		}
 		return
 	}
 	if id, _ := n.cons.Leader(); id == 0 {
@@ -200,7 +210,36 @@ func (n *Node) maybeRegister(ctx context.Context) {
 		}
 		return
 	}
+	n.registered.Store(true)
 	n.logger.Info("Registered node address", "raft_addr", n.self.RaftAddr, "rpc_addr", n.self.RPCAddr, "client_addr", n.self.ClientAddr)
+}
+
+// fixAddresses (on the Raft leader) re-addresses a member that restarted
+// on a different Raft address, as reported in its heartbeats, keeping its
+// suffrage.
+func (n *Node) fixAddresses(ctx context.Context) {
+	m, err := n.cons.Membership()
+	if err != nil {
+		return
+	}
+	for id, p := range n.peers.snapshot() {
+		old, ok := m.Addrs[id]
+		if !ok || p.RaftAddr == "" || p.RaftAddr == old || time.Since(p.Seen) > n.cfg.FailureTimeout {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if slices.Contains(m.Voters, id) {
+			err = n.cons.Promote(cctx, id, p.RaftAddr)
+		} else {
+			err = n.cons.AddNonvoter(cctx, id, p.RaftAddr)
+		}
+		cancel()
+		if err != nil {
+			n.logger.Warn("re-addressing member failed", "peer", id, "addr", p.RaftAddr, "err", err)
+			continue
+		}
+		n.logger.Info("member re-addressed", "peer", id, "old_addr", old, "addr", p.RaftAddr)
+	}
 }
 
 // heartbeat reports this node's Raft progress and the entry counts of the
@@ -235,6 +274,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 	}
 	e.u32(uint32(count))
 	e.b = append(e.b, open.b...)
+	e.str(n.self.RaftAddr)
 	hctx, cancel := context.WithTimeout(ctx, heartbeatInterval*4)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -266,6 +306,9 @@ func decodeHeartbeat(payload []byte) (uint64, peerProgress, error) {
 		topic := d.str()
 		seg, c := d.u64(), d.u64()
 		p.Open[segKey{topic, seg}] = c
+	}
+	if d.err == nil && len(d.b) > 0 {
+		p.RaftAddr = d.str()
 	}
 	return id, p, d.done()
 }

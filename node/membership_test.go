@@ -48,3 +48,33 @@ func TestJoinThroughFollowerAndRemove(t *testing.T) {
 		t.Fatalf("REMOVE_NODE x = %q", r.String())
 	}
 }
+
+// TestRestartOnNewAddress restarts a follower on another Raft port with its
+// data: the leader learns the new address from its heartbeats and the node
+// serves again.
+func TestRestartOnNewAddress(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := raftLeader(t, nodes)
+	victim := nodes[leader.n.id%3]
+	ctx := t.Context()
+	c := dial(t, leader)
+	if err := c.Put(ctx, "addr", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	victim.stop(t)
+	cfg := victim.cfg
+	cfg.RaftPort, cfg.ClientPort = 0, 0 // new ports
+	cfg.Join = nil
+	moved := startNode(t, cfg, victim.store)
+	defer moved.stop(t)
+	eventually(t, 30*time.Second, "new address in the Raft configuration", func() bool {
+		m, err := leader.n.cons.Membership()
+		return err == nil && m.Addrs[moved.n.id] == moved.n.RaftAddr() && slices.Contains(m.Voters, moved.n.id)
+	})
+	eventually(t, 30*time.Second, "moved node caught up", func() bool {
+		return moved.n.cons.Raft().AppliedIndex() >= leader.n.cons.Raft().CommitIndex()-1
+	})
+	if err := dial(t, moved).Put(ctx, "addr", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+}

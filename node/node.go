@@ -41,10 +41,11 @@ type Node struct {
 	self     metadata.Node
 
 	// stopping is closed when Run begins its shutdown.
-	stopping chan struct{}
-	ready    chan struct{}
-	runOnce  atomic.Bool
-	closed   atomic.Bool
+	stopping   chan struct{}
+	ready      chan struct{}
+	runOnce    atomic.Bool
+	closed     atomic.Bool
+	registered atomic.Bool
 
 	leases     leaseTable
 	writers    writerSet

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -183,5 +184,89 @@ func TestCrashWhileAppending(t *testing.T) {
 				t.Fatalf("%d acknowledged entries missing after the restart", len(acked))
 			}
 		})
+	}
+}
+
+// TestCrashWhileAppendingConcurrently is the crash test with several
+// writers at once, so coalesced AppendPipe requests are in flight when the
+// plugin dies: every writer's acknowledged entries must survive.
+func TestCrashWhileAppendingConcurrently(t *testing.T) {
+	p := plugins[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	s, err := openPlugin(ctx, p.path, t.TempDir(), pluginhost.Config{
+		RestartBackoffMin: 20 * time.Millisecond, RestartBackoffMax: 500 * time.Millisecond,
+	}, "-durability", "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const writers = 6
+	type result struct {
+		writer int
+		acked  map[uint64][]byte
+		err    error
+	}
+	results := make(chan result, writers)
+	var ackedTotal atomic.Int64
+	stop := make(chan struct{})
+	for w := range writers {
+		go func() {
+			id := engine.SegmentID{Topic: fmt.Sprintf("crash%d", w), Segment: 1}
+			r := result{writer: w, acked: map[uint64][]byte{}}
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					results <- r
+					return
+				default:
+				}
+				e := fmt.Appendf(nil, "w%d-%06d", w, seq)
+				first, err := s.Append(ctx, id, [][]byte{e})
+				switch {
+				case err == nil:
+					r.acked[first] = e
+					ackedTotal.Add(1)
+				case errors.Is(err, engine.ErrUnavailable):
+				default:
+					r.err = fmt.Errorf("writer %d: %w", w, err)
+					results <- r
+					return
+				}
+			}
+		}()
+	}
+	waitFor := func(what string, cond func() bool) {
+		for !cond() {
+			if ctx.Err() != nil {
+				close(stop)
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("300 acknowledged appends", func() bool { return ackedTotal.Load() >= 300 })
+	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := ackedTotal.Load()
+	waitFor("the restart", func() bool { return s.Restarts() >= 1 })
+	waitFor("appends after the restart", func() bool { return ackedTotal.Load() >= killedAt+300 })
+	close(stop)
+	for range writers {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		topic := fmt.Sprintf("crash%d", r.writer)
+		got, err := s.Read(ctx, engine.SegmentID{Topic: topic, Segment: 1}, 0, 1<<20, 64<<20)
+		if err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		for off, want := range r.acked {
+			if off >= uint64(len(got)) || string(got[off]) != string(want) {
+				t.Fatalf("writer %d: acknowledged %q at offset %d lost after the restart", r.writer, want, off)
+			}
+		}
 	}
 }

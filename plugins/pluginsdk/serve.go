@@ -89,9 +89,10 @@ func Serve(store engine.SegmentStore, opts ...Option) {
 			stopper.stop()
 		}
 	}()
+	glue := &shim.Plugin{Impl: store, Limits: o.limits}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
-		Plugins:         plugin.PluginSet{shim.PluginName: &shim.Plugin{Impl: store, Limits: o.limits}},
+		Plugins:         plugin.PluginSet{shim.PluginName: glue},
 		GRPCServer: func(sopts []grpc.ServerOption) *grpc.Server {
 			return stopper.set(plugin.DefaultGRPCServer(append(sopts, shim.ServerOptions()...)))
 		},
@@ -99,6 +100,7 @@ func Serve(store engine.SegmentStore, opts ...Option) {
 	})
 	cancel()
 	wg.Wait()
+	glue.Stop() // the data channel: no append may reach the store after Close
 	if err := store.Close(); err != nil {
 		o.logger.Error("close store", "err", err)
 	}

@@ -38,6 +38,7 @@ type Client struct {
 	opts     ClientOptions
 	closed   atomic.Bool
 	appender *appender
+	data     dataState
 }
 
 var _ engine.SegmentStore = (*Client)(nil)
@@ -98,6 +99,11 @@ func (c *Client) Append(ctx context.Context, id engine.SegmentID, entries [][]by
 		total += uint64(len(e))
 	}
 	if total <= ChunkBytes && len(entries) <= chunkSizesMax {
+		if requestFrameFits(id.Topic, entries, total) {
+			if dc := c.dataChannel(ctx); dc != nil {
+				return dc.append(ctx, what, id, entries)
+			}
+		}
 		first, err := c.appendPiped(ctx, what, id, entries, total)
 		if !errors.Is(err, errRetryAppend) {
 			return first, err
@@ -279,6 +285,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	defer c.appender.close()
+	defer c.closeData()
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
 	_, err := c.rpc.Close(ctx, &pb.CloseRequest{})
@@ -290,5 +297,6 @@ func (c *Client) Close() error {
 // engine.ErrClosed.
 func (c *Client) Release() {
 	c.closed.Store(true)
+	c.closeData()
 	c.appender.close()
 }

@@ -7,6 +7,14 @@
 //   - Client implements SegmentStore by calling a Server (the host side);
 //   - Plugin glues both into hashicorp/go-plugin (GRPCPlugin).
 //
+// Small appends (one chunk or less) skip HTTP/2 where they can: the
+// plugin's Server offers a data channel (datachan_*.go), a plain Unix
+// socket in a private directory with a token handshake and a minimal
+// binary framing, pipelined by request id. A plugin without it is used
+// through AppendPipe (pipe.go: long-lived gRPC streams, concurrent appends
+// coalesced into one request), and batches over a chunk always take the
+// client-streaming Append RPC.
+//
 // Batches and read results larger than one gRPC message are split into
 // chunks of at most ChunkBytes payload (chunk.go); lengths announced by the
 // peer are checked against limits before anything is allocated.

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,11 +19,35 @@ import (
 	pb "github.com/walrus-go/walrus/plugins/proto/segmentstore/v1"
 )
 
-// oldServer is a plugin built before AppendPipe existed.
+// oldServer is a plugin built before AppendPipe and the data channel existed.
 type oldServer struct{ *Server }
 
 func (oldServer) AppendPipe(pb.SegmentStore_AppendPipeServer) error {
 	return status.Error(codes.Unimplemented, "method AppendPipe not implemented")
+}
+
+func (oldServer) OpenDataChannel(context.Context, *pb.OpenDataChannelRequest) (*pb.OpenDataChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenDataChannel not implemented")
+}
+
+// pipeOnlyServer is a plugin without the data channel: small appends take
+// AppendPipe.
+type pipeOnlyServer struct{ *Server }
+
+func (pipeOnlyServer) OpenDataChannel(context.Context, *pb.OpenDataChannelRequest) (*pb.OpenDataChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenDataChannel not implemented")
+}
+
+// connectPipeOnly serves store without the data channel.
+func connectPipeOnly(t *testing.T, store engine.SegmentStore) *Client {
+	t.Helper()
+	conn, _ := plugin.TestGRPCConn(t, func(s *grpc.Server) {
+		pb.RegisterSegmentStoreServer(s, pipeOnlyServer{NewServer(store, engine.Limits{})})
+	})
+	t.Cleanup(func() { _ = conn.Close() })
+	c := NewClient(conn, ClientOptions{})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 func TestAppendFallsBackWithoutPipe(t *testing.T) {
@@ -49,7 +74,7 @@ func TestAppendFallsBackWithoutPipe(t *testing.T) {
 }
 
 func TestPipeSurvivesStoreError(t *testing.T) {
-	c, _ := connect(t, memstore.New())
+	c := connectPipeOnly(t, memstore.New())
 	sealed := engine.SegmentID{Topic: "p", Segment: 1}
 	if _, err := c.Append(t.Context(), sealed, [][]byte{[]byte("a")}); err != nil {
 		t.Fatal(err)
@@ -71,7 +96,7 @@ func TestPipeSurvivesStoreError(t *testing.T) {
 // TestConcurrentAppendsCoalesce: many concurrent small appends share round
 // trips, and each still gets its own, correct offset.
 func TestConcurrentAppendsCoalesce(t *testing.T) {
-	c, _ := connect(t, memstore.New())
+	c := connectPipeOnly(t, memstore.New())
 	const writers, each = 32, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"sync"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -41,14 +42,32 @@ type Plugin struct {
 	Limits engine.Limits
 	// ClientOptions tune the dispensed client (host side).
 	ClientOptions ClientOptions
+
+	mu     sync.Mutex
+	server *Server // plugin side, once GRPCServer ran
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
 
 // GRPCServer registers the store's server on s.
 func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterSegmentStoreServer(s, NewServer(p.Impl, p.Limits))
+	srv := NewServer(p.Impl, p.Limits)
+	p.mu.Lock()
+	p.server = srv
+	p.mu.Unlock()
+	pb.RegisterSegmentStoreServer(s, srv)
 	return nil
+}
+
+// Stop releases what the plugin-side server owns beyond the gRPC server
+// (the data channel). Call it once serving ended.
+func (p *Plugin) Stop() {
+	p.mu.Lock()
+	srv := p.server
+	p.mu.Unlock()
+	if srv != nil {
+		srv.Stop()
+	}
 }
 
 // GRPCClient returns a *Client over conn.

@@ -23,6 +23,10 @@ type Server struct {
 	pb.UnimplementedSegmentStoreServer
 	store  engine.SegmentStore
 	limits engine.Limits
+
+	dataMu      sync.Mutex
+	data        *dataServer // started by the first OpenDataChannel
+	dataStopped bool
 }
 
 var _ pb.SegmentStoreServer = (*Server)(nil)
@@ -205,6 +209,37 @@ func (s *Server) Read(req *pb.ReadRequest, stream pb.SegmentStore_ReadServer) er
 		}
 	}
 	return ch.close()
+}
+
+// OpenDataChannel starts the data channel (once) and tells the host where
+// it is and which token to present.
+func (s *Server) OpenDataChannel(context.Context, *pb.OpenDataChannelRequest) (*pb.OpenDataChannelResponse, error) {
+	s.dataMu.Lock()
+	defer s.dataMu.Unlock()
+	if s.dataStopped {
+		return nil, toStatus(fmt.Errorf("shim: data channel: %w", engine.ErrClosed))
+	}
+	if s.data == nil {
+		d, err := startDataServer(s.store)
+		if err != nil {
+			return nil, toStatus(fmt.Errorf("shim: %v: %w", err, engine.ErrUnavailable))
+		}
+		s.data = d
+	}
+	return &pb.OpenDataChannelResponse{Network: "unix", Address: s.data.address(), Token: s.data.token}, nil
+}
+
+// Stop ends the data channel (its connections and in-flight appends) and
+// removes its socket. Call it after the gRPC server stopped, before closing
+// the store. Idempotent.
+func (s *Server) Stop() {
+	s.dataMu.Lock()
+	d := s.data
+	s.data, s.dataStopped = nil, true
+	s.dataMu.Unlock()
+	if d != nil {
+		d.stop()
+	}
 }
 
 // Seal seals one segment.

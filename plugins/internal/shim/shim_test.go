@@ -20,15 +20,25 @@ import (
 // client plus the server to stop.
 func connect(t *testing.T, store engine.SegmentStore) (*Client, *plugin.GRPCServer) {
 	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &Plugin{Impl: store},
-	})
+	c, server, _ := connectPlugin(t, store)
+	return c, server
+}
+
+// connectPlugin is connect that also returns the plugin-side glue, whose
+// Stop ends the data channel (as the plugin process exiting would).
+func connectPlugin(t *testing.T, store engine.SegmentStore) (*Client, *plugin.GRPCServer, *Plugin) {
+	t.Helper()
+	p := &Plugin{Impl: store}
+	t.Cleanup(p.Stop) // runs last: after the clients below are gone
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
 	t.Cleanup(func() { _ = client.Close() })
 	raw, err := client.Dispense(PluginName)
 	if err != nil {
 		t.Fatalf("dispense: %v", err)
 	}
-	return raw.(*Client), server
+	c := raw.(*Client)
+	t.Cleanup(c.Release)
+	return c, server, p
 }
 
 // failingStore returns err from every method.
@@ -114,12 +124,13 @@ func TestUnknownErrorKeepsMessage(t *testing.T) {
 // TestTransportFailureIsUnavailable: once the plugin side is gone, every
 // call fails with ErrUnavailable saying "backend unavailable".
 func TestTransportFailureIsUnavailable(t *testing.T) {
-	c, server := connect(t, memstore.New())
+	c, server, p := connectPlugin(t, memstore.New())
 	id := engine.SegmentID{Topic: "logs"}
 	if _, err := c.Append(t.Context(), id, [][]byte{[]byte("a")}); err != nil {
 		t.Fatalf("append: %v", err)
 	}
 	server.Stop()
+	p.Stop()
 	for name, call := range map[string]func() error{
 		"append": func() error { _, err := c.Append(t.Context(), id, [][]byte{[]byte("b")}); return err },
 		"read":   func() error { _, err := c.Read(t.Context(), id, 0, 1, 1); return err },

@@ -485,6 +485,105 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+type OpenDataChannelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenDataChannelRequest) Reset() {
+	*x = OpenDataChannelRequest{}
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenDataChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenDataChannelRequest) ProtoMessage() {}
+
+func (x *OpenDataChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenDataChannelRequest.ProtoReflect.Descriptor instead.
+func (*OpenDataChannelRequest) Descriptor() ([]byte, []int) {
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{8}
+}
+
+type OpenDataChannelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// network is "unix"; address is the socket path (in a directory only the
+	// plugin's user can enter).
+	Network string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// token must be the first bytes the host writes on the connection.
+	Token         []byte `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenDataChannelResponse) Reset() {
+	*x = OpenDataChannelResponse{}
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenDataChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenDataChannelResponse) ProtoMessage() {}
+
+func (x *OpenDataChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenDataChannelResponse.ProtoReflect.Descriptor instead.
+func (*OpenDataChannelResponse) Descriptor() ([]byte, []int) {
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *OpenDataChannelResponse) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *OpenDataChannelResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *OpenDataChannelResponse) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type ReadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            *SegmentID             `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -497,7 +596,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +608,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[8]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +621,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{8}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReadRequest) GetId() *SegmentID {
@@ -566,7 +665,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +677,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[9]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +690,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{9}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadResponse) GetTotalEntries() uint64 {
@@ -631,7 +730,7 @@ type SealRequest struct {
 
 func (x *SealRequest) Reset() {
 	*x = SealRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +742,7 @@ func (x *SealRequest) String() string {
 func (*SealRequest) ProtoMessage() {}
 
 func (x *SealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[10]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +755,7 @@ func (x *SealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRequest.ProtoReflect.Descriptor instead.
 func (*SealRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{10}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SealRequest) GetId() *SegmentID {
@@ -675,7 +774,7 @@ type SealResponse struct {
 
 func (x *SealResponse) Reset() {
 	*x = SealResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +786,7 @@ func (x *SealResponse) String() string {
 func (*SealResponse) ProtoMessage() {}
 
 func (x *SealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[11]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +799,7 @@ func (x *SealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealResponse.ProtoReflect.Descriptor instead.
 func (*SealResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{11}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SealResponse) GetInfo() *SegmentInfo {
@@ -719,7 +818,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +830,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[12]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +843,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{12}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatRequest) GetId() *SegmentID {
@@ -763,7 +862,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +874,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[13]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +887,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{13}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatResponse) GetInfo() *SegmentInfo {
@@ -808,7 +907,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +919,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[14]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +932,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{14}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRequest) GetTopic() string {
@@ -852,7 +951,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +963,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[15]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +976,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{15}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListResponse) GetInfos() []*SegmentInfo {
@@ -896,7 +995,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1007,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[16]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1020,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{16}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteRequest) GetId() *SegmentID {
@@ -939,7 +1038,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1050,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[17]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1063,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{17}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{19}
 }
 
 type SyncRequest struct {
@@ -975,7 +1074,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1086,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[18]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1099,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{18}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{20}
 }
 
 type SyncResponse struct {
@@ -1011,7 +1110,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1122,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[19]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1135,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{19}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{21}
 }
 
 type CloseRequest struct {
@@ -1047,7 +1146,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[20]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1158,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[20]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1171,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{20}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{22}
 }
 
 type CloseResponse struct {
@@ -1083,7 +1182,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[21]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1194,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[21]
+	mi := &file_segmentstore_v1_segmentstore_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1207,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{21}
+	return file_segmentstore_v1_segmentstore_proto_rawDescGZIP(), []int{23}
 }
 
 var File_segmentstore_v1_segmentstore_proto protoreflect.FileDescriptor
@@ -1143,7 +1242,12 @@ const file_segmentstore_v1_segmentstore_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x96\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x18\n" +
+	"\x16OpenDataChannelRequest\"c\n" +
+	"\x17OpenDataChannelResponse\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\fR\x05token\"\x96\x01\n" +
 	"\vReadRequest\x121\n" +
 	"\x02id\x18\x01 \x01(\v2!.walrus.segmentstore.v1.SegmentIDR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x1f\n" +
@@ -1174,11 +1278,12 @@ const file_segmentstore_v1_segmentstore_proto_rawDesc = "" +
 	"\vSyncRequest\"\x0e\n" +
 	"\fSyncResponse\"\x0e\n" +
 	"\fCloseRequest\"\x0f\n" +
-	"\rCloseResponse2\xa1\x06\n" +
+	"\rCloseResponse2\x95\a\n" +
 	"\fSegmentStore\x12Y\n" +
 	"\x06Append\x12%.walrus.segmentstore.v1.AppendRequest\x1a&.walrus.segmentstore.v1.AppendResponse(\x01\x12d\n" +
 	"\n" +
-	"AppendPipe\x12).walrus.segmentstore.v1.AppendPipeRequest\x1a'.walrus.segmentstore.v1.AppendPipeReply(\x010\x01\x12S\n" +
+	"AppendPipe\x12).walrus.segmentstore.v1.AppendPipeRequest\x1a'.walrus.segmentstore.v1.AppendPipeReply(\x010\x01\x12r\n" +
+	"\x0fOpenDataChannel\x12..walrus.segmentstore.v1.OpenDataChannelRequest\x1a/.walrus.segmentstore.v1.OpenDataChannelResponse\x12S\n" +
 	"\x04Read\x12#.walrus.segmentstore.v1.ReadRequest\x1a$.walrus.segmentstore.v1.ReadResponse0\x01\x12Q\n" +
 	"\x04Seal\x12#.walrus.segmentstore.v1.SealRequest\x1a$.walrus.segmentstore.v1.SealResponse\x12Q\n" +
 	"\x04Stat\x12#.walrus.segmentstore.v1.StatRequest\x1a$.walrus.segmentstore.v1.StatResponse\x12S\n" +
@@ -1199,30 +1304,32 @@ func file_segmentstore_v1_segmentstore_proto_rawDescGZIP() []byte {
 	return file_segmentstore_v1_segmentstore_proto_rawDescData
 }
 
-var file_segmentstore_v1_segmentstore_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_segmentstore_v1_segmentstore_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_segmentstore_v1_segmentstore_proto_goTypes = []any{
-	(*SegmentID)(nil),         // 0: walrus.segmentstore.v1.SegmentID
-	(*SegmentInfo)(nil),       // 1: walrus.segmentstore.v1.SegmentInfo
-	(*AppendRequest)(nil),     // 2: walrus.segmentstore.v1.AppendRequest
-	(*AppendResponse)(nil),    // 3: walrus.segmentstore.v1.AppendResponse
-	(*AppendPipeRequest)(nil), // 4: walrus.segmentstore.v1.AppendPipeRequest
-	(*AppendPipeReply)(nil),   // 5: walrus.segmentstore.v1.AppendPipeReply
-	(*AppendReply)(nil),       // 6: walrus.segmentstore.v1.AppendReply
-	(*Error)(nil),             // 7: walrus.segmentstore.v1.Error
-	(*ReadRequest)(nil),       // 8: walrus.segmentstore.v1.ReadRequest
-	(*ReadResponse)(nil),      // 9: walrus.segmentstore.v1.ReadResponse
-	(*SealRequest)(nil),       // 10: walrus.segmentstore.v1.SealRequest
-	(*SealResponse)(nil),      // 11: walrus.segmentstore.v1.SealResponse
-	(*StatRequest)(nil),       // 12: walrus.segmentstore.v1.StatRequest
-	(*StatResponse)(nil),      // 13: walrus.segmentstore.v1.StatResponse
-	(*ListRequest)(nil),       // 14: walrus.segmentstore.v1.ListRequest
-	(*ListResponse)(nil),      // 15: walrus.segmentstore.v1.ListResponse
-	(*DeleteRequest)(nil),     // 16: walrus.segmentstore.v1.DeleteRequest
-	(*DeleteResponse)(nil),    // 17: walrus.segmentstore.v1.DeleteResponse
-	(*SyncRequest)(nil),       // 18: walrus.segmentstore.v1.SyncRequest
-	(*SyncResponse)(nil),      // 19: walrus.segmentstore.v1.SyncResponse
-	(*CloseRequest)(nil),      // 20: walrus.segmentstore.v1.CloseRequest
-	(*CloseResponse)(nil),     // 21: walrus.segmentstore.v1.CloseResponse
+	(*SegmentID)(nil),               // 0: walrus.segmentstore.v1.SegmentID
+	(*SegmentInfo)(nil),             // 1: walrus.segmentstore.v1.SegmentInfo
+	(*AppendRequest)(nil),           // 2: walrus.segmentstore.v1.AppendRequest
+	(*AppendResponse)(nil),          // 3: walrus.segmentstore.v1.AppendResponse
+	(*AppendPipeRequest)(nil),       // 4: walrus.segmentstore.v1.AppendPipeRequest
+	(*AppendPipeReply)(nil),         // 5: walrus.segmentstore.v1.AppendPipeReply
+	(*AppendReply)(nil),             // 6: walrus.segmentstore.v1.AppendReply
+	(*Error)(nil),                   // 7: walrus.segmentstore.v1.Error
+	(*OpenDataChannelRequest)(nil),  // 8: walrus.segmentstore.v1.OpenDataChannelRequest
+	(*OpenDataChannelResponse)(nil), // 9: walrus.segmentstore.v1.OpenDataChannelResponse
+	(*ReadRequest)(nil),             // 10: walrus.segmentstore.v1.ReadRequest
+	(*ReadResponse)(nil),            // 11: walrus.segmentstore.v1.ReadResponse
+	(*SealRequest)(nil),             // 12: walrus.segmentstore.v1.SealRequest
+	(*SealResponse)(nil),            // 13: walrus.segmentstore.v1.SealResponse
+	(*StatRequest)(nil),             // 14: walrus.segmentstore.v1.StatRequest
+	(*StatResponse)(nil),            // 15: walrus.segmentstore.v1.StatResponse
+	(*ListRequest)(nil),             // 16: walrus.segmentstore.v1.ListRequest
+	(*ListResponse)(nil),            // 17: walrus.segmentstore.v1.ListResponse
+	(*DeleteRequest)(nil),           // 18: walrus.segmentstore.v1.DeleteRequest
+	(*DeleteResponse)(nil),          // 19: walrus.segmentstore.v1.DeleteResponse
+	(*SyncRequest)(nil),             // 20: walrus.segmentstore.v1.SyncRequest
+	(*SyncResponse)(nil),            // 21: walrus.segmentstore.v1.SyncResponse
+	(*CloseRequest)(nil),            // 22: walrus.segmentstore.v1.CloseRequest
+	(*CloseResponse)(nil),           // 23: walrus.segmentstore.v1.CloseResponse
 }
 var file_segmentstore_v1_segmentstore_proto_depIdxs = []int32{
 	0,  // 0: walrus.segmentstore.v1.SegmentInfo.id:type_name -> walrus.segmentstore.v1.SegmentID
@@ -1239,24 +1346,26 @@ var file_segmentstore_v1_segmentstore_proto_depIdxs = []int32{
 	0,  // 11: walrus.segmentstore.v1.DeleteRequest.id:type_name -> walrus.segmentstore.v1.SegmentID
 	2,  // 12: walrus.segmentstore.v1.SegmentStore.Append:input_type -> walrus.segmentstore.v1.AppendRequest
 	4,  // 13: walrus.segmentstore.v1.SegmentStore.AppendPipe:input_type -> walrus.segmentstore.v1.AppendPipeRequest
-	8,  // 14: walrus.segmentstore.v1.SegmentStore.Read:input_type -> walrus.segmentstore.v1.ReadRequest
-	10, // 15: walrus.segmentstore.v1.SegmentStore.Seal:input_type -> walrus.segmentstore.v1.SealRequest
-	12, // 16: walrus.segmentstore.v1.SegmentStore.Stat:input_type -> walrus.segmentstore.v1.StatRequest
-	14, // 17: walrus.segmentstore.v1.SegmentStore.List:input_type -> walrus.segmentstore.v1.ListRequest
-	16, // 18: walrus.segmentstore.v1.SegmentStore.Delete:input_type -> walrus.segmentstore.v1.DeleteRequest
-	18, // 19: walrus.segmentstore.v1.SegmentStore.Sync:input_type -> walrus.segmentstore.v1.SyncRequest
-	20, // 20: walrus.segmentstore.v1.SegmentStore.Close:input_type -> walrus.segmentstore.v1.CloseRequest
-	3,  // 21: walrus.segmentstore.v1.SegmentStore.Append:output_type -> walrus.segmentstore.v1.AppendResponse
-	5,  // 22: walrus.segmentstore.v1.SegmentStore.AppendPipe:output_type -> walrus.segmentstore.v1.AppendPipeReply
-	9,  // 23: walrus.segmentstore.v1.SegmentStore.Read:output_type -> walrus.segmentstore.v1.ReadResponse
-	11, // 24: walrus.segmentstore.v1.SegmentStore.Seal:output_type -> walrus.segmentstore.v1.SealResponse
-	13, // 25: walrus.segmentstore.v1.SegmentStore.Stat:output_type -> walrus.segmentstore.v1.StatResponse
-	15, // 26: walrus.segmentstore.v1.SegmentStore.List:output_type -> walrus.segmentstore.v1.ListResponse
-	17, // 27: walrus.segmentstore.v1.SegmentStore.Delete:output_type -> walrus.segmentstore.v1.DeleteResponse
-	19, // 28: walrus.segmentstore.v1.SegmentStore.Sync:output_type -> walrus.segmentstore.v1.SyncResponse
-	21, // 29: walrus.segmentstore.v1.SegmentStore.Close:output_type -> walrus.segmentstore.v1.CloseResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
+	8,  // 14: walrus.segmentstore.v1.SegmentStore.OpenDataChannel:input_type -> walrus.segmentstore.v1.OpenDataChannelRequest
+	10, // 15: walrus.segmentstore.v1.SegmentStore.Read:input_type -> walrus.segmentstore.v1.ReadRequest
+	12, // 16: walrus.segmentstore.v1.SegmentStore.Seal:input_type -> walrus.segmentstore.v1.SealRequest
+	14, // 17: walrus.segmentstore.v1.SegmentStore.Stat:input_type -> walrus.segmentstore.v1.StatRequest
+	16, // 18: walrus.segmentstore.v1.SegmentStore.List:input_type -> walrus.segmentstore.v1.ListRequest
+	18, // 19: walrus.segmentstore.v1.SegmentStore.Delete:input_type -> walrus.segmentstore.v1.DeleteRequest
+	20, // 20: walrus.segmentstore.v1.SegmentStore.Sync:input_type -> walrus.segmentstore.v1.SyncRequest
+	22, // 21: walrus.segmentstore.v1.SegmentStore.Close:input_type -> walrus.segmentstore.v1.CloseRequest
+	3,  // 22: walrus.segmentstore.v1.SegmentStore.Append:output_type -> walrus.segmentstore.v1.AppendResponse
+	5,  // 23: walrus.segmentstore.v1.SegmentStore.AppendPipe:output_type -> walrus.segmentstore.v1.AppendPipeReply
+	9,  // 24: walrus.segmentstore.v1.SegmentStore.OpenDataChannel:output_type -> walrus.segmentstore.v1.OpenDataChannelResponse
+	11, // 25: walrus.segmentstore.v1.SegmentStore.Read:output_type -> walrus.segmentstore.v1.ReadResponse
+	13, // 26: walrus.segmentstore.v1.SegmentStore.Seal:output_type -> walrus.segmentstore.v1.SealResponse
+	15, // 27: walrus.segmentstore.v1.SegmentStore.Stat:output_type -> walrus.segmentstore.v1.StatResponse
+	17, // 28: walrus.segmentstore.v1.SegmentStore.List:output_type -> walrus.segmentstore.v1.ListResponse
+	19, // 29: walrus.segmentstore.v1.SegmentStore.Delete:output_type -> walrus.segmentstore.v1.DeleteResponse
+	21, // 30: walrus.segmentstore.v1.SegmentStore.Sync:output_type -> walrus.segmentstore.v1.SyncResponse
+	23, // 31: walrus.segmentstore.v1.SegmentStore.Close:output_type -> walrus.segmentstore.v1.CloseResponse
+	22, // [22:32] is the sub-list for method output_type
+	12, // [12:22] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1273,7 +1382,7 @@ func file_segmentstore_v1_segmentstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_segmentstore_v1_segmentstore_proto_rawDesc), len(file_segmentstore_v1_segmentstore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

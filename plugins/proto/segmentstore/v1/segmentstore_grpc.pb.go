@@ -38,15 +38,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SegmentStore_Append_FullMethodName     = "/walrus.segmentstore.v1.SegmentStore/Append"
-	SegmentStore_AppendPipe_FullMethodName = "/walrus.segmentstore.v1.SegmentStore/AppendPipe"
-	SegmentStore_Read_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Read"
-	SegmentStore_Seal_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Seal"
-	SegmentStore_Stat_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Stat"
-	SegmentStore_List_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/List"
-	SegmentStore_Delete_FullMethodName     = "/walrus.segmentstore.v1.SegmentStore/Delete"
-	SegmentStore_Sync_FullMethodName       = "/walrus.segmentstore.v1.SegmentStore/Sync"
-	SegmentStore_Close_FullMethodName      = "/walrus.segmentstore.v1.SegmentStore/Close"
+	SegmentStore_Append_FullMethodName          = "/walrus.segmentstore.v1.SegmentStore/Append"
+	SegmentStore_AppendPipe_FullMethodName      = "/walrus.segmentstore.v1.SegmentStore/AppendPipe"
+	SegmentStore_OpenDataChannel_FullMethodName = "/walrus.segmentstore.v1.SegmentStore/OpenDataChannel"
+	SegmentStore_Read_FullMethodName            = "/walrus.segmentstore.v1.SegmentStore/Read"
+	SegmentStore_Seal_FullMethodName            = "/walrus.segmentstore.v1.SegmentStore/Seal"
+	SegmentStore_Stat_FullMethodName            = "/walrus.segmentstore.v1.SegmentStore/Stat"
+	SegmentStore_List_FullMethodName            = "/walrus.segmentstore.v1.SegmentStore/List"
+	SegmentStore_Delete_FullMethodName          = "/walrus.segmentstore.v1.SegmentStore/Delete"
+	SegmentStore_Sync_FullMethodName            = "/walrus.segmentstore.v1.SegmentStore/Sync"
+	SegmentStore_Close_FullMethodName           = "/walrus.segmentstore.v1.SegmentStore/Close"
 )
 
 // SegmentStoreClient is the client API for SegmentStore service.
@@ -66,6 +67,12 @@ type SegmentStoreClient interface {
 	// the per-call stream setup of Append and amortises one round trip over
 	// many appends; the host uses Append for batches over one chunk.
 	AppendPipe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendPipeRequest, AppendPipeReply], error)
+	// OpenDataChannel returns the address of a plain Unix socket on which the
+	// plugin serves small appends with a minimal binary framing (see
+	// plugins/internal/shim/datachan.go): no HTTP/2, no protobuf, one write
+	// and one read per call each way. The host sends token first. A plugin
+	// without it (Unimplemented) is used through AppendPipe instead.
+	OpenDataChannel(ctx context.Context, in *OpenDataChannelRequest, opts ...grpc.CallOption) (*OpenDataChannelResponse, error)
 	// Read streams the entries of one engine Read call as chunks.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error)
 	Seal(ctx context.Context, in *SealRequest, opts ...grpc.CallOption) (*SealResponse, error)
@@ -112,6 +119,16 @@ func (c *segmentStoreClient) AppendPipe(ctx context.Context, opts ...grpc.CallOp
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SegmentStore_AppendPipeClient = grpc.BidiStreamingClient[AppendPipeRequest, AppendPipeReply]
+
+func (c *segmentStoreClient) OpenDataChannel(ctx context.Context, in *OpenDataChannelRequest, opts ...grpc.CallOption) (*OpenDataChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OpenDataChannelResponse)
+	err := c.cc.Invoke(ctx, SegmentStore_OpenDataChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *segmentStoreClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -218,6 +235,12 @@ type SegmentStoreServer interface {
 	// the per-call stream setup of Append and amortises one round trip over
 	// many appends; the host uses Append for batches over one chunk.
 	AppendPipe(grpc.BidiStreamingServer[AppendPipeRequest, AppendPipeReply]) error
+	// OpenDataChannel returns the address of a plain Unix socket on which the
+	// plugin serves small appends with a minimal binary framing (see
+	// plugins/internal/shim/datachan.go): no HTTP/2, no protobuf, one write
+	// and one read per call each way. The host sends token first. A plugin
+	// without it (Unimplemented) is used through AppendPipe instead.
+	OpenDataChannel(context.Context, *OpenDataChannelRequest) (*OpenDataChannelResponse, error)
 	// Read streams the entries of one engine Read call as chunks.
 	Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error
 	Seal(context.Context, *SealRequest) (*SealResponse, error)
@@ -244,6 +267,9 @@ func (UnimplementedSegmentStoreServer) Append(grpc.ClientStreamingServer[AppendR
 }
 func (UnimplementedSegmentStoreServer) AppendPipe(grpc.BidiStreamingServer[AppendPipeRequest, AppendPipeReply]) error {
 	return status.Error(codes.Unimplemented, "method AppendPipe not implemented")
+}
+func (UnimplementedSegmentStoreServer) OpenDataChannel(context.Context, *OpenDataChannelRequest) (*OpenDataChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenDataChannel not implemented")
 }
 func (UnimplementedSegmentStoreServer) Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error {
 	return status.Error(codes.Unimplemented, "method Read not implemented")
@@ -300,6 +326,24 @@ func _SegmentStore_AppendPipe_Handler(srv interface{}, stream grpc.ServerStream)
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SegmentStore_AppendPipeServer = grpc.BidiStreamingServer[AppendPipeRequest, AppendPipeReply]
+
+func _SegmentStore_OpenDataChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenDataChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SegmentStoreServer).OpenDataChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SegmentStore_OpenDataChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SegmentStoreServer).OpenDataChannel(ctx, req.(*OpenDataChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 func _SegmentStore_Read_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ReadRequest)
@@ -420,6 +464,10 @@ var SegmentStore_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "walrus.segmentstore.v1.SegmentStore",
 	HandlerType: (*SegmentStoreServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "OpenDataChannel",
+			Handler:    _SegmentStore_OpenDataChannel_Handler,
+		},
 		{
 			MethodName: "Seal",
 			Handler:    _SegmentStore_Seal_Handler,

@@ -1,0 +1,219 @@
+package shim
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/walrus-go/walrus/engine"
+	pb "github.com/walrus-go/walrus/plugins/proto/segmentstore/v1"
+)
+
+// dataRetryInterval is how long the client waits before trying to open the
+// data channel again after a failure (it uses AppendPipe meanwhile).
+const dataRetryInterval = time.Second
+
+// dataClient is the host end of one data channel connection: callers write
+// whole request frames (serialised by wmu) and wait for the reader to hand
+// them their response by id.
+type dataClient struct {
+	conn net.Conn
+	wmu  sync.Mutex
+
+	mu      sync.Mutex
+	pending map[uint64]chan dcResponse
+	nextID  uint64
+	err     error         // set once, when the connection fails
+	done    chan struct{} // closed with err
+	wg      sync.WaitGroup
+}
+
+// dataState is the Client's lazily opened data channel.
+type dataState struct {
+	mu          sync.Mutex
+	dc          *dataClient
+	unsupported bool // the plugin predates OpenDataChannel
+	closed      bool
+	failedAt    time.Time
+}
+
+// dataChannel returns a live data channel, opening one if needed, or nil
+// when appends must take the gRPC path.
+func (c *Client) dataChannel(ctx context.Context) *dataClient {
+	s := &c.data
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.unsupported {
+		return nil
+	}
+	if s.dc != nil {
+		select {
+		case <-s.dc.done:
+			s.dc.wait()
+			s.dc, s.failedAt = nil, time.Now()
+		default:
+			return s.dc
+		}
+	}
+	if time.Since(s.failedAt) < dataRetryInterval {
+		return nil
+	}
+	dc, err := c.openData(ctx)
+	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			s.unsupported = true
+		}
+		s.failedAt = time.Now()
+		return nil
+	}
+	s.dc = dc
+	return dc
+}
+
+func (c *Client) openData(ctx context.Context) (*dataClient, error) {
+	resp, err := c.rpc.OpenDataChannel(ctx, &pb.OpenDataChannelRequest{})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetNetwork() != "unix" || len(resp.GetToken()) != tokenBytes {
+		return nil, fmt.Errorf("data channel: unsupported %q address or token", resp.GetNetwork())
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "unix", resp.GetAddress())
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetWriteDeadline(dl)
+	}
+	if _, err := conn.Write(resp.GetToken()); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	dc := &dataClient{conn: conn, pending: map[uint64]chan dcResponse{}, done: make(chan struct{})}
+	dc.wg.Add(1)
+	go dc.readLoop()
+	return dc, nil
+}
+
+// closeData ends the data channel for good (Client Close/Release).
+func (c *Client) closeData() {
+	s := &c.data
+	s.mu.Lock()
+	s.closed = true
+	dc := s.dc
+	s.dc = nil
+	s.mu.Unlock()
+	if dc != nil {
+		dc.fail(fmt.Errorf("client closed"))
+		dc.wait()
+	}
+}
+
+func (dc *dataClient) wait() { dc.wg.Wait() }
+
+// fail marks the connection broken (once), wakes every waiting caller and
+// closes the socket, which ends the reader.
+func (dc *dataClient) fail(err error) {
+	dc.mu.Lock()
+	if dc.err == nil {
+		dc.err = err
+		close(dc.done)
+		clear(dc.pending)
+	}
+	dc.mu.Unlock()
+	_ = dc.conn.Close()
+}
+
+func (dc *dataClient) readLoop() {
+	defer dc.wg.Done()
+	br := bufio.NewReaderSize(dc.conn, 64<<10)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			dc.fail(err)
+			return
+		}
+		n := binary.LittleEndian.Uint32(hdr[:])
+		if n > maxResponseFrameBytes {
+			dc.fail(fmt.Errorf("%w: response of %d bytes", errFrame, n))
+			return
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			dc.fail(err)
+			return
+		}
+		resp, err := decodeResponse(body)
+		if err != nil {
+			dc.fail(err)
+			return
+		}
+		dc.mu.Lock()
+		ch := dc.pending[resp.id]
+		delete(dc.pending, resp.id)
+		dc.mu.Unlock()
+		if ch != nil {
+			ch <- resp // capacity 1, one response per id
+		}
+	}
+}
+
+// append sends one batch and waits for its result. A broken channel is
+// ErrUnavailable: the plugin may or may not have applied the batch.
+func (dc *dataClient) append(ctx context.Context, what string, id engine.SegmentID, entries [][]byte) (uint64, error) {
+	ch := make(chan dcResponse, 1)
+	dc.mu.Lock()
+	if dc.err != nil {
+		err := dc.err
+		dc.mu.Unlock()
+		return 0, fmt.Errorf("plugin: %s: %w: data channel: %v", what, engine.ErrUnavailable, err)
+	}
+	dc.nextID++
+	reqID := dc.nextID
+	dc.pending[reqID] = ch
+	dc.mu.Unlock()
+
+	frame := appendRequestFrame(nil, reqID, id.Topic, id.Segment, entries)
+	dc.wmu.Lock()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = dc.conn.SetWriteDeadline(dl)
+	}
+	_, werr := dc.conn.Write(frame)
+	dc.wmu.Unlock()
+	if werr != nil {
+		dc.fail(werr)
+		return 0, fmt.Errorf("plugin: %s: %w: data channel: %v", what, engine.ErrUnavailable, werr)
+	}
+	select {
+	case r := <-ch:
+		return dataResult(r)
+	case <-dc.done:
+		select {
+		case r := <-ch: // answered just before the channel broke
+			return dataResult(r)
+		default:
+		}
+		return 0, fmt.Errorf("plugin: %s: %w: data channel: %v", what, engine.ErrUnavailable, dc.err)
+	case <-ctx.Done():
+		dc.mu.Lock()
+		delete(dc.pending, reqID)
+		dc.mu.Unlock()
+		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+	}
+}
+
+func dataResult(r dcResponse) (uint64, error) {
+	if r.ok {
+		return r.first, nil
+	}
+	return 0, remoteError(codes.Code(r.code), r.reason, r.message)
+}

@@ -1,0 +1,124 @@
+package shim
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/backends/memstore"
+	"github.com/walrus-go/walrus/engine"
+)
+
+// TestDataChannelCarriesSmallAppends: small appends take the data channel
+// (no AppendPipe request), large ones still take the Append RPC, and both
+// land in order.
+func TestDataChannelCarriesSmallAppends(t *testing.T) {
+	c, _ := connect(t, memstore.New())
+	id := engine.SegmentID{Topic: "dc"}
+	for i := range 10 {
+		first, err := c.Append(t.Context(), id, [][]byte{{byte(i)}, {}})
+		if err != nil || first != uint64(2*i) {
+			t.Fatalf("append %d: first=%d err=%v", i, first, err)
+		}
+	}
+	big := bytes.Repeat([]byte("b"), ChunkBytes+1)
+	if first, err := c.Append(t.Context(), id, [][]byte{big}); err != nil || first != 20 {
+		t.Fatalf("big append: first=%d err=%v", first, err)
+	}
+	if c.data.dc == nil || c.appender.requests.Load() != 0 {
+		t.Fatalf("data channel %v, %d AppendPipe requests: small appends did not use the data channel", c.data.dc, c.appender.requests.Load())
+	}
+	got, err := c.Read(t.Context(), id, 0, 100, 4<<20)
+	if err != nil || len(got) != 21 || got[2][0] != 1 || len(got[3]) != 0 || !bytes.Equal(got[20], big) {
+		t.Fatalf("read back %d entries, %v", len(got), err)
+	}
+}
+
+func TestDataChannelConcurrentAppends(t *testing.T) {
+	c, _ := connect(t, memstore.New())
+	const writers, each = 16, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			id := engine.SegmentID{Topic: "w", Segment: uint64(w)}
+			for i := range each {
+				if first, err := c.Append(t.Context(), id, [][]byte{{byte(i)}}); err != nil || first != uint64(i) {
+					errs <- errors.Join(err, errors.New("wrong offset"))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestDataChannelRefusesWrongToken: a connection that does not present the
+// token is closed without being served.
+func TestDataChannelRefusesWrongToken(t *testing.T) {
+	d, err := startDataServer(memstore.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop()
+	conn, err := net.Dial("unix", d.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(make([]byte, tokenBytes)); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = conn.Write(appendRequestFrame(nil, 1, "t", 0, [][]byte{[]byte("x")}))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Closed by the server: EOF, or a reset when our unread frame was
+	// still in its buffer.
+	if n, err := conn.Read(make([]byte, 64)); n != 0 || err == nil || (!errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Fatalf("read %d bytes, err %v: want the connection closed", n, err)
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	f.Add(appendRequestFrame(nil, 7, "logs", 3, [][]byte{[]byte("a"), {}, []byte("bc")})[4:])
+	f.Add(appendRequestFrame(nil, 1, "", 0, nil)[4:])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := decodeRequest(body)
+		if err != nil {
+			return
+		}
+		again, err := decodeRequest(appendRequestFrame(nil, r.id, r.topic, r.segment, r.entries)[4:])
+		if err != nil || again.id != r.id || again.topic != r.topic || again.segment != r.segment || len(again.entries) != len(r.entries) {
+			t.Fatalf("round trip: %+v vs %+v (%v)", again, r, err)
+		}
+		for i := range r.entries {
+			if !bytes.Equal(again.entries[i], r.entries[i]) {
+				t.Fatalf("entry %d differs", i)
+			}
+		}
+	})
+}
+
+func FuzzDecodeResponse(f *testing.F) {
+	f.Add(appendResponseFrame(nil, dcResponse{id: 3, ok: true, first: 9})[4:])
+	f.Add(appendResponseFrame(nil, dcResponse{id: 4, code: 9, reason: "SEALED", message: "segment is sealed"})[4:])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := decodeResponse(body)
+		if err != nil {
+			return
+		}
+		again, err := decodeResponse(appendResponseFrame(nil, r)[4:])
+		if err != nil || again != r {
+			t.Fatalf("round trip: %+v vs %+v (%v)", again, r, err)
+		}
+	})
+}

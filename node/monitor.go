@@ -21,6 +21,9 @@ func (n *Node) monitorLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case topic := <-n.rollHints:
+			n.handleRollHint(ctx, topic)
+			continue
 		}
 		if !n.cons.IsLeader() {
 			continue
@@ -226,4 +229,53 @@ func (n *Node) failover(ctx context.Context, topic string, r metadata.Route, liv
 	}
 	n.logger.Warn("segment leader down: sealed its open segment at the last reported count and moved the topic", "topic", topic, "segment", r.Segment, "dead_leader", r.Leader, "entries", count, "next_leader", next)
 	return nil
+}
+
+// rollHintCap bounds queued "segment full" hints; extra hints are dropped
+// (the periodic tick still catches the segment).
+const rollHintCap = 256
+
+// hintRollover reports, without blocking, that a segment this node leads
+// reached MaxSegmentEntries.
+func (n *Node) hintRollover(topic string) {
+	select {
+	case n.rollHints <- topic:
+	default:
+	}
+}
+
+// handleRollHint rolls the topic over now on the Raft leader, or passes the
+// hint to the leader.
+func (n *Node) handleRollHint(ctx context.Context, topic string) {
+	if !n.cons.IsLeader() {
+		id, addr := n.cons.Leader()
+		if id == 0 {
+			return
+		}
+		var e enc
+		e.str(topic)
+		hctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		_, _ = n.callAddr(hctx, addr, methodRollHint, e.b)
+		return
+	}
+	r, ok := n.fsm.Route(topic)
+	if !ok {
+		return
+	}
+	m, err := n.cons.Membership()
+	if err != nil {
+		return
+	}
+	peers := n.peers.snapshot()
+	var live []uint64
+	for _, id := range m.Voters {
+		if n.alive(id, peers) {
+			live = append(live, id)
+		}
+	}
+	if err := n.rolloverIfFull(ctx, topic, r, live); err != nil && ctx.Err() == nil {
+		n.m.MonitorTickFailures.Inc()
+		n.logger.Error("monitor tick failed", "topic", topic, "err", err)
+	}
 }

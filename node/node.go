@@ -53,6 +53,7 @@ type Node struct {
 	cursors    cursorSet
 	peers      peerTable
 
+	rollHints    chan string
 	notLeaderLog rateLimit
 	wg           sync.WaitGroup
 }
@@ -98,16 +99,17 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		m = metrics.New(cfg.NodeID)
 	}
 	n := &Node{
-		cfg:      cfg,
-		id:       cfg.NodeID,
-		store:    store,
-		logger:   logger,
-		m:        m,
-		raftLn:   raftLn,
-		clientLn: clientLn,
-		fsm:      metadata.NewFSM(),
-		stopping: make(chan struct{}),
-		ready:    make(chan struct{}),
+		cfg:       cfg,
+		id:        cfg.NodeID,
+		store:     store,
+		logger:    logger,
+		m:         m,
+		raftLn:    raftLn,
+		clientLn:  clientLn,
+		fsm:       metadata.NewFSM(),
+		stopping:  make(chan struct{}),
+		ready:     make(chan struct{}),
+		rollHints: make(chan string, rollHintCap),
 	}
 	n.mux = mux.New(raftLn, adv, logger.With("component", "mux"))
 	n.pool = rpc.NewPool(func(ctx context.Context, addr string) (net.Conn, error) {

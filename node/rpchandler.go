@@ -101,6 +101,13 @@ func (n *Node) dispatchRPC(ctx context.Context, method byte, payload []byte) ([]
 		var e enc
 		e.u64(n.cons.Raft().CommitIndex())
 		return e.b, nil
+	case methodRollHint:
+		topic := d.str()
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+		n.hintRollover(topic)
+		return nil, nil
 	case methodRemoveNode:
 		id := d.u64()
 		if err := d.done(); err != nil {

@@ -20,6 +20,7 @@ const (
 	methodStat        byte = 10 // topic, segment -> count
 	methodReadIndex   byte = 11 // - -> Raft leader's commit index
 	methodRemoveNode  byte = 12 // id -> - (Raft leader)
+	methodRollHint    byte = 13 // topic -> - (segment full; Raft leader)
 	// 32.. are reserved for segment replication (issue 4): append streams
 	// from a segment leader to its replicas, epoch fencing, catch-up reads.
 )

@@ -77,6 +77,8 @@ type topicWriter struct {
 	// fencedSeg is the segment fenced for rollover (0 = none); only the
 	// writer goroutine touches it.
 	fencedSeg uint64
+	// hintedSeg is the last segment reported full to the monitor.
+	hintedSeg uint64
 }
 
 func (n *Node) writer(topic string) (*topicWriter, error) {
@@ -233,9 +235,15 @@ func (w *topicWriter) flush(ops []*writeOp) {
 				all = append(all, op.entries...)
 			}
 		}
-		_, err := w.n.store.Append(context.Background(), id, all)
+		first, err := w.n.store.Append(context.Background(), id, all)
 		if err == nil {
 			w.n.m.ObserveAppend(w.topic, entries, bytes)
+			if first+uint64(len(all)) >= w.n.cfg.MaxSegmentEntries && w.hintedSeg != seg {
+				// Full: ask the monitor to roll now rather than at its next
+				// tick, so segments stay close to MaxSegmentEntries.
+				w.hintedSeg = seg
+				w.n.hintRollover(w.topic)
+			}
 		} else {
 			err = fmt.Errorf("append %s: %w", id, err)
 		}

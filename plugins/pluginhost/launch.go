@@ -123,10 +123,11 @@ func (inst *instance) stop(closeStore bool) error {
 	var err error
 	if closeStore {
 		err = inst.store.Close()
-	} else {
-		inst.store.Release()
 	}
 	inst.client.Kill()
+	// The process is gone now: release what is left on our side, including
+	// a data channel socket a killed plugin could not remove.
+	inst.store.Release()
 	inst.stdout.Flush()
 	inst.stderr.Flush()
 	return err

@@ -285,7 +285,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	defer c.appender.close()
-	defer c.closeData()
+	defer c.closeData(false)
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
 	_, err := c.rpc.Close(ctx, &pb.CloseRequest{})
@@ -293,10 +293,11 @@ func (c *Client) Close() error {
 }
 
 // Release ends the client's streams and goroutines without calling the
-// plugin (for a plugin that is already gone). Later calls fail with
+// plugin, for a plugin that is already gone (it also removes the data
+// channel socket the dead plugin left behind). Later calls fail with
 // engine.ErrClosed.
 func (c *Client) Release() {
 	c.closed.Store(true)
-	c.closeData()
+	c.closeData(true)
 	c.appender.close()
 }

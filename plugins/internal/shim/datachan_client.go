@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +46,7 @@ type dataState struct {
 	unsupported bool // the plugin predates OpenDataChannel
 	closed      bool
 	failedAt    time.Time
+	addr        string // the socket the plugin last offered
 }
 
 // dataChannel returns a live data channel, opening one if needed, or nil
@@ -66,7 +70,10 @@ func (c *Client) dataChannel(ctx context.Context) *dataClient {
 	if time.Since(s.failedAt) < dataRetryInterval {
 		return nil
 	}
-	dc, err := c.openData(ctx)
+	dc, addr, err := c.openData(ctx)
+	if addr != "" {
+		s.addr = addr
+	}
 	if err != nil {
 		if status.Code(err) == codes.Unimplemented {
 			s.unsupported = true
@@ -78,43 +85,50 @@ func (c *Client) dataChannel(ctx context.Context) *dataClient {
 	return dc
 }
 
-func (c *Client) openData(ctx context.Context) (*dataClient, error) {
+func (c *Client) openData(ctx context.Context) (*dataClient, string, error) {
 	resp, err := c.rpc.OpenDataChannel(ctx, &pb.OpenDataChannelRequest{})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if resp.GetNetwork() != "unix" || len(resp.GetToken()) != tokenBytes {
-		return nil, fmt.Errorf("data channel: unsupported %q address or token", resp.GetNetwork())
+		return nil, "", fmt.Errorf("data channel: unsupported %q address or token", resp.GetNetwork())
 	}
+	addr := resp.GetAddress()
 	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "unix", resp.GetAddress())
+	conn, err := dialer.DialContext(ctx, "unix", addr)
 	if err != nil {
-		return nil, err
+		return nil, addr, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetWriteDeadline(dl)
 	}
 	if _, err := conn.Write(resp.GetToken()); err != nil {
 		_ = conn.Close()
-		return nil, err
+		return nil, addr, err
 	}
 	dc := &dataClient{conn: conn, pending: map[uint64]chan dcResponse{}, done: make(chan struct{})}
 	dc.wg.Add(1)
 	go dc.readLoop()
-	return dc, nil
+	return dc, addr, nil
 }
 
-// closeData ends the data channel for good (Client Close/Release).
-func (c *Client) closeData() {
+// closeData ends the data channel for good (Client Close/Release). With
+// removeSocket (the plugin is known to be dead) it also removes the socket
+// directory the plugin could not clean up itself.
+func (c *Client) closeData(removeSocket bool) {
 	s := &c.data
 	s.mu.Lock()
 	s.closed = true
-	dc := s.dc
+	dc, addr := s.dc, s.addr
 	s.dc = nil
 	s.mu.Unlock()
 	if dc != nil {
 		dc.fail(fmt.Errorf("client closed"))
 		dc.wait()
+	}
+	// Only ever a directory the SDK created (see startDataServer).
+	if dir := filepath.Dir(addr); removeSocket && addr != "" && strings.HasPrefix(filepath.Base(dir), dataDirPrefix) {
+		_ = os.RemoveAll(dir)
 	}
 }
 

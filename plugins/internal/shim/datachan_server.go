@@ -28,6 +28,8 @@ const (
 	dcMaxInFlight = 256
 	// tokenTimeout bounds the wait for a new connection's token.
 	tokenTimeout = 10 * time.Second
+	// dataDirPrefix names the private directory of a data channel socket.
+	dataDirPrefix = "walrus-plugin-"
 )
 
 // dataServer serves small appends on a plain Unix socket in a private
@@ -48,7 +50,7 @@ type dataServer struct {
 }
 
 func startDataServer(store engine.SegmentStore) (*dataServer, error) {
-	dir, err := os.MkdirTemp("", "walrus-plugin-")
+	dir, err := os.MkdirTemp("", dataDirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("data channel: %w", err)
 	}

@@ -33,7 +33,11 @@ type Store struct {
 	restarts atomic.Uint64
 	kick     chan struct{} // capacity 1: a call saw the plugin unreachable
 	closing  chan struct{} // closed by Close: stop supervising
-	wg       sync.WaitGroup
+	// closingCtx is cancelled with closing, so a liveness probe in flight
+	// does not hold Close up.
+	closingCtx    context.Context
+	cancelClosing context.CancelFunc
+	wg            sync.WaitGroup
 }
 
 var _ engine.SegmentStore = (*Store)(nil)
@@ -60,6 +64,7 @@ func Open(ctx context.Context, cfg Config) (engine.SegmentStore, error) {
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 	}
+	s.closingCtx, s.cancelClosing = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.supervise(inst)
 	return s, nil
@@ -166,6 +171,7 @@ func (s *Store) Close() error {
 	inst := s.inst
 	s.inst = nil
 	close(s.closing)
+	s.cancelClosing()
 	s.mu.Unlock()
 	// Wait for the supervisor first: it may be mid-launch of a replacement,
 	// which it then stops itself.
@@ -242,10 +248,10 @@ const probeTopic = "__walrus_pluginhost_probe"
 // after ProbeFailures failures it is killed, and the exit is handled like a
 // crash on the next poll.
 func (s *Store) probe(inst *instance, failed int) int {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
+	ctx, cancel := context.WithTimeout(s.closingCtx, s.cfg.ProbeTimeout)
 	defer cancel()
 	_, err := inst.store.Stat(ctx, engine.SegmentID{Topic: probeTopic})
-	if err == nil || errors.Is(err, engine.ErrNotFound) || errors.Is(err, engine.ErrClosed) {
+	if err == nil || errors.Is(err, engine.ErrNotFound) || errors.Is(err, engine.ErrClosed) || s.closingCtx.Err() != nil {
 		return 0
 	}
 	failed++

@@ -101,7 +101,7 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		}
 		return protocol.Raw(b)
 	case CmdTopics:
-		b, err := n.topicsJSON(ctx)
+		b, err := n.topicsJSON()
 		if err != nil {
 			return n.errReply(err)
 		}

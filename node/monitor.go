@@ -153,23 +153,6 @@ func (n *Node) segmentCountOf(topic string, seg uint64) (uint64, error) {
 	return n.segmentCount(engine.SegmentID{Topic: topic, Segment: seg})
 }
 
-// openSegmentCount asks the open segment's leader for its entry count.
-func (n *Node) openSegmentCount(ctx context.Context, topic string, r metadata.Route) (uint64, error) {
-	if r.Leader == n.id {
-		return n.segmentCountOf(topic, r.Segment)
-	}
-	var e enc
-	e.str(topic)
-	e.u64(r.Segment)
-	resp, err := n.call(ctx, r.Leader, methodStat, e.b)
-	if err != nil {
-		return 0, err
-	}
-	d := dec{b: resp}
-	c := d.u64()
-	return c, d.done()
-}
-
 func upsertSelf(n *Node) metadata.Command { return metadata.UpsertNode{Node: n.self} }
 
 // failoverDead runs on the Raft leader every heartbeat interval and moves

@@ -334,20 +334,6 @@ func (n *Node) forwardAppendAsync(leader uint64, topic string, entries [][]byte,
 	})
 }
 
-func (n *Node) forwardAppendRPC(ctx context.Context, leader uint64, topic string, entries [][]byte) error {
-	var e enc
-	size := 8 + len(topic)
-	for _, p := range entries {
-		size += 4 + len(p)
-	}
-	e.b = make([]byte, 0, size)
-	e.str(topic)
-	e.list(entries)
-	_, err := n.call(ctx, leader, methodAppend, e.b)
-	n.m.ObserveForward("append", err)
-	return err
-}
-
 // catchUp waits until this node has applied everything the Raft leader had
 // committed when asked (a read index), so a topic just created through
 // another node is visible here. The leader itself is always caught up.

@@ -1,11 +1,9 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -206,7 +204,7 @@ type topicSummary struct {
 	Entries        uint64 `json:"entries"`
 }
 
-func (n *Node) topicsJSON(ctx context.Context) ([]byte, error) {
+func (n *Node) topicsJSON() ([]byte, error) {
 	st := n.fsm.State()
 	names := make([]string, 0, len(st.Topics))
 	for name := range st.Topics {
@@ -214,14 +212,20 @@ func (n *Node) topicsJSON(ctx context.Context) ([]byte, error) {
 	}
 	sort.Strings(names)
 	out := make([]topicSummary, 0, len(names))
+	peers := n.peers.snapshot()
 	for _, name := range names {
 		t := st.Topics[name]
 		entries := t.SealedOffset
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		if c, err := n.openSegmentCount(cctx, name, metadata.Route{Segment: t.CurrentSegment, Leader: t.LeaderNode}); err == nil {
-			entries += c
+		// The open segment's count: exact when it is led here, else from
+		// its leader's latest heartbeat (at most ~250 ms old), so a dead
+		// node cannot stall the listing.
+		if t.LeaderNode == n.id {
+			if c, err := n.segmentCountOf(name, t.CurrentSegment); err == nil {
+				entries += c
+			}
+		} else {
+			entries += peers[t.LeaderNode].Open[segKey{name, t.CurrentSegment}]
 		}
-		cancel()
 		out = append(out, topicSummary{Topic: name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments), Entries: entries})
 	}
 	return json.Marshal(out)

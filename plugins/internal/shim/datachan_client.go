@@ -29,7 +29,7 @@ const dataRetryInterval = time.Second
 // them their response by id.
 type dataClient struct {
 	conn net.Conn
-	wmu  sync.Mutex
+	w    frameWriter
 
 	mu      sync.Mutex
 	pending map[uint64]chan dcResponse
@@ -106,7 +106,7 @@ func (c *Client) openData(ctx context.Context) (*dataClient, string, error) {
 		_ = conn.Close()
 		return nil, addr, err
 	}
-	dc := &dataClient{conn: conn, pending: map[uint64]chan dcResponse{}, done: make(chan struct{})}
+	dc := &dataClient{conn: conn, w: frameWriter{conn: conn}, pending: map[uint64]chan dcResponse{}, done: make(chan struct{})}
 	dc.wg.Add(1)
 	go dc.readLoop()
 	return dc, addr, nil
@@ -197,12 +197,11 @@ func (dc *dataClient) append(ctx context.Context, what string, id engine.Segment
 	dc.mu.Unlock()
 
 	frame := appendRequestFrame(nil, reqID, id.Topic, id.Segment, entries)
-	dc.wmu.Lock()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = dc.conn.SetWriteDeadline(dl)
-	}
-	_, werr := dc.conn.Write(frame)
-	dc.wmu.Unlock()
+	werr := dc.w.write(frame, func(c net.Conn) {
+		if dl, ok := ctx.Deadline(); ok {
+			_ = c.SetWriteDeadline(dl)
+		}
+	})
 	if werr != nil {
 		dc.fail(werr)
 		return 0, fmt.Errorf("plugin: %s: %w: data channel: %v", what, engine.ErrUnavailable, werr)

@@ -135,7 +135,7 @@ func (d *dataServer) serveConn(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 
 	br := bufio.NewReaderSize(c, 64<<10)
-	var wmu sync.Mutex
+	w := frameWriter{conn: c}
 	sem := make(chan struct{}, dcMaxInFlight)
 	var hdr [4]byte
 	for {
@@ -163,11 +163,8 @@ func (d *dataServer) serveConn(c net.Conn) {
 			} else {
 				resp.first = first
 			}
-			frame := appendResponseFrame(make([]byte, 0, 32), resp)
-			wmu.Lock()
-			defer wmu.Unlock()
 			// A failed write means the host is gone; the read loop ends too.
-			_, _ = c.Write(frame)
+			_ = w.write(appendResponseFrame(make([]byte, 0, 32), resp), nil)
 		}
 		// Nothing else waiting and nothing running: answer inline, which
 		// saves a goroutine hand-off (and a thread wake-up) per call. With

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -121,4 +122,43 @@ func FuzzDecodeResponse(f *testing.F) {
 			t.Fatalf("round trip: %+v vs %+v (%v)", again, r, err)
 		}
 	})
+}
+
+// TestFrameWriterKeepsFramesWhole: concurrent writers' frames arrive whole
+// and each exactly once, however the writes were combined.
+func TestFrameWriterKeepsFramesWhole(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	w := &frameWriter{conn: a}
+	const writers, each = 8, 200
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				frame := appendResponseFrame(nil, dcResponse{id: uint64(g*each + i), ok: true, first: uint64(i)})
+				if err := w.write(frame, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	seen := map[uint64]bool{}
+	var hdr [4]byte
+	for len(seen) < writers*each {
+		if _, err := io.ReadFull(b, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(b, body); err != nil {
+			t.Fatal(err)
+		}
+		r, err := decodeResponse(body)
+		if err != nil || seen[r.id] || r.first != r.id%each {
+			t.Fatalf("frame %+v (err %v, seen before %v)", r, err, seen[r.id])
+		}
+		seen[r.id] = true
+	}
+	wg.Wait()
 }

@@ -132,7 +132,9 @@ func (n *Node) getLocalBounded(ctx context.Context, topic string, max int) ([][]
 			if len(out) > 0 {
 				break
 			}
-			return nil, err
+			// Not retried here: the holder may be down for long, and the
+			// client should hear about it now rather than after a timeout.
+			return nil, fmt.Errorf("read topic %s segment %d from node %d: %w: %v", topic, c.pos.Segment, holder, ErrSegmentUnavailable, err)
 		}
 		if len(entries) == 0 {
 			if sealed {

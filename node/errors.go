@@ -28,6 +28,9 @@ var (
 	ErrFenced = errors.New("segment fenced for rollover")
 	// ErrNoRaftLeader: no Raft leader is known within the wait budget.
 	ErrNoRaftLeader = errors.New("no raft leader")
+	// ErrSegmentUnavailable: the node holding a segment the cursor needs
+	// cannot be read right now.
+	ErrSegmentUnavailable = errors.New("segment unavailable")
 	// ErrShuttingDown: the node is stopping.
 	ErrShuttingDown = errors.New("node shutting down")
 )

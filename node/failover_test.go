@@ -47,3 +47,66 @@ func TestSegmentLeaderFailover(t *testing.T) {
 		t.Fatalf("state after failover = %+v", st)
 	}
 }
+
+// TestRaftLeaderFailover stops the Raft leader while it leads a topic's
+// open segment: a new Raft leader is elected and, knowing the old leader's
+// last reported count from its heartbeats, moves the topic.
+func TestRaftLeaderFailover(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *Config) { c.FailureTimeout = time.Second })
+	ctx := t.Context()
+	leader := raftLeader(t, nodes)
+	var other *testNode
+	for _, tn := range nodes {
+		if tn != leader {
+			other = tn
+			break
+		}
+	}
+	c := dial(t, other)
+	topic := ""
+	for i := 0; topic == ""; i++ {
+		name := "rl-" + strconv.Itoa(i)
+		if err := c.Register(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if stateOfTopic(t, c, name).LeaderNode == leader.n.id {
+			topic = name
+		}
+	}
+	for i := range 7 {
+		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "count reported to the other nodes", func() bool {
+		for _, tn := range nodes {
+			if tn != leader && tn.n.peers.snapshot()[leader.n.id].Open[segKey{topic, 1}] != 7 {
+				return false
+			}
+		}
+		return true
+	})
+	leader.stop(t)
+	start := time.Now()
+	if err := c.Put(ctx, topic, []byte("after")); err != nil {
+		t.Fatalf("put after the Raft leader died: %v", err)
+	}
+	t.Logf("write resumed %v after the Raft and segment leader stopped", time.Since(start))
+	st := stateOfTopic(t, c, topic)
+	if st.CurrentSegment != 2 || st.LeaderNode == leader.n.id || st.SealedSegments["1"] != 7 {
+		t.Fatalf("state after failover = %+v", st)
+	}
+	// The entries of the sealed segment are unreadable while their only
+	// holder is down: GET answers ERR rather than skipping them.
+	for _, tn := range nodes {
+		if tn == leader {
+			continue
+		}
+		start := time.Now()
+		if _, _, err := dial(t, tn).Get(ctx, topic); err == nil {
+			t.Fatal("GET of a segment whose holder is down succeeded")
+		} else if time.Since(start) > 5*time.Second {
+			t.Fatalf("GET took %v to fail: %v", time.Since(start), err)
+		}
+	}
+}

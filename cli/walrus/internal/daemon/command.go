@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) 
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", configs.ErrInvalid, err)
 	}
-	store, err := OpenStore(ctx, cfg, logger)
+	store, err := OpenStore(ctx, cfg, logger, m.PluginRestarts.Inc)
 	if err != nil {
 		logger.Error("storage open failed", "backend", cfg.Storage.Backend, "err", err)
 		return err

@@ -76,7 +76,7 @@ func TestOpenStoreBackends(t *testing.T) {
 			c.DataDir = t.TempDir()
 			c.Storage.Backend = backend
 			c.Storage.Durability = "interval"
-			s, err := OpenStore(t.Context(), c, testLogger(t))
+			s, err := OpenStore(t.Context(), c, testLogger(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestOpenStoreBackends(t *testing.T) {
 		c.Storage.Backend = configs.BackendPlugin
 		c.Storage.Plugin.Path = filepath.Join(t.TempDir(), "no-such-plugin")
 		c.Storage.Plugin.StartTimeoutMS = 2000
-		if _, err := OpenStore(t.Context(), c, testLogger(t)); err == nil || !strings.Contains(err.Error(), "no-such-plugin") {
+		if _, err := OpenStore(t.Context(), c, testLogger(t), nil); err == nil || !strings.Contains(err.Error(), "no-such-plugin") {
 			t.Fatalf("OpenStore of a missing plugin: %v", err)
 		}
 	})

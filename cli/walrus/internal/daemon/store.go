@@ -34,8 +34,10 @@ func StoreDir(c configs.Config) string {
 	return ""
 }
 
-// OpenStore opens the SegmentStore named by storage.backend.
-func OpenStore(ctx context.Context, c configs.Config, logger *slog.Logger) (engine.SegmentStore, error) {
+// OpenStore opens the SegmentStore named by storage.backend. onPluginRestart
+// (may be nil) is called each time a crashed plugin backend is restarted, so
+// the restart shows in the node's metrics.
+func OpenStore(ctx context.Context, c configs.Config, logger *slog.Logger, onPluginRestart func()) (engine.SegmentStore, error) {
 	common := engine.DefaultOptions()
 	d, err := engine.ParseDurability(c.Storage.Durability)
 	if err != nil {
@@ -84,6 +86,7 @@ func OpenStore(ctx context.Context, c configs.Config, logger *slog.Logger) (engi
 			SHA256:       p.SHA256,
 			StartTimeout: p.StartTimeout(),
 			Logger:       logger,
+			OnRestart:    onPluginRestart,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("storage: plugin %s: %w", p.Path, err)

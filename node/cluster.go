@@ -100,6 +100,9 @@ func (n *Node) alive(id uint64, peers map[uint64]peerProgress) bool {
 // off from the leader stops appending after FailureTimeout/2, before the
 // leader declares it dead (after FailureTimeout) and moves its segments.
 func (n *Node) leaseFresh() bool {
+	if n.draining.Load() {
+		return false
+	}
 	r := n.cons.Raft()
 	if r.State() == raft.Leader {
 		return true

@@ -92,6 +92,13 @@ func (tn *testNode) stop(t testing.TB) {
 	}
 }
 
+// crash stops the node without its graceful shutdown steps, as if the
+// process died (the closest an in-process test gets to SIGKILL).
+func (tn *testNode) crash(t testing.TB) {
+	tn.n.abrupt.Store(true)
+	tn.stop(t)
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -36,7 +36,7 @@ func TestSegmentLeaderFailover(t *testing.T) {
 		p := leader.n.peers.snapshot()[victim.n.id]
 		return p.Open[segKey{topic, 1}] == 10
 	})
-	victim.stop(t)
+	victim.crash(t)
 	start := time.Now()
 	if err := c.Put(ctx, topic, []byte("after")); err != nil {
 		t.Fatalf("put after the segment leader died: %v", err)
@@ -86,7 +86,7 @@ func TestRaftLeaderFailover(t *testing.T) {
 		}
 		return true
 	})
-	leader.stop(t)
+	leader.crash(t)
 	start := time.Now()
 	if err := c.Put(ctx, topic, []byte("after")); err != nil {
 		t.Fatalf("put after the Raft leader died: %v", err)
@@ -108,5 +108,86 @@ func TestRaftLeaderFailover(t *testing.T) {
 		} else if time.Since(start) > 5*time.Second {
 			t.Fatalf("GET took %v to fail: %v", time.Since(start), err)
 		}
+	}
+}
+
+// TestGracefulHandoff stops a segment leader cleanly while a writer runs:
+// it hands its open segment over at the exact count, writes move at once,
+// and every acknowledged entry is read back once, in order.
+func TestGracefulHandoff(t *testing.T) {
+	nodes := startCluster(t, 3, nil) // default 5 s failure timeout: only a handoff is fast
+	ctx := t.Context()
+	leader := raftLeader(t, nodes)
+	var victim, other *testNode
+	for _, tn := range nodes {
+		if tn == leader {
+			continue
+		}
+		if victim == nil {
+			victim = tn
+		} else {
+			other = tn
+		}
+	}
+	c := dial(t, other)
+	topic := ""
+	for i := 0; topic == ""; i++ {
+		name := "ho-" + strconv.Itoa(i)
+		if err := c.Register(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if stateOfTopic(t, c, name).LeaderNode == victim.n.id {
+			topic = name
+		}
+	}
+	acked := make(chan int, 10000)
+	stopWriting := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		w := dial(t, other)
+		for i := 0; ; i++ {
+			select {
+			case <-stopWriting:
+				writerDone <- nil
+				return
+			default:
+			}
+			if err := w.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+				writerDone <- err
+				return
+			}
+			acked <- i
+		}
+	}()
+	eventually(t, 10*time.Second, "some writes", func() bool { return len(acked) > 50 })
+	start := time.Now()
+	victim.stop(t)
+	stopped := time.Since(start)
+	eventually(t, 10*time.Second, "writes on the new leader", func() bool {
+		return stateOfTopic(t, c, topic).CurrentSegment == 2 && len(acked) > 0
+	})
+	n0 := len(acked)
+	eventually(t, 3*time.Second, "writes continue", func() bool { return len(acked) > n0+20 })
+	close(stopWriting)
+	if err := <-writerDone; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	close(acked)
+	last := -1
+	for i := range acked {
+		last = i
+	}
+	t.Logf("graceful stop took %v; %d entries acknowledged", stopped, last+1)
+	// Segment 1 was sealed at exactly what its (now stopped) leader stored,
+	// and segments 1 and 2 together hold every acknowledged entry once.
+	st := stateOfTopic(t, c, topic)
+	sealed := st.SealedSegments["1"]
+	stored, _ := victim.n.segmentCountOf(topic, 1)
+	if sealed == 0 || stored != sealed {
+		t.Fatalf("sealed count %d, the stopped node's store holds %d", sealed, stored)
+	}
+	open, _ := nodes[st.SegmentLeaders["2"]-1].n.segmentCountOf(topic, 2)
+	if int(sealed+open) != last+1 {
+		t.Fatalf("segments hold %d+%d entries, %d were acknowledged", sealed, open, last+1)
 	}
 }

@@ -41,8 +41,12 @@ type Node struct {
 	self     metadata.Node
 
 	// stopping is closed when Run begins its shutdown.
-	stopping   chan struct{}
-	ready      chan struct{}
+	stopping chan struct{}
+	ready    chan struct{}
+	draining atomic.Bool // shutting down: refuse appends (handoff.go)
+	// abrupt skips the graceful part of shutdown (handoff, cursor commit,
+	// leadership transfer); tests set it to imitate a crash in-process.
+	abrupt     atomic.Bool
 	runOnce    atomic.Bool
 	closed     atomic.Bool
 	registered atomic.Bool
@@ -269,9 +273,15 @@ func (n *Node) Run(ctx context.Context) error {
 	if httpSrv != nil {
 		_ = httpSrv.Close()
 	}
-	commitCtx, cancelCommit := context.WithTimeout(context.Background(), time.Second)
-	n.commitCursors(commitCtx)
-	cancelCommit()
+	if !n.abrupt.Load() {
+		hctx, cancelHandoff := context.WithTimeout(context.Background(), handoffTimeout)
+		n.handoff(hctx)
+		cancelHandoff()
+		commitCtx, cancelCommit := context.WithTimeout(context.Background(), time.Second)
+		n.commitCursors(commitCtx)
+		cancelCommit()
+		n.transferLeadership()
+	}
 	cancelLoops()
 	n.wg.Wait()
 	n.forwarders.stopAll()

@@ -111,3 +111,43 @@ func TestRedialAfterServerRestart(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestGoAsyncAndExpiry(t *testing.T) {
+	release := make(chan struct{})
+	addr, stop := startServer(t, HandlerFunc(func(ctx context.Context, m byte, p []byte) ([]byte, error) {
+		if m == 9 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return p, nil
+	}))
+	defer stop()
+	defer close(release)
+	p := NewPool(tcpDial, slog.New(slog.DiscardHandler))
+	defer p.Close()
+	got := make(chan error, 2)
+	p.Go(t.Context(), addr, 1, []byte("x"), 5*time.Second, func(b []byte, err error) {
+		if err == nil && string(b) != "x" {
+			err = fmt.Errorf("payload %q", b)
+		}
+		got <- err
+	})
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p.Go(t.Context(), addr, 9, nil, 100*time.Millisecond, func(_ []byte, err error) { got <- err })
+	select {
+	case err := <-got:
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("err = %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("expired after %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("async call never expired")
+	}
+}

@@ -49,10 +49,18 @@ type Config struct {
 	MaxFrameBytes int
 	// AutoCreateTopics makes PUT to an unknown topic create it. Default true.
 	AutoCreateTopics bool
-	// ReplicationFactor and AckQuorum are for segment replication (not yet
-	// implemented: only 1/1 is accepted).
+	// ReplicationFactor is the default number of nodes that store each
+	// segment of a new topic (capped at the live voters when a segment
+	// opens). Default 3.
 	ReplicationFactor int
-	AckQuorum         int
+	// AckQuorum is the default number of replicas, the leader included,
+	// that must hold an entry before PUT answers OK; 0 = a majority of the
+	// segment's replica set. Default 0.
+	AckQuorum int
+	// ReplicaRepairTimeout is how long a replica of a sealed segment may be
+	// down before the Raft leader copies the segment to another node.
+	// Default 60s.
+	ReplicaRepairTimeout time.Duration
 	// FailureTimeout is how long a node may miss heartbeats before the
 	// Raft leader considers it down. Default 5s.
 	FailureTimeout time.Duration
@@ -70,6 +78,9 @@ type Config struct {
 	Metrics *metrics.Metrics
 }
 
+// maxReplicationFactor bounds replication_factor (and a topic's rf=).
+const maxReplicationFactor = 7
+
 // DefaultConfig returns a fresh Config with the defaults.
 func DefaultConfig() Config {
 	return Config{
@@ -85,8 +96,9 @@ func DefaultConfig() Config {
 		LeaseSyncInterval:    100 * time.Millisecond,
 		MaxFrameBytes:        protocol.DefaultMaxFrameBytes,
 		AutoCreateTopics:     true,
-		ReplicationFactor:    1,
-		AckQuorum:            1,
+		ReplicationFactor:    3,
+		AckQuorum:            0,
+		ReplicaRepairTimeout: time.Minute,
 		FailureTimeout:       5 * time.Second,
 		CursorCommitInterval: 100 * time.Millisecond,
 	}
@@ -128,11 +140,14 @@ func (c Config) Validate() error {
 	if c.MaxFrameBytes < 64 || c.MaxFrameBytes > server.MaxFrameBytesMax {
 		bad("max_frame_bytes %d: must be 64..%d", c.MaxFrameBytes, server.MaxFrameBytesMax)
 	}
-	if c.ReplicationFactor != 1 {
-		bad("replication_factor %d: only 1 is supported until segment replication lands", c.ReplicationFactor)
+	if c.ReplicationFactor < 1 || c.ReplicationFactor > maxReplicationFactor {
+		bad("replication_factor %d: must be 1..%d", c.ReplicationFactor, maxReplicationFactor)
 	}
-	if c.AckQuorum != 1 {
-		bad("ack_quorum %d: only 1 is supported until segment replication lands", c.AckQuorum)
+	if c.AckQuorum < 0 || c.AckQuorum > c.ReplicationFactor {
+		bad("ack_quorum %d: must be 0 (majority) or 1..replication_factor (%d)", c.AckQuorum, c.ReplicationFactor)
+	}
+	if c.ReplicaRepairTimeout < time.Second || c.ReplicaRepairTimeout > 24*time.Hour {
+		bad("replica_repair_timeout %v: must be 1s..24h", c.ReplicaRepairTimeout)
 	}
 	if c.FailureTimeout < 100*time.Millisecond || c.FailureTimeout > 10*time.Minute {
 		bad("failure_timeout %v: must be 100ms..10m", c.FailureTimeout)

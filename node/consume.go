@@ -127,7 +127,7 @@ func (n *Node) getLocalBounded(ctx context.Context, topic string, max int) ([][]
 		if sealed {
 			want = min(want, count-c.pos.Offset)
 		}
-		entries, err := n.readSegment(ctx, holder, topic, c.pos.Segment, c.pos.Offset, int(want))
+		entries, err := n.readSegmentAny(ctx, holder, sealed, topic, c.pos.Segment, c.pos.Offset, int(want))
 		if err != nil {
 			if len(out) > 0 {
 				break
@@ -168,6 +168,13 @@ func (n *Node) readSegment(ctx context.Context, holder uint64, topic string, seg
 }
 
 func (n *Node) readLocal(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error) {
+	if lim, ok := n.readLimit(topic, seg); ok {
+		// Open replicated segment: only what the ack quorum holds.
+		if off >= lim {
+			return nil, nil
+		}
+		max = int(min(uint64(max), lim-off))
+	}
 	entries, err := n.store.Read(ctx, engine.SegmentID{Topic: topic, Segment: seg}, off, max, readMaxBytes)
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, nil // never written yet

@@ -23,6 +23,9 @@ const (
 	CmdTopics = "TOPICS"
 	// CmdRemoveNode ("REMOVE_NODE <id>") removes a node from the cluster.
 	CmdRemoveNode = "REMOVE_NODE"
+	// CmdCreate ("CREATE <topic> [rf=<n>] [ack=<n>]") registers a topic
+	// with its own replication factor and ack quorum (replica.go).
+	CmdCreate = "CREATE"
 )
 
 // Handle implements server.Handler: it executes reqs in order and returns
@@ -89,7 +92,16 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		if !ok {
 			return protocol.Errf("unknown topic %s", req.Topic)
 		}
-		b, err := jsonMarshal(stateOf(t))
+		st := stateOf(t)
+		for _, u := range n.underReplicatedSegments() {
+			if u.Topic == req.Topic {
+				if st.UnderReplicated == nil {
+					st.UnderReplicated = map[string][]uint64{}
+				}
+				st.UnderReplicated[strconv.FormatUint(u.Segment, 10)] = u.Missing
+			}
+		}
+		b, err := jsonMarshal(st)
 		if err != nil {
 			return n.errReply(err)
 		}
@@ -106,6 +118,8 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 			return n.errReply(err)
 		}
 		return protocol.Raw(b)
+	case CmdCreate:
+		return n.handleCreate(ctx, req.Args)
 	case CmdRemoveNode:
 		if len(req.Args) != 1 {
 			return protocol.Errf("usage: REMOVE_NODE <node_id>")

@@ -63,8 +63,11 @@ func (n *Node) handoff(ctx context.Context) {
 			n.logger.Warn("handoff: count failed", "topic", topic, "segment", seg, "err", err)
 			continue
 		}
+		// A replicated segment is handed over only once its followers
+		// hold every entry (they serve it while this node is away).
+		n.awaitReplicated(ctx, topic, seg, count)
 		next := nextLeader(live, n.id)
-		if err := n.proposeDirect(ctx, metadata.Rollover{Topic: topic, Segment: seg, Count: count, NextLeader: next}); err != nil {
+		if err := n.proposeDirect(ctx, metadata.Rollover{Topic: topic, Segment: seg, Count: count, NextLeader: next, NextReplicas: n.replicasForNext(topic, next, live)}); err != nil {
 			n.logger.Warn("handoff: rollover failed; failover will move the segment", "topic", topic, "segment", seg, "err", err)
 			continue
 		}

@@ -91,7 +91,7 @@ func (n *Node) rolloverIfFull(ctx context.Context, topic string, r metadata.Rout
 		return nil
 	}
 	next := nextLeader(voters, r.Leader)
-	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: topic, Segment: r.Segment, Count: count, NextLeader: next})
+	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: topic, Segment: r.Segment, Count: count, NextLeader: next, NextReplicas: n.replicasForNext(topic, next, voters)})
 	if err != nil {
 		// Unknown outcome (timeout, leadership lost): the entry may still
 		// commit. Unfencing now could let appends land past the count, so
@@ -174,6 +174,15 @@ func (n *Node) failoverDead(ctx context.Context) error {
 		if ctx.Err() != nil || n.alive(r.Leader, peers) {
 			continue
 		}
+		if set, _, _ := n.fsm.SegmentReplicas(topic, r.Segment); len(set) > 1 {
+			// Replicated: the survivors hold every acknowledged entry.
+			if err := n.recoverSegment(ctx, topic, r, live); err != nil {
+				errs = append(errs, fmt.Errorf("topic %s segment %d: recovery from node %d: %w", topic, r.Segment, r.Leader, err))
+			} else {
+				n.m.ReplicaFailovers.Inc()
+			}
+			continue
+		}
 		if _, heard := peers[r.Leader]; !heard {
 			// Never heard from it (e.g. the whole cluster restarted and it
 			// is not back yet): no count is known, so sealing would hide
@@ -201,7 +210,7 @@ func (n *Node) failover(ctx context.Context, topic string, r metadata.Route, liv
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: topic, Segment: r.Segment, Count: count, NextLeader: next})
+	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: topic, Segment: r.Segment, Count: count, NextLeader: next, NextReplicas: n.replicasForNext(topic, next, live)})
 	if err == nil {
 		err = res.Err
 	}

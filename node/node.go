@@ -56,6 +56,7 @@ type Node struct {
 	forwarders forwarderSet
 	cursors    cursorSet
 	peers      peerTable
+	repl       replicaState // segment replication (replica.go)
 
 	rollHints    chan string
 	notLeaderLog rateLimit
@@ -237,6 +238,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.goFunc(func() { n.leaseLoop(loopCtx) })
 	n.goFunc(func() { n.monitorLoop(loopCtx) })
 	n.goFunc(func() { n.cursorCommitLoop(loopCtx) })
+	n.goFunc(func() { n.replicationLoop(loopCtx) })
 
 	var httpSrv *metrics.HTTPServer
 	if n.cfg.HTTPPort != 0 {
@@ -286,6 +288,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.wg.Wait()
 	n.forwarders.stopAll()
 	n.writers.stopAll()
+	n.stopReplicators()
 	_ = n.pool.Close()
 	if err := cons.Close(); err != nil {
 		n.logger.Warn("raft shutdown", "err", err)

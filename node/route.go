@@ -205,18 +205,34 @@ func (n *Node) ensureTopic(ctx context.Context, topic string) error {
 // picks the first segment's leader round-robin over the voters, spreading
 // topics.
 func (n *Node) createTopic(ctx context.Context, topic string) error {
+	return n.createTopicWith(ctx, topic, 0, -1)
+}
+
+// createTopicWith creates topic with a replication factor and ack quorum
+// (rf 0 and ack -1 take the node's configured defaults).
+func (n *Node) createTopicWith(ctx context.Context, topic string, rf, ack int) error {
 	if _, ok := n.fsm.Route(topic); ok {
 		return nil
 	}
 	var e enc
 	e.str(topic)
+	if rf != 0 || ack != -1 {
+		// The settings travel as an optional suffix after the topic; a
+		// request without it takes the Raft leader's defaults.
+		e.u32(uint32(rf))
+		e.u32(uint32(int32(ack)))
+	}
 	_, err := n.onRaftLeader(ctx, "proposal", methodCreateTopic, e.b, func(ctx context.Context) ([]byte, error) {
-		return nil, n.createTopicLocal(ctx, topic)
+		return nil, n.createTopicLocalWith(ctx, topic, rf, ack)
 	})
 	return err
 }
 
 func (n *Node) createTopicLocal(ctx context.Context, topic string) error {
+	return n.createTopicLocalWith(ctx, topic, 0, -1)
+}
+
+func (n *Node) createTopicLocalWith(ctx context.Context, topic string, rf, ack int) error {
 	if _, ok := n.fsm.Route(topic); ok {
 		return nil
 	}
@@ -235,7 +251,17 @@ func (n *Node) createTopicLocal(ctx context.Context, topic string) error {
 	if len(live) > 0 {
 		leader = live[n.fsm.TopicCount()%len(live)]
 	}
-	res, err := n.cons.Propose(ctx, metadata.CreateTopic{Topic: topic, Leader: leader})
+	if rf <= 0 {
+		rf = n.cfg.ReplicationFactor
+	}
+	if ack < 0 {
+		ack = n.cfg.AckQuorum
+	}
+	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack}
+	if rf > 1 {
+		cmd.Replicas = chooseReplicas(leader, live, rf)
+	}
+	res, err := n.cons.Propose(ctx, cmd)
 	if err != nil {
 		if !isNotRaftLeader(err) {
 			n.logger.Error("Raft consensus failed", "op", "create_topic", "topic", topic, "err", err)
@@ -296,7 +322,7 @@ func (n *Node) put(ctx context.Context, topic string, entries [][]byte) error {
 		if err == nil {
 			return nil
 		}
-		if !isTransient(err) {
+		if !isTransient(err) || (r.Leader != n.id && appendOutcomeUnknown(err)) {
 			return err
 		}
 		lastErr = err

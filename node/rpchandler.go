@@ -18,7 +18,18 @@ func (h rpcHandler) HandleRPC(ctx context.Context, method byte, payload []byte) 
 	return h.n.handleRPC(ctx, method, payload)
 }
 
-func (h rpcHandler) HandleRPCAsync(_ context.Context, method byte, payload []byte, reply func([]byte, error)) bool {
+func (h rpcHandler) HandleRPCAsync(ctx context.Context, method byte, payload []byte, reply func([]byte, error)) bool {
+	if method == methodReplicaAppend {
+		// Served on the connection's reader goroutine, so a leader's
+		// pipelined batches are applied in the order they were sent.
+		resp, err := h.n.handleReplicaAppendRPC(ctx, payload)
+		if err != nil {
+			reply(nil, replicaToRPC(err))
+		} else {
+			reply(resp, nil)
+		}
+		return true
+	}
 	if method != methodAppend {
 		return false
 	}
@@ -39,6 +50,13 @@ func (h rpcHandler) HandleRPCAsync(_ context.Context, method byte, payload []byt
 
 // handleRPC serves the internal RPC (see wire.go for the methods).
 func (n *Node) handleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	if method >= methodReplicaAppend {
+		resp, err := n.dispatchReplicaRPC(ctx, method, payload)
+		if err != nil {
+			return nil, replicaToRPC(err)
+		}
+		return resp, nil
+	}
 	resp, err := n.dispatchRPC(ctx, method, payload)
 	if err != nil {
 		return nil, toRPC(err)
@@ -118,10 +136,14 @@ func (n *Node) dispatchRPC(ctx context.Context, method byte, payload []byte) ([]
 		return n.proposeLocal(ctx, payload)
 	case methodCreateTopic:
 		topic := d.str()
+		rf, ack := 0, -1
+		if len(d.b) >= 8 {
+			rf, ack = int(d.u32()), int(int32(d.u32()))
+		}
 		if err := d.done(); err != nil {
 			return nil, err
 		}
-		return nil, n.createTopicLocal(ctx, topic)
+		return nil, n.createTopicLocalWith(ctx, topic, rf, ack)
 	case methodJoin:
 		id := d.u64()
 		addr := d.str()

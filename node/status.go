@@ -23,6 +23,10 @@ type metricsJSON struct {
 	MembershipConfig membershipJSON             `json:"membership_config"`
 	Snapshot         snapshotJSON               `json:"snapshot"`
 	Replication      map[string]replicationJSON `json:"replication,omitempty"`
+	// UnderReplicated (extension, issue 4) counts segments with a replica
+	// that is down or no longer a voter; UnderReplicatedSegments lists them.
+	UnderReplicated         int               `json:"under_replicated"`
+	UnderReplicatedSegments []underReplicated `json:"under_replicated_segments,omitempty"`
 }
 
 type voteJSON struct {
@@ -147,6 +151,8 @@ func (n *Node) metricsJSON() ([]byte, error) {
 	for id, a := range m.Addrs {
 		out.MembershipConfig.Membership.Nodes[strconv.FormatUint(id, 10)] = a
 	}
+	out.UnderReplicatedSegments = n.underReplicatedSegments()
+	out.UnderReplicated = len(out.UnderReplicatedSegments)
 	if out.State == "Leader" {
 		out.Replication = map[string]replicationJSON{}
 		for id, f := range s.Followers {
@@ -167,6 +173,11 @@ type stateJSON struct {
 	Epoch          uint64              `json:"epoch"`
 	Cursor         metadata.Cursor     `json:"cursor"`
 	Replicas       map[string][]uint64 `json:"replicas,omitempty"`
+	// Replication extras (issue 4): the topic's settings and the segments
+	// with a replica down or gone (this node's view).
+	ReplicationFactor int                 `json:"replication_factor"`
+	AckQuorum         int                 `json:"ack_quorum"`
+	UnderReplicated   map[string][]uint64 `json:"under_replicated,omitempty"`
 }
 
 func stateOf(t metadata.Topic) stateJSON {
@@ -179,6 +190,9 @@ func stateOf(t metadata.Topic) stateJSON {
 		SealedOffset:   t.SealedOffset,
 		Epoch:          t.Epoch,
 		Cursor:         t.Cursor,
+
+		ReplicationFactor: topicRF(t),
+		AckQuorum:         t.SegmentAckQuorum(t.CurrentSegment),
 	}
 	for k, v := range t.SealedSegments {
 		s.SealedSegments[strconv.FormatUint(k, 10)] = v

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/walrus-go/walrus/engine"
@@ -241,6 +242,18 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		return
 	}
 	id := engine.SegmentID{Topic: w.topic, Segment: seg}
+	// A replicated segment answers its ops once the ack quorum holds them
+	// (replicator.go); a fenced one refuses before appending anything.
+	rep, rerr := w.n.replicatorFor(w.topic, seg)
+	if rerr == nil && rep != nil {
+		rerr = rep.refuse()
+	}
+	if rerr != nil {
+		for _, op := range ops {
+			op.finish(writeResult{err: rerr})
+		}
+		return
+	}
 	for len(ops) > 0 {
 		// Take ops while they fit the per-Append bounds (always at least one).
 		n, entries, bytes := 0, 0, 0
@@ -273,6 +286,11 @@ func (w *topicWriter) flush(ops []*writeOp) {
 			}
 		} else {
 			err = fmt.Errorf("append %s: %w", id, err)
+		}
+		if err == nil && rep != nil {
+			rep.appended(first, uint64(len(all)), slices.Clone(ops[:n]))
+			ops = ops[n:]
+			continue
 		}
 		for _, op := range ops[:n] {
 			op.finish(writeResult{err: err})

@@ -16,6 +16,7 @@ const (
 	KindUpsertNode    Kind = 3
 	KindRemoveNode    Kind = 4
 	KindCommitCursors Kind = 5
+	KindSetReplicas   Kind = 6
 )
 
 func (k Kind) String() string {
@@ -30,6 +31,8 @@ func (k Kind) String() string {
 		return "remove_node"
 	case KindCommitCursors:
 		return "commit_cursors"
+	case KindSetReplicas:
+		return "set_replicas"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -51,6 +54,19 @@ type CreateTopic struct {
 	// Replicas is the replica set of the first segment (leader first);
 	// empty means the leader only.
 	Replicas []uint64 `json:"replicas,omitempty"`
+	// ReplicationFactor and AckQuorum are the topic's replication settings
+	// (see Topic).
+	ReplicationFactor int `json:"replication_factor,omitempty"`
+	AckQuorum         int `json:"ack_quorum,omitempty"`
+}
+
+// SetReplicas replaces the replica set of a sealed segment after its data
+// was copied to the new members (re-replication). The first member stays
+// the segment's leader of record only if it is still in the set.
+type SetReplicas struct {
+	Topic    string   `json:"topic"`
+	Segment  uint64   `json:"segment"`
+	Replicas []uint64 `json:"replicas"`
 }
 
 // Rollover seals Segment of Topic with exactly Count entries and opens
@@ -96,6 +112,7 @@ func (Rollover) Kind() Kind      { return KindRollover }
 func (UpsertNode) Kind() Kind    { return KindUpsertNode }
 func (RemoveNode) Kind() Kind    { return KindRemoveNode }
 func (CommitCursors) Kind() Kind { return KindCommitCursors }
+func (SetReplicas) Kind() Kind   { return KindSetReplicas }
 
 // Encode renders a command as one kind byte followed by its JSON body.
 // JSON keeps the log readable and forward compatible (unknown fields are
@@ -142,6 +159,10 @@ func Decode(b []byte) (Command, error) {
 		c = v
 	case KindCommitCursors:
 		var v CommitCursors
+		err = json.Unmarshal(body, &v)
+		c = v
+	case KindSetReplicas:
+		var v SetReplicas
 		err = json.Unmarshal(body, &v)
 		c = v
 	default:

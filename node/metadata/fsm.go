@@ -85,6 +85,8 @@ func (f *FSM) ApplyCommand(cmd Command) Result {
 		r = f.applyRemoveNode(c)
 	case CommitCursors:
 		r = f.applyCursors(c)
+	case SetReplicas:
+		r = f.applySetReplicas(c)
 	default:
 		r = Result{Err: fmt.Errorf("metadata: command %T: %w", cmd, ErrInvalidCommand)}
 	}
@@ -122,6 +124,9 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 		SealedSegments: map[uint64]uint64{},
 		SegmentLeaders: map[uint64]uint64{FirstSegment: c.Leader},
 		Cursor:         Cursor{Segment: FirstSegment},
+
+		ReplicationFactor: c.ReplicationFactor,
+		AckQuorum:         c.AckQuorum,
 	}
 	if len(c.Replicas) > 0 {
 		t.Replicas = map[uint64][]uint64{FirstSegment: slices.Clone(c.Replicas)}
@@ -161,6 +166,27 @@ func (f *FSM) applyRollover(c Rollover) Result {
 	if t.Cursor.Segment == c.Segment && t.Cursor.Offset >= c.Count {
 		t.Cursor = Cursor{Segment: t.CurrentSegment}
 	}
+	return Result{Status: Applied}
+}
+
+func (f *FSM) applySetReplicas(c SetReplicas) Result {
+	t, ok := f.state.Topics[c.Topic]
+	if !ok {
+		return Result{Err: fmt.Errorf("metadata: set replicas %q: %w", c.Topic, ErrUnknownTopic)}
+	}
+	if _, sealed := t.SealedSegments[c.Segment]; !sealed {
+		return invalid("set replicas %q segment %d: only sealed segments are re-replicated", c.Topic, c.Segment)
+	}
+	if len(c.Replicas) == 0 || slices.Contains(c.Replicas, 0) {
+		return invalid("set replicas %q segment %d: bad set %v", c.Topic, c.Segment, c.Replicas)
+	}
+	if slices.Equal(t.Replicas[c.Segment], c.Replicas) {
+		return Result{Status: NoOp}
+	}
+	if t.Replicas == nil {
+		t.Replicas = map[uint64][]uint64{}
+	}
+	t.Replicas[c.Segment] = slices.Clone(c.Replicas)
 	return Result{Status: Applied}
 }
 
@@ -273,6 +299,22 @@ func (f *FSM) SegmentInfo(name string, seg uint64) (holder uint64, count uint64,
 	holder, ok = t.SegmentLeaders[seg]
 	count, sealed = t.SealedSegments[seg]
 	return holder, count, sealed, ok
+}
+
+// SegmentReplicas returns the replica set of segment seg of a topic
+// (leader first; the leader alone for an unreplicated segment), its ack
+// quorum, and false when the segment does not exist.
+func (f *FSM) SegmentReplicas(name string, seg uint64) ([]uint64, int, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.state.Topics[name]
+	if !ok {
+		return nil, 0, false
+	}
+	if _, ok := t.SegmentLeaders[seg]; !ok {
+		return nil, 0, false
+	}
+	return slices.Clone(t.SegmentReplicas(seg)), t.SegmentAckQuorum(seg), true
 }
 
 // TopicNames returns the sorted names of all topics.

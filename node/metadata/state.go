@@ -48,6 +48,43 @@ type Topic struct {
 	SealedOffset uint64 `json:"sealed_offset"`
 	// Cursor is the committed position of the shared read cursor.
 	Cursor Cursor `json:"cursor"`
+	// ReplicationFactor is the topic's replica set size target (capped at
+	// the live voters when a segment opens); 0 = 1 (topics created before
+	// replication).
+	ReplicationFactor int `json:"replication_factor,omitempty"`
+	// AckQuorum is how many replicas (leader included) must store an entry
+	// before a PUT is acknowledged; 0 = a majority of the segment's set.
+	AckQuorum int `json:"ack_quorum,omitempty"`
+}
+
+// SegmentReplicas returns the replica set of seg (leader first); a segment
+// without a recorded set is held by its leader alone.
+func (t *Topic) SegmentReplicas(seg uint64) []uint64 {
+	if r := t.Replicas[seg]; len(r) > 0 {
+		return r
+	}
+	if l, ok := t.SegmentLeaders[seg]; ok {
+		return []uint64{l}
+	}
+	return nil
+}
+
+// SegmentAckQuorum is the ack quorum of seg: the topic's AckQuorum capped at
+// the set size, or a majority of the set when AckQuorum is 0.
+func (t *Topic) SegmentAckQuorum(seg uint64) int {
+	return EffectiveAckQuorum(t.AckQuorum, len(t.SegmentReplicas(seg)))
+}
+
+// EffectiveAckQuorum resolves a configured ack quorum (0 = majority)
+// against a replica set of size n.
+func EffectiveAckQuorum(ack, n int) int {
+	if n <= 0 {
+		return 1
+	}
+	if ack <= 0 {
+		return n/2 + 1
+	}
+	return min(ack, n)
 }
 
 // Clone returns a deep copy.

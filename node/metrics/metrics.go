@@ -83,6 +83,13 @@ type Metrics struct {
 	LeasesHeld        prometheus.Gauge
 	LeaseSyncFailures prometheus.Counter
 
+	// Segment replication: UnderReplicatedSegments is the number of
+	// segments with a replica that is down or gone (set on the Raft
+	// leader), ReplicaFailovers counts open segments recovered from their
+	// replicas after their leader died.
+	UnderReplicatedSegments prometheus.Gauge
+	ReplicaFailovers        prometheus.Counter
+
 	// Monitor loop ("monitor tick failed").
 	MonitorTicks        prometheus.Counter
 	MonitorTickFailures prometheus.Counter
@@ -172,6 +179,9 @@ func New(nodeID uint64) *Metrics {
 		LeaseChanges:      counterVec("", "lease_changes_total", "Segment leases gained or lost by this node.", "change"),
 		LeasesHeld:        gauge("", "leases_held", "Segment leases this node currently holds."),
 		LeaseSyncFailures: counter("", "lease_sync_failures_total", "Failed lease synchronisations (\"Lease sync failed\")."),
+
+		UnderReplicatedSegments: gauge("replication", "under_replicated_segments", "Segments with a replica that is down or gone (Raft leader's view)."),
+		ReplicaFailovers:        counter("replication", "failovers_total", "Open segments sealed from their replicas after their leader died."),
 
 		MonitorTicks:        counter("monitor", "ticks_total", "Rollover monitor ticks run."),
 		MonitorTickFailures: counter("monitor", "tick_failures_total", "Rollover monitor ticks that failed (\"monitor tick failed\")."),

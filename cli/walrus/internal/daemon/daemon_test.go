@@ -38,7 +38,7 @@ func TestNodeConfigMapsEveryField(t *testing.T) {
 		n.MaxSegmentEntries != 55 || n.MonitorInterval != 250*time.Millisecond ||
 		n.LeaseSyncInterval != 20*time.Millisecond || n.CursorCommitInterval != 30*time.Millisecond ||
 		n.FailureTimeout != 900*time.Millisecond || n.MaxFrameBytes != 4096 || n.AutoCreateTopics ||
-		n.ReplicationFactor != 1 || n.AckQuorum != 1 {
+		n.ReplicationFactor != 3 || n.AckQuorum != 2 {
 		t.Fatalf("NodeConfig = %+v", n)
 	}
 	c.Raft.AdvertiseHost = "node7.example"
@@ -185,9 +185,11 @@ func TestRunCleanShutdown(t *testing.T) {
 func TestRunRejectsWhatNodeRejects(t *testing.T) {
 	c := configs.Default()
 	c.DataDir = t.TempDir()
-	c.ReplicationFactor, c.AckQuorum = 3, 2 // valid YAML, not yet supported by the node
+	// Run does not re-validate the YAML: a value only the node checks
+	// again still fails start-up with ErrInvalid.
+	c.MaxSegmentEntries = 0
 	err := Run(t.Context(), c, &bytes.Buffer{})
-	if !errors.Is(err, configs.ErrInvalid) || !strings.Contains(err.Error(), "replication_factor") {
+	if !errors.Is(err, configs.ErrInvalid) || !strings.Contains(err.Error(), "max_segment_entries") {
 		t.Fatalf("Run = %v", err)
 	}
 }

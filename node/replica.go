@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
@@ -41,6 +42,8 @@ var (
 	// did not reach the ack quorum; they may or may not survive. Not
 	// retried (a retry could store them twice).
 	errUnacked = errors.New("not acknowledged by the ack quorum (entries may or may not be stored)")
+	// errInjectedDrop: a test switched dropStream on.
+	errInjectedDrop = errors.New("replica stream dropped (fault injection)")
 )
 
 // replicaGapError tells the leader the replica's count so it can resend.
@@ -65,6 +68,14 @@ type replicaState struct {
 	path   string
 
 	// reps are the leader-side replicators of segments led here.
+	// dropStream is a fault-injection switch for tests: appends a segment
+	// leader streams here (epoch 1) are refused as if the link dropped
+	// them; fences and recovery/catch-up copies still get through.
+	dropStream atomic.Bool
+	// refuseFence (tests) makes this node fail fence requests, as if it
+	// were unreachable for recovery.
+	refuseFence atomic.Bool
+
 	// complete marks sealed segments held here in full (catch-up done).
 	complete map[segKey]bool
 	started  time.Time
@@ -297,6 +308,9 @@ func (n *Node) handleReplicaAppendRPC(ctx context.Context, payload []byte) ([]by
 	if err := d.done(); err != nil {
 		return nil, err
 	}
+	if epoch == 1 && n.repl.dropStream.Load() {
+		return nil, errInjectedDrop
+	}
 	count, err := n.replicaAppend(ctx, topic, seg, epoch, first, entries)
 	if err != nil {
 		return nil, err
@@ -312,6 +326,9 @@ func (n *Node) handleReplicaFenceRPC(payload []byte) ([]byte, error) {
 	seg, epoch := d.u64(), d.u64()
 	if err := d.done(); err != nil {
 		return nil, err
+	}
+	if n.repl.refuseFence.Load() {
+		return nil, errInjectedDrop
 	}
 	count, err := n.replicaFence(topic, seg, epoch)
 	if err != nil {

@@ -1,0 +1,326 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/backends/memstore"
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/client"
+)
+
+type replState struct {
+	stateView
+	Replicas          map[string][]uint64 `json:"replicas"`
+	ReplicationFactor int                 `json:"replication_factor"`
+	AckQuorum         int                 `json:"ack_quorum"`
+	UnderReplicated   map[string][]uint64 `json:"under_replicated"`
+}
+
+func replStateOf(t testing.TB, c *client.Client, topic string) replState {
+	t.Helper()
+	raw, err := c.State(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s replState
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("state %s: %v", raw, err)
+	}
+	return s
+}
+
+func countOn(tn *testNode, topic string, seg uint64) uint64 {
+	c, _ := tn.n.segmentCountOf(topic, seg)
+	return c
+}
+
+// topicLedBy registers topics on c until one's first segment is led by a
+// node for which want returns true.
+func topicLedBy(t testing.TB, c *client.Client, prefix string, want func(leader uint64) bool) (string, replState) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		name := prefix + strconv.Itoa(i)
+		if err := c.Register(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+		if st := replStateOf(t, c, name); want(st.LeaderNode) {
+			return name, st
+		}
+	}
+	t.Fatal("no topic with the wanted leader")
+	return "", replState{}
+}
+
+// TestReplicatedQuorumAck: with rf 3 / ack 2 every acknowledged PUT is
+// already stored on at least two nodes, and all three converge.
+func TestReplicatedQuorumAck(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	ctx := t.Context()
+	c := dial(t, nodes[0])
+	topic, st := topicLedBy(t, c, "q-", func(uint64) bool { return true })
+	set := st.Replicas["1"]
+	if len(set) != 3 || set[0] != st.LeaderNode || st.ReplicationFactor != 3 || st.AckQuorum != 2 {
+		t.Fatalf("STATE = %+v", st)
+	}
+	const n = 40
+	for i := range n {
+		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		holders := 0
+		for _, tn := range nodes {
+			if countOn(tn, topic, 1) >= uint64(i+1) {
+				holders++
+			}
+		}
+		if holders < 2 {
+			t.Fatalf("entry %d acknowledged while only %d node(s) hold it", i, holders)
+		}
+	}
+	eventually(t, 10*time.Second, "all replicas hold every entry", func() bool {
+		for _, tn := range nodes {
+			if countOn(tn, topic, 1) != n {
+				return false
+			}
+		}
+		return true
+	})
+	for _, tn := range nodes {
+		got, err := tn.store.Read(ctx, engine.SegmentID{Topic: topic, Segment: 1}, 0, n, 1<<20)
+		if err != nil || len(got) != n {
+			t.Fatalf("node %d read: %d entries, %v", tn.n.id, len(got), err)
+		}
+		for i, p := range got {
+			if string(p) != strconv.Itoa(i) {
+				t.Fatalf("node %d entry %d = %q", tn.n.id, i, p)
+			}
+		}
+	}
+}
+
+// TestReplicaFenceRejectsStaleEpoch exercises the replica's storage-level
+// fencing directly, including its durability across a restart.
+func TestReplicaFenceRejectsStaleEpoch(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	store := memstore.New()
+	n, err := New(testConfig(t, 1, dir), store, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	e := func(s ...string) [][]byte {
+		out := make([][]byte, len(s))
+		for i, v := range s {
+			out[i] = []byte(v)
+		}
+		return out
+	}
+	if c, err := n.replicaAppend(ctx, "t", 1, 1, 0, e("a", "b")); err != nil || c != 2 {
+		t.Fatalf("append = %d, %v", c, err)
+	}
+	// A duplicate (resend) is absorbed; an overlap appends only the tail.
+	if c, err := n.replicaAppend(ctx, "t", 1, 1, 1, e("b", "c")); err != nil || c != 3 {
+		t.Fatalf("overlapping append = %d, %v", c, err)
+	}
+	var gap *replicaGapError
+	if _, err := n.replicaAppend(ctx, "t", 1, 1, 5, e("x")); !errors.As(err, &gap) || gap.Count != 3 {
+		t.Fatalf("gap append err = %v", err)
+	}
+	if c, err := n.replicaFence("t", 1, 2); err != nil || c != 3 {
+		t.Fatalf("fence = %d, %v", c, err)
+	}
+	if _, err := n.replicaAppend(ctx, "t", 1, 1, 3, e("d")); !errors.Is(err, errReplicaFenced) {
+		t.Fatalf("append at a stale epoch after the fence: %v", err)
+	}
+	if c, err := n.replicaAppend(ctx, "t", 1, 2, 3, e("d")); err != nil || c != 4 {
+		t.Fatalf("append at the fence epoch = %d, %v", c, err)
+	}
+	// A lower fence never lowers the epoch.
+	if _, err := n.replicaFence("t", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.replicaAppend(ctx, "t", 1, 1, 4, e("e")); !errors.Is(err, errReplicaFenced) {
+		t.Fatalf("stale append after a lower fence: %v", err)
+	}
+	_ = n.Close()
+
+	// The epoch is durable: a restarted node still refuses the old leader.
+	n2, err := New(testConfig(t, 1, dir), store, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if _, err := n2.replicaAppend(ctx, "t", 1, 1, 4, e("e")); !errors.Is(err, errReplicaFenced) {
+		t.Fatalf("stale append after restart: %v", err)
+	}
+	if ep, err := n2.replicaEpoch(segKey{"t", 1}); err != nil || ep != 2 {
+		t.Fatalf("epoch after restart = %d, %v", ep, err)
+	}
+}
+
+// TestRecoverySealsAtHighestSurvivorCount: one follower misses the stream,
+// the segment leader dies; recovery fences both survivors, seals at the
+// higher count, copies the missing entries to the lagging survivor, and
+// every acknowledged entry is read once, in order.
+func TestRecoverySealsAtHighestSurvivorCount(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *Config) { c.FailureTimeout = time.Second })
+	ctx := t.Context()
+	rl := raftLeader(t, nodes)
+	c := dial(t, rl)
+	topic, st := topicLedBy(t, c, "rec-", func(l uint64) bool { return l != rl.n.id })
+	victim := nodes[st.LeaderNode-1]
+	var lagging *testNode
+	for _, id := range st.Replicas["1"][1:] {
+		if id != rl.n.id {
+			lagging = nodes[id-1]
+		}
+	}
+	lagging.n.repl.dropStream.Store(true)
+	const n = 12
+	for i := range n {
+		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := countOn(lagging, topic, 1); got != 0 {
+		t.Fatalf("lagging replica holds %d entries, want 0", got)
+	}
+	victim.crash(t)
+	start := time.Now()
+	putRetry(t, c, topic, "after")
+	t.Logf("writes resumed %v after the segment leader crashed", time.Since(start))
+	st = replStateOf(t, c, topic)
+	if st.SealedSegments["1"] != n || st.CurrentSegment != 2 {
+		t.Fatalf("STATE after recovery = %+v", st)
+	}
+	eventually(t, 10*time.Second, "lagging survivor copied up to the sealed count", func() bool {
+		return countOn(lagging, topic, 1) == n
+	})
+	for i := range n {
+		p, ok, err := c.Get(ctx, topic)
+		if err != nil || !ok || string(p) != strconv.Itoa(i) {
+			t.Fatalf("GET %d = %q, %v, %v", i, p, ok, err)
+		}
+	}
+	if p, ok, err := c.Get(ctx, topic); err != nil || !ok || string(p) != "after" {
+		t.Fatalf("GET after = %q %v %v", p, ok, err)
+	}
+	// The dead leader shows up as a missing replica.
+	st = replStateOf(t, c, topic)
+	if !slices.Contains(st.UnderReplicated["1"], victim.n.id) {
+		t.Fatalf("under_replicated = %v, want node %d in segment 1", st.UnderReplicated, victim.n.id)
+	}
+}
+
+// TestRecoveryWaitsForEnoughReplicas: with rf 3 / ack 2 recovery needs
+// two answers to its fence; while only one survivor answers, no survivor
+// set can prove it holds every acknowledged entry, so nothing is sealed.
+// Once the second answers, the segment is sealed at the right count.
+func TestRecoveryWaitsForEnoughReplicas(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *Config) { c.FailureTimeout = time.Second })
+	ctx := t.Context()
+	rl := raftLeader(t, nodes)
+	c := dial(t, rl)
+	topic, st := topicLedBy(t, c, "wait-", func(l uint64) bool { return l != rl.n.id })
+	for i := range 5 {
+		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var other *testNode
+	for _, id := range st.Replicas["1"] {
+		if id != rl.n.id && id != st.LeaderNode {
+			other = nodes[id-1]
+		}
+	}
+	other.n.repl.refuseFence.Store(true)
+	nodes[st.LeaderNode-1].crash(t)
+	deadline := time.Now().Add(3 * time.Second) // FailureTimeout + a few recovery attempts
+	for time.Now().Before(deadline) {
+		if r, _ := rl.n.fsm.Route(topic); r.Segment != 1 {
+			t.Fatalf("segment rolled to %d with one fence answer", r.Segment)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	other.n.repl.refuseFence.Store(false)
+	eventually(t, 10*time.Second, "recovery after the second answer", func() bool {
+		_, cnt, sealed, _ := rl.n.fsm.SegmentInfo(topic, 1)
+		return sealed && cnt == 5
+	})
+}
+
+// TestFencedLeaderStopsAcknowledging is the partition case in process:
+// the followers are fenced by a recovery the segment leader did not see;
+// its next append cannot reach the ack quorum, answers ERR, and is never
+// delivered to a reader.
+func TestFencedLeaderStopsAcknowledging(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	ctx := t.Context()
+	rl := raftLeader(t, nodes)
+	c := dial(t, rl)
+	topic, st := topicLedBy(t, c, "fence-", func(l uint64) bool { return l != rl.n.id })
+	leader := nodes[st.LeaderNode-1]
+	lc := dial(t, leader)
+	for i := range 3 {
+		if err := lc.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range st.Replicas["1"][1:] {
+		if _, err := nodes[id-1].n.replicaFence(topic, 1, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := lc.Put(ctx, topic, []byte("after-fence"))
+	if err == nil || !strings.Contains(err.Error(), "ack quorum") {
+		t.Fatalf("PUT after the fence = %v, want an unacknowledged ERR", err)
+	}
+	if got := countOn(leader, topic, 1); got != 4 {
+		t.Fatalf("leader holds %d entries, want 4 (3 acknowledged + 1 refused by the quorum)", got)
+	}
+	for i := range 3 {
+		p, ok, err := c.Get(ctx, topic)
+		if err != nil || !ok || string(p) != strconv.Itoa(i) {
+			t.Fatalf("GET %d = %q, %v, %v", i, p, ok, err)
+		}
+	}
+	if p, ok, err := c.Get(ctx, topic); err != nil || ok {
+		t.Fatalf("GET past the acknowledged entries = %q, %v, %v; want EMPTY", p, ok, err)
+	}
+}
+
+// TestCatchUpAfterRollover: a follower that missed a segment's stream
+// pulls it from the other replicas once it is sealed and seals it itself.
+func TestCatchUpAfterRollover(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 5 })
+	ctx := t.Context()
+	c := dial(t, nodes[0])
+	topic, st := topicLedBy(t, c, "cu-", func(uint64) bool { return true })
+	lagging := nodes[st.Replicas["1"][2]-1]
+	lagging.n.repl.dropStream.Store(true)
+	for i := range 5 {
+		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
+		_, cnt, sealed, _ := nodes[0].n.fsm.SegmentInfo(topic, 1)
+		return sealed && cnt == 5
+	})
+	eventually(t, 15*time.Second, "lagging replica caught up and sealed", func() bool {
+		info, err := lagging.store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: 1})
+		return err == nil && info.Entries == 5 && info.Sealed
+	})
+	st = replStateOf(t, c, topic)
+	if len(st.Replicas["2"]) != 3 || st.Replicas["2"][0] != st.LeaderNode {
+		t.Fatalf("segment 2 replicas = %v (leader %d)", st.Replicas["2"], st.LeaderNode)
+	}
+}

@@ -67,6 +67,12 @@ type Config struct {
 	// CursorCommitInterval is how often dirty shared cursors are committed
 	// through Raft (the redelivery window after a crash). Default 100ms.
 	CursorCommitInterval time.Duration
+	// HandoffOnShutdown makes a clean shutdown roll every open segment this
+	// node leads over to the next live voter at its exact count, so writers
+	// move at once (rolling restarts) instead of after FailureTimeout. Off
+	// by default: it changes the topology at every stop, and a whole-cluster
+	// stop/start should come back with the metadata it had. Default false.
+	HandoffOnShutdown bool
 	// RaftTiming overrides Raft timeouts; zero fields use the loopback
 	// defaults of consensus.DefaultTiming.
 	RaftTiming consensus.Timing

@@ -130,7 +130,8 @@ func TestRaftLeaderFailover(t *testing.T) {
 // it hands its open segment over at the exact count, writes move at once,
 // and every acknowledged entry is read back once, in order.
 func TestGracefulHandoff(t *testing.T) {
-	nodes := startCluster(t, 3, nil) // default 5 s failure timeout: only a handoff is fast
+	// Default 5 s failure timeout: only a handoff makes the move fast.
+	nodes := startCluster(t, 3, func(c *Config) { c.HandoffOnShutdown = true })
 	ctx := t.Context()
 	leader := raftLeader(t, nodes)
 	var victim, other *testNode

@@ -13,8 +13,9 @@ const handoffTimeout = 5 * time.Second
 // handoff runs at a clean shutdown, after the client listener closed: the
 // node stops appending (leases count as stale from now on, so forwarded
 // appends get NotLeaderError and are retried elsewhere), waits for appends
-// in progress, and hands every open segment it leads to the next live voter
-// with a rollover at its exact count. Writers move at once instead of
+// in progress, reports its exact counts in a final heartbeat and, with
+// Config.HandoffOnShutdown, hands every open segment it leads to the next
+// live voter with a rollover at its exact count. Writers move at once instead of
 // waiting FailureTimeout for a failover, and no acknowledged entry is left
 // past a sealed count. A final heartbeat reports the exact counts in case a
 // proposal fails (the failover then uses them).
@@ -42,6 +43,9 @@ func (n *Node) handoff(ctx context.Context) {
 		w.mu.Unlock() //nolint:staticcheck // a barrier, not a critical section
 	}
 	n.heartbeat(ctx)
+	if !n.cfg.HandoffOnShutdown {
+		return
+	}
 
 	m, err := n.cons.Membership()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/protocol"
 )
 
 // Exit codes of walrus-cli. Scripts rely on them; README documents them.
@@ -70,6 +71,12 @@ func classify(ctx context.Context, addr string, err error) error {
 	}
 	if se, ok := errors.AsType[*client.ServerError](err); ok {
 		return &replyError{msg: se.Message}
+	}
+	// The client refuses a malformed request (bad topic name, empty payload,
+	// invalid UTF-8) before sending it: the user's input is wrong, the node
+	// is fine.
+	if _, ok := errors.AsType[*protocol.RequestError](err); ok {
+		return &usageError{err: err}
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 		return err

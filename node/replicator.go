@@ -71,6 +71,7 @@ type follower struct {
 	gen       uint64 // bumped at every resync; stale callbacks are ignored
 	needProbe bool
 	fenced    bool
+	known     bool // a probe answered at least once
 }
 
 type replicator struct {
@@ -89,6 +90,12 @@ type replicator struct {
 	fenced    bool // a follower saw a higher epoch: recovery is under way
 	stopped   bool
 	sealedAt  time.Time
+	// probed counts followers whose count is known; ready is closed once
+	// enough are known for the last add confirmed to be meaningful (a
+	// restarted leader learns it from its followers).
+	probed    int
+	ready     chan struct{}
+	readyDone bool
 
 	wg sync.WaitGroup
 }
@@ -149,11 +156,13 @@ func (n *Node) replicatorFor(topic string, seg uint64) (*replicator, error) {
 		local: local,
 	}
 	r.cond = sync.NewCond(&r.mu)
+	r.ready = make(chan struct{})
 	for _, id := range set[1:] {
 		r.followers = append(r.followers, &follower{id: id, needProbe: true})
 	}
 	if r.ack <= 1 {
 		r.lac = local
+		r.markReadyLocked()
 	}
 	if s.reps == nil {
 		s.reps = map[segKey]*replicator{}
@@ -240,10 +249,27 @@ func (n *Node) readLimit(topic string, seg uint64) (uint64, bool) {
 	if rep == nil {
 		return 0, false
 	}
+	t := time.NewTimer(replReadyWait)
+	defer t.Stop()
+	select {
+	case <-rep.ready:
+	case <-t.C:
+	}
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	return rep.lac, true
 }
+
+func (r *replicator) markReadyLocked() {
+	if !r.readyDone {
+		r.readyDone = true
+		close(r.ready)
+	}
+}
+
+// replReadyWait bounds how long a read of an open segment waits for a
+// fresh replicator to learn its followers' counts.
+const replReadyWait = 3 * time.Second
 
 // refuse reports why new appends must not be made (nil = go ahead).
 func (r *replicator) refuse() error {
@@ -398,6 +424,13 @@ func (r *replicator) runFollower(f *follower) {
 				r.n.logger.Error("replica holds more entries than its segment leader; not streaming to it", "topic", r.key.topic, "segment", r.key.seg, "replica", f.id, "replica_entries", count, "leader_entries", r.local)
 				f.fenced = true
 			case err == nil:
+				if !f.known {
+					f.known = true
+					r.probed++
+					if r.probed >= r.ack-1 {
+						r.markReadyLocked()
+					}
+				}
 				f.sent, f.needProbe = count, false
 				f.acked = max(f.acked, count)
 				done := r.advanceLocked()
@@ -543,6 +576,35 @@ func (n *Node) awaitReplicated(ctx context.Context, topic string, seg, count uin
 		select {
 		case <-ctx.Done():
 			return
+		case <-t.C:
+		}
+	}
+}
+
+// awaitQuorum waits until the ack quorum of a replicated segment led here
+// holds count entries (nil at once for an unreplicated segment).
+func (n *Node) awaitQuorum(ctx context.Context, topic string, seg, count uint64) error {
+	n.repl.repMu.Lock()
+	r := n.repl.reps[segKey{topic, seg}]
+	n.repl.repMu.Unlock()
+	if r == nil {
+		return nil
+	}
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		lac, fenced := r.lac, r.fenced
+		r.mu.Unlock()
+		if lac >= count {
+			return nil
+		}
+		if fenced {
+			return fmt.Errorf("topic %s segment %d: %w", topic, seg, ErrFenced)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s segment %d: waiting for the ack quorum to hold %d entries (has %d): %w", topic, seg, count, lac, ctx.Err())
 		case <-t.C:
 		}
 	}

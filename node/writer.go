@@ -392,6 +392,14 @@ func (n *Node) appendAsync(topic string, entries [][]byte, cb func(error)) bool 
 // fenceLocal fences seg if it holds >= min entries and returns its count.
 func (n *Node) fenceLocal(ctx context.Context, topic string, seg, min uint64) (uint64, bool, error) {
 	r := n.submit(ctx, topic, &writeOp{kind: opFence, seg: seg, min: min})
+	if r.err == nil && r.fenced {
+		// A replicated segment is sealed only at a count its ack quorum
+		// holds, so every entry below the sealed count stays readable if
+		// this node dies right after the rollover.
+		if err := n.awaitQuorum(ctx, topic, seg, r.count); err != nil {
+			return 0, false, err
+		}
+	}
 	return r.count, r.fenced, r.err
 }
 

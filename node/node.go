@@ -118,7 +118,7 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 	}
 	n.mux = mux.New(raftLn, adv, logger.With("component", "mux"))
 	n.pool = rpc.NewPool(func(ctx context.Context, addr string) (net.Conn, error) {
-		return mux.Dial(ctx, addr, mux.TagRPC)
+		return n.mux.Dial(ctx, addr, mux.TagRPC)
 	}, logger)
 	n.self = metadata.Node{ID: n.id, RaftAddr: adv.String(), RPCAddr: adv.String(), ClientAddr: clientLn.Addr().String()}
 	n.leases.init()

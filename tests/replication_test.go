@@ -115,12 +115,22 @@ func (l *writerLog) ackCount() int {
 // no writer sent.
 func verifyExactlyOnce(t *testing.T, c *testcluster.Cluster, id uint64, topic, prefix string, logs []*writerLog) int {
 	t.Helper()
+	return verifyGroups(t, c, id, topic, map[string][]*writerLog{prefix: logs})
+}
+
+// verifyGroups is verifyExactlyOnce for several writer groups, each with
+// its own payload prefix (prefixes must not be prefixes of each other).
+func verifyGroups(t *testing.T, c *testcluster.Cluster, id uint64, topic string, groups map[string][]*writerLog) int {
+	t.Helper()
 	conn := testcluster.MustDial(t, c.Node(id).ClientAddr)
 	conn.SetTimeout(20 * time.Second)
 	seen := map[string]bool{}
-	last := make([]int, len(logs))
-	for i := range last {
-		last[i] = -1
+	last := map[string][]int{}
+	for prefix, logs := range groups {
+		last[prefix] = make([]int, len(logs))
+		for i := range logs {
+			last[prefix][i] = -1
+		}
 	}
 	total := 0
 	for {
@@ -141,7 +151,9 @@ func verifyExactlyOnce(t *testing.T, c *testcluster.Cluster, id uint64, topic, p
 		seen[p] = true
 		total++
 		var k, s int
-		if _, err := fmt.Sscanf(strings.TrimPrefix(p, prefix), "w%d-%d", &k, &s); err != nil || !strings.HasPrefix(p, prefix) || k < 0 || k >= len(logs) {
+		prefix, _, _ := strings.Cut(p, "w")
+		logs, ok := groups[prefix]
+		if _, err := fmt.Sscanf(strings.TrimPrefix(p, prefix), "w%d-%d", &k, &s); !ok || err != nil || k < 0 || k >= len(logs) {
 			t.Fatalf("phantom entry %q", p)
 		}
 		l := logs[k]
@@ -152,15 +164,17 @@ func verifyExactlyOnce(t *testing.T, c *testcluster.Cluster, id uint64, topic, p
 		if !ackedHere && !unknown {
 			t.Fatalf("phantom entry %q (never sent)", p)
 		}
-		if s <= last[k] {
-			t.Fatalf("writer %d: entry %d read after %d", k, s, last[k])
+		if s <= last[prefix][k] {
+			t.Fatalf("writer %s%d: entry %d read after %d", prefix, k, s, last[prefix][k])
 		}
-		last[k] = s
+		last[prefix][k] = s
 	}
-	for k, l := range logs {
-		for _, s := range l.acked {
-			if !seen[fmt.Sprintf("%sw%d-%d", prefix, k, s)] {
-				t.Fatalf("acknowledged entry %sw%d-%d was not read (writer acked %d)", prefix, k, s, len(l.acked))
+	for prefix, logs := range groups {
+		for k, l := range logs {
+			for _, s := range l.acked {
+				if !seen[fmt.Sprintf("%sw%d-%d", prefix, k, s)] {
+					t.Fatalf("acknowledged entry %sw%d-%d was not read (writer acked %d)", prefix, k, s, len(l.acked))
+				}
 			}
 		}
 	}

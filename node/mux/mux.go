@@ -33,6 +33,10 @@ type Mux struct {
 	advertise net.Addr
 	logger    *slog.Logger
 
+	// dialFrom is the local address outgoing connections bind to (nil =
+	// the kernel's choice); see New.
+	dialFrom *net.TCPAddr
+
 	mu     sync.Mutex
 	subs   map[byte]*Listener
 	closed chan struct{}
@@ -46,7 +50,25 @@ func New(ln net.Listener, advertise net.Addr, logger *slog.Logger) *Mux {
 	if advertise == nil {
 		advertise = ln.Addr()
 	}
-	return &Mux{ln: ln, advertise: advertise, logger: logger, subs: map[byte]*Listener{}, closed: make(chan struct{})}
+	m := &Mux{ln: ln, advertise: advertise, logger: logger, subs: map[byte]*Listener{}, closed: make(chan struct{})}
+	// A node listening on a specific loopback address (127.0.0.2, ...)
+	// also dials its peers from it, so a peer (or a fault-injecting proxy
+	// in a test) sees which node a connection comes from. Peers of a
+	// loopback listener are on the same host, so the source is always
+	// routable; other addresses keep the kernel's choice.
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsLoopback() && !ta.IP.Equal(net.IPv4(127, 0, 0, 1)) && !ta.IP.Equal(net.IPv6loopback) {
+		m.dialFrom = &net.TCPAddr{IP: ta.IP}
+	}
+	return m
+}
+
+// Dial connects to addr and writes tag, from this mux's dial address.
+func (m *Mux) Dial(ctx context.Context, addr string, tag byte) (net.Conn, error) {
+	var d net.Dialer
+	if m.dialFrom != nil {
+		d.LocalAddr = m.dialFrom
+	}
+	return dial(ctx, d, addr, tag)
 }
 
 // Listener returns the sub-listener for tag, creating it on first use.
@@ -150,7 +172,10 @@ func (l *Listener) Addr() net.Addr { return l.mux.advertise }
 
 // Dial connects to addr and writes tag.
 func Dial(ctx context.Context, addr string, tag byte) (net.Conn, error) {
-	var d net.Dialer
+	return dial(ctx, net.Dialer{}, addr, tag)
+}
+
+func dial(ctx context.Context, d net.Dialer, addr string, tag byte) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -183,5 +208,5 @@ func NewRaftLayer(m *Mux) RaftLayer { return RaftLayer{Listener: m.Listener(TagR
 func (r RaftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return Dial(ctx, string(address), TagRaft)
+	return r.mux.Dial(ctx, string(address), TagRaft)
 }

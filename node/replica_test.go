@@ -324,3 +324,60 @@ func TestCatchUpAfterRollover(t *testing.T) {
 		t.Fatalf("segment 2 replicas = %v (leader %d)", st.Replicas["2"], st.LeaderNode)
 	}
 }
+
+// TestReReplication: a replica of a sealed segment stays down longer than
+// ReplicaRepairTimeout; the Raft leader copies the segment to a node
+// outside its set and records the new set.
+func TestReReplication(t *testing.T) {
+	nodes := startCluster(t, 4, func(c *Config) {
+		c.FailureTimeout = time.Second
+		c.ReplicaRepairTimeout = time.Second
+		c.MaxSegmentEntries = 5
+	})
+	ctx := t.Context()
+	rl := raftLeader(t, nodes)
+	c := dial(t, rl)
+	topic, st := topicLedBy(t, c, "rr-", func(uint64) bool { return true })
+	for i := range 5 {
+		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
+		_, cnt, sealed, _ := rl.n.fsm.SegmentInfo(topic, 1)
+		return sealed && cnt == 5
+	})
+	set := st.Replicas["1"]
+	var victim uint64
+	for _, id := range set {
+		if id != rl.n.id {
+			victim = id
+			break
+		}
+	}
+	nodes[victim-1].crash(t)
+	var fresh []uint64
+	eventually(t, 20*time.Second, "segment 1 re-replicated", func() bool {
+		set, _, _ := rl.n.fsm.SegmentReplicas(topic, 1)
+		if slices.Contains(set, victim) || len(set) != 3 {
+			return false
+		}
+		fresh = set
+		return true
+	})
+	eventually(t, 10*time.Second, "every member of the new set holds segment 1 sealed", func() bool {
+		for _, id := range fresh {
+			info, err := nodes[id-1].store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: 1})
+			if err != nil || info.Entries != 5 || !info.Sealed {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range 5 {
+		p, ok, err := c.Get(ctx, topic)
+		if err != nil || !ok || string(p) != strconv.Itoa(i) {
+			t.Fatalf("GET %d = %q, %v, %v", i, p, ok, err)
+		}
+	}
+}

@@ -450,6 +450,9 @@ func (n *Node) repairOne(ctx context.Context, under []underReplicated) {
 	}
 	for _, u := range under {
 		if !u.Sealed {
+			if n.rollUnderReplicated(ctx, u, goneLong, m.Voters, peers) {
+				return
+			}
 			continue
 		}
 		var gone uint64
@@ -530,4 +533,74 @@ func (n *Node) pullTo(ctx context.Context, target uint64, topic string, seg, cou
 		return fmt.Errorf("node %d holds %d of %d entries", target, got, count)
 	}
 	return nil
+}
+
+// rollUnderReplicated rolls an open segment over early when one of its
+// followers has been gone for ReplicaRepairTimeout and a new replica set
+// would have more live members: the segment is fenced at its exact count
+// (once the ack quorum holds it) and the next one opens on live nodes.
+// It reports whether it acted.
+func (n *Node) rollUnderReplicated(ctx context.Context, u underReplicated, goneLong func(uint64) bool, voters []uint64, peers map[uint64]peerProgress) bool {
+	r, ok := n.fsm.Route(u.Topic)
+	if !ok || r.Segment != u.Segment || !n.alive(r.Leader, peers) {
+		return false // rolled already, or the leader's failover handles it
+	}
+	if !slices.ContainsFunc(u.Missing, goneLong) {
+		return false
+	}
+	var live []uint64
+	for _, id := range voters {
+		if n.aliveStrict(id, peers) {
+			live = append(live, id)
+		}
+	}
+	next := nextLeader(live, r.Leader)
+	set := n.replicasForNext(u.Topic, next, live)
+	if len(set) <= len(u.Replicas)-len(u.Missing) {
+		return false // no better set available: keep waiting
+	}
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var e enc
+	e.str(u.Topic)
+	e.u64(r.Segment)
+	e.u64(0)
+	var (
+		count  uint64
+		fenced bool
+		err    error
+	)
+	if r.Leader == n.id {
+		count, fenced, err = n.fenceLocal(tctx, u.Topic, r.Segment, 0)
+	} else {
+		var resp []byte
+		resp, err = n.call(tctx, r.Leader, methodFence, e.b)
+		if err == nil && len(resp) == 9 {
+			d := dec{b: resp[1:]}
+			count, fenced = d.u64(), resp[0] == 1
+		} else if err == nil {
+			err = errShortPayload
+		}
+	}
+	if err != nil || !fenced {
+		n.logger.Warn("early rollover of an under-replicated segment: fence failed", "topic", u.Topic, "segment", r.Segment, "err", err)
+		return false
+	}
+	res, err := n.cons.Propose(tctx, metadata.Rollover{Topic: u.Topic, Segment: r.Segment, Count: count, NextLeader: next, NextReplicas: set})
+	if err == nil {
+		err = res.Err
+	}
+	n.m.ObserveRollover(start, err)
+	if err != nil {
+		n.logger.Error("Raft consensus failed", "op", "rollover", "topic", u.Topic, "segment", r.Segment, "err", err)
+		if res.Err != nil {
+			uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = n.unfence(uctx, r.Leader, u.Topic, r.Segment)
+			ucancel()
+		}
+		return true
+	}
+	n.logger.Warn("rolled an under-replicated open segment over to a new replica set", "topic", u.Topic, "sealed_segment", r.Segment, "entries", count, "missing", u.Missing, "next_leader", next, "replicas", set)
+	return true
 }

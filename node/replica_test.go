@@ -325,9 +325,10 @@ func TestCatchUpAfterRollover(t *testing.T) {
 	}
 }
 
-// TestReReplication: a replica of a sealed segment stays down longer than
-// ReplicaRepairTimeout; the Raft leader copies the segment to a node
-// outside its set and records the new set.
+// TestReReplication: a follower of the open segment (and of sealed ones)
+// stays down longer than ReplicaRepairTimeout. The open segment is rolled
+// over early to a set of live nodes, and every sealed segment it held is
+// copied to a node outside its set, which is recorded as the new set.
 func TestReReplication(t *testing.T) {
 	nodes := startCluster(t, 4, func(c *Config) {
 		c.FailureTimeout = time.Second
@@ -337,7 +338,7 @@ func TestReReplication(t *testing.T) {
 	ctx := t.Context()
 	rl := raftLeader(t, nodes)
 	c := dial(t, rl)
-	topic, st := topicLedBy(t, c, "rr-", func(uint64) bool { return true })
+	topic, _ := topicLedBy(t, c, "rr-", func(uint64) bool { return true })
 	for i := range 5 {
 		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
@@ -347,34 +348,43 @@ func TestReReplication(t *testing.T) {
 		_, cnt, sealed, _ := rl.n.fsm.SegmentInfo(topic, 1)
 		return sealed && cnt == 5
 	})
-	set := st.Replicas["1"]
+	if err := c.Put(ctx, topic, []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	open, _, _ := rl.n.fsm.SegmentReplicas(topic, 2)
 	var victim uint64
-	for _, id := range set {
+	for _, id := range open[1:] {
 		if id != rl.n.id {
 			victim = id
 			break
 		}
 	}
 	nodes[victim-1].crash(t)
-	var fresh []uint64
-	eventually(t, 20*time.Second, "segment 1 re-replicated", func() bool {
-		set, _, _ := rl.n.fsm.SegmentReplicas(topic, 1)
-		if slices.Contains(set, victim) || len(set) != 3 {
-			return false
-		}
-		fresh = set
-		return true
+	eventually(t, 20*time.Second, "open segment rolled to live replicas", func() bool {
+		r, _ := rl.n.fsm.Route(topic)
+		set, _, _ := rl.n.fsm.SegmentReplicas(topic, r.Segment)
+		return r.Segment > 2 && len(set) == 3 && !slices.Contains(set, victim)
 	})
-	eventually(t, 10*time.Second, "every member of the new set holds segment 1 sealed", func() bool {
-		for _, id := range fresh {
-			info, err := nodes[id-1].store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: 1})
-			if err != nil || info.Entries != 5 || !info.Sealed {
+	eventually(t, 30*time.Second, "sealed segments re-replicated", func() bool {
+		for seg := uint64(1); seg <= 2; seg++ {
+			set, _, _ := rl.n.fsm.SegmentReplicas(topic, seg)
+			if len(set) != 3 || slices.Contains(set, victim) {
 				return false
+			}
+			_, cnt, _, _ := rl.n.fsm.SegmentInfo(topic, seg)
+			for _, id := range set {
+				info, err := nodes[id-1].store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: seg})
+				if err != nil || info.Entries < cnt || !info.Sealed {
+					return false
+				}
 			}
 		}
 		return true
 	})
-	for i := range 5 {
+	if err := c.Put(ctx, topic, []byte("6")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
 		p, ok, err := c.Get(ctx, topic)
 		if err != nil || !ok || string(p) != strconv.Itoa(i) {
 			t.Fatalf("GET %d = %q, %v, %v", i, p, ok, err)

@@ -103,6 +103,34 @@ func TestReplicatedQuorumAck(t *testing.T) {
 			}
 		}
 	}
+
+	// CREATE sets a topic's own factor and quorum.
+	for _, tc := range []struct {
+		line     string
+		ok       bool
+		rf, ack  int
+		replicas int
+	}{
+		{"CREATE c-rf1 rf=1", true, 1, 1, 0},
+		{"CREATE c-rf2 rf=2 ack=1", true, 2, 1, 2},
+		{"CREATE c-def", true, 3, 2, 3},
+		{"CREATE c-bad rf=3 ack=4", false, 0, 0, 0},
+		{"CREATE c-bad rf=9", false, 0, 0, 0},
+		{"CREATE c-bad foo=1", false, 0, 0, 0},
+		{"CREATE", false, 0, 0, 0},
+	} {
+		rep, err := c.DoLine(ctx, tc.line)
+		if tc.ok != (err == nil && string(rep.Encode()) == "OK") {
+			t.Fatalf("%s = %q, %v", tc.line, rep.Encode(), err)
+		}
+		if !tc.ok {
+			continue
+		}
+		st := replStateOf(t, c, strings.Fields(tc.line)[1])
+		if st.ReplicationFactor != tc.rf || st.AckQuorum != tc.ack || len(st.Replicas["1"]) != tc.replicas {
+			t.Fatalf("%s: STATE %+v", tc.line, st)
+		}
+	}
 }
 
 // TestReplicaFenceRejectsStaleEpoch exercises the replica's storage-level

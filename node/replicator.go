@@ -57,6 +57,18 @@ func isReplicaFenced(err error) bool {
 	return errors.Is(err, errReplicaFenced)
 }
 
+type recentBatch struct {
+	first   uint64
+	entries [][]byte
+	bytes   int
+}
+
+// Bounds of the in-memory batches kept for the senders.
+const (
+	replRecentMaxBytes   = 64 << 20
+	replRecentMaxBatches = 4096
+)
+
 type pendingAck struct {
 	end      uint64
 	ops      []*writeOp
@@ -96,6 +108,10 @@ type replicator struct {
 	probed    int
 	ready     chan struct{}
 	readyDone bool
+	// recent holds the batches appended lately, oldest first, so senders
+	// stream them without reading the store back.
+	recent      []recentBatch
+	recentBytes int
 
 	wg sync.WaitGroup
 }
@@ -283,7 +299,8 @@ func (r *replicator) refuse() error {
 
 // appended records a batch stored locally at [first, first+count) whose
 // ops wait for the quorum.
-func (r *replicator) appended(first, count uint64, ops []*writeOp) {
+func (r *replicator) appended(first uint64, entries [][]byte, ops []*writeOp) {
+	count := uint64(len(entries))
 	r.mu.Lock()
 	if r.stopped || r.fenced {
 		r.mu.Unlock()
@@ -295,6 +312,13 @@ func (r *replicator) appended(first, count uint64, ops []*writeOp) {
 	if end := first + count; end > r.local {
 		r.local = end
 	}
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	r.recent = append(r.recent, recentBatch{first: first, entries: entries, bytes: b})
+	r.recentBytes += b
+	r.trimRecentLocked()
 	r.pending = append(r.pending, pendingAck{end: first + count, ops: ops, deadline: time.Now().Add(r.n.pendingTimeout())})
 	done := r.advanceLocked()
 	r.cond.Broadcast()
@@ -452,6 +476,14 @@ func (r *replicator) runFollower(f *follower) {
 		from, gen := f.sent, f.gen
 		want := min(r.local-from, replMaxEntries)
 		f.inflight++
+		if entries := r.recentLocked(from, int(want)); entries != nil {
+			// Fast path: the batches are still in memory.
+			f.sent = from + uint64(len(entries))
+			r.trimRecentLocked()
+			r.mu.Unlock()
+			r.sendAsync(f, gen, from, entries)
+			continue
+		}
 		r.mu.Unlock()
 		entries, err := r.n.store.Read(ctx, r.id, from, int(want), replMaxBytes)
 		r.mu.Lock()
@@ -472,8 +504,67 @@ func (r *replicator) runFollower(f *follower) {
 		}
 		end := from + uint64(len(entries))
 		f.sent = end
+		r.trimRecentLocked()
 		r.mu.Unlock()
 		r.sendAsync(f, gen, from, entries)
+	}
+}
+
+// recentLocked returns up to max entries starting at offset from out of
+// the in-memory batches (within replMaxBytes), or nil when from is not
+// covered by them.
+func (r *replicator) recentLocked(from uint64, max int) [][]byte {
+	k := -1
+	for i, b := range r.recent {
+		if from >= b.first && from < b.first+uint64(len(b.entries)) {
+			k = i
+			break
+		}
+	}
+	if k < 0 {
+		return nil
+	}
+	var out [][]byte
+	bytes := 0
+	next := from
+	for _, b := range r.recent[k:] {
+		if b.first != next && len(out) > 0 {
+			break
+		}
+		for _, e := range b.entries[next-b.first:] {
+			if len(out) >= max || (len(out) > 0 && bytes+len(e) > replMaxBytes) {
+				return out
+			}
+			out = append(out, e)
+			bytes += len(e)
+		}
+		next = b.first + uint64(len(b.entries))
+	}
+	return out
+}
+
+// trimRecentLocked drops in-memory batches every follower has been sent
+// (a resend after a failure reads the store) and bounds the rest.
+func (r *replicator) trimRecentLocked() {
+	low := r.local
+	for _, f := range r.followers {
+		if !f.fenced && f.sent < low {
+			low = f.sent
+		}
+	}
+	k := 0
+	for k < len(r.recent) {
+		b := r.recent[k]
+		end := b.first + uint64(len(b.entries))
+		if end > low && r.recentBytes <= replRecentMaxBytes && len(r.recent)-k <= replRecentMaxBatches {
+			break
+		}
+		r.recentBytes -= b.bytes
+		k++
+	}
+	if k > 0 {
+		clear(r.recent[:k])
+		r.recent = r.recent[k:]
 	}
 }
 

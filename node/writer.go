@@ -288,7 +288,7 @@ func (w *topicWriter) flush(ops []*writeOp) {
 			err = fmt.Errorf("append %s: %w", id, err)
 		}
 		if err == nil && rep != nil {
-			rep.appended(first, uint64(len(all)), slices.Clone(ops[:n]))
+			rep.appended(first, all, slices.Clone(ops[:n]))
 			ops = ops[n:]
 			continue
 		}

@@ -271,6 +271,9 @@ type underReplicated struct {
 	Replicas []uint64 `json:"replicas"`
 	Missing  []uint64 `json:"missing"`
 	Sealed   bool     `json:"sealed"`
+	// Short: the set has fewer members than the topic's factor although
+	// enough voters exist now (e.g. created before the others joined).
+	Short bool `json:"short,omitempty"`
 }
 
 // underReplicatedSegments lists segments with a replica that is down or no
@@ -307,9 +310,10 @@ func (n *Node) underReplicatedSegments() []underReplicated {
 					missing = append(missing, id)
 				}
 			}
-			if len(missing) > 0 {
+			short := len(set) < min(topicRF(*t), len(m.Voters))
+			if len(missing) > 0 || short {
 				_, sealed := t.SealedSegments[seg]
-				out = append(out, underReplicated{Topic: name, Segment: seg, Replicas: slices.Clone(set), Missing: missing, Sealed: sealed})
+				out = append(out, underReplicated{Topic: name, Segment: seg, Replicas: slices.Clone(set), Missing: missing, Sealed: sealed, Short: short})
 			}
 		}
 	}
@@ -462,7 +466,7 @@ func (n *Node) repairOne(ctx context.Context, under []underReplicated) {
 				break
 			}
 		}
-		if gone == 0 {
+		if gone == 0 && !u.Short {
 			continue
 		}
 		var target uint64
@@ -471,6 +475,9 @@ func (n *Node) repairOne(ctx context.Context, under []underReplicated) {
 				target = id
 				break
 			}
+		}
+		if target == 0 && gone == 0 {
+			continue // short, but no node to add
 		}
 		newSet := slices.DeleteFunc(slices.Clone(u.Replicas), func(id uint64) bool { return id == gone })
 		if target != 0 {
@@ -545,7 +552,7 @@ func (n *Node) rollUnderReplicated(ctx context.Context, u underReplicated, goneL
 	if !ok || r.Segment != u.Segment || !n.alive(r.Leader, peers) {
 		return false // rolled already, or the leader's failover handles it
 	}
-	if !slices.ContainsFunc(u.Missing, goneLong) {
+	if !u.Short && !slices.ContainsFunc(u.Missing, goneLong) {
 		return false
 	}
 	var live []uint64

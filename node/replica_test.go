@@ -419,3 +419,67 @@ func TestReReplication(t *testing.T) {
 		}
 	}
 }
+
+// TestShortSetGrows: a topic created while its node was the only voter has
+// a one-member set; once two more nodes join, the open segment is rolled
+// over to a full set and the sealed one is copied to the new nodes.
+func TestShortSetGrows(t *testing.T) {
+	dir := t.TempDir()
+	tweak := func(c *Config) { c.ReplicaRepairTimeout = time.Second }
+	cfg1 := testConfig(t, 1, dir)
+	tweak(&cfg1)
+	n1 := startNode(t, cfg1, nil)
+	nodes := []*testNode{n1}
+	t.Cleanup(func() {
+		for _, tn := range nodes {
+			tn.stop(t)
+		}
+	})
+	ctx := t.Context()
+	c := dial(t, n1)
+	eventually(t, 10*time.Second, "node 1 leads", func() bool { return n1.n.cons.IsLeader() })
+	if err := c.Register(ctx, "short"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, "short", []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	if st := replStateOf(t, c, "short"); len(st.Replicas["1"]) != 1 {
+		t.Fatalf("replicas with one voter = %v", st.Replicas)
+	}
+	for id := uint64(2); id <= 3; id++ {
+		cfg := testConfig(t, id, dir)
+		cfg.Join = []string{n1.n.RaftAddr()}
+		tweak(&cfg)
+		nodes = append(nodes, startNode(t, cfg, nil))
+	}
+	eventually(t, 30*time.Second, "full sets on every segment", func() bool {
+		r, _ := n1.n.fsm.Route("short")
+		if r.Segment < 2 {
+			return false
+		}
+		for seg := uint64(1); seg <= r.Segment; seg++ {
+			if set, _, _ := n1.n.fsm.SegmentReplicas("short", seg); len(set) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, 10*time.Second, "segment 1 on all three nodes", func() bool {
+		for _, tn := range nodes {
+			if countOn(tn, "short", 1) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := c.Put(ctx, "short", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		p, ok, err := c.Get(ctx, "short")
+		if err != nil || !ok || string(p) != strconv.Itoa(i) {
+			t.Fatalf("GET %d = %q, %v, %v", i, p, ok, err)
+		}
+	}
+}

@@ -37,6 +37,9 @@ type Config struct {
 	ReplicationFactor int `mapstructure:"replication_factor"`
 	// AckQuorum is how many of those must hold an entry before PUT says OK.
 	AckQuorum int `mapstructure:"ack_quorum"`
+	// ReplicaRepairTimeoutMS is how long a replica may be down before the
+	// segments it held are copied to another node.
+	ReplicaRepairTimeoutMS int64 `mapstructure:"replica_repair_timeout_ms"`
 
 	Raft    RaftConfig    `mapstructure:"raft"`
 	Client  ClientConfig  `mapstructure:"client"`
@@ -149,6 +152,9 @@ func Default() Config {
 		Client:            ClientConfig{Host: "127.0.0.1", Port: 8080, MaxFrameBytes: protocol.DefaultMaxFrameBytes},
 		HTTP:              HTTPConfig{Host: "127.0.0.1", Port: 0},
 		Topics:            TopicsConfig{AutoCreate: true},
+
+		ReplicaRepairTimeoutMS: 60_000,
+
 		Storage: StorageConfig{
 			Backend:        BackendMmap,
 			Durability:     "none",
@@ -170,6 +176,9 @@ func (c Config) CursorCommitInterval() time.Duration { return ms(c.CursorCommitM
 
 // FailureTimeout is FailureTimeoutMS as a duration.
 func (c Config) FailureTimeout() time.Duration { return ms(c.FailureTimeoutMS) }
+
+// ReplicaRepairTimeout is ReplicaRepairTimeoutMS as a duration.
+func (c Config) ReplicaRepairTimeout() time.Duration { return ms(c.ReplicaRepairTimeoutMS) }
 
 // SyncInterval is Storage.SyncIntervalMS as a duration.
 func (s StorageConfig) SyncInterval() time.Duration { return ms(s.SyncIntervalMS) }

@@ -104,6 +104,7 @@ func (c Config) Validate() error {
 	intRange("cursor_commit_ms", c.CursorCommitMS, cursorCommitMSMin, cursorCommitMSMax)
 	intRange("failure_timeout_ms", c.FailureTimeoutMS, failureTimeoutMSMin, failureTimeoutMSMax)
 	intRange("replication_factor", int64(c.ReplicationFactor), 1, replicationMax)
+	intRange("replica_repair_timeout_ms", c.ReplicaRepairTimeoutMS, 1_000, 86_400_000)
 	if c.AckQuorum < 1 || c.AckQuorum > max(c.ReplicationFactor, 1) {
 		bad("ack_quorum", c.AckQuorum, "must be in 1..replication_factor (%d)", c.ReplicationFactor)
 	}

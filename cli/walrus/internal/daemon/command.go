@@ -133,5 +133,6 @@ func NodeConfig(c configs.Config) node.Config {
 	n.AckQuorum = c.AckQuorum
 	n.CursorCommitInterval = c.CursorCommitInterval()
 	n.FailureTimeout = c.FailureTimeout()
+	n.ReplicaRepairTimeout = c.ReplicaRepairTimeout()
 	return n
 }

@@ -225,7 +225,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.m.SetRaftSource(n.raftStats)
 	n.m.SetClusterSource(n.clusterStats)
-	n.m.SetDataDir(n.cfg.DataDir)
+	// The node's own directory: several nodes may share one data_dir.
+	n.m.SetDataDir(filepath.Join(n.cfg.DataDir, fmt.Sprintf("node_%d", n.id)))
 
 	rpcSrv := rpc.NewServer(rpcHandler{n}, n.logger.With("component", "rpc"))
 	n.goFunc(func() {
@@ -253,7 +254,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.awaitReplay(ctx)
 	}
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- n.srv.Serve(loopCtx, n.clientLn) }()
+	go func() { srvDone <- n.srv.Serve(loopCtx, n.m.CountListener(n.clientLn, metrics.PortClient)) }()
 	close(n.ready)
 
 	var runErr error
@@ -373,7 +374,11 @@ func (n *Node) observeRaft(ctx context.Context) {
 		case o := <-ch:
 			switch d := o.Data.(type) {
 			case raft.LeaderObservation:
-				n.m.LeaderChanges.Inc()
+				// raft clears the leader (empty id) on every state change;
+				// count only a leader becoming known.
+				if d.LeaderID != "" {
+					n.m.LeaderChanges.Inc()
+				}
 				n.logger.Info("raft leader changed", "leader", string(d.LeaderID), "leader_addr", string(d.LeaderAddr))
 			case raft.RaftState:
 				if d == raft.Candidate {

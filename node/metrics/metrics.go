@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,7 +116,20 @@ type Metrics struct {
 
 	topicsMu sync.Mutex
 	topics   map[string]struct{}
+
+	// Storage health for readiness: when the last backend error and the
+	// last answered call happened (unix nanoseconds), and the failing op.
+	storageMu      sync.Mutex
+	storageLastErr time.Time
+	storageLastOK  time.Time
+	storageErrOp   string
 }
+
+// StorageUnhealthyFor is how long after its last backend error, with no
+// successful call since, the storage counts as unhealthy. Bounded so that
+// a node taken out of rotation (and so getting no traffic to prove the
+// backend recovered) becomes ready again and is retried.
+const StorageUnhealthyFor = 30 * time.Second
 
 // New returns the instrumentation of node nodeID with its own registry
 // holding the Go runtime and process collectors plus every walrus_* metric.
@@ -329,8 +343,34 @@ func (m *Metrics) ObserveForward(kind string, err error) {
 // only errors for which IsBackendError is true are counted as errors.
 // InstrumentStore does this for every call.
 func (m *Metrics) ObserveStorage(op string, start time.Time, err error) {
-	m.StorageDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	if IsBackendError(err) {
+	now := time.Now()
+	m.StorageDuration.WithLabelValues(op).Observe(now.Sub(start).Seconds())
+	backendErr := IsBackendError(err)
+	if backendErr {
 		m.StorageErrors.WithLabelValues(op).Inc()
 	}
+	m.storageMu.Lock()
+	if backendErr {
+		m.storageLastErr, m.storageErrOp = now, op
+	} else {
+		m.storageLastOK = now
+	}
+	m.storageMu.Unlock()
+}
+
+// StorageHealthy reports whether the storage backend looks healthy from
+// the calls observed by ObserveStorage (and so InstrumentStore): false,
+// with a reason, when the most recent call failed with a backend error
+// less than StorageUnhealthyFor ago. For the node's /readyz.
+func (m *Metrics) StorageHealthy() (bool, string) {
+	m.storageMu.Lock()
+	defer m.storageMu.Unlock()
+	if m.storageLastErr.IsZero() || !m.storageLastErr.After(m.storageLastOK) {
+		return true, ""
+	}
+	ago := time.Since(m.storageLastErr)
+	if ago >= StorageUnhealthyFor {
+		return true, ""
+	}
+	return false, fmt.Sprintf("storage backend error: %s failed %s ago", m.storageErrOp, ago.Round(time.Millisecond))
 }

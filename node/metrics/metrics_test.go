@@ -563,3 +563,36 @@ func TestCountListener(t *testing.T) {
 		}
 	}
 }
+
+func TestStorageHealthy(t *testing.T) {
+	m := New(1)
+	s := InstrumentStore(fakeStore{err: nil}, m)
+	bad := InstrumentStore(fakeStore{err: engine.ErrUnavailable}, m)
+	benign := InstrumentStore(fakeStore{err: engine.ErrNotFound}, m)
+	ctx := t.Context()
+	id := engine.SegmentID{Topic: "t", Segment: 1}
+	if ok, why := m.StorageHealthy(); !ok {
+		t.Fatalf("fresh: unhealthy %q", why)
+	}
+	_ = bad.Sync(ctx)
+	if ok, why := m.StorageHealthy(); ok || !strings.Contains(why, "sync failed") {
+		t.Fatalf("after a backend error: %v %q", ok, why)
+	}
+	_, _ = benign.Stat(ctx, id) // the backend answered: healthy again
+	if ok, why := m.StorageHealthy(); !ok {
+		t.Fatalf("after a contract error: unhealthy %q", why)
+	}
+	_, _ = bad.Append(ctx, id, [][]byte{nil})
+	_ = s.Sync(ctx)
+	if ok, why := m.StorageHealthy(); !ok {
+		t.Fatalf("after a success: unhealthy %q", why)
+	}
+	// An old error with no traffic since expires.
+	_ = bad.Sync(ctx)
+	m.storageMu.Lock()
+	m.storageLastErr = time.Now().Add(-StorageUnhealthyFor - time.Second)
+	m.storageMu.Unlock()
+	if ok, why := m.StorageHealthy(); !ok {
+		t.Fatalf("expired error: unhealthy %q", why)
+	}
+}

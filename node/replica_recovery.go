@@ -149,7 +149,12 @@ func (n *Node) recoverSegment(ctx context.Context, topic string, r metadata.Rout
 		if a.count >= seal || a.id == r.Leader {
 			continue
 		}
-		if err := n.copyRange(ctx, src, a.id, topic, r.Segment, epoch, a.count, seal); err != nil {
+		// Bounded: a far-behind survivor finishes through catch-up after
+		// the seal instead of delaying the failover.
+		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+		err := n.copyRange(cctx, src, a.id, topic, r.Segment, epoch, a.count, seal)
+		ccancel()
+		if err != nil {
 			// The catch-up loop finishes the copy later; the sealed count
 			// is already held by src.
 			n.logger.Warn("recovery: copying to a lagging replica failed", "topic", topic, "segment", r.Segment, "replica", a.id, "err", err)

@@ -302,6 +302,16 @@ func TestFencedLeaderStopsAcknowledging(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Both followers hold everything first, so the leader learns of the
+	// fence from the next PUT's stream (not from a lagging batch).
+	eventually(t, 10*time.Second, "followers caught up", func() bool {
+		for _, id := range st.Replicas["1"][1:] {
+			if countOn(nodes[id-1], topic, 1) != 3 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, id := range st.Replicas["1"][1:] {
 		if _, err := nodes[id-1].n.replicaFence(topic, 1, 2); err != nil {
 			t.Fatal(err)

@@ -113,6 +113,10 @@ type replicator struct {
 	recent      []recentBatch
 	recentBytes int
 
+	// ctx is cancelled when the replicator stops (aborts probes in flight).
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	wg sync.WaitGroup
 }
 
@@ -172,6 +176,7 @@ func (n *Node) replicatorFor(topic string, seg uint64) (*replicator, error) {
 		local: local,
 	}
 	r.cond = sync.NewCond(&r.mu)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.ready = make(chan struct{})
 	for _, id := range set[1:] {
 		r.followers = append(r.followers, &follower{id: id, needProbe: true})
@@ -187,6 +192,7 @@ func (n *Node) replicatorFor(topic string, seg uint64) (*replicator, error) {
 	if s.closed {
 		// No goroutines once the replicators were stopped.
 		r.stopped = true
+		r.cancel()
 		return r, nil
 	}
 	for _, f := range r.followers {
@@ -360,6 +366,7 @@ func (r *replicator) advanceLocked() []pendingAck {
 
 // fail stops the replicator and fails every pending batch as unacked.
 func (r *replicator) fail(fenced bool) {
+	r.cancel()
 	r.mu.Lock()
 	if fenced {
 		r.fenced = true
@@ -427,7 +434,7 @@ func (r *replicator) sweep() {
 
 // runFollower streams the segment to one follower.
 func (r *replicator) runFollower(f *follower) {
-	ctx := context.Background()
+	ctx := r.ctx
 	for {
 		r.mu.Lock()
 		for !r.stopped && !f.fenced && ((f.needProbe && f.inflight > 0) || (!f.needProbe && (f.sent >= r.local || f.inflight >= replMaxInflight))) {

@@ -17,6 +17,13 @@ import (
 // exactly once, in per-writer order, with no phantoms.
 func TestReplicationPartition(t *testing.T) {
 	skipShort(t)
+	t.Run("segment_leader", func(t *testing.T) { testPartition(t, false) })
+	// The isolated node is also the Raft leader: the majority elects a new
+	// one, which runs the recovery.
+	t.Run("raft_and_segment_leader", func(t *testing.T) { testPartition(t, true) })
+}
+
+func testPartition(t *testing.T, raftLeaderToo bool) {
 	p := testcluster.NewPartition(t, 3)
 	c := testcluster.Start(t, testcluster.Options{
 		Nodes:     3,
@@ -29,7 +36,7 @@ func TestReplicationPartition(t *testing.T) {
 	for i := 0; topic == ""; i++ {
 		name := fmt.Sprintf("part-%d", i)
 		mustOK(t, c.Conn(raftLeader), "REGISTER "+name)
-		if l := segmentLeader(t, c, raftLeader, name); l != raftLeader {
+		if l := segmentLeader(t, c, raftLeader, name); (l == raftLeader) == raftLeaderToo {
 			topic, victim = name, l
 		}
 	}

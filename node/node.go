@@ -339,8 +339,22 @@ func (n *Node) readiness() (bool, string) {
 	if id, _ := n.cons.Leader(); id == 0 {
 		return false, "no raft leader"
 	}
+	if ok, why := n.m.StorageHealthy(); !ok {
+		return false, why
+	}
+	// Caught up: committed metadata is applied here, so STATE and routing
+	// are not stale (a restarting or lagging node replays first).
+	r := n.cons.Raft()
+	if applied, commit := r.AppliedIndex(), r.CommitIndex(); applied+readyApplySlack < commit {
+		return false, fmt.Sprintf("catching up: applied %d of %d committed raft entries", applied, commit)
+	}
 	return true, "ok"
 }
+
+// readyApplySlack is how many committed Raft entries may be waiting to be
+// applied on a node that still counts as caught up (a busy node always has
+// a few in flight).
+const readyApplySlack = 100
 
 // rateLimit lets one event through per period.
 type rateLimit struct{ last atomic.Int64 }

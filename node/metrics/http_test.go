@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -112,4 +113,28 @@ func TestHTTPServerBadAddress(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkScrape measures one /metrics handler call for a leader with 10
+// topics (the cost a Prometheus scrape adds to a node).
+func BenchmarkScrape(b *testing.B) {
+	m := New(1)
+	m.SetRaftSource(leaderStats)
+	topics := make([]TopicStats, 10)
+	for i := range topics {
+		topics[i] = TopicStats{Name: "t" + string(rune('a'+i)), CurrentSegment: 3, LeaderNode: 1, SegmentLeaders: map[uint64]uint64{1: 1, 2: 2, 3: 1}}
+		m.ObserveAppend(topics[i].Name, 1, 100)
+	}
+	m.SetClusterSource(func() ClusterStats { return ClusterStats{Topics: topics} })
+	m.SetDataDir(b.TempDir())
+	h := NewHTTPServer("127.0.0.1:0", m, nil, nil).Handler()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	var size int
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		size = w.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
 }

@@ -21,13 +21,13 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN) ./cli/...
 
-## test: the README's test command
+## test: the README's test command (exactly what .ci/run runs)
 test:
-	$(GO) test ./...
+	$(GO) test -race -timeout 30m ./...
 
-## test-race: the same with the race detector (what CI runs)
-test-race:
-	$(GO) test -race ./...
+## test-short: the same without -race and without the multi-process suites
+test-short:
+	$(GO) test -short ./...
 
 ## cluster-up: build, then start the 3-node local cluster in the background
 cluster-up: build

@@ -70,6 +70,10 @@ func (n *Node) handoff(ctx context.Context) {
 		// A replicated segment is handed over only once its followers
 		// hold every entry (they serve it while this node is away).
 		n.awaitReplicated(ctx, topic, seg, count)
+		if count, err = n.confirmedCount(ctx, topic, seg, count); err != nil {
+			n.logger.Warn("handoff: segment not confirmed; failover will move it", "topic", topic, "segment", seg, "err", err)
+			continue
+		}
 		next := nextLeader(live, n.id)
 		if err := n.proposeDirect(ctx, metadata.Rollover{Topic: topic, Segment: seg, Count: count, NextLeader: next, NextReplicas: n.replicasForNext(topic, next, live)}); err != nil {
 			n.logger.Warn("handoff: rollover failed; failover will move the segment", "topic", topic, "segment", seg, "err", err)

@@ -493,3 +493,48 @@ func TestShortSetGrows(t *testing.T) {
 		}
 	}
 }
+
+// TestRolloverSealsAtConfirmedCount: a full segment whose ack quorum does
+// not hold its last batch (the only follower stopped taking the stream) is
+// sealed at the count the quorum holds; the unconfirmed PUT answers ERR and
+// is never delivered.
+func TestRolloverSealsAtConfirmedCount(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 4 })
+	ctx := t.Context()
+	c := dial(t, nodes[0])
+	rep, err := c.DoLine(ctx, "CREATE capped rf=2 ack=2")
+	if err != nil || string(rep.Encode()) != "OK" {
+		t.Fatalf("CREATE = %q, %v", rep.Encode(), err)
+	}
+	st := replStateOf(t, c, "capped")
+	follower := nodes[st.Replicas["1"][1]-1]
+	for i := range 3 {
+		if err := c.Put(ctx, "capped", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	follower.n.repl.dropStream.Store(true)
+	start := time.Now()
+	err = c.Put(ctx, "capped", []byte("unconfirmed"))
+	if err == nil || !strings.Contains(err.Error(), "ack quorum") {
+		t.Fatalf("PUT without its quorum = %v, want an unacknowledged ERR", err)
+	}
+	t.Logf("unconfirmed PUT answered after %v", time.Since(start))
+	eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
+		_, _, sealed, _ := nodes[0].n.fsm.SegmentInfo("capped", 1)
+		return sealed
+	})
+	if _, cnt, _, _ := nodes[0].n.fsm.SegmentInfo("capped", 1); cnt != 3 {
+		t.Fatalf("segment 1 sealed at %d, want the confirmed 3", cnt)
+	}
+	follower.n.repl.dropStream.Store(false)
+	if err := c.Put(ctx, "capped", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		p, ok, err := c.Get(ctx, "capped")
+		if err != nil || !ok || string(p) != strconv.Itoa(i) {
+			t.Fatalf("GET %d = %q, %v, %v", i, p, ok, err)
+		}
+	}
+}

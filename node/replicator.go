@@ -112,6 +112,9 @@ type replicator struct {
 	// stream them without reading the store back.
 	recent      []recentBatch
 	recentBytes int
+	// limited freezes lac at ackLimit (see capAtConfirmed).
+	limited  bool
+	ackLimit uint64
 
 	// ctx is cancelled when the replicator stops (aborts probes in flight).
 	ctx    context.Context
@@ -349,7 +352,11 @@ func (r *replicator) advanceLocked() []pendingAck {
 		counts = append(counts, min(f.acked, r.local))
 	}
 	slices.SortFunc(counts, func(a, b uint64) int { return cmp.Compare(b, a) })
-	if q := counts[min(r.ack, len(counts))-1]; q > r.lac {
+	q := counts[min(r.ack, len(counts))-1]
+	if r.limited {
+		q = min(q, r.ackLimit)
+	}
+	if q > r.lac {
 		r.lac = q
 	}
 	k := 0
@@ -656,6 +663,10 @@ func (n *Node) awaitReplicated(ctx context.Context, topic string, seg, count uin
 	if r == nil {
 		return
 	}
+	// Bounded on its own: a dead follower must not use up the caller's
+	// whole budget (the seal then uses confirmedCount).
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -679,31 +690,90 @@ func (n *Node) awaitReplicated(ctx context.Context, topic string, seg, count uin
 	}
 }
 
-// awaitQuorum waits until the ack quorum of a replicated segment led here
-// holds count entries (nil at once for an unreplicated segment).
-func (n *Node) awaitQuorum(ctx context.Context, topic string, seg, count uint64) error {
-	n.repl.repMu.Lock()
-	r := n.repl.reps[segKey{topic, seg}]
-	n.repl.repMu.Unlock()
+// replConfirmWait bounds how long a seal waits for the ack quorum to hold
+// the leader's count before sealing at what the quorum holds instead.
+const replConfirmWait = 3 * time.Second
+
+// confirmedCount returns the count at which a replicated segment led here
+// may be sealed: count once its ack quorum holds count entries, or, when
+// the quorum does not get there within replConfirmWait (followers down),
+// the last add confirmed — the batches past it then fail as unacked and
+// can never be acknowledged later, so nothing acknowledged lies past the
+// seal and nothing past it (held by this node alone) becomes readable.
+// An unreplicated segment returns count.
+func (n *Node) confirmedCount(ctx context.Context, topic string, seg, count uint64) (uint64, error) {
+	r, err := n.replicatorFor(topic, seg)
+	if err != nil {
+		return 0, err
+	}
 	if r == nil {
-		return nil
+		return count, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, replConfirmWait)
+	defer cancel()
+	select {
+	case <-r.ready:
+	case <-wctx.Done():
 	}
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for {
 		r.mu.Lock()
-		lac, fenced := r.lac, r.fenced
+		lac, fenced, limited, limit := r.lac, r.fenced, r.limited, r.ackLimit
 		r.mu.Unlock()
-		if lac >= count {
-			return nil
-		}
-		if fenced {
-			return fmt.Errorf("topic %s segment %d: %w", topic, seg, ErrFenced)
+		switch {
+		case fenced:
+			return 0, fmt.Errorf("topic %s segment %d: %w", topic, seg, ErrFenced)
+		case limited:
+			return min(count, limit), nil
+		case lac >= count:
+			return count, nil
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("topic %s segment %d: waiting for the ack quorum to hold %d entries (has %d): %w", topic, seg, count, lac, ctx.Err())
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return 0, fmt.Errorf("topic %s segment %d: waiting for the ack quorum: %w", topic, seg, ctx.Err())
+			}
+			c := r.capAtConfirmed()
+			n.logger.Warn("ack quorum does not hold the whole segment: sealing at the confirmed count", "topic", topic, "segment", seg, "entries", count, "confirmed", c)
+			return c, nil
 		case <-t.C:
 		}
 	}
+}
+
+// capAtConfirmed freezes the last add confirmed: batches past it fail as
+// unacked and no later acknowledgement can move it.
+func (r *replicator) capAtConfirmed() uint64 {
+	r.mu.Lock()
+	if !r.limited {
+		r.limited = true
+		r.ackLimit = r.lac
+	}
+	limit := r.ackLimit
+	var lost []pendingAck
+	k := len(r.pending)
+	for k > 0 && r.pending[k-1].end > limit {
+		k--
+	}
+	lost = slices.Clone(r.pending[k:])
+	r.pending = r.pending[:k]
+	r.mu.Unlock()
+	finishOps(lost, r.errUnacked())
+	return limit
+}
+
+// uncap lifts capAtConfirmed after the seal was abandoned (unfence).
+func (n *Node) uncap(topic string, seg uint64) {
+	n.repl.repMu.Lock()
+	r := n.repl.reps[segKey{topic, seg}]
+	n.repl.repMu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.limited = false
+	done := r.advanceLocked()
+	r.mu.Unlock()
+	finishOps(done, nil)
 }

@@ -396,15 +396,21 @@ func (n *Node) fenceLocal(ctx context.Context, topic string, seg, min uint64) (u
 		// A replicated segment is sealed only at a count its ack quorum
 		// holds, so every entry below the sealed count stays readable if
 		// this node dies right after the rollover.
-		if err := n.awaitQuorum(ctx, topic, seg, r.count); err != nil {
+		c, err := n.confirmedCount(ctx, topic, seg, r.count)
+		if err != nil {
 			return 0, false, err
 		}
+		r.count = c
 	}
 	return r.count, r.fenced, r.err
 }
 
 func (n *Node) unfenceLocal(ctx context.Context, topic string, seg uint64) error {
-	return n.submit(ctx, topic, &writeOp{kind: opUnfence, seg: seg}).err
+	err := n.submit(ctx, topic, &writeOp{kind: opUnfence, seg: seg}).err
+	if err == nil {
+		n.uncap(topic, seg)
+	}
+	return err
 }
 
 // enqueueSeal asks the topic's writer to seal seg in the store without

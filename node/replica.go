@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/protocol"
@@ -78,7 +77,6 @@ type replicaState struct {
 
 	// complete marks sealed segments held here in full (catch-up done).
 	complete map[segKey]bool
-	started  time.Time
 
 	repMu        sync.Mutex
 	closed       bool          // stopReplicators ran (guarded by repMu)

@@ -409,11 +409,6 @@ func (n *Node) catchUpReplicas(ctx context.Context) {
 				s.mu.Unlock()
 				continue
 			}
-			// Still streaming from a live leader right after a rollover:
-			// give it a moment before pulling.
-			if time.Since(n.startedAt()) < time.Second {
-				continue
-			}
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			got, err := n.pullSegment(pctx, name, seg, count, set)
 			cancel()
@@ -425,15 +420,6 @@ func (n *Node) catchUpReplicas(ctx context.Context) {
 			return
 		}
 	}
-}
-
-func (n *Node) startedAt() time.Time {
-	n.repl.mu.Lock()
-	defer n.repl.mu.Unlock()
-	if n.repl.started.IsZero() {
-		n.repl.started = time.Now()
-	}
-	return n.repl.started
 }
 
 // repairOne re-replicates one sealed segment whose missing replica has

@@ -271,7 +271,7 @@ func TestRecoveryWaitsForEnoughReplicas(t *testing.T) {
 	}
 	other.n.repl.refuseFence.Store(true)
 	nodes[st.LeaderNode-1].crash(t)
-	deadline := time.Now().Add(3 * time.Second) // FailureTimeout + a few recovery attempts
+	deadline := time.Now().Add(2 * time.Second) // FailureTimeout + a few recovery attempts
 	for time.Now().Before(deadline) {
 		if r, _ := rl.n.fsm.Route(topic); r.Segment != 1 {
 			t.Fatalf("segment rolled to %d with one fence answer", r.Segment)

@@ -61,6 +61,7 @@ func topicLedBy(t testing.TB, c *client.Client, prefix string, want func(leader 
 // TestReplicatedQuorumAck: with rf 3 / ack 2 every acknowledged PUT is
 // already stored on at least two nodes, and all three converge.
 func TestReplicatedQuorumAck(t *testing.T) {
+	t.Parallel() // no failure detection involved: safe to overlap
 	nodes := startCluster(t, 3, nil)
 	ctx := t.Context()
 	c := dial(t, nodes[0])
@@ -136,6 +137,7 @@ func TestReplicatedQuorumAck(t *testing.T) {
 // TestReplicaFenceRejectsStaleEpoch exercises the replica's storage-level
 // fencing directly, including its durability across a restart.
 func TestReplicaFenceRejectsStaleEpoch(t *testing.T) {
+	t.Parallel() // no failure detection involved: safe to overlap
 	dir := t.TempDir()
 	ctx := t.Context()
 	store := memstore.New()
@@ -338,6 +340,7 @@ func TestFencedLeaderStopsAcknowledging(t *testing.T) {
 // TestCatchUpAfterRollover: a follower that missed a segment's stream
 // pulls it from the other replicas once it is sealed and seals it itself.
 func TestCatchUpAfterRollover(t *testing.T) {
+	t.Parallel() // no failure detection involved: safe to overlap
 	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 5 })
 	ctx := t.Context()
 	c := dial(t, nodes[0])
@@ -434,6 +437,7 @@ func TestReReplication(t *testing.T) {
 // a one-member set; once two more nodes join, the open segment is rolled
 // over to a full set and the sealed one is copied to the new nodes.
 func TestShortSetGrows(t *testing.T) {
+	t.Parallel() // no failure detection involved: safe to overlap
 	dir := t.TempDir()
 	tweak := func(c *Config) { c.ReplicaRepairTimeout = time.Second }
 	cfg1 := testConfig(t, 1, dir)
@@ -499,6 +503,7 @@ func TestShortSetGrows(t *testing.T) {
 // sealed at the count the quorum holds; the unconfirmed PUT answers ERR and
 // is never delivered.
 func TestRolloverSealsAtConfirmedCount(t *testing.T) {
+	t.Parallel() // no failure detection involved: safe to overlap
 	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 4 })
 	ctx := t.Context()
 	c := dial(t, nodes[0])

@@ -52,11 +52,27 @@
 // the next segment on the next live voter, so writes resume within about
 // FailureTimeout (+ one heartbeat). A node out of contact with the Raft
 // leader for FailureTimeout/2 stops acknowledging appends first, so a cut-off
-// leader does not keep acknowledging writes that the move hides. Without
-// segment replication (next step) the dead node's data is unreadable until
+// leader does not keep acknowledging writes that the move hides. For a
+// topic with replication factor 1 the dead node's data is unreadable until
 // it returns, and entries it acknowledged after its last report (< 250 ms)
-// stay invisible even then. A node never heard from since this Raft leader
-// took over (a whole-cluster restart) is waited for, never failed over.
+// stay invisible even then; such a node never heard from since this Raft
+// leader took over (a whole-cluster restart) is waited for, never failed
+// over. Replicated topics recover as below.
+//
+// # Segment replication
+//
+// Each segment has a replica set in the metadata (leader first). The
+// leader streams its entries to the other members (replicator.go) and a PUT
+// is acknowledged once the ack quorum, the leader included, stores it. Each
+// member keeps a durable per-segment fence epoch (replica.go) and refuses
+// appends from a lower epoch. When the leader dies, the Raft leader fences
+// the survivors, seals the segment at the highest count among at least
+// set-ack+1 answers (which covers every acknowledged entry), copies the
+// missing entries to lagging survivors and opens the next segment
+// (replica_recovery.go). Sealed segments are read from any member holding
+// them, open ones from the leader up to the count its quorum holds; members
+// catch up sealed segments they miss, and segments with a member gone for
+// ReplicaRepairTimeout are re-replicated.
 //
 // # Cluster membership
 //

@@ -44,9 +44,12 @@ func NewPartition(t testing.TB, nodes int) *Partition {
 	t.Helper()
 	p := &Partition{t: t, ports: map[uint64]int{}, blocked: map[[2]uint64]bool{}, conns: map[*proxyConn]struct{}{}}
 	ports := FreePorts(t, nodes)
+	// Fill the port map before any proxy goroutine runs: serve reads it.
+	for i := range nodes {
+		p.ports[uint64(i+1)] = ports[i]
+	}
 	for i := range nodes {
 		id := uint64(i + 1)
-		p.ports[id] = ports[i]
 		ln, err := net.Listen("tcp", net.JoinHostPort(advIP(id), strconv.Itoa(ports[i])))
 		if err != nil {
 			p.Close()

@@ -117,6 +117,9 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		rollHints: make(chan string, rollHintCap),
 	}
 	n.mux = mux.New(raftLn, adv, logger.With("component", "mux"))
+	// Raft and the internal RPC share the Raft port: count both directions
+	// of every connection on it (walrus_network_bytes_total{port="raft"}).
+	n.mux.SetConnWrapper(func(c net.Conn) net.Conn { return m.CountConn(c, metrics.PortRaft) })
 	n.pool = rpc.NewPool(func(ctx context.Context, addr string) (net.Conn, error) {
 		return n.mux.Dial(ctx, addr, mux.TagRPC)
 	}, logger)

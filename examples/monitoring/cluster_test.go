@@ -379,11 +379,17 @@ func TestClusterMetrics(t *testing.T) {
 		putsOK += sum(ms, "walrus_client_requests_total", map[string]string{"command": "PUT", "result": "ok"})
 		getsOK += sum(ms, "walrus_client_requests_total", map[string]string{"command": "GET", "result": "ok"})
 	}
-	// Client port traffic and leader learning are counted on every node.
+	// Client and Raft port traffic and leader learning are counted on every node.
 	for _, n := range c.Nodes {
 		ms, _ := mustScrapeNode(t, n)
 		if v, err := value(ms, "walrus_network_bytes_total", map[string]string{"port": "client", "direction": "rx"}); err != nil || v <= 0 {
 			t.Errorf("node %d client rx bytes = %v, %v", n.ID, v, err)
+		}
+		// Raft heartbeats and the internal RPC cross the Raft port both ways.
+		for _, dir := range []string{"rx", "tx"} {
+			if v, err := value(ms, "walrus_network_bytes_total", map[string]string{"port": "raft", "direction": dir}); err != nil || v <= 0 {
+				t.Errorf("node %d raft %s bytes = %v, %v", n.ID, dir, v, err)
+			}
 		}
 		if v, err := value(ms, "walrus_raft_leader_changes_total", nil); err != nil || v < 1 {
 			t.Errorf("node %d leader changes = %v, %v; want >= 1", n.ID, v, err)

@@ -37,6 +37,10 @@ type Mux struct {
 	// the kernel's choice); see New.
 	dialFrom *net.TCPAddr
 
+	// wrap, when set, wraps every routed and dialed connection after its tag
+	// byte (e.g. to count the port's traffic); see SetConnWrapper.
+	wrap func(net.Conn) net.Conn
+
 	mu     sync.Mutex
 	subs   map[byte]*Listener
 	closed chan struct{}
@@ -62,13 +66,22 @@ func New(ln net.Listener, advertise net.Addr, logger *slog.Logger) *Mux {
 	return m
 }
 
+// SetConnWrapper makes the mux pass every connection it routes or dials
+// through w once the tag byte is exchanged (so the wrapper never sees the
+// tag). Call it before Serve and the first Dial; it is not synchronised.
+func (m *Mux) SetConnWrapper(w func(net.Conn) net.Conn) { m.wrap = w }
+
 // Dial connects to addr and writes tag, from this mux's dial address.
 func (m *Mux) Dial(ctx context.Context, addr string, tag byte) (net.Conn, error) {
 	var d net.Dialer
 	if m.dialFrom != nil {
 		d.LocalAddr = m.dialFrom
 	}
-	return dial(ctx, d, addr, tag)
+	c, err := dial(ctx, d, addr, tag)
+	if err != nil || m.wrap == nil {
+		return c, err
+	}
+	return m.wrap(c), nil
 }
 
 // Listener returns the sub-listener for tag, creating it on first use.
@@ -129,6 +142,9 @@ func (m *Mux) route(c net.Conn) {
 		m.logger.Warn("mux: connection with unknown tag closed", "tag", tag[0], "remote", c.RemoteAddr().String())
 		_ = c.Close()
 		return
+	}
+	if m.wrap != nil {
+		c = m.wrap(c)
 	}
 	select {
 	case l.conns <- c:

@@ -169,6 +169,7 @@ func TestGracefulHandoff(t *testing.T) {
 			default:
 			}
 			if err := w.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
+				t.Logf("writer stopped at entry %d: %v", i, err)
 				writerDone <- err
 				return
 			}

@@ -42,6 +42,9 @@ func (n *Node) handoff(ctx context.Context) {
 		w.mu.Lock()
 		w.mu.Unlock() //nolint:staticcheck // a barrier, not a critical section
 	}
+	// Replicated appends made before draining wait for their ack quorum:
+	// answer them before the connections close.
+	n.awaitPendingAcks(ctx)
 	n.heartbeat(ctx)
 	if !n.cfg.HandoffOnShutdown {
 		return
@@ -61,6 +64,8 @@ func (n *Node) handoff(ctx context.Context) {
 	if len(live) == 0 {
 		return // single node: nothing to hand to
 	}
+	handed := map[string]uint64{}
+	defer func() { n.awaitPeersMoved(ctx, handed, live) }()
 	for topic, seg := range led {
 		count, err := n.segmentCountOf(topic, seg)
 		if err != nil {
@@ -79,7 +84,56 @@ func (n *Node) handoff(ctx context.Context) {
 			n.logger.Warn("handoff: rollover failed; failover will move the segment", "topic", topic, "segment", seg, "err", err)
 			continue
 		}
+		handed[topic] = seg
 		n.logger.Info("handoff: open segment handed over", "topic", topic, "sealed_segment", seg, "entries", count, "next_leader", next)
+	}
+}
+
+// awaitPeersMoved waits (at most 1 s) until this node has applied the
+// handoff rollovers and every live peer has reported, in a heartbeat, an
+// applied index at least as high. Heartbeats travel on the same pipelined
+// connection as forwarded appends, so once one arrives every append the
+// peer forwarded here before it knew of the move has been read and
+// answered (NotLeaderError, retried on the new leader). Closing the
+// connections earlier would leave such appends with an unknown outcome.
+func (n *Node) awaitPeersMoved(ctx context.Context, handed map[string]uint64, live []uint64) {
+	if len(handed) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	var target uint64
+	for {
+		if target == 0 {
+			moved := true
+			for topic, seg := range handed {
+				if r, ok := n.fsm.Route(topic); ok && r.Segment == seg {
+					moved = false
+				}
+			}
+			if moved {
+				target = n.cons.Raft().AppliedIndex()
+			}
+		}
+		if target != 0 {
+			peers := n.peers.snapshot()
+			all := true
+			for _, id := range live {
+				if p, ok := peers[id]; !ok || p.Applied < target {
+					all = false
+				}
+			}
+			if all {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -343,6 +343,7 @@ func (n *Node) replicationLoop(ctx context.Context) {
 	t := time.NewTicker(replicationTick)
 	defer t.Stop()
 	var lastReport string
+	shortSince := map[segKey]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -365,6 +366,24 @@ func (n *Node) replicationLoop(ctx context.Context) {
 				n.logger.Info("All segments fully replicated")
 			}
 		}
+		// A set is repaired for being short only once it has been short
+		// for ReplicaRepairTimeout (a node stopping cleanly leaves the
+		// next segment's set short for a moment; no churn for that).
+		now := time.Now()
+		next := make(map[segKey]time.Time, len(under))
+		for i, u := range under {
+			if !u.Short {
+				continue
+			}
+			k := segKey{u.Topic, u.Segment}
+			since, ok := shortSince[k]
+			if !ok {
+				since = now
+			}
+			next[k] = since
+			under[i].Short = now.Sub(since) >= n.cfg.ReplicaRepairTimeout
+		}
+		shortSince = next
 		if len(under) > 0 {
 			n.repairOne(ctx, under)
 		}

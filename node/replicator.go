@@ -777,3 +777,36 @@ func (n *Node) uncap(topic string, seg uint64) {
 	r.mu.Unlock()
 	finishOps(done, nil)
 }
+
+// awaitPendingAcks waits (at most 2 s, bounded by ctx) until no replicator
+// of this node has batches waiting for their ack quorum, so a clean
+// shutdown answers them instead of failing them as unacked.
+func (n *Node) awaitPendingAcks(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n.repl.repMu.Lock()
+		reps := make([]*replicator, 0, len(n.repl.reps))
+		for _, r := range n.repl.reps {
+			reps = append(reps, r)
+		}
+		n.repl.repMu.Unlock()
+		pending := 0
+		for _, r := range reps {
+			r.mu.Lock()
+			pending += len(r.pending)
+			r.mu.Unlock()
+		}
+		if pending == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			n.logger.Warn("shutdown: replicated appends still wait for their ack quorum", "batches", pending)
+			return
+		case <-t.C:
+		}
+	}
+}

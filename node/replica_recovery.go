@@ -367,8 +367,9 @@ func (n *Node) replicationLoop(ctx context.Context) {
 			}
 		}
 		// A set is repaired for being short only once it has been short
-		// for ReplicaRepairTimeout (a node stopping cleanly leaves the
-		// next segment's set short for a moment; no churn for that).
+		// for FailureTimeout: a node that just stopped cleanly still looks
+		// alive for that long (no churn towards it), while a node that
+		// came back is taken into a full set soon after.
 		now := time.Now()
 		next := make(map[segKey]time.Time, len(under))
 		for i, u := range under {
@@ -381,7 +382,7 @@ func (n *Node) replicationLoop(ctx context.Context) {
 				since = now
 			}
 			next[k] = since
-			under[i].Short = now.Sub(since) >= n.cfg.ReplicaRepairTimeout
+			under[i].Short = now.Sub(since) >= n.cfg.FailureTimeout
 		}
 		shortSince = next
 		if len(under) > 0 {

@@ -439,7 +439,7 @@ func TestReReplication(t *testing.T) {
 func TestShortSetGrows(t *testing.T) {
 	t.Parallel() // no failure detection involved: safe to overlap
 	dir := t.TempDir()
-	tweak := func(c *Config) { c.ReplicaRepairTimeout = time.Second }
+	tweak := func(c *Config) { c.ReplicaRepairTimeout = time.Second; c.FailureTimeout = time.Second }
 	cfg1 := testConfig(t, 1, dir)
 	tweak(&cfg1)
 	n1 := startNode(t, cfg1, nil)

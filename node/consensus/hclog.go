@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/walrus-go/walrus/internal/hclogfmt"
 )
 
 // hclogAdapter sends hclog output (raft's logger) to a *slog.Logger.
@@ -51,7 +53,7 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		all = append(all, "component", a.name)
 	}
 	all = append(all, a.args...)
-	all = append(all, args...)
+	all = append(all, hclogfmt.Args(args)...)
 	a.l.Log(ctx, sl, msg, all...)
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/walrus-go/walrus/internal/hclogfmt"
 )
 
 // LevelTrace is the slog level hclog's Trace maps to.
@@ -73,7 +75,7 @@ func (l *Logger) Log(level hclog.Level, msg string, args ...any) {
 	if l.name != "" {
 		args = append([]any{"logger", l.name}, args...)
 	}
-	l.slog.Log(context.Background(), sl, msg, args...)
+	l.slog.Log(context.Background(), sl, msg, hclogfmt.Args(args)...)
 }
 
 func (l *Logger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }

@@ -142,29 +142,17 @@ func Decode(b []byte) (Command, error) {
 	body := b[1:]
 	switch Kind(b[0]) {
 	case KindCreateTopic:
-		var v CreateTopic
-		err = json.Unmarshal(body, &v)
-		c = v
+		c, err = decodeJSON[CreateTopic](body)
 	case KindRollover:
-		var v Rollover
-		err = json.Unmarshal(body, &v)
-		c = v
+		c, err = decodeJSON[Rollover](body)
 	case KindUpsertNode:
-		var v UpsertNode
-		err = json.Unmarshal(body, &v)
-		c = v
+		c, err = decodeJSON[UpsertNode](body)
 	case KindRemoveNode:
-		var v RemoveNode
-		err = json.Unmarshal(body, &v)
-		c = v
+		c, err = decodeJSON[RemoveNode](body)
 	case KindCommitCursors:
-		var v CommitCursors
-		err = json.Unmarshal(body, &v)
-		c = v
+		c, err = decodeJSON[CommitCursors](body)
 	case KindSetReplicas:
-		var v SetReplicas
-		err = json.Unmarshal(body, &v)
-		c = v
+		c, err = decodeJSON[SetReplicas](body)
 	default:
 		return nil, fmt.Errorf("metadata: unknown command kind %d: %w", b[0], ErrInvalidCommand)
 	}
@@ -172,4 +160,12 @@ func Decode(b []byte) (Command, error) {
 		return nil, fmt.Errorf("metadata: decode %v: %v: %w", Kind(b[0]), err, ErrInvalidCommand)
 	}
 	return c, nil
+}
+
+// decodeJSON decodes body into a T and returns it as a Command value (not a
+// pointer, as Apply expects).
+func decodeJSON[T Command](body []byte) (Command, error) {
+	var v T
+	err := json.Unmarshal(body, &v)
+	return v, err
 }

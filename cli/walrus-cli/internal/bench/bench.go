@@ -192,6 +192,37 @@ func dialAll(ctx context.Context, cfg *Config) ([]Pipe, error) {
 	return pipes, nil
 }
 
+// runClients runs client(c, h) for every client c on its own goroutine with
+// its own latency histogram, shows progress from done() meanwhile, and
+// returns the wall and process CPU time of the run and the merged
+// histogram. produce and consume share it so both measure the same way.
+func runClients(cfg *Config, done func() uint64, client func(c int, h *Histogram) error) (elapsed, cpu time.Duration, h *Histogram, err error) {
+	var (
+		hists      = make([]*Histogram, cfg.Clients)
+		errs       = make([]error, cfg.Clients)
+		wg, progWG sync.WaitGroup
+		stop       = make(chan struct{})
+	)
+	progressLoop(cfg, done, stop, &progWG)
+	start, cpu0 := time.Now(), processCPU()
+	for c := range cfg.Clients {
+		hists[c] = NewHistogram()
+		wg.Go(func() { errs[c] = client(c, hists[c]) })
+	}
+	wg.Wait()
+	elapsed, cpu = time.Since(start), processCPU()-cpu0
+	close(stop)
+	progWG.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, 0, nil, err
+	}
+	h = NewHistogram()
+	for _, x := range hists {
+		h.Merge(x)
+	}
+	return elapsed, cpu, h, nil
+}
+
 // progressLoop calls cfg.Progress with done() until stop is closed.
 func progressLoop(cfg *Config, done func() uint64, stop <-chan struct{}, wg *sync.WaitGroup) {
 	if cfg.Progress == nil {

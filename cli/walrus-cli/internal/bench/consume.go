@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -112,15 +111,8 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 	var (
 		read, bytes, empty atomic.Uint64
 		tally              errorTally
-		hists              = make([]*Histogram, cfg.Clients)
-		errs               = make([]error, cfg.Clients)
-		wg, progWG         sync.WaitGroup
-		stop               = make(chan struct{})
 	)
-	progressLoop(&cfg, read.Load, stop, &progWG)
-	start, cpu0 := time.Now(), processCPU()
-	for c := range cfg.Clients {
-		hists[c] = NewHistogram()
+	elapsed, cpu, h, err := runClients(&cfg, read.Load, func(c int, h *Histogram) error {
 		var mine []int32
 		if cfg.Clients >= cfg.Topics {
 			mine = []int32{int32(c % cfg.Topics)}
@@ -129,23 +121,12 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 				mine = append(mine, int32(t))
 			}
 		}
-		wg.Go(func() {
-			cc := consumeClient{cfg: &cfg, id: c, p: pipes[c], topics: topics, states: states, mine: mine,
-				v: v, h: hists[c], read: &read, bytes: &bytes, empty: &empty, tally: &tally}
-			errs[c] = cc.run(ctx)
-		})
-	}
-	wg.Wait()
-	elapsed, cpu := time.Since(start), processCPU()-cpu0
-	close(stop)
-	progWG.Wait()
-	if err := errors.Join(errs...); err != nil {
+		cc := consumeClient{cfg: &cfg, id: c, p: pipes[c], topics: topics, states: states, mine: mine,
+			v: v, h: h, read: &read, bytes: &bytes, empty: &empty, tally: &tally}
+		return cc.run(ctx)
+	})
+	if err != nil {
 		return nil, err
-	}
-
-	h := NewHistogram()
-	for _, x := range hists {
-		h.Merge(x)
 	}
 	run := v.run.Load()
 	expected := v.total

@@ -2,12 +2,9 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/walrus-go/walrus/node/protocol"
 )
@@ -47,33 +44,14 @@ func Produce(ctx context.Context, cfg Config) (*Report, error) {
 	defer stopWatch()
 
 	var (
-		acked  atomic.Uint64
-		tally  errorTally
-		hists  = make([]*Histogram, cfg.Clients)
-		errs   = make([]error, cfg.Clients)
-		wg     sync.WaitGroup
-		progWG sync.WaitGroup
-		stop   = make(chan struct{})
+		acked atomic.Uint64
+		tally errorTally
 	)
-	progressLoop(&cfg, acked.Load, stop, &progWG)
-	start, cpu0 := time.Now(), processCPU()
-	for c := range cfg.Clients {
-		hists[c] = NewHistogram()
-		wg.Go(func() {
-			errs[c] = produceClient(ctx, &cfg, c, pipes[c], topics, hists[c], &acked, &tally)
-		})
-	}
-	wg.Wait()
-	elapsed, cpu := time.Since(start), processCPU()-cpu0
-	close(stop)
-	progWG.Wait()
-	if err := errors.Join(errs...); err != nil {
+	elapsed, cpu, h, err := runClients(&cfg, acked.Load, func(c int, h *Histogram) error {
+		return produceClient(ctx, &cfg, c, pipes[c], topics, h, &acked, &tally)
+	})
+	if err != nil {
 		return nil, err
-	}
-
-	h := NewHistogram()
-	for _, x := range hists {
-		h.Merge(x)
 	}
 	r := &Report{
 		Mode: "produce", Run: fmt.Sprintf("%08x", cfg.Run), Addrs: cfg.Addrs, Clients: cfg.Clients,

@@ -1,0 +1,157 @@
+// Package status owns the documents a node answers about itself and its
+// topics: METRICS, STATE and TOPICS. Field names and shapes are a contract
+// (DESIGN.md §5 and the seed's monitoring guide): the node builds these
+// types, and clients, walrus-cli, the tests and the monitoring example
+// decode into the same types instead of declaring the schema again.
+package status
+
+import (
+	"strconv"
+
+	"github.com/walrus-go/walrus/node/metadata"
+)
+
+// Metrics is the METRICS document.
+type Metrics struct {
+	ID               uint64                 `json:"id"`
+	State            string                 `json:"state"`
+	CurrentTerm      uint64                 `json:"current_term"`
+	Vote             Vote                   `json:"vote"`
+	LastLogIndex     uint64                 `json:"last_log_index"`
+	LastApplied      uint64                 `json:"last_applied"`
+	CurrentLeader    *uint64                `json:"current_leader"`
+	MembershipConfig MembershipConfig       `json:"membership_config"`
+	Snapshot         Snapshot               `json:"snapshot"`
+	Replication      map[string]Replication `json:"replication,omitempty"`
+	// UnderReplicated (extension) counts segments with a replica that is
+	// down or no longer a voter; UnderReplicatedSegments lists them.
+	UnderReplicated         int               `json:"under_replicated"`
+	UnderReplicatedSegments []UnderReplicated `json:"under_replicated_segments,omitempty"`
+}
+
+// Vote is METRICS.vote.
+type Vote struct {
+	Term      uint64 `json:"term"`
+	NodeID    uint64 `json:"node_id"`
+	Committed bool   `json:"committed"`
+}
+
+// MembershipConfig is METRICS.membership_config.
+type MembershipConfig struct {
+	Nodes      []uint64   `json:"nodes"`
+	Voters     []uint64   `json:"voters"`
+	Learners   []uint64   `json:"learners"`
+	Membership Membership `json:"membership"`
+}
+
+// Membership is METRICS.membership_config.membership.
+type Membership struct {
+	Configs [][]uint64 `json:"configs"`
+	// Nodes maps a node id (decimal) to its Raft address.
+	Nodes map[string]string `json:"nodes"`
+}
+
+// Snapshot is METRICS.snapshot.
+type Snapshot struct {
+	Index uint64 `json:"index"`
+	Term  uint64 `json:"term"`
+}
+
+// Replication is one follower's entry of METRICS.replication (leader only).
+type Replication struct {
+	MatchIndex uint64 `json:"match_index"`
+	NextIndex  uint64 `json:"next_index"`
+	Index      uint64 `json:"index"`
+}
+
+// Leader reports the current leader, if known.
+func (m Metrics) Leader() (uint64, bool) {
+	if m.CurrentLeader == nil {
+		return 0, false
+	}
+	return *m.CurrentLeader, true
+}
+
+// UnderReplicated is one segment with fewer live replicas than its set.
+type UnderReplicated struct {
+	Topic    string   `json:"topic"`
+	Segment  uint64   `json:"segment"`
+	Replicas []uint64 `json:"replicas"`
+	Missing  []uint64 `json:"missing"`
+	Sealed   bool     `json:"sealed"`
+	// Short: the set has fewer members than the topic's factor although
+	// enough voters exist now (e.g. created before the others joined).
+	Short bool `json:"short,omitempty"`
+}
+
+// State is the STATE document: the seed's five fields, then extras.
+type State struct {
+	Topic          string              `json:"topic"`
+	CurrentSegment uint64              `json:"current_segment"`
+	LeaderNode     uint64              `json:"leader_node"`
+	SealedSegments map[string]uint64   `json:"sealed_segments"`
+	SegmentLeaders map[string]uint64   `json:"segment_leaders"`
+	SealedOffset   uint64              `json:"sealed_offset"`
+	Epoch          uint64              `json:"epoch"`
+	Cursor         metadata.Cursor     `json:"cursor"`
+	Replicas       map[string][]uint64 `json:"replicas,omitempty"`
+	// Replication extras: the topic's settings and the segments with a
+	// replica down or gone (the answering node's view).
+	ReplicationFactor int                 `json:"replication_factor"`
+	AckQuorum         int                 `json:"ack_quorum"`
+	UnderReplicated   map[string][]uint64 `json:"under_replicated,omitempty"`
+}
+
+// StateOf builds the STATE document of one topic; under lists the
+// cluster's under-replicated segments (those of other topics are skipped).
+func StateOf(t metadata.Topic, under []UnderReplicated) State {
+	s := State{
+		Topic:          t.Name,
+		CurrentSegment: t.CurrentSegment,
+		LeaderNode:     t.LeaderNode,
+		SealedSegments: make(map[string]uint64, len(t.SealedSegments)),
+		SegmentLeaders: make(map[string]uint64, len(t.SegmentLeaders)),
+		SealedOffset:   t.SealedOffset,
+		Epoch:          t.Epoch,
+		Cursor:         t.Cursor,
+
+		ReplicationFactor: max(t.ReplicationFactor, 1),
+		AckQuorum:         t.SegmentAckQuorum(t.CurrentSegment),
+	}
+	for k, v := range t.SealedSegments {
+		s.SealedSegments[strconv.FormatUint(k, 10)] = v
+	}
+	for k, v := range t.SegmentLeaders {
+		s.SegmentLeaders[strconv.FormatUint(k, 10)] = v
+	}
+	if len(t.Replicas) > 0 {
+		s.Replicas = make(map[string][]uint64, len(t.Replicas))
+		for k, v := range t.Replicas {
+			s.Replicas[strconv.FormatUint(k, 10)] = v
+		}
+	}
+	for _, u := range under {
+		if u.Topic != t.Name {
+			continue
+		}
+		if s.UnderReplicated == nil {
+			s.UnderReplicated = map[string][]uint64{}
+		}
+		s.UnderReplicated[strconv.FormatUint(u.Segment, 10)] = u.Missing
+	}
+	return s
+}
+
+// TopicSummary is one element of the TOPICS array.
+type TopicSummary struct {
+	Topic          string `json:"topic"`
+	CurrentSegment uint64 `json:"current_segment"`
+	LeaderNode     uint64 `json:"leader_node"`
+	SealedSegments int    `json:"sealed_segments"`
+	Entries        uint64 `json:"entries"`
+}
+
+// SummaryOf summarises a topic whose open segment holds openCount entries.
+func SummaryOf(t metadata.Topic, openCount uint64) TopicSummary {
+	return TopicSummary{Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments), Entries: t.SealedOffset + openCount}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/wire"
 )
 
 // Config is everything a node needs. Units are last in names; zero ports
@@ -82,6 +83,9 @@ type Config struct {
 	// Metrics is the instrumentation to update; nil makes the node create
 	// its own (metrics.New(NodeID)).
 	Metrics *metrics.Metrics
+	// Intercept, when set, sees every internal RPC this node receives and
+	// may refuse it (fault injection for tests; see node/nodetest).
+	Intercept wire.Interceptor
 }
 
 // maxReplicationFactor bounds replication_factor (and a topic's rf=).

@@ -2,17 +2,16 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/cursor"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/protocol"
+	"github.com/walrus-go/walrus/node/router"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 var _ server.Handler = (*Node)(nil)
@@ -24,7 +23,7 @@ const (
 	// CmdRemoveNode ("REMOVE_NODE <id>") removes a node from the cluster.
 	CmdRemoveNode = "REMOVE_NODE"
 	// CmdCreate ("CREATE <topic> [rf=<n>] [ack=<n>]") registers a topic
-	// with its own replication factor and ack quorum (replica.go).
+	// with its own replication factor and ack quorum.
 	CmdCreate = "CREATE"
 )
 
@@ -34,6 +33,7 @@ const (
 // with one cursor call, which is what makes pipelined clients fast.
 func (n *Node) Handle(ctx context.Context, reqs []protocol.Request) []protocol.Reply {
 	replies := make([]protocol.Reply, len(reqs))
+	rt := n.parts.router
 	for i := 0; i < len(reqs); {
 		start := time.Now()
 		switch reqs[i].Command {
@@ -42,15 +42,15 @@ func (n *Node) Handle(ctx context.Context, reqs []protocol.Request) []protocol.R
 			for j < len(reqs) && reqs[j].Command == protocol.CmdPut {
 				j++
 			}
-			n.handlePuts(ctx, reqs[i:j], replies[i:j])
+			rt.Puts(ctx, reqs[i:j], replies[i:j])
 			n.observe(reqs[i:j], replies[i:j], start)
 			i = j
 		case protocol.CmdGet:
 			j := i + 1
-			for j < len(reqs) && j-i < maxGetBatch && reqs[j].Command == protocol.CmdGet && reqs[j].Topic == reqs[i].Topic {
+			for j < len(reqs) && j-i < cursor.MaxGetBatch && reqs[j].Command == protocol.CmdGet && reqs[j].Topic == reqs[i].Topic {
 				j++
 			}
-			n.handleGets(ctx, reqs[i].Topic, replies[i:j])
+			rt.Gets(ctx, reqs[i].Topic, replies[i:j])
 			n.observe(reqs[i:j], replies[i:j], start)
 			i = j
 		default:
@@ -77,49 +77,33 @@ func (n *Node) observe(reqs []protocol.Request, replies []protocol.Reply, start 
 }
 
 func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Reply {
+	p := n.parts
 	switch req.Command {
 	case protocol.CmdRegister:
 		if err := engine.ValidateTopic(req.Topic); err != nil {
 			return protocol.ErrReply(err)
 		}
-		if err := n.createTopic(ctx, req.Topic); err != nil {
-			return n.errReply(err)
+		if err := p.router.CreateTopic(ctx, req.Topic, 0, -1); err != nil {
+			return router.ErrReply(err)
 		}
 		return protocol.OK()
 	case protocol.CmdState:
-		n.knownTopic(ctx, req.Topic)
+		p.router.KnownTopic(ctx, req.Topic)
 		t, ok := n.fsm.Topic(req.Topic)
 		if !ok {
 			return protocol.Errf("unknown topic %s", req.Topic)
 		}
-		st := stateOf(t)
-		for _, u := range n.underReplicatedSegments() {
-			if u.Topic == req.Topic {
-				if st.UnderReplicated == nil {
-					st.UnderReplicated = map[string][]uint64{}
-				}
-				st.UnderReplicated[strconv.FormatUint(u.Segment, 10)] = u.Missing
-			}
-		}
-		b, err := jsonMarshal(st)
-		if err != nil {
-			return n.errReply(err)
-		}
-		return protocol.Raw(b)
+		return jsonReply(status.StateOf(t, p.roll.UnderReplicatedIn(req.Topic)))
 	case protocol.CmdMetrics:
-		b, err := n.metricsJSON()
+		doc, err := n.metricsDoc()
 		if err != nil {
-			return n.errReply(err)
+			return router.ErrReply(err)
 		}
-		return protocol.Raw(b)
+		return jsonReply(doc)
 	case CmdTopics:
-		b, err := n.topicsJSON()
-		if err != nil {
-			return n.errReply(err)
-		}
-		return protocol.Raw(b)
+		return jsonReply(n.topicsDoc())
 	case CmdCreate:
-		return n.handleCreate(ctx, req.Args)
+		return p.router.Create(ctx, req.Args)
 	case CmdRemoveNode:
 		if len(req.Args) != 1 {
 			return protocol.Errf("usage: REMOVE_NODE <node_id>")
@@ -128,111 +112,10 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		if err != nil || id == 0 {
 			return protocol.Errf("invalid node id %q", req.Args[0])
 		}
-		if err := n.RemoveNode(ctx, id); err != nil {
-			return n.errReply(err)
+		if err := p.cluster.RemoveNode(ctx, id); err != nil {
+			return router.ErrReply(err)
 		}
 		return protocol.OK()
 	}
 	return protocol.UnknownCommand(req.Command)
-}
-
-// errReply renders an error for the client. Unknown topics use the
-// original's wording.
-func (n *Node) errReply(err error) protocol.Reply {
-	var nl *NotLeaderError
-	switch {
-	case errors.Is(err, ErrUnknownTopic):
-		return protocol.ErrReply(err)
-	case errors.As(err, &nl):
-		return protocol.ErrReply(nl)
-	case errors.Is(err, context.DeadlineExceeded):
-		return protocol.Errf("timed out: %v", err)
-	}
-	return protocol.ErrReply(err)
-}
-
-// handlePuts appends a run of PUTs: one batch per topic, topics in
-// parallel, entries of a topic in request order.
-func (n *Node) handlePuts(ctx context.Context, reqs []protocol.Request, replies []protocol.Reply) {
-	type group struct {
-		topic string
-		idx   []int
-	}
-	var groups []*group
-	byTopic := map[string]*group{}
-	for i, r := range reqs {
-		g, ok := byTopic[r.Topic]
-		if !ok {
-			g = &group{topic: r.Topic}
-			byTopic[r.Topic] = g
-			groups = append(groups, g)
-		}
-		g.idx = append(g.idx, i)
-	}
-	run := func(g *group) {
-		// Copy the payloads: requests alias the connection's read buffer,
-		// and an append that outlives a timed-out request must not see it
-		// reused.
-		size := 0
-		for _, i := range g.idx {
-			size += len(reqs[i].Payload)
-		}
-		buf := make([]byte, 0, size)
-		entries := make([][]byte, len(g.idx))
-		for k, i := range g.idx {
-			off := len(buf)
-			buf = append(buf, reqs[i].Payload...)
-			entries[k] = buf[off:len(buf):len(buf)]
-		}
-		err := n.put(ctx, g.topic, entries)
-		rep := protocol.OK()
-		if err != nil {
-			rep = n.errReply(err)
-		}
-		for _, i := range g.idx {
-			replies[i] = rep
-		}
-	}
-	if len(groups) == 1 {
-		run(groups[0])
-		return
-	}
-	var wg sync.WaitGroup
-	for _, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run(g)
-		}()
-	}
-	wg.Wait()
-}
-
-// handleGets serves a run of GETs on one topic with one cursor call.
-func (n *Node) handleGets(ctx context.Context, topic string, replies []protocol.Reply) {
-	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	entries, err := n.get(gctx, topic, len(replies))
-	if err != nil {
-		rep := n.errReply(err)
-		for i := range replies {
-			replies[i] = rep
-		}
-		return
-	}
-	for i := range replies {
-		if i < len(entries) {
-			replies[i] = protocol.Payload(entries[i])
-		} else {
-			replies[i] = protocol.Empty()
-		}
-	}
-}
-
-func jsonMarshal(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("node: encode json: %w", err)
-	}
-	return b, nil
 }

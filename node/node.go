@@ -12,55 +12,61 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
+	"github.com/walrus-go/walrus/node/cursor"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/mux"
+	"github.com/walrus-go/walrus/node/rollover"
+	"github.com/walrus-go/walrus/node/router"
 	"github.com/walrus-go/walrus/node/rpc"
+	"github.com/walrus-go/walrus/node/segment"
 	"github.com/walrus-go/walrus/node/server"
 )
 
-// Node is one Walrus cluster member.
+// Node is one Walrus cluster member: the wiring of its parts.
 type Node struct {
 	cfg    Config
-	id     uint64
 	store  engine.SegmentStore
 	logger *slog.Logger
 	m      *metrics.Metrics
+	fsm    *metadata.FSM
+	net    endpoints
+	// parts is set by Run before the client listener serves.
+	parts *parts
+	life  lifecycle
+}
 
-	raftLn   net.Listener
-	clientLn net.Listener
-	mux      *mux.Mux
-	fsm      *metadata.FSM
-	cons     *consensus.Consensus // set in Run before any loop starts
-	pool     *rpc.Pool
-	srv      *server.Server
-	self     metadata.Node
+// endpoints are the node's listeners and transports.
+type endpoints struct {
+	raftLn, clientLn net.Listener
+	mux              *mux.Mux
+	pool             *rpc.Pool
+	srv              *server.Server
+	self             metadata.Node
+}
 
-	// stopping is closed when Run begins its shutdown.
-	stopping chan struct{}
-	ready    chan struct{}
-	draining atomic.Bool // shutting down: refuse appends (handoff.go)
-	// abrupt skips the graceful part of shutdown (handoff, cursor commit,
-	// leadership transfer); tests set it to imitate a crash in-process.
-	abrupt     atomic.Bool
-	runOnce    atomic.Bool
-	closed     atomic.Bool
-	registered atomic.Bool
+// lifecycle is the state of Run and Close.
+type lifecycle struct {
+	// stopping is closed when Run begins its shutdown; ready once Run has
+	// started Raft and every listener.
+	stopping, ready chan struct{}
+	runOnce, closed atomic.Bool
+	// abort skips the graceful part of shutdown (Abort).
+	abort atomic.Bool
+}
 
-	leases     leaseTable
-	writers    writerSet
-	forwarders forwarderSet
-	cursors    cursorSet
-	peers      peerTable
-	repl       replicaState // segment replication (replica.go)
-
-	rollHints    chan string
-	notLeaderLog rateLimit
-	wg           sync.WaitGroup
+// parts are the node's concerns, one package each.
+type parts struct {
+	self    uint64
+	cons    *consensus.Consensus
+	cluster *cluster.Cluster
+	seg     *segment.Manager
+	router  *router.Router
+	cursors *cursor.Cursors
+	roll    *rollover.Rollover
 }
 
 // New validates cfg and binds the Raft and client listeners (so a port
@@ -104,85 +110,86 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		m = metrics.New(cfg.NodeID)
 	}
 	n := &Node{
-		cfg:       cfg,
-		id:        cfg.NodeID,
-		store:     store,
-		logger:    logger,
-		m:         m,
-		raftLn:    raftLn,
-		clientLn:  clientLn,
-		fsm:       metadata.NewFSM(),
-		stopping:  make(chan struct{}),
-		ready:     make(chan struct{}),
-		rollHints: make(chan string, rollHintCap),
+		cfg:    cfg,
+		store:  store,
+		logger: logger,
+		m:      m,
+		fsm:    metadata.NewFSM(),
+		life:   lifecycle{stopping: make(chan struct{}), ready: make(chan struct{})},
 	}
-	n.mux = mux.New(raftLn, adv, logger.With("component", "mux"))
+	e := &n.net
+	e.raftLn, e.clientLn = raftLn, clientLn
+	e.mux = mux.New(raftLn, adv, logger.With("component", "mux"))
 	// Raft and the internal RPC share the Raft port: count both directions
 	// of every connection on it (walrus_network_bytes_total{port="raft"}).
-	n.mux.SetConnWrapper(func(c net.Conn) net.Conn { return m.CountConn(c, metrics.PortRaft) })
-	n.pool = rpc.NewPool(func(ctx context.Context, addr string) (net.Conn, error) {
-		return n.mux.Dial(ctx, addr, mux.TagRPC)
+	e.mux.SetConnWrapper(func(c net.Conn) net.Conn { return m.CountConn(c, metrics.PortRaft) })
+	e.pool = rpc.NewPool(func(ctx context.Context, addr string) (net.Conn, error) {
+		return e.mux.Dial(ctx, addr, mux.TagRPC)
 	}, logger)
-	n.self = metadata.Node{ID: n.id, RaftAddr: adv.String(), RPCAddr: adv.String(), ClientAddr: clientLn.Addr().String()}
-	n.leases.init()
-	n.writers.init()
-	n.forwarders.init()
-	n.cursors.init()
-	n.peers.init()
+	e.self = metadata.Node{ID: cfg.NodeID, RaftAddr: adv.String(), RPCAddr: adv.String(), ClientAddr: clientLn.Addr().String()}
 	scfg := cfg.Server
 	scfg.MaxFrameBytes = cfg.MaxFrameBytes
-	n.srv = server.New(scfg, n, logger.With("component", "server"))
+	e.srv = server.New(scfg, n, logger.With("component", "server"))
 	return n, nil
 }
 
 // ClientAddr is the bound client listener address.
-func (n *Node) ClientAddr() string { return n.clientLn.Addr().String() }
+func (n *Node) ClientAddr() string { return n.net.clientLn.Addr().String() }
 
 // RaftAddr is the advertised Raft (and internal RPC) address.
-func (n *Node) RaftAddr() string { return n.self.RaftAddr }
+func (n *Node) RaftAddr() string { return n.net.self.RaftAddr }
 
 // ID is the node id.
-func (n *Node) ID() uint64 { return n.id }
+func (n *Node) ID() uint64 { return n.cfg.NodeID }
 
 // Metrics returns the node's instrumentation.
 func (n *Node) Metrics() *metrics.Metrics { return n.m }
 
+// Metadata is the node's applied copy of the cluster metadata (read it,
+// never apply to it).
+func (n *Node) Metadata() *metadata.FSM { return n.fsm }
+
+// Consensus is the node's Raft handle once Run has started (nil before).
+func (n *Node) Consensus() *consensus.Consensus {
+	if p := n.parts; p != nil {
+		return p.cons
+	}
+	return nil
+}
+
 // Ready is closed once Run has started Raft and every listener.
-func (n *Node) Ready() <-chan struct{} { return n.ready }
+func (n *Node) Ready() <-chan struct{} { return n.life.ready }
+
+// Abort makes Run's shutdown skip its graceful part (handoff, final cursor
+// commit, leadership transfer), as if the process died; cancel Run's
+// context after it. Crash tests use it in-process.
+func (n *Node) Abort() { n.life.abort.Store(true) }
 
 // Close releases the listeners of a node whose Run was never called.
 // After Run it is a no-op (Run releases everything itself).
 func (n *Node) Close() error {
-	if n.runOnce.Load() || !n.closed.CompareAndSwap(false, true) {
+	if n.life.runOnce.Load() || !n.life.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	_ = n.clientLn.Close()
-	_ = n.pool.Close()
-	return n.mux.Close()
-}
-
-func (n *Node) goFunc(f func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		f()
-	}()
+	_ = n.net.clientLn.Close()
+	_ = n.net.pool.Close()
+	return n.net.mux.Close()
 }
 
 // Run starts the node and blocks until ctx is cancelled; it then shuts
-// down cleanly (client listener, loops, RPC, Raft) and returns nil. A
-// start-up failure is returned as an error.
+// down cleanly and returns nil. A start-up failure is returned as an
+// error. Start and stop happen here, in this order: mux, Raft, the parts'
+// loops, HTTP, client listener; then client listener, HTTP, handoff and
+// final cursor commit, loops, forwarders, writers and replicators, RPC
+// pool, Raft, mux.
 func (n *Node) Run(ctx context.Context) error {
-	if !n.runOnce.CompareAndSwap(false, true) {
+	if !n.life.runOnce.CompareAndSwap(false, true) {
 		return errors.New("node: Run called twice")
 	}
-	if n.closed.Load() {
+	if n.life.closed.Load() {
 		return errors.New("node: Run after Close")
 	}
-	n.logger.Info(fmt.Sprintf("Node %d booting", n.id), "raft_addr", n.self.RaftAddr, "client_addr", n.self.ClientAddr)
-
-	loopCtx, cancelLoops := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelLoops()
+	n.logger.Info(fmt.Sprintf("Node %d booting", n.cfg.NodeID), "raft_addr", n.net.self.RaftAddr, "client_addr", n.net.self.ClientAddr)
 
 	// The mux outlives the loops: Raft's transport must be shut down
 	// before its listener goes away.
@@ -192,57 +199,46 @@ func (n *Node) Run(ctx context.Context) error {
 	muxWG.Add(1)
 	go func() {
 		defer muxWG.Done()
-		if err := n.mux.Serve(muxCtx); err != nil {
+		if err := n.net.mux.Serve(muxCtx); err != nil {
 			n.logger.Error("mux stopped", "err", err)
 		}
 	}()
-
-	cons, err := consensus.Open(consensus.Config{
-		NodeID: n.id,
-		Dir:    filepath.Join(n.cfg.DataDir, fmt.Sprintf("node_%d", n.id), "raft_meta"),
-		Layer:  mux.NewRaftLayer(n.mux),
-		FSM:    n.fsm,
-		Timing: n.cfg.RaftTiming,
-		Logger: n.logger,
-	})
+	nodeDir := filepath.Join(n.cfg.DataDir, fmt.Sprintf("node_%d", n.cfg.NodeID))
+	cons, err := n.openConsensus(nodeDir)
 	if err != nil {
-		cancelLoops()
-		_ = n.clientLn.Close()
-		_ = n.mux.Close()
+		_ = n.net.clientLn.Close()
+		_ = n.net.mux.Close()
 		muxWG.Wait()
-		_ = n.pool.Close()
+		_ = n.net.pool.Close()
 		return err
 	}
-	n.cons = cons
-	if !cons.HasExistingState() && len(n.cfg.Join) == 0 {
-		if err := cons.Bootstrap(); err != nil {
-			cancelLoops()
-			_ = cons.Close()
-			_ = n.clientLn.Close()
-			_ = n.mux.Close()
-			muxWG.Wait()
-			_ = n.pool.Close()
-			return err
-		}
-		n.logger.Info("bootstrapped a new cluster")
-	}
+	p := n.wire(cons, nodeDir)
+	n.parts = p
 	n.m.SetRaftSource(n.raftStats)
 	n.m.SetClusterSource(n.clusterStats)
 	// The node's own directory: several nodes may share one data_dir.
-	n.m.SetDataDir(filepath.Join(n.cfg.DataDir, fmt.Sprintf("node_%d", n.id)))
+	n.m.SetDataDir(nodeDir)
 
-	rpcSrv := rpc.NewServer(rpcHandler{n}, n.logger.With("component", "rpc"))
-	n.goFunc(func() {
-		if err := rpcSrv.Serve(loopCtx, n.mux.Listener(mux.TagRPC)); err != nil {
+	loopCtx, cancelLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelLoops()
+	var loops sync.WaitGroup
+	goLoop := func(f func(context.Context)) {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			f(loopCtx)
+		}()
+	}
+	rpcSrv := rpc.NewServer(rpcHandler{p: p, intercept: n.cfg.Intercept}, n.logger.With("component", "rpc"))
+	goLoop(func(ctx context.Context) {
+		if err := rpcSrv.Serve(ctx, n.net.mux.Listener(mux.TagRPC)); err != nil {
 			n.logger.Error("internal rpc server stopped", "err", err)
 		}
 	})
-	n.goFunc(func() { n.observeRaft(loopCtx) })
-	n.goFunc(func() { n.clusterLoop(loopCtx) })
-	n.goFunc(func() { n.leaseLoop(loopCtx) })
-	n.goFunc(func() { n.monitorLoop(loopCtx) })
-	n.goFunc(func() { n.cursorCommitLoop(loopCtx) })
-	n.goFunc(func() { n.replicationLoop(loopCtx) })
+	goLoop(p.cluster.Run)
+	goLoop(p.seg.Run)
+	goLoop(p.roll.Run)
+	goLoop(p.cursors.Run)
 
 	var httpSrv *metrics.HTTPServer
 	if n.cfg.HTTPPort != 0 {
@@ -252,13 +248,12 @@ func (n *Node) Run(ctx context.Context) error {
 			httpSrv = nil
 		}
 	}
-
 	if cons.HasExistingState() {
 		n.awaitReplay(ctx)
 	}
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- n.srv.Serve(loopCtx, n.m.CountListener(n.clientLn, metrics.PortClient)) }()
-	close(n.ready)
+	go func() { srvDone <- n.net.srv.Serve(loopCtx, n.m.CountListener(n.net.clientLn, metrics.PortClient)) }()
+	close(n.life.ready)
 
 	var runErr error
 	select {
@@ -270,37 +265,61 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
-	// Shutdown: stop taking client requests, commit cursors, stop loops,
-	// then Raft and the transport.
 	n.logger.Info("node shutting down")
-	close(n.stopping)
-	_ = n.srv.Close()
+	close(n.life.stopping)
+	_ = n.net.srv.Close()
 	<-srvDone
 	if httpSrv != nil {
 		_ = httpSrv.Close()
 	}
-	if !n.abrupt.Load() {
-		hctx, cancelHandoff := context.WithTimeout(context.Background(), handoffTimeout)
-		n.handoff(hctx)
-		cancelHandoff()
-		commitCtx, cancelCommit := context.WithTimeout(context.Background(), time.Second)
-		n.commitCursors(commitCtx)
-		cancelCommit()
-		n.transferLeadership()
+	if !n.life.abort.Load() {
+		hctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
+		p.roll.Handoff(hctx)
+		cancel()
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		p.cursors.Commit(cctx)
+		cancel()
+		p.cluster.TransferLeadership()
 	}
 	cancelLoops()
-	n.wg.Wait()
-	n.forwarders.stopAll()
-	n.writers.stopAll()
-	n.stopReplicators()
-	_ = n.pool.Close()
+	loops.Wait()
+	p.router.Close()
+	p.seg.Close()
+	_ = n.net.pool.Close()
 	if err := cons.Close(); err != nil {
 		n.logger.Warn("raft shutdown", "err", err)
 	}
-	_ = n.mux.Close()
+	_ = n.net.mux.Close()
 	muxWG.Wait()
 	n.logger.Info("node stopped")
 	return runErr
+}
+
+// handoffTimeout bounds the graceful handoff at shutdown.
+const handoffTimeout = 5 * time.Second
+
+// openConsensus opens Raft and bootstraps a new one-node cluster when
+// there is no Raft state and nothing to join.
+func (n *Node) openConsensus(nodeDir string) (*consensus.Consensus, error) {
+	cons, err := consensus.Open(consensus.Config{
+		NodeID: n.cfg.NodeID,
+		Dir:    filepath.Join(nodeDir, "raft_meta"),
+		Layer:  mux.NewRaftLayer(n.net.mux),
+		FSM:    n.fsm,
+		Timing: n.cfg.RaftTiming,
+		Logger: n.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !cons.HasExistingState() && len(n.cfg.Join) == 0 {
+		if err := cons.Bootstrap(); err != nil {
+			_ = cons.Close()
+			return nil, err
+		}
+		n.logger.Info("bootstrapped a new cluster")
+	}
+	return cons, nil
 }
 
 // replayWait bounds how long a restarting node waits for its Raft log to
@@ -312,34 +331,42 @@ const replayWait = 10 * time.Second
 // are applied, so a restarted node answers with its old state instead of
 // "unknown topic" during the first election.
 func (n *Node) awaitReplay(ctx context.Context) {
-	r := n.cons.Raft()
+	r := n.parts.cons.Raft()
 	target := r.LastIndex()
-	deadline := time.Now().Add(replayWait)
+	deadline := time.NewTimer(replayWait)
+	defer deadline.Stop()
 	for r.AppliedIndex() < target {
-		if time.Now().After(deadline) {
-			n.logger.Warn("serving clients before the Raft log is replayed", "applied", r.AppliedIndex(), "last_index", target)
-			return
-		}
+		// No-op and configuration entries do not signal Changed: re-check
+		// every few milliseconds as well.
+		t := time.NewTimer(10 * time.Millisecond)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(10 * time.Millisecond):
+		case <-deadline.C:
+			t.Stop()
+			n.logger.Warn("serving clients before the Raft log is replayed", "applied", r.AppliedIndex(), "last_index", target)
+			return
+		case <-n.fsm.Changed():
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 
 func (n *Node) readiness() (bool, string) {
 	select {
-	case <-n.ready:
+	case <-n.life.ready:
 	default:
 		return false, "starting"
 	}
 	select {
-	case <-n.stopping:
+	case <-n.life.stopping:
 		return false, "shutting down"
 	default:
 	}
-	if id, _ := n.cons.Leader(); id == 0 {
+	cons := n.parts.cons
+	if id, _ := cons.Leader(); id == 0 {
 		return false, "no raft leader"
 	}
 	if ok, why := n.m.StorageHealthy(); !ok {
@@ -347,7 +374,7 @@ func (n *Node) readiness() (bool, string) {
 	}
 	// Caught up: committed metadata is applied here, so STATE and routing
 	// are not stale (a restarting or lagging node replays first).
-	r := n.cons.Raft()
+	r := cons.Raft()
 	if applied, commit := r.AppliedIndex(), r.CommitIndex(); applied+readyApplySlack < commit {
 		return false, fmt.Sprintf("catching up: applied %d of %d committed raft entries", applied, commit)
 	}
@@ -359,50 +386,10 @@ func (n *Node) readiness() (bool, string) {
 // a few in flight).
 const readyApplySlack = 100
 
-// rateLimit lets one event through per period.
-type rateLimit struct{ last atomic.Int64 }
-
-func (r *rateLimit) allow(period time.Duration) bool {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	if now-last < int64(period) {
-		return false
+// Peer is what this node last heard from node id in its heartbeats.
+func (n *Node) Peer(id uint64) (cluster.Progress, bool) {
+	if p := n.parts; p != nil {
+		return p.cluster.Peer(id)
 	}
-	return r.last.CompareAndSwap(last, now)
-}
-
-// observeRaft counts elections and leader changes for the metrics.
-func (n *Node) observeRaft(ctx context.Context) {
-	ch := make(chan raft.Observation, 64)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.RaftState:
-			return true
-		}
-		return false
-	})
-	r := n.cons.Raft()
-	r.RegisterObserver(obs)
-	defer r.DeregisterObserver(obs)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case o := <-ch:
-			switch d := o.Data.(type) {
-			case raft.LeaderObservation:
-				// raft clears the leader (empty id) on every state change;
-				// count only a leader becoming known.
-				if d.LeaderID != "" {
-					n.m.LeaderChanges.Inc()
-				}
-				n.logger.Info("raft leader changed", "leader", string(d.LeaderID), "leader_addr", string(d.LeaderAddr))
-			case raft.RaftState:
-				if d == raft.Candidate {
-					n.m.Elections.Inc()
-				}
-				n.peers.setLeader(d == raft.Leader)
-			}
-		}
-	}
+	return cluster.Progress{}, false
 }

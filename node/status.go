@@ -1,61 +1,25 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strconv"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/protocol"
+	"github.com/walrus-go/walrus/node/status"
 )
 
-// The METRICS JSON (DESIGN.md §5; field names and shapes are a contract).
-type metricsJSON struct {
-	ID               uint64                     `json:"id"`
-	State            string                     `json:"state"`
-	CurrentTerm      uint64                     `json:"current_term"`
-	Vote             voteJSON                   `json:"vote"`
-	LastLogIndex     uint64                     `json:"last_log_index"`
-	LastApplied      uint64                     `json:"last_applied"`
-	CurrentLeader    *uint64                    `json:"current_leader"`
-	MembershipConfig membershipJSON             `json:"membership_config"`
-	Snapshot         snapshotJSON               `json:"snapshot"`
-	Replication      map[string]replicationJSON `json:"replication,omitempty"`
-	// UnderReplicated (extension, issue 4) counts segments with a replica
-	// that is down or no longer a voter; UnderReplicatedSegments lists them.
-	UnderReplicated         int               `json:"under_replicated"`
-	UnderReplicatedSegments []underReplicated `json:"under_replicated_segments,omitempty"`
-}
-
-type voteJSON struct {
-	Term      uint64 `json:"term"`
-	NodeID    uint64 `json:"node_id"`
-	Committed bool   `json:"committed"`
-}
-
-type membershipJSON struct {
-	Nodes      []uint64       `json:"nodes"`
-	Voters     []uint64       `json:"voters"`
-	Learners   []uint64       `json:"learners"`
-	Membership membershipInfo `json:"membership"`
-}
-
-type membershipInfo struct {
-	Configs [][]uint64        `json:"configs"`
-	Nodes   map[string]string `json:"nodes"`
-}
-
-type snapshotJSON struct {
-	Index uint64 `json:"index"`
-	Term  uint64 `json:"term"`
-}
-
-type replicationJSON struct {
-	MatchIndex uint64 `json:"match_index"`
-	NextIndex  uint64 `json:"next_index"`
-	Index      uint64 `json:"index"`
+func jsonReply(v any) protocol.Reply {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return protocol.ErrReply(fmt.Errorf("node: encode json: %w", err))
+	}
+	return protocol.Raw(b)
 }
 
 func stateName(s raft.RaftState) string {
@@ -77,9 +41,10 @@ func u64(s string) uint64 {
 // raftStats is the single source of both METRICS and the Prometheus raft
 // collector.
 func (n *Node) raftStats() metrics.RaftStats {
-	r := n.cons.Raft()
+	p := n.parts
+	r := p.cons.Raft()
 	st := r.Stats()
-	leaderID, _ := n.cons.Leader()
+	leaderID, _ := p.cons.Leader()
 	s := metrics.RaftStats{
 		State:         r.State().String(),
 		Term:          u64(st["term"]),
@@ -94,155 +59,96 @@ func (n *Node) raftStats() metrics.RaftStats {
 		Voters:        []uint64{},
 		Learners:      []uint64{},
 	}
-	if m, err := n.cons.Membership(); err == nil {
+	if m, err := p.cons.Membership(); err == nil {
 		s.Voters, s.Learners = m.Voters, m.Learners
 		if r.State() == raft.Leader {
-			peers := n.peers.snapshot()
 			for _, id := range m.Nodes() {
-				if id == n.id {
+				if id == p.self {
 					continue
 				}
-				p := peers[id] // zero until the first heartbeat
-				s.Followers[id] = metrics.Follower{MatchIndex: p.LastIndex, NextIndex: p.LastIndex + 1}
+				last, _ := p.cluster.Peer(id) // zero until the first heartbeat
+				s.Followers[id] = metrics.Follower{MatchIndex: last.LastIndex, NextIndex: last.LastIndex + 1}
 			}
 		}
 	}
 	return s
 }
 
-func (n *Node) metricsJSON() ([]byte, error) {
+// metricsDoc builds the METRICS document (DESIGN.md §5).
+func (n *Node) metricsDoc() (status.Metrics, error) {
+	p := n.parts
 	s := n.raftStats()
-	out := metricsJSON{
-		ID:           n.id,
-		State:        stateName(n.cons.Raft().State()),
+	out := status.Metrics{
+		ID:           p.self,
+		State:        stateName(p.cons.Raft().State()),
 		CurrentTerm:  s.Term,
 		LastLogIndex: s.LastLogIndex,
 		LastApplied:  s.AppliedIndex,
-		Snapshot:     snapshotJSON{Index: s.SnapshotIndex, Term: s.SnapshotTerm},
+		Snapshot:     status.Snapshot{Index: s.SnapshotIndex, Term: s.SnapshotTerm},
+	}
+	m, err := p.cons.Membership()
+	if err != nil {
+		return status.Metrics{}, err
 	}
 	if s.HasLeader {
 		l := s.LeaderID
 		out.CurrentLeader = &l
-		out.Vote = voteJSON{Term: s.Term, NodeID: l, Committed: true}
+		out.Vote = status.Vote{Term: s.Term, NodeID: l, Committed: true}
 	} else {
-		term, cand := n.cons.LastVote()
-		out.Vote = voteJSON{Term: term}
-		if m, err := n.cons.Membership(); err == nil {
-			for id, a := range m.Addrs {
-				if a == cand {
-					out.Vote.NodeID = id
-				}
+		term, cand := p.cons.LastVote()
+		out.Vote = status.Vote{Term: term}
+		for id, a := range m.Addrs {
+			if a == cand {
+				out.Vote.NodeID = id
 			}
 		}
 	}
-	m, err := n.cons.Membership()
-	if err != nil {
-		return nil, err
-	}
-	out.MembershipConfig = membershipJSON{
+	out.MembershipConfig = status.MembershipConfig{
 		Nodes:    m.Nodes(),
 		Voters:   m.Voters,
 		Learners: m.Learners,
-		Membership: membershipInfo{
+		Membership: status.Membership{
 			Configs: [][]uint64{m.Voters},
-			Nodes:   map[string]string{},
+			Nodes:   make(map[string]string, len(m.Addrs)),
 		},
 	}
 	for id, a := range m.Addrs {
 		out.MembershipConfig.Membership.Nodes[strconv.FormatUint(id, 10)] = a
 	}
-	out.UnderReplicatedSegments = n.underReplicatedSegments()
+	out.UnderReplicatedSegments = p.roll.UnderReplicated()
 	out.UnderReplicated = len(out.UnderReplicatedSegments)
 	if out.State == "Leader" {
-		out.Replication = map[string]replicationJSON{}
+		out.Replication = map[string]status.Replication{}
 		for id, f := range s.Followers {
-			out.Replication[strconv.FormatUint(id, 10)] = replicationJSON{MatchIndex: f.MatchIndex, NextIndex: f.NextIndex, Index: f.MatchIndex}
+			out.Replication[strconv.FormatUint(id, 10)] = status.Replication{MatchIndex: f.MatchIndex, NextIndex: f.NextIndex, Index: f.MatchIndex}
 		}
 	}
-	return json.Marshal(out)
+	return out, nil
 }
 
-// The STATE JSON: the seed's five fields, then extras.
-type stateJSON struct {
-	Topic          string              `json:"topic"`
-	CurrentSegment uint64              `json:"current_segment"`
-	LeaderNode     uint64              `json:"leader_node"`
-	SealedSegments map[string]uint64   `json:"sealed_segments"`
-	SegmentLeaders map[string]uint64   `json:"segment_leaders"`
-	SealedOffset   uint64              `json:"sealed_offset"`
-	Epoch          uint64              `json:"epoch"`
-	Cursor         metadata.Cursor     `json:"cursor"`
-	Replicas       map[string][]uint64 `json:"replicas,omitempty"`
-	// Replication extras (issue 4): the topic's settings and the segments
-	// with a replica down or gone (this node's view).
-	ReplicationFactor int                 `json:"replication_factor"`
-	AckQuorum         int                 `json:"ack_quorum"`
-	UnderReplicated   map[string][]uint64 `json:"under_replicated,omitempty"`
-}
-
-func stateOf(t metadata.Topic) stateJSON {
-	s := stateJSON{
-		Topic:          t.Name,
-		CurrentSegment: t.CurrentSegment,
-		LeaderNode:     t.LeaderNode,
-		SealedSegments: map[string]uint64{},
-		SegmentLeaders: map[string]uint64{},
-		SealedOffset:   t.SealedOffset,
-		Epoch:          t.Epoch,
-		Cursor:         t.Cursor,
-
-		ReplicationFactor: topicRF(t),
-		AckQuorum:         t.SegmentAckQuorum(t.CurrentSegment),
-	}
-	for k, v := range t.SealedSegments {
-		s.SealedSegments[strconv.FormatUint(k, 10)] = v
-	}
-	for k, v := range t.SegmentLeaders {
-		s.SegmentLeaders[strconv.FormatUint(k, 10)] = v
-	}
-	if len(t.Replicas) > 0 {
-		s.Replicas = map[string][]uint64{}
-		for k, v := range t.Replicas {
-			s.Replicas[strconv.FormatUint(k, 10)] = v
-		}
-	}
-	return s
-}
-
-// topicSummary is one element of the TOPICS extension's JSON array.
-type topicSummary struct {
-	Topic          string `json:"topic"`
-	CurrentSegment uint64 `json:"current_segment"`
-	LeaderNode     uint64 `json:"leader_node"`
-	SealedSegments int    `json:"sealed_segments"`
-	Entries        uint64 `json:"entries"`
-}
-
-func (n *Node) topicsJSON() ([]byte, error) {
+// topicsDoc builds the TOPICS array. The open segment's count is exact
+// when it is led here, else from its leader's latest heartbeat (at most
+// ~250 ms old), so a dead node cannot stall the listing.
+func (n *Node) topicsDoc() []status.TopicSummary {
+	p := n.parts
 	st := n.fsm.State()
 	names := make([]string, 0, len(st.Topics))
 	for name := range st.Topics {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	out := make([]topicSummary, 0, len(names))
-	peers := n.peers.snapshot()
+	out := make([]status.TopicSummary, 0, len(names))
 	for _, name := range names {
 		t := st.Topics[name]
-		entries := t.SealedOffset
-		// The open segment's count: exact when it is led here, else from
-		// its leader's latest heartbeat (at most ~250 ms old), so a dead
-		// node cannot stall the listing.
-		if t.LeaderNode == n.id {
-			if c, err := n.segmentCountOf(name, t.CurrentSegment); err == nil {
-				entries += c
-			}
+		var open uint64
+		if t.LeaderNode == p.self {
+			open, _ = p.seg.Count(context.Background(), name, t.CurrentSegment)
 		} else {
-			entries += peers[t.LeaderNode].Open[segKey{name, t.CurrentSegment}]
+			open = p.cluster.ReportedCount(t.LeaderNode, name, t.CurrentSegment)
 		}
-		out = append(out, topicSummary{Topic: name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments), Entries: entries})
+		out = append(out, status.SummaryOf(*t, open))
 	}
-	return json.Marshal(out)
+	return out
 }
 
 func (n *Node) clusterStats() metrics.ClusterStats {

@@ -21,13 +21,13 @@ type Handler interface {
 	Propose(ctx context.Context, cmd []byte) (metadata.Result, error)
 	CreateTopic(ctx context.Context, topic string, rf, ack int) error
 	Join(ctx context.Context, id uint64, addr string) error
-	Heartbeat(hb Heartbeat)
+	Heartbeat(ctx context.Context, hb *Heartbeat) error
 	Fence(ctx context.Context, topic string, seg, min uint64) (count uint64, fenced bool, err error)
 	Unfence(ctx context.Context, topic string, seg uint64) error
 	Stat(ctx context.Context, topic string, seg uint64) (uint64, error)
 	ReadIndex(ctx context.Context) (uint64, error)
 	RemoveNode(ctx context.Context, id uint64) error
-	RollHint(topic string)
+	RollHint(ctx context.Context, topic string) error
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
 	ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error)
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
@@ -117,8 +117,7 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 		if err := hb.Decode(payload); err != nil {
 			return nil, err
 		}
-		h.Heartbeat(hb)
-		return nil, nil
+		return nil, h.Heartbeat(ctx, &hb)
 	case MethodFence:
 		var req FenceRequest
 		if err := req.Decode(payload); err != nil {
@@ -154,8 +153,7 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 		if err := req.Decode(payload); err != nil {
 			return nil, err
 		}
-		h.RollHint(req.Topic)
-		return nil, nil
+		return nil, h.RollHint(ctx, req.Topic)
 	case MethodReplicaAppend:
 		var req ReplicaAppendRequest
 		if err := req.Decode(payload); err != nil {

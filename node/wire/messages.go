@@ -455,3 +455,11 @@ func DecodeResult(b []byte) (metadata.Result, error) {
 	}
 	return r, nil
 }
+
+// Bounds of one append batch: a forwarded AppendRequest and one store
+// Append on the segment leader carry at most this much (a larger batch is
+// split).
+const (
+	MaxAppendEntries = 8192
+	MaxAppendBytes   = 8 << 20
+)

@@ -1,8 +1,10 @@
-package node
+package router
 
 import (
 	"context"
 	"sync"
+
+	"github.com/walrus-go/walrus/node/wire"
 )
 
 // Bounds of the forwarding batcher.
@@ -11,12 +13,12 @@ const (
 	forwardMaxInflight = 2    // concurrent append RPCs per (topic, leader)
 )
 
-// forwarderSet batches appends this node forwards to segment leaders: all
+// forwarders batch the appends this node forwards to segment leaders: all
 // PUTs for one topic that arrive (from any connection) while earlier
 // batches are in flight travel in one RPC and land in one store Append on
-// the leader. It owns one goroutine per (topic, leader) plus at most
-// forwardMaxInflight RPC goroutines each; stopAll stops them.
-type forwarderSet struct {
+// the leader. There is one goroutine per (topic, leader) plus at most
+// forwardMaxInflight RPCs each; stopAll stops them.
+type forwarders struct {
 	mu      sync.Mutex
 	m       map[fwdKey]*forwarder
 	stop    chan struct{}
@@ -24,12 +26,12 @@ type forwarderSet struct {
 	wg      sync.WaitGroup
 }
 
-func (s *forwarderSet) init() {
+func (s *forwarders) init() {
 	s.m = map[fwdKey]*forwarder{}
 	s.stop = make(chan struct{})
 }
 
-func (s *forwarderSet) stopAll() {
+func (s *forwarders) stopAll() {
 	s.mu.Lock()
 	if !s.stopped {
 		s.stopped = true
@@ -51,25 +53,25 @@ type fwdOp struct {
 }
 
 type forwarder struct {
-	n      *Node
+	r      *Router
 	topic  string
 	leader uint64
 	ops    chan *fwdOp
 	sem    chan struct{}
 }
 
-func (n *Node) forwarder(topic string, leader uint64) (*forwarder, error) {
-	s := &n.forwarders
+func (r *Router) forwarder(topic string, leader uint64) (*forwarder, error) {
+	s := &r.fwd
 	key := fwdKey{leader: leader, topic: topic}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
-		return nil, ErrShuttingDown
+		return nil, wire.ErrShuttingDown
 	}
 	if f, ok := s.m[key]; ok {
 		return f, nil
 	}
-	f := &forwarder{n: n, topic: topic, leader: leader, ops: make(chan *fwdOp, forwardQueueCap), sem: make(chan struct{}, forwardMaxInflight)}
+	f := &forwarder{r: r, topic: topic, leader: leader, ops: make(chan *fwdOp, forwardQueueCap), sem: make(chan struct{}, forwardMaxInflight)}
 	s.m[key] = f
 	s.wg.Add(1)
 	go func() {
@@ -93,14 +95,14 @@ func (f *forwarder) run(stop <-chan struct{}) {
 		select {
 		case f.sem <- struct{}{}:
 		case <-stop:
-			first.done <- ErrShuttingDown
+			first.done <- wire.ErrShuttingDown
 			f.drainFail()
 			return
 		}
 		batch := []*fwdOp{first}
 		entries, bytes := len(first.entries), first.bytes
 	more:
-		for entries < maxAppendEntries && bytes < maxAppendBytes {
+		for entries < wire.MaxAppendEntries && bytes < wire.MaxAppendBytes {
 			select {
 			case op := <-f.ops:
 				batch = append(batch, op)
@@ -118,7 +120,7 @@ func (f *forwarder) drainFail() {
 	for {
 		select {
 		case op := <-f.ops:
-			op.done <- ErrShuttingDown
+			op.done <- wire.ErrShuttingDown
 		default:
 			return
 		}
@@ -137,7 +139,8 @@ func (f *forwarder) send(batch []*fwdOp, entries int) {
 			all = append(all, op.entries...)
 		}
 	}
-	f.n.forwardAppendAsync(f.leader, f.topic, all, func(err error) {
+	f.r.Peer(f.leader).AppendAsync(f.topic, all, func(err error) {
+		f.r.Metrics.ObserveForward("append", err)
 		<-f.sem
 		for _, op := range batch {
 			op.done <- err
@@ -145,10 +148,10 @@ func (f *forwarder) send(batch []*fwdOp, entries int) {
 	})
 }
 
-// forwardAppend sends entries to the topic's segment leader through the
+// forward sends entries to the topic's segment leader through the
 // batcher.
-func (n *Node) forwardAppend(ctx context.Context, leader uint64, topic string, entries [][]byte) error {
-	f, err := n.forwarder(topic, leader)
+func (r *Router) forward(ctx context.Context, leader uint64, topic string, entries [][]byte) error {
+	f, err := r.forwarder(topic, leader)
 	if err != nil {
 		return err
 	}
@@ -171,8 +174,8 @@ func (n *Node) forwardAppend(ctx context.Context, leader uint64, topic string, e
 	case f.ops <- op:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-n.stopping:
-		return ErrShuttingDown
+	case <-r.Stopping:
+		return wire.ErrShuttingDown
 	}
 	return waitFwd(ctx, op)
 }

@@ -1,21 +1,21 @@
-package node
+package segment
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
+	"time"
 
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/segment/replicate"
+	"github.com/walrus-go/walrus/node/wire"
 )
 
 // Bounds of the per-topic writer.
 const (
-	writerQueueCap     = 4096    // ops waiting for a writer goroutine
-	maxAppendEntries   = 8192    // entries per store Append
-	maxAppendBytes     = 8 << 20 // payload bytes per store Append
-	writerDrainOpLimit = 1024    // ops taken per wake-up
+	writerQueueCap     = 4096 // ops waiting for a writer goroutine
+	writerDrainOpLimit = 1024 // ops taken per wake-up
 )
 
 type opKind uint8
@@ -46,24 +46,13 @@ func (op *writeOp) finish(r writeResult) {
 	op.done <- r
 }
 
+// Ack implements replicate.Ack.
+func (op *writeOp) Ack(err error) { op.finish(writeResult{err: err}) }
+
 type writeResult struct {
 	err    error
 	count  uint64 // fence: entries in the segment
 	fenced bool
-}
-
-// writerSet owns one writer goroutine per topic this node has written.
-type writerSet struct {
-	mu      sync.Mutex
-	m       map[string]*topicWriter
-	stop    chan struct{}
-	stopped bool
-	wg      sync.WaitGroup
-}
-
-func (s *writerSet) init() {
-	s.m = map[string]*topicWriter{}
-	s.stop = make(chan struct{})
 }
 
 // topicWriter serialises everything that changes one topic's segments on
@@ -72,7 +61,7 @@ func (s *writerSet) init() {
 // queue, the count it reports includes every append queued before it and
 // no append queued after it.
 type topicWriter struct {
-	n     *Node
+	m     *Manager
 	topic string
 	ops   chan *writeOp
 	// mu is held while ops are processed: by the writer goroutine, or by a
@@ -80,48 +69,34 @@ type topicWriter struct {
 	// (saving two goroutine hand-offs per uncontended request). Everything
 	// below is guarded by it.
 	mu sync.Mutex
-	// fencedSeg is the segment fenced for rollover (0 = none); only the
-	// writer goroutine touches it.
+	// fencedSeg is the segment fenced for rollover (0 = none).
 	fencedSeg uint64
 	// hintedSeg is the last segment reported full to the monitor.
 	hintedSeg uint64
 }
 
-func (n *Node) writer(topic string) (*topicWriter, error) {
-	s := &n.writers
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return nil, ErrShuttingDown
+func (m *Manager) writer(topic string) (*topicWriter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return nil, wire.ErrShuttingDown
 	}
-	if w, ok := s.m[topic]; ok {
+	if w, ok := m.writers[topic]; ok {
 		return w, nil
 	}
-	w := &topicWriter{n: n, topic: topic, ops: make(chan *writeOp, writerQueueCap)}
-	s.m[topic] = w
-	s.wg.Add(1)
+	w := &topicWriter{m: m, topic: topic, ops: make(chan *writeOp, writerQueueCap)}
+	m.writers[topic] = w
+	m.writerWG.Add(1)
 	go func() {
-		defer s.wg.Done()
-		w.run(s.stop)
+		defer m.writerWG.Done()
+		w.run(m.stop)
 	}()
 	return w, nil
 }
 
-// stopAll stops every writer goroutine; queued ops fail with
-// ErrShuttingDown.
-func (s *writerSet) stopAll() {
-	s.mu.Lock()
-	if !s.stopped {
-		s.stopped = true
-		close(s.stop)
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
 // submit queues op and waits for its result.
-func (n *Node) submit(ctx context.Context, topic string, op *writeOp) writeResult {
-	w, err := n.writer(topic)
+func (m *Manager) submit(ctx context.Context, topic string, op *writeOp) writeResult {
+	w, err := m.writer(topic)
 	if err != nil {
 		return writeResult{err: err}
 	}
@@ -133,8 +108,8 @@ func (n *Node) submit(ctx context.Context, topic string, op *writeOp) writeResul
 	case w.ops <- op:
 	case <-ctx.Done():
 		return writeResult{err: ctx.Err()}
-	case <-n.writers.stop:
-		return writeResult{err: ErrShuttingDown}
+	case <-m.stop:
+		return writeResult{err: wire.ErrShuttingDown}
 	}
 	select {
 	case r := <-op.done:
@@ -179,8 +154,8 @@ func (w *topicWriter) tryInline(op *writeOp) bool {
 	}
 	defer w.mu.Unlock()
 	select {
-	case <-w.n.writers.stop:
-		op.finish(writeResult{err: ErrShuttingDown})
+	case <-w.m.stop:
+		op.finish(writeResult{err: wire.ErrShuttingDown})
 		return true
 	default:
 	}
@@ -192,7 +167,7 @@ func (w *topicWriter) drainFail() {
 	for {
 		select {
 		case op := <-w.ops:
-			op.finish(writeResult{err: ErrShuttingDown})
+			op.finish(writeResult{err: wire.ErrShuttingDown})
 		default:
 			return
 		}
@@ -212,46 +187,46 @@ func (w *topicWriter) process(ops []*writeOp) {
 	w.flush(ops[start:])
 }
 
+func failAll(ops []*writeOp, err error) {
+	for _, op := range ops {
+		op.finish(writeResult{err: err})
+	}
+}
+
 // flush appends a run of append ops, in as few store Appends as the
 // bounds allow.
 func (w *topicWriter) flush(ops []*writeOp) {
 	if len(ops) == 0 {
 		return
 	}
-	seg, ok := w.n.leaseFor(w.topic)
-	if ok && !w.n.leaseFresh() {
+	m := w.m
+	seg, ok := m.leaseFor(w.topic)
+	if ok && !m.leaseFresh() {
 		// Out of touch with the Raft leader: the cluster may be moving this
 		// segment elsewhere, so stop acknowledging appends.
 		ok = false
 	}
 	if !ok {
-		r, _ := w.n.fsm.Route(w.topic)
-		err := &NotLeaderError{Topic: w.topic, Segment: r.Segment, Leader: r.Leader}
-		if w.n.notLeaderLog.allow(timeSecond) {
-			w.n.logger.Warn("NotLeaderError", "topic", w.topic, "segment", r.Segment, "leader", r.Leader)
+		r, _ := m.FSM.Route(w.topic)
+		if m.notLeaderLog.allow(time.Second) {
+			m.Logger.Warn("NotLeaderError", "topic", w.topic, "segment", r.Segment, "leader", r.Leader)
 		}
-		for _, op := range ops {
-			op.finish(writeResult{err: err})
-		}
+		failAll(ops, &wire.NotLeaderError{Topic: w.topic, Segment: r.Segment, Leader: r.Leader})
 		return
 	}
 	if w.fencedSeg == seg {
-		for _, op := range ops {
-			op.finish(writeResult{err: fmt.Errorf("topic %s segment %d: %w", w.topic, seg, ErrFenced)})
-		}
+		failAll(ops, fmt.Errorf("topic %s segment %d: %w", w.topic, seg, wire.ErrFenced))
 		return
 	}
 	id := engine.SegmentID{Topic: w.topic, Segment: seg}
-	// A replicated segment answers its ops once the ack quorum holds them
-	// (replicator.go); a fenced one refuses before appending anything.
-	rep, rerr := w.n.replicatorFor(w.topic, seg)
+	// A replicated segment answers its ops once the ack quorum holds them;
+	// a fenced one refuses before appending anything.
+	rep, rerr := m.replicatorFor(w.topic, seg)
 	if rerr == nil && rep != nil {
-		rerr = rep.refuse()
+		rerr = rep.Refuse()
 	}
 	if rerr != nil {
-		for _, op := range ops {
-			op.finish(writeResult{err: rerr})
-		}
+		failAll(ops, rerr)
 		return
 	}
 	for len(ops) > 0 {
@@ -259,7 +234,7 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		n, entries, bytes := 0, 0, 0
 		for n < len(ops) {
 			op := ops[n]
-			if n > 0 && (entries+len(op.entries) > maxAppendEntries || bytes+op.bytes > maxAppendBytes) {
+			if n > 0 && (entries+len(op.entries) > wire.MaxAppendEntries || bytes+op.bytes > wire.MaxAppendBytes) {
 				break
 			}
 			entries += len(op.entries)
@@ -275,40 +250,42 @@ func (w *topicWriter) flush(ops []*writeOp) {
 				all = append(all, op.entries...)
 			}
 		}
-		first, err := w.n.store.Append(context.Background(), id, all)
+		first, err := m.Store.Append(context.Background(), id, all)
 		if err == nil {
-			w.n.m.ObserveAppend(w.topic, entries, bytes)
-			if first+uint64(len(all)) >= w.n.cfg.MaxSegmentEntries && w.hintedSeg != seg {
+			m.Metrics.ObserveAppend(w.topic, entries, bytes)
+			if first+uint64(len(all)) >= m.cfg.MaxSegmentEntries && w.hintedSeg != seg {
 				// Full: ask the monitor to roll now rather than at its next
 				// tick, so segments stay close to MaxSegmentEntries.
 				w.hintedSeg = seg
-				w.n.hintRollover(w.topic)
+				m.Hint(w.topic)
 			}
 		} else {
 			err = fmt.Errorf("append %s: %w", id, err)
 		}
 		if err == nil && rep != nil {
-			rep.appended(first, all, slices.Clone(ops[:n]))
-			ops = ops[n:]
-			continue
-		}
-		for _, op := range ops[:n] {
-			op.finish(writeResult{err: err})
+			acks := make([]replicate.Ack, n)
+			for i, op := range ops[:n] {
+				acks[i] = op
+			}
+			rep.Appended(first, all, acks)
+		} else {
+			failAll(ops[:n], err)
 		}
 		ops = ops[n:]
 	}
 }
 
 func (w *topicWriter) control(op *writeOp) writeResult {
+	m := w.m
 	id := engine.SegmentID{Topic: w.topic, Segment: op.seg}
 	switch op.kind {
 	case opFence:
-		seg, ok := w.n.leaseFor(w.topic)
+		seg, ok := m.leaseFor(w.topic)
 		if !ok || seg != op.seg {
-			r, _ := w.n.fsm.Route(w.topic)
-			return writeResult{err: &NotLeaderError{Topic: w.topic, Segment: op.seg, Leader: r.Leader}}
+			r, _ := m.FSM.Route(w.topic)
+			return writeResult{err: &wire.NotLeaderError{Topic: w.topic, Segment: op.seg, Leader: r.Leader}}
 		}
-		count, err := w.n.segmentCount(id)
+		count, err := m.count(context.Background(), id)
 		if err != nil {
 			return writeResult{err: err}
 		}
@@ -331,10 +308,10 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 		if w.fencedSeg == op.seg {
 			w.fencedSeg = 0
 		}
-		if _, err := w.n.store.Seal(context.Background(), id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		if _, err := m.Store.Seal(context.Background(), id); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			// Sealing follows a lost lease; appends are refused anyway.
-			w.n.logger.Error("Lease sync failed", "topic", w.topic, "segment", op.seg, "err", err)
-			w.n.m.LeaseSyncFailures.Inc()
+			m.Logger.Error("Lease sync failed", "topic", w.topic, "segment", op.seg, "err", err)
+			m.Metrics.LeaseSyncFailures.Inc()
 			return writeResult{err: fmt.Errorf("seal %s: %w", id, err)}
 		}
 		return writeResult{}
@@ -342,42 +319,31 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 	return writeResult{err: fmt.Errorf("writer: unknown op %d", op.kind)}
 }
 
-// segmentCount returns the entries the store holds for id (0 when the
-// segment was never written).
-func (n *Node) segmentCount(id engine.SegmentID) (uint64, error) {
-	info, err := n.store.Stat(context.Background(), id)
-	if errors.Is(err, engine.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("stat %s: %w", id, err)
-	}
-	return info.Entries, nil
-}
-
-// appendLocal appends entries to the topic's open segment on this node.
-func (n *Node) appendLocal(ctx context.Context, topic string, entries [][]byte) error {
+func payloadBytes(entries [][]byte) int {
 	b := 0
 	for _, e := range entries {
 		b += len(e)
 	}
-	return n.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: b}).err
+	return b
 }
 
-// appendAsync queues entries for the topic's writer without blocking; cb
+// Append appends entries to the topic's open segment led here; it returns
+// once they are stored (and, for a replicated segment, held by the ack
+// quorum).
+func (m *Manager) Append(ctx context.Context, topic string, entries [][]byte) error {
+	return m.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: payloadBytes(entries)}).err
+}
+
+// AppendAsync queues entries for the topic's writer without blocking; cb
 // gets the result. It returns false when the queue is full (the caller
 // falls back to the blocking path).
-func (n *Node) appendAsync(topic string, entries [][]byte, cb func(error)) bool {
-	w, err := n.writer(topic)
+func (m *Manager) AppendAsync(topic string, entries [][]byte, cb func(error)) bool {
+	w, err := m.writer(topic)
 	if err != nil {
 		cb(err)
 		return true
 	}
-	b := 0
-	for _, e := range entries {
-		b += len(e)
-	}
-	op := &writeOp{kind: opAppend, entries: entries, bytes: b, cb: func(r writeResult) { cb(r.err) }}
+	op := &writeOp{kind: opAppend, entries: entries, bytes: payloadBytes(entries), cb: func(r writeResult) { cb(r.err) }}
 	if w.tryInline(op) {
 		return true
 	}
@@ -389,14 +355,15 @@ func (n *Node) appendAsync(topic string, entries [][]byte, cb func(error)) bool 
 	}
 }
 
-// fenceLocal fences seg if it holds >= min entries and returns its count.
-func (n *Node) fenceLocal(ctx context.Context, topic string, seg, min uint64) (uint64, bool, error) {
-	r := n.submit(ctx, topic, &writeOp{kind: opFence, seg: seg, min: min})
+// Fence fences seg, led here, if it holds >= min entries and returns its
+// count: every append queued before the fence is in it, none after. A
+// replicated segment is sealed only at a count its ack quorum holds, so
+// every entry below the sealed count stays readable if this node dies
+// right after the rollover.
+func (m *Manager) Fence(ctx context.Context, topic string, seg, min uint64) (uint64, bool, error) {
+	r := m.submit(ctx, topic, &writeOp{kind: opFence, seg: seg, min: min})
 	if r.err == nil && r.fenced {
-		// A replicated segment is sealed only at a count its ack quorum
-		// holds, so every entry below the sealed count stays readable if
-		// this node dies right after the rollover.
-		c, err := n.confirmedCount(ctx, topic, seg, r.count)
+		c, err := m.Confirmed(ctx, topic, seg, r.count)
 		if err != nil {
 			return 0, false, err
 		}
@@ -405,10 +372,13 @@ func (n *Node) fenceLocal(ctx context.Context, topic string, seg, min uint64) (u
 	return r.count, r.fenced, r.err
 }
 
-func (n *Node) unfenceLocal(ctx context.Context, topic string, seg uint64) error {
-	err := n.submit(ctx, topic, &writeOp{kind: opUnfence, seg: seg}).err
+// Unfence lifts a fence whose rollover was rejected.
+func (m *Manager) Unfence(ctx context.Context, topic string, seg uint64) error {
+	err := m.submit(ctx, topic, &writeOp{kind: opUnfence, seg: seg}).err
 	if err == nil {
-		n.uncap(topic, seg)
+		if r := m.replicator(topic, seg); r != nil {
+			r.Uncap()
+		}
 	}
 	return err
 }
@@ -416,8 +386,8 @@ func (n *Node) unfenceLocal(ctx context.Context, topic string, seg uint64) error
 // enqueueSeal asks the topic's writer to seal seg in the store without
 // waiting: it is defensive (appends to a segment whose lease is gone are
 // refused anyway), so a full queue just skips it.
-func (n *Node) enqueueSeal(topic string, seg uint64) {
-	w, err := n.writer(topic)
+func (m *Manager) enqueueSeal(topic string, seg uint64) {
+	w, err := m.writer(topic)
 	if err != nil {
 		return
 	}

@@ -1,0 +1,473 @@
+// Package cluster owns membership and the view of the other nodes: the
+// join of a new node, heartbeats to every member with this node's Raft
+// progress and the open segments it leads, the liveness verdicts drawn
+// from them, lease freshness (contact with the Raft leader), the address
+// book, promotion of caught-up learners, re-addressing of restarted
+// members, and every call or proposal that must run on the Raft leader
+// (run locally when this node leads, sent there otherwise).
+//
+// Lock order: Cluster.mu is a leaf.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/walrus-go/walrus/node/consensus"
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// Membership timing.
+const (
+	HeartbeatInterval = 250 * time.Millisecond
+	joinRetryInterval = 500 * time.Millisecond
+	// promoteLagEntries: a non-voter is promoted once its applied index is
+	// within this many entries of the leader's commit index.
+	promoteLagEntries = 64
+	// RPCTimeout bounds one internal RPC.
+	RPCTimeout = 5 * time.Second
+)
+
+// Config is the cluster part's share of the node's configuration.
+type Config struct {
+	Self           metadata.Node
+	Join           []string
+	FailureTimeout time.Duration
+}
+
+// Progress is what this node knows of another node from its heartbeats.
+type Progress struct {
+	LastIndex uint64
+	Applied   uint64
+	Seen      time.Time
+	// Open maps the open segments the peer leads to their entry count at
+	// the time of the heartbeat.
+	Open map[SegmentRef]uint64
+	// RaftAddr is the address the peer advertises now.
+	RaftAddr string
+}
+
+// SegmentRef names a segment.
+type SegmentRef struct {
+	Topic   string
+	Segment uint64
+}
+
+// LeaderLocal is what this node does as the Raft leader for calls that
+// other parts own (topic creation, the shared cursors, rollover hints).
+type LeaderLocal interface {
+	CreateTopic(ctx context.Context, topic string, rf, ack int) error
+	Get(ctx context.Context, topic string, max int) ([][]byte, bool, error)
+	RollHint(ctx context.Context, topic string) error
+}
+
+// Led lists the open segments this node leads, with their counts.
+type Led interface {
+	OpenCounts(ctx context.Context) []wire.OpenSegment
+}
+
+// Deps are the parts the cluster part uses.
+type Deps struct {
+	Cons    *consensus.Consensus
+	FSM     *metadata.FSM
+	Caller  wire.Caller
+	Local   LeaderLocal
+	Led     Led
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// Stopping is closed when the node begins its shutdown.
+	Stopping <-chan struct{}
+}
+
+// Cluster is this node's membership and view of the others.
+type Cluster struct {
+	cfg Config
+	Deps
+
+	mu    sync.Mutex
+	peers map[uint64]Progress
+	// leaderSince is when this node last became Raft leader (zero when it
+	// is not); liveness verdicts wait FailureTimeout after it.
+	leaderSince time.Time
+
+	registered atomic.Bool
+}
+
+// New builds the cluster part; Run runs its loop.
+func New(cfg Config, d Deps) *Cluster {
+	return &Cluster{cfg: cfg, Deps: d, peers: map[uint64]Progress{}}
+}
+
+// ID is this node's id.
+func (c *Cluster) ID() uint64 { return c.cfg.Self.ID }
+
+// Record stores a heartbeat.
+func (c *Cluster) Record(hb *wire.Heartbeat) {
+	p := Progress{LastIndex: hb.LastIndex, Applied: hb.Applied, Seen: time.Now(), RaftAddr: hb.RaftAddr, Open: make(map[SegmentRef]uint64, len(hb.Open))}
+	for _, o := range hb.Open {
+		p.Open[SegmentRef{o.Topic, o.Segment}] = o.Count
+	}
+	c.mu.Lock()
+	c.peers[hb.ID] = p
+	c.mu.Unlock()
+}
+
+// Heartbeat is the receiving side of a heartbeat (wire.Handler).
+func (c *Cluster) Heartbeat(_ context.Context, hb *wire.Heartbeat) error {
+	c.Record(hb)
+	return nil
+}
+
+// Peers returns a copy of the peer table.
+func (c *Cluster) Peers() map[uint64]Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[uint64]Progress, len(c.peers))
+	for k, v := range c.peers {
+		out[k] = v
+	}
+	return out
+}
+
+// Peer returns what this node last heard from node id.
+func (c *Cluster) Peer(id uint64) (Progress, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.peers[id]
+	return p, ok
+}
+
+// ReportedCount is the entry count node id last reported for a segment it
+// leads (0 when unknown).
+func (c *Cluster) ReportedCount(id uint64, topic string, seg uint64) uint64 {
+	p, _ := c.Peer(id)
+	return p.Open[SegmentRef{topic, seg}]
+}
+
+// LeaderSince is when this node became Raft leader (zero when it is not).
+func (c *Cluster) LeaderSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leaderSince
+}
+
+func (c *Cluster) setLeader(leader bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if leader {
+		c.leaderSince = time.Now()
+	} else {
+		c.leaderSince = time.Time{}
+	}
+}
+
+// Alive reports whether node id is considered up: this node itself, or a
+// node heard from within FailureTimeout. A node never heard from counts as
+// alive until this node has led for FailureTimeout (no verdict without
+// evidence).
+func (c *Cluster) Alive(id uint64) bool {
+	if id == c.cfg.Self.ID {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.peers[id]; ok {
+		return time.Since(p.Seen) <= c.cfg.FailureTimeout
+	}
+	return c.leaderSince.IsZero() || time.Since(c.leaderSince) <= c.cfg.FailureTimeout
+}
+
+// AliveStrict is Alive without the benefit of the doubt for nodes never
+// heard from (used for visibility and repairs, not for failover).
+func (c *Cluster) AliveStrict(id uint64) bool {
+	if id == c.cfg.Self.ID {
+		return true
+	}
+	p, ok := c.Peer(id)
+	return ok && time.Since(p.Seen) <= c.cfg.FailureTimeout
+}
+
+// Heard reports whether node id has heartbeated this node since it
+// started.
+func (c *Cluster) Heard(id uint64) bool {
+	_, ok := c.Peer(id)
+	return ok
+}
+
+// LiveVoters lists the voters judged alive.
+func (c *Cluster) LiveVoters() ([]uint64, error) {
+	m, err := c.Cons.Membership()
+	if err != nil {
+		return nil, err
+	}
+	var live []uint64
+	for _, id := range m.Voters {
+		if c.Alive(id) {
+			live = append(live, id)
+		}
+	}
+	return live, nil
+}
+
+// InContact reports whether this node may use its segment leases: it must
+// be in recent contact with the Raft leader (or be it). A node cut off from
+// the leader stops appending after FailureTimeout/2, before the leader
+// declares it dead (after FailureTimeout) and moves its segments.
+func (c *Cluster) InContact() bool {
+	r := c.Cons.Raft()
+	if r.State() == raft.Leader {
+		return true
+	}
+	last := r.LastContact()
+	return !last.IsZero() && time.Since(last) < c.cfg.FailureTimeout/2
+}
+
+// Addr returns the internal RPC address of a node.
+func (c *Cluster) Addr(id uint64) (string, error) {
+	if nd, ok := c.FSM.Node(id); ok && nd.RPCAddr != "" {
+		return nd.RPCAddr, nil
+	}
+	// Before its upsert-node command commits, a member is still reachable
+	// at its Raft address (the RPC shares the port).
+	if m, err := c.Cons.Membership(); err == nil {
+		if a, ok := m.Addrs[id]; ok {
+			return a, nil
+		}
+	}
+	return "", fmt.Errorf("node %d: %w", id, wire.ErrNoAddress)
+}
+
+// Client returns the RPC stub of node id (failing every call when its
+// address is unknown).
+func (c *Cluster) Client(id uint64) wire.Client {
+	addr, err := c.Addr(id)
+	return wire.Client{Caller: c.Caller, Addr: addr, Timeout: RPCTimeout, Err: err}
+}
+
+func (c *Cluster) clientAt(addr string) wire.Client {
+	return wire.Client{Caller: c.Caller, Addr: addr, Timeout: RPCTimeout}
+}
+
+// Run joins (when asked to), registers this node's addresses, keeps
+// heartbeating the other members and watches Raft; on the Raft leader it
+// promotes caught-up learners and re-addresses moved members.
+func (c *Cluster) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.observeRaft(ctx)
+	}()
+	defer wg.Wait()
+	if len(c.cfg.Join) > 0 && !c.Cons.HasExistingState() {
+		c.join(ctx)
+	}
+	t := time.NewTicker(HeartbeatInterval)
+	defer t.Stop()
+	for {
+		c.maybeRegister(ctx)
+		c.Beat(ctx)
+		if c.Cons.IsLeader() {
+			c.promoteCaughtUp(ctx)
+			c.fixAddresses(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Beat reports this node's Raft progress and the entry counts of the open
+// segments it leads to every other member.
+func (c *Cluster) Beat(ctx context.Context) {
+	m, err := c.Cons.Membership()
+	if err != nil {
+		return
+	}
+	r := c.Cons.Raft()
+	hb := wire.Heartbeat{ID: c.cfg.Self.ID, LastIndex: r.LastIndex(), Applied: r.AppliedIndex(), Open: c.Led.OpenCounts(ctx), RaftAddr: c.cfg.Self.RaftAddr}
+	payload := hb.Append(nil)
+	hctx, cancel := context.WithTimeout(ctx, HeartbeatInterval*4)
+	defer cancel()
+	var wg sync.WaitGroup
+	for id, addr := range m.Addrs {
+		if id == c.cfg.Self.ID {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(hctx, RPCTimeout)
+			defer cancel()
+			_, _ = c.Caller.Call(cctx, addr, wire.MethodHeartbeat, payload)
+		}()
+	}
+	wg.Wait()
+}
+
+// join asks the configured members to add this node, until one accepts.
+func (c *Cluster) join(ctx context.Context) {
+	for attempt := 0; ; attempt++ {
+		for _, addr := range c.cfg.Join {
+			if addr == c.cfg.Self.RaftAddr {
+				continue
+			}
+			err := c.clientAt(addr).Join(ctx, c.cfg.Self.ID, c.cfg.Self.RaftAddr)
+			c.Metrics.ObserveForward("join", err)
+			if err == nil {
+				c.Logger.Info("joined cluster", "via", addr)
+				return
+			}
+			if attempt%10 == 0 {
+				c.Logger.Warn("join attempt failed; retrying", "via", addr, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(joinRetryInterval):
+		}
+	}
+}
+
+// maybeRegister records this node's addresses in the metadata when they
+// are missing or stale.
+func (c *Cluster) maybeRegister(ctx context.Context) {
+	self := c.cfg.Self
+	if cur, ok := c.FSM.Node(self.ID); ok && cur == self {
+		if !c.registered.Load() {
+			// Restarted with the same addresses: still say so once, the
+			// seed lists this line as normal start-up.
+			c.registered.Store(true)
+			c.Logger.Info("Registered node address", "raft_addr", self.RaftAddr, "rpc_addr", self.RPCAddr, "client_addr", self.ClientAddr, "unchanged", true)
+		}
+		return
+	}
+	if id, _ := c.Cons.Leader(); id == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	res, err := c.Propose(rctx, metadata.UpsertNode{Node: self})
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			c.Logger.Warn("node address registration failed; will retry", "err", err)
+		}
+		return
+	}
+	c.registered.Store(true)
+	c.Logger.Info("Registered node address", "raft_addr", self.RaftAddr, "rpc_addr", self.RPCAddr, "client_addr", self.ClientAddr)
+}
+
+// fixAddresses (on the Raft leader) re-addresses a member that restarted
+// on a different Raft address, as reported in its heartbeats, keeping its
+// suffrage.
+func (c *Cluster) fixAddresses(ctx context.Context) {
+	m, err := c.Cons.Membership()
+	if err != nil {
+		return
+	}
+	for id, p := range c.Peers() {
+		old, ok := m.Addrs[id]
+		if !ok || p.RaftAddr == "" || p.RaftAddr == old || time.Since(p.Seen) > c.cfg.FailureTimeout {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if slices.Contains(m.Voters, id) {
+			err = c.Cons.Promote(cctx, id, p.RaftAddr)
+		} else {
+			err = c.Cons.AddNonvoter(cctx, id, p.RaftAddr)
+		}
+		cancel()
+		if err != nil {
+			c.Logger.Warn("re-addressing member failed", "peer", id, "addr", p.RaftAddr, "err", err)
+			continue
+		}
+		c.Logger.Info("member re-addressed", "peer", id, "old_addr", old, "addr", p.RaftAddr)
+	}
+}
+
+func (c *Cluster) promoteCaughtUp(ctx context.Context) {
+	m, err := c.Cons.Membership()
+	if err != nil || len(m.Learners) == 0 {
+		return
+	}
+	commit := c.Cons.Raft().CommitIndex()
+	for _, id := range m.Learners {
+		p, ok := c.Peer(id)
+		if !ok || time.Since(p.Seen) > c.cfg.FailureTimeout || p.Applied+promoteLagEntries < commit {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.Cons.Promote(pctx, id, m.Addrs[id])
+		cancel()
+		if err != nil {
+			c.Logger.Warn("promotion to voter failed", "peer", id, "err", err)
+			continue
+		}
+		c.Logger.Info("promoted node to voter", "peer", id, "applied", p.Applied, "commit", commit)
+	}
+}
+
+// observeRaft counts elections and leader changes and tracks since when
+// this node leads.
+func (c *Cluster) observeRaft(ctx context.Context) {
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
+	})
+	r := c.Cons.Raft()
+	r.RegisterObserver(obs)
+	defer r.DeregisterObserver(obs)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-ch:
+			switch d := o.Data.(type) {
+			case raft.LeaderObservation:
+				// raft clears the leader (empty id) on every state change;
+				// count only a leader becoming known.
+				if d.LeaderID != "" {
+					c.Metrics.LeaderChanges.Inc()
+				}
+				c.Logger.Info("raft leader changed", "leader", string(d.LeaderID), "leader_addr", string(d.LeaderAddr))
+			case raft.RaftState:
+				if d == raft.Candidate {
+					c.Metrics.Elections.Inc()
+				}
+				c.setLeader(d == raft.Leader)
+			}
+		}
+	}
+}
+
+// LastSeen is when node id last heartbeated this node.
+func (c *Cluster) LastSeen(id uint64) (time.Time, bool) {
+	p, ok := c.Peer(id)
+	return p.Seen, ok
+}
+
+// PeerApplied is the applied index node id last reported.
+func (c *Cluster) PeerApplied(id uint64) uint64 {
+	p, _ := c.Peer(id)
+	return p.Applied
+}

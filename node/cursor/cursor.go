@@ -1,0 +1,279 @@
+// Package cursor owns the shared read cursors: one cluster-wide position
+// per topic, kept on the Raft leader (the cursor owner), which walks
+// sealed segments (read from any replica that holds them) and then the
+// open one, hands each entry out once, and commits the positions through
+// Raft every CursorCommitInterval. A new leader reloads them from the
+// committed metadata after a barrier, so it continues from the last commit.
+//
+// Lock order: Cursors.mu → topicCursor.mu.
+package cursor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/walrus-go/walrus/node/consensus"
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// Read bounds.
+const (
+	prefetchEntries = 512      // entries the owner reads ahead per topic
+	MaxGetBatch     = 4096     // entries per GET call
+	maxGetBytes     = 16 << 20 // payload bytes per GET call (fits an RPC frame)
+)
+
+// Reader reads one segment from one node (a wire.Client, or this node's
+// segment part).
+type Reader interface {
+	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+}
+
+// Liveness judges whether a node is up.
+type Liveness interface {
+	Alive(id uint64) bool
+}
+
+// Deps are the parts the cursors use.
+type Deps struct {
+	Self    uint64
+	Cons    *consensus.Consensus
+	FSM     *metadata.FSM
+	Peer    func(id uint64) Reader
+	Live    Liveness
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// CommitInterval is how often dirty positions are committed.
+	CommitInterval time.Duration
+}
+
+// Cursors holds the shared cursors while this node is the Raft leader.
+type Cursors struct {
+	Deps
+	mu   sync.Mutex
+	term uint64
+	m    map[string]*topicCursor
+}
+
+type topicCursor struct {
+	mu sync.Mutex
+	// pos is the next entry to hand out; buf holds prefetched entries
+	// starting at pos.
+	pos metadata.Cursor
+	buf [][]byte
+	// dirty: pos moved since the last cursor commit was proposed.
+	dirty bool
+}
+
+// New builds the cursor part; Run runs its commit loop.
+func New(d Deps) *Cursors { return &Cursors{Deps: d, m: map[string]*topicCursor{}} }
+
+func (s *Cursors) cursorFor(ctx context.Context, topic string) (*topicCursor, error) {
+	term := s.Cons.Raft().CurrentTerm()
+	s.mu.Lock()
+	if s.term != term {
+		s.mu.Unlock()
+		// Apply everything committed in earlier terms before trusting the
+		// FSM's cursor positions.
+		if err := s.Cons.Barrier(ctx); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if s.term != term {
+			s.term = term
+			s.m = map[string]*topicCursor{}
+		}
+	}
+	defer s.mu.Unlock()
+	if c, ok := s.m[topic]; ok {
+		return c, nil
+	}
+	t, ok := s.FSM.Topic(topic)
+	if !ok {
+		return nil, fmt.Errorf("%w %s", wire.ErrUnknownTopic, topic)
+	}
+	c := &topicCursor{pos: t.Cursor}
+	s.m[topic] = c
+	return c, nil
+}
+
+// Get hands out up to max entries of topic (this node must be the Raft
+// leader). more is true when it stopped at the byte budget (entries may
+// remain), false when it caught up or hit max.
+func (s *Cursors) Get(ctx context.Context, topic string, limit int) ([][]byte, bool, error) {
+	limit = min(max(limit, 1), MaxGetBatch)
+	out, err := s.get(ctx, topic, limit)
+	return out, len(out) < limit && totalBytes(out) >= maxGetBytes, err
+}
+
+func totalBytes(entries [][]byte) int {
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	return b
+}
+
+func (s *Cursors) get(ctx context.Context, topic string, max int) ([][]byte, error) {
+	if !s.Cons.IsLeader() {
+		return nil, fmt.Errorf("get %s: %w", topic, wire.ErrNotRaftLeader)
+	}
+	c, err := s.cursorFor(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][]byte
+	outBytes := 0
+	// Each iteration either delivers, advances a segment or reads; the
+	// bound only guards against a metadata bug looping forever.
+	for iter := 0; len(out) < max && outBytes < maxGetBytes && iter < 1<<16; iter++ {
+		if len(c.buf) > 0 {
+			k := 0
+			for k < len(c.buf) && len(out)+k < max && (k == 0 || outBytes+len(c.buf[k]) <= maxGetBytes) {
+				outBytes += len(c.buf[k])
+				k++
+			}
+			out = append(out, c.buf[:k]...)
+			clear(c.buf[:k])
+			c.buf = c.buf[k:]
+			c.pos.Offset += uint64(k)
+			c.dirty = true
+			continue
+		}
+		holder, count, sealed, ok := s.FSM.SegmentInfo(topic, c.pos.Segment)
+		if !ok {
+			break
+		}
+		if sealed && c.pos.Offset >= count {
+			c.pos = metadata.Cursor{Segment: c.pos.Segment + 1}
+			c.dirty = true
+			continue
+		}
+		want := uint64(prefetchEntries)
+		if sealed {
+			want = min(want, count-c.pos.Offset)
+		}
+		entries, err := s.readAny(ctx, holder, sealed, topic, c.pos.Segment, c.pos.Offset, int(want))
+		if err != nil {
+			if len(out) > 0 {
+				break
+			}
+			// Not retried here: the holder may be down for long, and the
+			// client should hear about it now rather than after a timeout.
+			return nil, fmt.Errorf("read topic %s segment %d from node %d: %w: %v", topic, c.pos.Segment, holder, wire.ErrSegmentUnavailable, err)
+		}
+		if len(entries) == 0 {
+			if sealed {
+				return out, fmt.Errorf("topic %s segment %d sealed at %d entries but node %d returned none at offset %d", topic, c.pos.Segment, count, holder, c.pos.Offset)
+			}
+			break // caught up with the open segment
+		}
+		c.buf = entries
+	}
+	return out, nil
+}
+
+// readAny reads a sealed segment from any replica that has the entries
+// (this node first, then live members, then the others); an open segment
+// is read from its leader.
+func (s *Cursors) readAny(ctx context.Context, holder uint64, sealed bool, topic string, seg, off uint64, max int) ([][]byte, error) {
+	if !sealed {
+		return s.read(ctx, holder, topic, seg, off, max)
+	}
+	set, _, _ := s.FSM.SegmentReplicas(topic, seg)
+	cands := make([]uint64, 0, len(set)+1)
+	if slices.Contains(set, s.Self) {
+		cands = append(cands, s.Self)
+	}
+	for _, live := range []bool{true, false} {
+		for _, id := range set {
+			if id != s.Self && s.Live.Alive(id) == live {
+				cands = append(cands, id)
+			}
+		}
+	}
+	if !slices.Contains(cands, holder) {
+		cands = append(cands, holder)
+	}
+	var errs []error
+	for _, id := range cands {
+		entries, err := s.read(ctx, id, topic, seg, off, max)
+		if err == nil && len(entries) > 0 {
+			return entries, nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %d: %w", id, err))
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (s *Cursors) read(ctx context.Context, id uint64, topic string, seg, off uint64, max int) ([][]byte, error) {
+	entries, err := s.Peer(id).Read(ctx, topic, seg, off, max)
+	if id != s.Self {
+		s.Metrics.ObserveForward("read", err)
+	}
+	return entries, err
+}
+
+// Commit proposes the dirty cursor positions in one command.
+func (s *Cursors) Commit(ctx context.Context) {
+	if !s.Cons.IsLeader() {
+		return
+	}
+	s.mu.Lock()
+	var (
+		cmd  metadata.CommitCursors
+		took []*topicCursor
+	)
+	for topic, c := range s.m {
+		c.mu.Lock()
+		if c.dirty {
+			cmd.Cursors = append(cmd.Cursors, metadata.CursorCommit{Topic: topic, Cursor: c.pos})
+			c.dirty = false
+			took = append(took, c)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(cmd.Cursors) == 0 {
+		return
+	}
+	res, err := s.Cons.Propose(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		if !wire.IsNotRaftLeader(err) {
+			s.Logger.Error("Raft consensus failed", "op", "commit_cursors", "err", err)
+		}
+		for _, c := range took {
+			c.mu.Lock()
+			c.dirty = true
+			c.mu.Unlock()
+		}
+	}
+}
+
+// Run commits dirty positions every CommitInterval until ctx ends.
+func (s *Cursors) Run(ctx context.Context) {
+	t := time.NewTicker(s.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Commit(ctx)
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package rollover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/placement"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// failoverLoop moves, on the Raft leader, every topic whose open segment
+// leader is down.
+func (r *Rollover) failoverLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.FailoverInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !r.Cons.IsLeader() {
+			continue
+		}
+		if err := r.failoverDead(ctx); err != nil && ctx.Err() == nil {
+			r.Logger.Error("monitor tick failed", "op", "failover", "err", err)
+			r.Metrics.MonitorTickFailures.Inc()
+		}
+	}
+}
+
+func (r *Rollover) failoverDead(ctx context.Context) error {
+	live, err := r.Cluster.LiveVoters()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for topic, rt := range r.FSM.Routes() {
+		if ctx.Err() != nil || r.Cluster.Alive(rt.Leader) {
+			continue
+		}
+		if set, _, _ := r.FSM.SegmentReplicas(topic, rt.Segment); len(set) > 1 {
+			// Replicated: the survivors hold every acknowledged entry.
+			if err := r.recoverSegment(ctx, topic, rt, live); err != nil {
+				errs = append(errs, fmt.Errorf("topic %s segment %d: recovery from node %d: %w", topic, rt.Segment, rt.Leader, err))
+			} else {
+				r.Metrics.ReplicaFailovers.Inc()
+			}
+			continue
+		}
+		if !r.Cluster.Heard(rt.Leader) {
+			// Never heard from it (e.g. the whole cluster restarted and it
+			// is not back yet): no count is known, so sealing would hide
+			// its entries. Wait for it instead.
+			continue
+		}
+		if err := r.failover(ctx, topic, rt, live); err != nil {
+			errs = append(errs, fmt.Errorf("topic %s segment %d: failover from node %d: %w", topic, rt.Segment, rt.Leader, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// failover moves an unreplicated topic whose open segment leader is down
+// to a live node: the segment is sealed at the count the dead node last
+// reported in its heartbeats (entries it acknowledged after that report
+// are not readable), and the next segment opens on the next live voter.
+func (r *Rollover) failover(ctx context.Context, topic string, rt metadata.Route, live []uint64) error {
+	if len(live) == 0 {
+		return errors.New("no live voter to take over")
+	}
+	count := r.Cluster.ReportedCount(rt.Leader, topic, rt.Segment)
+	next := placement.NextLeader(live, rt.Leader)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.sealAndOpen(tctx, seal{op: "failover", topic: topic, seg: rt.Segment, count: count, next: next, live: live, start: time.Now()}); err != nil {
+		return err
+	}
+	r.Logger.Warn("segment leader down: sealed its open segment at the last reported count and moved the topic", "topic", topic, "segment", rt.Segment, "dead_leader", rt.Leader, "entries", count, "next_leader", next)
+	return nil
+}
+
+// recoverSegment replaces a dead leader of a replicated open segment:
+// fence the surviving replicas at a higher epoch, seal at the highest
+// count a responder holds, bring lagging responders up to it, and open
+// the next segment on a live node. placement.RecoveryQuorum says why the
+// highest count among that many responders covers every acknowledged
+// entry; the fence comes first, so no responder acknowledges anything
+// after reporting its count.
+func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata.Route, live []uint64) error {
+	set, ack, ok := r.FSM.SegmentReplicas(topic, rt.Segment)
+	if !ok {
+		return fmt.Errorf("recover: unknown segment")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	need := placement.RecoveryQuorum(len(set), ack)
+	epoch := max(rt.Epoch, 1) + 1
+	start := time.Now()
+
+	type answer struct {
+		count uint64
+		err   error
+	}
+	answers := make([]answer, len(set))
+	var wg sync.WaitGroup
+	for i, id := range set {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			c, err := r.Peer(id).ReplicaFence(fctx, topic, rt.Segment, epoch)
+			answers[i] = answer{count: c, err: err}
+		}()
+	}
+	wg.Wait()
+	var resp []placement.Answer
+	counts := map[uint64]uint64{}
+	for i, a := range answers {
+		if a.err == nil {
+			resp = append(resp, placement.Answer{ID: set[i], Count: a.count})
+			counts[set[i]] = a.count
+		}
+	}
+	if len(resp) < need {
+		return fmt.Errorf("recovery needs %d of replicas %v to answer the fence, %d did: %w", need, set, len(resp), wire.ErrSegmentUnavailable)
+	}
+	count, src, _ := placement.SealPoint(resp, rt.Leader)
+	for _, a := range resp {
+		if a.Count >= count || a.ID == rt.Leader {
+			continue
+		}
+		// Bounded: a far-behind survivor finishes through catch-up after
+		// the seal instead of delaying the failover.
+		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+		err := wire.CopyRange(cctx, r.Peer(src), r.Peer(a.ID), topic, rt.Segment, epoch, a.Count, count, 5*time.Second)
+		ccancel()
+		if err != nil {
+			// The catch-up loop finishes the copy later; src holds the
+			// sealed count already.
+			r.Logger.Warn("recovery: copying to a lagging replica failed", "topic", topic, "segment", rt.Segment, "replica", a.ID, "err", fmt.Errorf("from node %d: %w", src, err))
+		}
+	}
+	next := placement.NextLeader(live, rt.Leader)
+	if err := r.sealAndOpen(ctx, seal{op: "failover", topic: topic, seg: rt.Segment, count: count, next: next, live: live, start: start}); err != nil {
+		return err
+	}
+	r.Logger.Warn("segment leader down: fenced the replicas, sealed the segment at the highest replica count and moved the topic",
+		"topic", topic, "segment", rt.Segment, "dead_leader", rt.Leader, "entries", count, "replica_counts", fmt.Sprint(counts), "epoch", epoch, "next_leader", next, "took", time.Since(start).String())
+	return nil
+}

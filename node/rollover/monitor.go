@@ -1,0 +1,119 @@
+package rollover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/placement"
+)
+
+// monitorLoop rolls full segments over, every MonitorInterval and at once
+// when a segment leader reports a segment full.
+func (r *Rollover) monitorLoop(ctx context.Context) {
+	r.Logger.Info("Monitor loop started", "interval", r.cfg.MonitorInterval.String(), "max_segment_entries", r.cfg.MaxSegmentEntries)
+	t := time.NewTicker(r.cfg.MonitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case topic := <-r.hints:
+			r.handleHint(ctx, topic)
+			continue
+		}
+		if !r.Cons.IsLeader() {
+			continue
+		}
+		r.Metrics.MonitorTicks.Inc()
+		if err := r.monitorTick(ctx); err != nil && ctx.Err() == nil {
+			r.Metrics.MonitorTickFailures.Inc()
+			r.Logger.Error("monitor tick failed", "err", err)
+		}
+	}
+}
+
+// Hint reports, without blocking, that a segment this node leads reached
+// MaxSegmentEntries.
+func (r *Rollover) Hint(topic string) {
+	select {
+	case r.hints <- topic:
+	default:
+	}
+}
+
+// RollHint is the receiving side of wire.MethodRollHint.
+func (r *Rollover) RollHint(_ context.Context, topic string) error {
+	r.Hint(topic)
+	return nil
+}
+
+// handleHint rolls the topic over now on the Raft leader, or passes the
+// hint to the leader.
+func (r *Rollover) handleHint(ctx context.Context, topic string) {
+	if !r.Cons.IsLeader() {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		r.Cluster.SendRollHint(hctx, topic)
+		return
+	}
+	rt, ok := r.FSM.Route(topic)
+	if !ok {
+		return
+	}
+	live, err := r.Cluster.LiveVoters()
+	if err != nil {
+		return
+	}
+	if err := r.rolloverIfFull(ctx, topic, rt, live); err != nil && ctx.Err() == nil {
+		r.Metrics.MonitorTickFailures.Inc()
+		r.Logger.Error("monitor tick failed", "topic", topic, "err", err)
+	}
+}
+
+// monitorTick rolls over every topic whose open segment is full.
+func (r *Rollover) monitorTick(ctx context.Context) error {
+	live, err := r.Cluster.LiveVoters()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for topic, rt := range r.FSM.Routes() {
+		if ctx.Err() != nil {
+			break
+		}
+		if !r.Cluster.Alive(rt.Leader) {
+			continue // the failover loop moves it
+		}
+		if err := r.rolloverIfFull(ctx, topic, rt, live); err != nil {
+			errs = append(errs, fmt.Errorf("topic %s segment %d: %w", topic, rt.Segment, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rolloverIfFull asks the segment leader to fence the open segment if it
+// holds >= MaxSegmentEntries (the fence is an op in the topic writer's
+// queue, so the count is exact), then seals it there and opens the next
+// segment on the next voter in id order.
+func (r *Rollover) rolloverIfFull(ctx context.Context, topic string, rt metadata.Route, live []uint64) error {
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	count, fenced, err := r.Peer(rt.Leader).Fence(tctx, topic, rt.Segment, r.cfg.MaxSegmentEntries)
+	if err != nil {
+		return fmt.Errorf("fence on node %d: %w", rt.Leader, err)
+	}
+	if !fenced {
+		return nil
+	}
+	next := placement.NextLeader(live, rt.Leader)
+	if err := r.sealAndOpen(tctx, seal{op: "rollover", topic: topic, seg: rt.Segment, count: count, next: next, live: live, fencedOn: rt.Leader, start: start}); err != nil {
+		return err
+	}
+	r.Logger.Info("segment rolled over", "topic", topic, "sealed_segment", rt.Segment, "entries", count, "next_leader", next, "took", time.Since(start).String())
+	return nil
+}

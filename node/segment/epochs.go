@@ -1,0 +1,122 @@
+package segment
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// epochTable is the highest fence epoch per segment, kept durably in
+// replica_meta/epochs.json (beside raft_meta, not in Raft): an append
+// carrying a lower epoch is refused. The segment leader writes at epoch 1;
+// recovery fences the survivors at a higher epoch before it reads their
+// counts, so a deposed leader can never again reach its ack quorum.
+type epochTable struct {
+	dir    string
+	mu     sync.Mutex
+	epochs map[segKey]uint64 // absent = 0
+	loaded bool
+}
+
+type epochRecord struct {
+	Topic   string `json:"topic"`
+	Segment uint64 `json:"segment"`
+	Epoch   uint64 `json:"epoch"`
+}
+
+func (t *epochTable) path() string { return filepath.Join(t.dir, "epochs.json") }
+
+// loadLocked reads the epoch file once.
+func (t *epochTable) loadLocked() error {
+	if t.loaded {
+		return nil
+	}
+	t.epochs = map[segKey]uint64{}
+	b, err := os.ReadFile(t.path())
+	if errors.Is(err, os.ErrNotExist) {
+		t.loaded = true
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("replica epochs: %w", err)
+	}
+	var recs []epochRecord
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return fmt.Errorf("replica epochs %s: %w", t.path(), err)
+	}
+	for _, r := range recs {
+		t.epochs[segKey{r.Topic, r.Segment}] = r.Epoch
+	}
+	t.loaded = true
+	return nil
+}
+
+// get returns the highest epoch k was fenced with here.
+func (t *epochTable) get(k segKey) (uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.loadLocked(); err != nil {
+		return 0, err
+	}
+	return t.epochs[k], nil
+}
+
+// raise records epoch for k durably (write a temporary file, fsync,
+// rename) before returning; it never lowers an epoch.
+func (t *epochTable) raise(k segKey, epoch uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.loadLocked(); err != nil {
+		return err
+	}
+	if t.epochs[k] >= epoch {
+		return nil
+	}
+	t.epochs[k] = epoch
+	recs := make([]epochRecord, 0, len(t.epochs))
+	for key, e := range t.epochs {
+		recs = append(recs, epochRecord{Topic: key.topic, Segment: key.seg, Epoch: e})
+	}
+	b, err := json.Marshal(recs)
+	if err != nil {
+		return fmt.Errorf("replica epochs: %w", err)
+	}
+	if err := writeFileSync(t.path(), b); err != nil {
+		return fmt.Errorf("replica epochs: %w", err)
+	}
+	return nil
+}
+
+// writeFileSync replaces path with b durably.
+func writeFileSync(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package segment
+
+import (
+	"time"
+
+	"context"
+	"fmt"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/segment/replicate"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// replicatorFor returns the replicator of an open segment this node leads,
+// creating it when the segment has more than one replica. It returns nil
+// for unreplicated segments.
+func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator, error) {
+	k := segKey{topic, seg}
+	m.repMu.Lock()
+	defer m.repMu.Unlock()
+	if r, ok := m.reps[k]; ok {
+		return r, nil
+	}
+	if m.unreplicated[k] {
+		return nil, nil
+	}
+	t, ok := m.FSM.Topic(topic)
+	if !ok {
+		return nil, nil
+	}
+	set := t.SegmentReplicas(seg)
+	if len(set) <= 1 || set[0] != m.cfg.Self {
+		// A segment's set never changes while it is open: remember.
+		m.unreplicated[k] = true
+		return nil, nil
+	}
+	if _, sealed := t.SealedSegments[seg]; sealed {
+		return nil, nil
+	}
+	epoch, err := m.epochs.get(k)
+	if err != nil {
+		return nil, err
+	}
+	if epoch > 1 {
+		// Fenced here by a recovery: this node must not lead it again.
+		return nil, fmt.Errorf("topic %s segment %d: fenced at epoch %d: %w", topic, seg, epoch, wire.ErrFenced)
+	}
+	id := engine.SegmentID{Topic: topic, Segment: seg}
+	local, err := m.count(context.Background(), id)
+	if err != nil {
+		return nil, err
+	}
+	var r *replicate.Replicator
+	r = replicate.New(replicate.Config{
+		ID:             id,
+		Followers:      set[1:],
+		AckQuorum:      t.SegmentAckQuorum(seg),
+		Local:          local,
+		PendingTimeout: max(2*m.cfg.FailureTimeout, 2*time.Second),
+		Peer:           func(id uint64) replicate.Follower { return m.Peer(id) },
+		Store:          m.Store,
+		Sealed: func() (uint64, bool) {
+			_, count, sealed, _ := m.FSM.SegmentInfo(topic, seg)
+			return count, sealed
+		},
+		Stop:   m.repStop,
+		Done:   func() { m.dropReplicator(k, r) },
+		Logger: m.Logger,
+	})
+	m.reps[k] = r
+	if m.repClosed {
+		// No goroutines once the replicators were stopped.
+		r.Fail(false)
+		return r, nil
+	}
+	r.Start()
+	m.Logger.Info("replicating segment", "topic", topic, "segment", seg, "replicas", set, "ack_quorum", t.SegmentAckQuorum(seg), "entries", local)
+	return r, nil
+}
+
+func (m *Manager) replicator(topic string, seg uint64) *replicate.Replicator {
+	m.repMu.Lock()
+	defer m.repMu.Unlock()
+	return m.reps[segKey{topic, seg}]
+}
+
+func (m *Manager) dropReplicator(k segKey, r *replicate.Replicator) {
+	m.repMu.Lock()
+	if m.reps[k] == r {
+		delete(m.reps, k)
+	}
+	m.repMu.Unlock()
+}
+
+// stopReplicatorFenced fails the replicator of k as fenced (this node was
+// fenced by a recovery) and forgets it.
+func (m *Manager) stopReplicatorFenced(k segKey) {
+	m.repMu.Lock()
+	r := m.reps[k]
+	delete(m.reps, k)
+	m.repMu.Unlock()
+	if r != nil {
+		r.Fail(true)
+	}
+}
+
+// readLimit bounds reads of an open replicated segment led here to its
+// last add confirmed, so a reader never sees an entry a failover could
+// drop. ok is false when no bound applies.
+func (m *Manager) readLimit(topic string, seg uint64) (uint64, bool) {
+	if _, _, sealed, _ := m.FSM.SegmentInfo(topic, seg); sealed {
+		return 0, false
+	}
+	r, _ := m.FSM.Route(topic)
+	if r.Segment != seg || r.Leader != m.cfg.Self {
+		return 0, false
+	}
+	rep, err := m.replicatorFor(topic, seg)
+	if err != nil {
+		return 0, true // fenced: nothing is confirmed from here
+	}
+	if rep == nil {
+		return 0, false
+	}
+	return rep.ReadLimit(), true
+}
+
+// AwaitReplicated waits (bounded) until every follower of a replicated
+// segment led here that is still streaming holds count entries.
+func (m *Manager) AwaitReplicated(ctx context.Context, topic string, seg, count uint64) {
+	if r := m.replicator(topic, seg); r != nil {
+		r.AwaitFollowers(ctx, count)
+	}
+}
+
+// Confirmed returns the count at which a segment led here may be sealed
+// (see replicate.Replicator.Confirmed); an unreplicated segment returns
+// count.
+func (m *Manager) Confirmed(ctx context.Context, topic string, seg, count uint64) (uint64, error) {
+	r, err := m.replicatorFor(topic, seg)
+	if err != nil {
+		return 0, err
+	}
+	if r == nil {
+		return count, nil
+	}
+	return r.Confirmed(ctx, count)
+}

@@ -1,0 +1,214 @@
+package segment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+var segLockSeed = maphash.MakeSeed()
+
+// segLock returns the lock serialising replica appends, fences and
+// catch-up of one segment on this node. Locks are striped over a fixed
+// array, so nothing grows with the number of segments.
+func (m *Manager) segLock(k segKey) *sync.Mutex {
+	var h maphash.Hash
+	h.SetSeed(segLockSeed)
+	_, _ = h.WriteString(k.topic)
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(k.seg >> (8 * i))
+	}
+	_, _ = h.Write(b[:])
+	return &m.segLocks[h.Sum64()%uint64(len(m.segLocks))]
+}
+
+// ReplicaAppend stores entries of a segment led elsewhere (or copied by
+// recovery/repair) at offset first, under epoch, and returns the local
+// count afterwards. Entries this replica already holds are skipped (every
+// member holds a prefix of the leader's entries); an append past the next
+// offset fails with *wire.ReplicaGapError. No entries just reports the
+// count (a probe). Sealed segments accept any epoch (their content up to
+// the sealed count is final) but never an entry past the sealed count.
+func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error) {
+	k := segKey{topic, seg}
+	l := m.segLock(k)
+	l.Lock()
+	defer l.Unlock()
+	_, sealedCount, sealed, _ := m.FSM.SegmentInfo(topic, seg)
+	if !sealed {
+		cur, err := m.epochs.get(k)
+		if err != nil {
+			return 0, err
+		}
+		if epoch < cur {
+			return 0, fmt.Errorf("%s/%d: append at epoch %d, fenced at %d: %w", topic, seg, epoch, cur, wire.ErrReplicaFenced)
+		}
+	}
+	id := engine.SegmentID{Topic: topic, Segment: seg}
+	count, err := m.count(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if len(entries) == 0 {
+		return count, nil
+	}
+	if first > count {
+		return count, &wire.ReplicaGapError{Count: count}
+	}
+	skip := count - first
+	if skip >= uint64(len(entries)) {
+		return count, nil // already held
+	}
+	entries = entries[skip:]
+	if sealed {
+		if count >= sealedCount {
+			return count, nil
+		}
+		if rest := sealedCount - count; uint64(len(entries)) > rest {
+			entries = entries[:rest]
+		}
+	}
+	if _, err := m.Store.Append(ctx, id, entries); err != nil {
+		if errors.Is(err, engine.ErrSealed) {
+			return count, nil
+		}
+		return count, fmt.Errorf("replica append %s: %w", id, err)
+	}
+	count += uint64(len(entries))
+	if sealed && count >= sealedCount {
+		_, _ = m.Store.Seal(ctx, id)
+	}
+	return count, nil
+}
+
+// ReplicaAppendAsync is ReplicaAppend with a callback, so this node can be
+// its own Peer.
+func (m *Manager) ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error)) {
+	cb(m.ReplicaAppend(context.Background(), topic, seg, epoch, first, entries))
+}
+
+// ReplicaFence raises the segment's epoch here and returns the local
+// count. After it returns, no append at a lower epoch is accepted, so the
+// count can only grow through appends at the fence epoch (recovery).
+func (m *Manager) ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error) {
+	k := segKey{topic, seg}
+	l := m.segLock(k)
+	l.Lock()
+	defer l.Unlock()
+	if err := m.epochs.raise(k, epoch); err != nil {
+		return 0, err
+	}
+	m.stopReplicatorFenced(k)
+	return m.count(ctx, engine.SegmentID{Topic: topic, Segment: seg})
+}
+
+// copyCallTimeout bounds one read or append of a copy.
+const copyCallTimeout = 5 * time.Second
+
+// ReplicaPull copies a sealed segment here from the other members until it
+// holds count entries, then seals it locally.
+func (m *Manager) ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error) {
+	id := engine.SegmentID{Topic: topic, Segment: seg}
+	have, err := m.count(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, src := range sources {
+		if have >= count {
+			break
+		}
+		if src == m.cfg.Self {
+			continue
+		}
+		if err := wire.CopyRange(ctx, m.Peer(src), m, topic, seg, 0, have, count, copyCallTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("from node %d: %w", src, err))
+		}
+		if have, err = m.count(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	if have < count {
+		return have, fmt.Errorf("pull %s: %d of %d entries: %w", id, have, count, errors.Join(errs...))
+	}
+	if _, err := m.Store.Seal(ctx, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return have, fmt.Errorf("seal %s: %w", id, err)
+	}
+	return have, nil
+}
+
+// catchUpTick is the period of the replica catch-up pass.
+const catchUpTick = time.Second
+
+func (m *Manager) catchUpLoop(ctx context.Context) {
+	t := time.NewTicker(catchUpTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.catchUp(ctx)
+	}
+}
+
+// catchUp brings this node's replicas of sealed segments up to their
+// sealed count (a node that was down or lagging at the seal) and seals
+// them locally. One segment per pass keeps it rate-limited.
+func (m *Manager) catchUp(ctx context.Context) {
+	st := m.FSM.State()
+	m.completeMu.Lock()
+	for k := range m.complete {
+		if t, ok := st.Topics[k.topic]; !ok || !slices.Contains(t.Replicas[k.seg], m.cfg.Self) {
+			delete(m.complete, k)
+		}
+	}
+	m.completeMu.Unlock()
+	for name, t := range st.Topics {
+		for seg, set := range t.Replicas {
+			count, sealed := t.SealedSegments[seg]
+			if !sealed || !slices.Contains(set, m.cfg.Self) {
+				continue
+			}
+			k := segKey{name, seg}
+			m.completeMu.Lock()
+			done := m.complete[k]
+			m.completeMu.Unlock()
+			if done {
+				continue
+			}
+			id := engine.SegmentID{Topic: name, Segment: seg}
+			info, err := m.Store.Stat(ctx, id)
+			if err != nil && !errors.Is(err, engine.ErrNotFound) {
+				continue
+			}
+			if info.Entries >= count {
+				if !info.Sealed && info.Entries > 0 {
+					_, _ = m.Store.Seal(ctx, id)
+				}
+				m.completeMu.Lock()
+				m.complete[k] = true
+				m.completeMu.Unlock()
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			got, err := m.ReplicaPull(pctx, name, seg, count, set)
+			cancel()
+			if err != nil {
+				m.Logger.Warn("replica catch-up failed; will retry", "topic", name, "segment", seg, "have", got, "sealed_count", count, "err", err)
+			} else {
+				m.Logger.Info("replica caught up", "topic", name, "segment", seg, "entries", got)
+			}
+			return
+		}
+	}
+}

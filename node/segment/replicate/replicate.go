@@ -1,0 +1,659 @@
+// Package replicate is the leader side of segment replication: one
+// Replicator per replicated open segment led by this node. The topic
+// writer appends a batch to the local store and hands it over (Appended);
+// one sender goroutine per follower streams the segment's entries in
+// order, several batches in flight, from memory or read back from the
+// local store (so a follower that fell behind or reconnected resumes from
+// its own count). A batch is acknowledged once ack-quorum members (the
+// leader included) hold its last entry. A replicator keeps streaming
+// after the segment is sealed by a rollover until every follower holds
+// the sealed count.
+//
+// It is owned by package segment, which creates replicators and is the
+// only importer.
+//
+// Lock order: Replicator.mu is a leaf; no call out of the package is made
+// while holding it except the Ack callbacks' channel sends, which never
+// block (buffered or asynchronous).
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/placement"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// Bounds of streaming.
+const (
+	MaxEntries      = 4096    // entries per replica append
+	MaxBytes        = 1 << 20 // payload bytes per replica append
+	maxInflight     = 8       // batches in flight per follower
+	probeBackoff    = 100 * time.Millisecond
+	lingerSealed    = 30 * time.Second // streaming to a lagging follower after the seal
+	sweepInterval   = 100 * time.Millisecond
+	callTimeout     = 5 * time.Second
+	recentMaxBytes  = 64 << 20 // in-memory batches kept for the senders
+	recentMaxBatchs = 4096
+	// ReadyWait bounds how long a read of an open segment waits for a
+	// fresh replicator to learn its followers' counts.
+	ReadyWait = 3 * time.Second
+	// ConfirmWait bounds how long a seal waits for the ack quorum to hold
+	// the leader's count before sealing at what the quorum holds instead.
+	ConfirmWait = 3 * time.Second
+)
+
+// Ack receives the outcome of one appended batch's op.
+type Ack interface{ Ack(err error) }
+
+// Follower is one follower's side of the replica protocol (a wire.Client).
+type Follower interface {
+	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
+	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
+}
+
+// Reader reads the local copy of the segment.
+type Reader interface {
+	Read(ctx context.Context, id engine.SegmentID, from uint64, maxEntries, maxBytes int) ([][]byte, error)
+}
+
+// Config is what a replicator is built from.
+type Config struct {
+	ID        engine.SegmentID
+	Followers []uint64
+	AckQuorum int
+	// Local is the number of entries the local store holds now.
+	Local uint64
+	// PendingTimeout bounds how long a batch waits for its quorum.
+	PendingTimeout time.Duration
+	Peer           func(id uint64) Follower
+	Store          Reader
+	// Sealed reports the segment's sealed count from the metadata.
+	Sealed func() (count uint64, sealed bool)
+	// Stop is closed when every replicator must stop (shutdown).
+	Stop <-chan struct{}
+	// Done is called once when the replicator has stopped by itself.
+	Done   func()
+	Logger *slog.Logger
+}
+
+type recentBatch struct {
+	first   uint64
+	entries [][]byte
+	bytes   int
+}
+
+type pendingAck struct {
+	end      uint64
+	acks     []Ack
+	deadline time.Time
+}
+
+type follower struct {
+	id        uint64
+	acked     uint64 // entries the follower confirmed holding
+	sent      uint64 // next offset to send
+	inflight  int
+	gen       uint64 // bumped at every resync; stale callbacks are ignored
+	needProbe bool
+	fenced    bool
+	known     bool // a probe answered at least once
+}
+
+// Replicator streams one open segment to its followers.
+type Replicator struct {
+	cfg   Config
+	epoch uint64
+
+	mu        sync.Mutex
+	cond      *sync.Cond // wakes the senders
+	changed   chan struct{}
+	followers []*follower
+	local     uint64 // entries in the local store
+	lac       uint64 // entries held by ack quorum members (last add confirmed)
+	pending   []pendingAck
+	fenced    bool // a follower saw a higher epoch: recovery is under way
+	stopped   bool
+	sealedAt  time.Time
+	// probed counts followers whose count is known; ready is closed once
+	// enough are known for the last add confirmed to be meaningful (a
+	// restarted leader learns it from its followers).
+	probed    int
+	ready     chan struct{}
+	readyDone bool
+	recent    []recentBatch
+	recentB   int
+	// limited freezes lac at ackLimit (see CapAtConfirmed).
+	limited  bool
+	ackLimit uint64
+
+	ctx    context.Context // cancelled when the replicator stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds a replicator; Start launches its goroutines.
+func New(cfg Config) *Replicator {
+	r := &Replicator{cfg: cfg, epoch: 1, local: cfg.Local, ready: make(chan struct{}), changed: make(chan struct{})}
+	r.cond = sync.NewCond(&r.mu)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	for _, id := range cfg.Followers {
+		r.followers = append(r.followers, &follower{id: id, needProbe: true})
+	}
+	if cfg.AckQuorum <= 1 {
+		r.lac = cfg.Local
+		r.markReadyLocked()
+	}
+	return r
+}
+
+// Start launches one sender per follower and the sweeper.
+func (r *Replicator) Start() {
+	for _, f := range r.followers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.runFollower(f)
+		}()
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.sweep()
+	}()
+}
+
+// Wait waits for the goroutines after Fail.
+func (r *Replicator) Wait() { r.wg.Wait() }
+
+func (r *Replicator) markReadyLocked() {
+	if !r.readyDone {
+		r.readyDone = true
+		close(r.ready)
+	}
+}
+
+// changedLocked wakes everyone waiting for a state change.
+func (r *Replicator) changedLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.cond.Broadcast()
+}
+
+func (r *Replicator) errUnacked() error {
+	return fmt.Errorf("topic %s segment %d: %w", r.cfg.ID.Topic, r.cfg.ID.Segment, wire.ErrUnacked)
+}
+
+// Refuse reports why new appends must not be made (nil = go ahead).
+func (r *Replicator) Refuse() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fenced || r.stopped {
+		return fmt.Errorf("topic %s segment %d: %w", r.cfg.ID.Topic, r.cfg.ID.Segment, wire.ErrFenced)
+	}
+	return nil
+}
+
+// ReadLimit is the last add confirmed, once the followers' counts are
+// known (or after ReadyWait): reads of the open segment stop there.
+func (r *Replicator) ReadLimit() uint64 {
+	t := time.NewTimer(ReadyWait)
+	defer t.Stop()
+	select {
+	case <-r.ready:
+	case <-t.C:
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lac
+}
+
+// Appended records a batch stored locally at [first, first+len) whose
+// acks wait for the quorum.
+func (r *Replicator) Appended(first uint64, entries [][]byte, acks []Ack) {
+	count := uint64(len(entries))
+	r.mu.Lock()
+	if r.stopped || r.fenced {
+		r.mu.Unlock()
+		for _, a := range acks {
+			a.Ack(r.errUnacked())
+		}
+		return
+	}
+	if end := first + count; end > r.local {
+		r.local = end
+	}
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	r.recent = append(r.recent, recentBatch{first: first, entries: entries, bytes: b})
+	r.recentB += b
+	r.trimRecentLocked()
+	r.pending = append(r.pending, pendingAck{end: first + count, acks: acks, deadline: time.Now().Add(r.cfg.PendingTimeout)})
+	done := r.advanceLocked()
+	r.changedLocked()
+	r.mu.Unlock()
+	finish(done, nil)
+}
+
+func finish(done []pendingAck, err error) {
+	for _, p := range done {
+		for _, a := range p.acks {
+			a.Ack(err)
+		}
+	}
+}
+
+// advanceLocked recomputes the last add confirmed and pops the batches it
+// covers.
+func (r *Replicator) advanceLocked() []pendingAck {
+	counts := make([]uint64, 0, len(r.followers)+1)
+	counts = append(counts, r.local)
+	for _, f := range r.followers {
+		counts = append(counts, min(f.acked, r.local))
+	}
+	q := placement.Confirmed(counts, r.cfg.AckQuorum)
+	if r.limited {
+		q = min(q, r.ackLimit)
+	}
+	if q > r.lac {
+		r.lac = q
+	}
+	k := 0
+	for k < len(r.pending) && r.pending[k].end <= r.lac {
+		k++
+	}
+	if k == 0 {
+		return nil
+	}
+	done := slices.Clone(r.pending[:k])
+	r.pending = slices.Delete(r.pending, 0, k)
+	return done
+}
+
+// Fail stops the replicator and fails every pending batch as unacked;
+// fenced records that a recovery fenced this node.
+func (r *Replicator) Fail(fenced bool) {
+	r.cancel()
+	r.mu.Lock()
+	if fenced {
+		r.fenced = true
+	}
+	r.stopped = true
+	done := r.pending
+	r.pending = nil
+	r.changedLocked()
+	r.mu.Unlock()
+	finish(done, r.errUnacked())
+}
+
+// sweep expires batches that waited too long for their quorum and ends
+// the replicator once the segment is sealed and every follower holds it
+// (or after lingerSealed).
+func (r *Replicator) sweep() {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-r.cfg.Stop:
+			r.Fail(false)
+			r.cfg.Done()
+			return
+		}
+		now := time.Now()
+		sealedCount, sealed := r.cfg.Sealed()
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			r.cfg.Done()
+			return
+		}
+		var expired []pendingAck
+		for len(r.pending) > 0 && now.After(r.pending[0].deadline) {
+			expired = append(expired, r.pending[0])
+			r.pending = r.pending[1:]
+		}
+		if len(expired) > 0 {
+			r.changedLocked()
+		}
+		finished := false
+		if sealed {
+			if r.sealedAt.IsZero() {
+				r.sealedAt = now
+			}
+			all := true
+			for _, f := range r.followers {
+				if !f.fenced && f.acked < sealedCount {
+					all = false
+				}
+			}
+			finished = all || now.Sub(r.sealedAt) > lingerSealed
+		}
+		r.mu.Unlock()
+		if len(expired) > 0 {
+			r.cfg.Logger.Warn("replicated append not acknowledged by the ack quorum in time", "topic", r.cfg.ID.Topic, "segment", r.cfg.ID.Segment, "batches", len(expired))
+			finish(expired, r.errUnacked())
+		}
+		if finished {
+			r.Fail(false)
+			r.cfg.Done()
+			return
+		}
+	}
+}
+
+// runFollower streams the segment to one follower.
+func (r *Replicator) runFollower(f *follower) {
+	ctx := r.ctx
+	for {
+		r.mu.Lock()
+		for !r.stopped && !f.fenced && ((f.needProbe && f.inflight > 0) || (!f.needProbe && (f.sent >= r.local || f.inflight >= maxInflight))) {
+			r.cond.Wait()
+		}
+		if r.stopped || f.fenced {
+			r.mu.Unlock()
+			return
+		}
+		if f.needProbe {
+			r.mu.Unlock()
+			count, err := r.send(ctx, f.id, 0, nil)
+			r.mu.Lock()
+			switch {
+			case err == nil && count > r.local:
+				// The follower holds entries this leader lost (a crash
+				// without fsync): continuing would fork the segment.
+				r.cfg.Logger.Error("replica holds more entries than its segment leader; not streaming to it", "topic", r.cfg.ID.Topic, "segment", r.cfg.ID.Segment, "replica", f.id, "replica_entries", count, "leader_entries", r.local)
+				f.fenced = true
+				r.changedLocked()
+			case err == nil:
+				if !f.known {
+					f.known = true
+					r.probed++
+					if r.probed >= r.cfg.AckQuorum-1 {
+						r.markReadyLocked()
+					}
+				}
+				f.sent, f.needProbe = count, false
+				f.acked = max(f.acked, count)
+				done := r.advanceLocked()
+				r.changedLocked()
+				r.mu.Unlock()
+				finish(done, nil)
+				continue
+			case errors.Is(err, wire.ErrReplicaFenced):
+				lost := r.fencedByFollowerLocked(f)
+				r.mu.Unlock()
+				finish(lost, r.errUnacked())
+				continue
+			}
+			r.mu.Unlock()
+			if err != nil && !r.sleep(probeBackoff) {
+				return
+			}
+			continue
+		}
+		from, gen := f.sent, f.gen
+		want := min(r.local-from, MaxEntries)
+		f.inflight++
+		if entries := r.recentLocked(from, int(want)); entries != nil {
+			// Fast path: the batches are still in memory.
+			f.sent = from + uint64(len(entries))
+			r.trimRecentLocked()
+			r.mu.Unlock()
+			r.sendAsync(f, gen, from, entries)
+			continue
+		}
+		r.mu.Unlock()
+		entries, err := r.cfg.Store.Read(ctx, r.cfg.ID, from, int(want), MaxBytes)
+		r.mu.Lock()
+		if err != nil || len(entries) == 0 || f.gen != gen {
+			f.inflight--
+			if f.gen == gen {
+				f.gen++
+				f.needProbe = true
+			}
+			r.mu.Unlock()
+			if err != nil {
+				r.cfg.Logger.Error("replication: local read failed", "topic", r.cfg.ID.Topic, "segment", r.cfg.ID.Segment, "err", err)
+				if !r.sleep(probeBackoff) {
+					return
+				}
+			}
+			continue
+		}
+		f.sent = from + uint64(len(entries))
+		r.trimRecentLocked()
+		r.mu.Unlock()
+		r.sendAsync(f, gen, from, entries)
+	}
+}
+
+// recentLocked returns up to max entries starting at offset from out of
+// the in-memory batches (within MaxBytes), or nil when from is not
+// covered by them.
+func (r *Replicator) recentLocked(from uint64, max int) [][]byte {
+	k := -1
+	for i, b := range r.recent {
+		if from >= b.first && from < b.first+uint64(len(b.entries)) {
+			k = i
+			break
+		}
+	}
+	if k < 0 {
+		return nil
+	}
+	var out [][]byte
+	bytes := 0
+	next := from
+	for _, b := range r.recent[k:] {
+		if b.first != next && len(out) > 0 {
+			break
+		}
+		for _, e := range b.entries[next-b.first:] {
+			if len(out) >= max || (len(out) > 0 && bytes+len(e) > MaxBytes) {
+				return out
+			}
+			out = append(out, e)
+			bytes += len(e)
+		}
+		next = b.first + uint64(len(b.entries))
+	}
+	return out
+}
+
+// trimRecentLocked drops in-memory batches every follower has been sent
+// (a resend after a failure reads the store) and bounds the rest.
+func (r *Replicator) trimRecentLocked() {
+	low := r.local
+	for _, f := range r.followers {
+		if !f.fenced && f.sent < low {
+			low = f.sent
+		}
+	}
+	k := 0
+	for k < len(r.recent) {
+		b := r.recent[k]
+		end := b.first + uint64(len(b.entries))
+		if end > low && r.recentB <= recentMaxBytes && len(r.recent)-k <= recentMaxBatchs {
+			break
+		}
+		r.recentB -= b.bytes
+		k++
+	}
+	if k > 0 {
+		clear(r.recent[:k])
+		r.recent = r.recent[k:]
+	}
+}
+
+func (r *Replicator) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.cfg.Stop:
+		return false
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// fencedByFollowerLocked handles a follower that was fenced by a recovery:
+// nothing pending can be confirmed any more.
+func (r *Replicator) fencedByFollowerLocked(f *follower) []pendingAck {
+	f.fenced = true
+	if !r.fenced {
+		r.fenced = true
+		r.cfg.Logger.Warn("segment fenced by a recovery: no longer acknowledging appends", "topic", r.cfg.ID.Topic, "segment", r.cfg.ID.Segment, "replica", f.id)
+	}
+	done := r.pending
+	r.pending = nil
+	r.changedLocked()
+	return done
+}
+
+// send is a blocking replica append (entries may be empty: a probe).
+func (r *Replicator) send(ctx context.Context, id uint64, first uint64, entries [][]byte) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return r.cfg.Peer(id).ReplicaAppend(cctx, r.cfg.ID.Topic, r.cfg.ID.Segment, r.epoch, first, entries)
+}
+
+func (r *Replicator) sendAsync(f *follower, gen, first uint64, entries [][]byte) {
+	r.cfg.Peer(f.id).ReplicaAppendAsync(r.cfg.ID.Topic, r.cfg.ID.Segment, r.epoch, first, entries, func(count uint64, err error) {
+		r.mu.Lock()
+		f.inflight--
+		var done, lost []pendingAck
+		switch {
+		case err == nil:
+			if count > f.acked && count <= r.local {
+				f.acked = count
+			}
+			done = r.advanceLocked()
+		case errors.Is(err, wire.ErrReplicaFenced):
+			lost = r.fencedByFollowerLocked(f)
+		case f.gen == gen:
+			f.gen++
+			f.needProbe = true
+		}
+		r.changedLocked()
+		r.mu.Unlock()
+		finish(done, nil)
+		finish(lost, r.errUnacked())
+	})
+}
+
+// AwaitFollowers waits (bounded by ctx and 2 s) until every follower that
+// is still streaming holds count entries.
+func (r *Replicator) AwaitFollowers(ctx context.Context, count uint64) {
+	// Bounded on its own: a dead follower must not use up the caller's
+	// whole budget (the seal then uses Confirmed).
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for {
+		r.mu.Lock()
+		all := true
+		for _, f := range r.followers {
+			if !f.fenced && f.acked < count {
+				all = false
+			}
+		}
+		stopped, changed := r.stopped, r.changed
+		r.mu.Unlock()
+		if all || stopped {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// Confirmed returns the count at which the segment may be sealed: count
+// once its ack quorum holds count entries, or, when the quorum does not
+// get there within ConfirmWait (followers down), the last add confirmed —
+// the batches past it then fail as unacked and can never be acknowledged
+// later, so nothing acknowledged lies past the seal and nothing past it
+// (held by this node alone) becomes readable.
+func (r *Replicator) Confirmed(ctx context.Context, count uint64) (uint64, error) {
+	wctx, cancel := context.WithTimeout(ctx, ConfirmWait)
+	defer cancel()
+	select {
+	case <-r.ready:
+	case <-wctx.Done():
+	}
+	for {
+		r.mu.Lock()
+		lac, fenced, limited, limit, changed := r.lac, r.fenced, r.limited, r.ackLimit, r.changed
+		r.mu.Unlock()
+		switch {
+		case fenced:
+			return 0, fmt.Errorf("topic %s segment %d: %w", r.cfg.ID.Topic, r.cfg.ID.Segment, wire.ErrFenced)
+		case limited:
+			return min(count, limit), nil
+		case lac >= count:
+			return count, nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return 0, fmt.Errorf("topic %s segment %d: waiting for the ack quorum: %w", r.cfg.ID.Topic, r.cfg.ID.Segment, ctx.Err())
+			}
+			c := r.capAtConfirmed()
+			r.cfg.Logger.Warn("ack quorum does not hold the whole segment: sealing at the confirmed count", "topic", r.cfg.ID.Topic, "segment", r.cfg.ID.Segment, "entries", count, "confirmed", c)
+			return c, nil
+		case <-changed:
+		}
+	}
+}
+
+// capAtConfirmed freezes the last add confirmed: batches past it fail as
+// unacked and no later acknowledgement can move it.
+func (r *Replicator) capAtConfirmed() uint64 {
+	r.mu.Lock()
+	if !r.limited {
+		r.limited = true
+		r.ackLimit = r.lac
+	}
+	limit := r.ackLimit
+	k := len(r.pending)
+	for k > 0 && r.pending[k-1].end > limit {
+		k--
+	}
+	lost := slices.Clone(r.pending[k:])
+	r.pending = r.pending[:k]
+	r.changedLocked()
+	r.mu.Unlock()
+	finish(lost, r.errUnacked())
+	return limit
+}
+
+// Uncap lifts the cap of an abandoned seal (unfence).
+func (r *Replicator) Uncap() {
+	r.mu.Lock()
+	r.limited = false
+	done := r.advanceLocked()
+	r.changedLocked()
+	r.mu.Unlock()
+	finish(done, nil)
+}
+
+// Pending is the number of batches waiting for their quorum, and a
+// channel closed at the next change.
+func (r *Replicator) Pending() (int, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending), r.changed
+}

@@ -1,0 +1,304 @@
+// Package segment owns this node's segments in both roles. As a segment
+// leader it holds the leases (which open segments the committed metadata
+// says it leads), one group-committing writer per topic, the fence and
+// seal of a rollover, and (through package replicate) the streaming to the
+// followers. As a replica it applies appends at exactly the next offset
+// under a durable fence epoch, answers recoveries' fences, and catches up
+// sealed segments it misses. It reads the store for every reader, bounded
+// to what the ack quorum holds while a segment is open.
+//
+// Lock order (outer first): topicWriter.mu → Manager.leaseSync →
+// Manager.mu / Manager.repMu; a segment lock (segLock) → Manager.epochMu.
+// The locks on the right are leaves: nothing is called while holding them
+// that takes another lock of this package.
+package segment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/segment/replicate"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// Config is the segment part's share of the node's configuration.
+type Config struct {
+	// Self is this node's id.
+	Self uint64
+	// Dir holds replica_meta (the durable fence epochs).
+	Dir               string
+	MaxSegmentEntries uint64
+	FailureTimeout    time.Duration
+	LeaseSyncInterval time.Duration
+}
+
+// Contact tells whether this node may use its leases: it is in recent
+// contact with the Raft leader (or is it).
+type Contact interface {
+	InContact() bool
+}
+
+// Peer is another member's side of the replica protocol (a wire.Client,
+// or this node's own Manager).
+type Peer interface {
+	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
+	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
+	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+}
+
+// Deps are the parts the segment part uses.
+type Deps struct {
+	Store   engine.SegmentStore
+	FSM     *metadata.FSM
+	Contact Contact
+	// Peer returns node id's side of the replica protocol.
+	Peer func(id uint64) Peer
+	// Hint reports, without blocking, that a segment led here is full.
+	Hint    func(topic string)
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+type segKey struct {
+	topic string
+	seg   uint64
+}
+
+// Manager is this node's segments.
+type Manager struct {
+	cfg Config
+	Deps
+
+	draining     atomic.Bool
+	notLeaderLog rateLimit
+
+	// Leases.
+	leaseMu   sync.RWMutex
+	leases    map[string]uint64 // topic -> open segment led here
+	leaseSync sync.Mutex        // serialises syncs (loop and on-demand)
+
+	// Writers.
+	mu       sync.Mutex
+	writers  map[string]*topicWriter
+	stop     chan struct{}
+	stopped  bool
+	writerWG sync.WaitGroup
+
+	// Leader-side replicators and the segments known unreplicated.
+	repMu        sync.Mutex
+	reps         map[segKey]*replicate.Replicator
+	unreplicated map[segKey]bool
+	repStop      chan struct{}
+	repClosed    bool
+
+	// Replica side.
+	segLocks [64]sync.Mutex
+	epochs   epochTable
+	// complete marks sealed segments held here in full (catch-up done);
+	// pruned to the segments the metadata still lists.
+	completeMu sync.Mutex
+	complete   map[segKey]bool
+}
+
+// New builds the segment part; Run runs its loops and Close stops it.
+func New(cfg Config, d Deps) *Manager {
+	return &Manager{
+		cfg:          cfg,
+		Deps:         d,
+		leases:       map[string]uint64{},
+		writers:      map[string]*topicWriter{},
+		stop:         make(chan struct{}),
+		reps:         map[segKey]*replicate.Replicator{},
+		unreplicated: map[segKey]bool{},
+		repStop:      make(chan struct{}),
+		epochs:       epochTable{dir: cfg.Dir},
+		complete:     map[segKey]bool{},
+	}
+}
+
+// Run syncs leases every LeaseSyncInterval and at every metadata change,
+// and catches up sealed replicas every second, until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.catchUpLoop(ctx)
+	}()
+	m.leaseLoop(ctx)
+	wg.Wait()
+}
+
+// Close stops every writer and replicator; queued appends fail with
+// ErrShuttingDown and pending ones as unacked.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if !m.stopped {
+		m.stopped = true
+		close(m.stop)
+	}
+	m.mu.Unlock()
+	m.writerWG.Wait()
+
+	m.repMu.Lock()
+	if !m.repClosed {
+		m.repClosed = true
+		close(m.repStop)
+	}
+	reps := make([]*replicate.Replicator, 0, len(m.reps))
+	for _, r := range m.reps {
+		reps = append(reps, r)
+	}
+	m.reps = map[segKey]*replicate.Replicator{}
+	m.repMu.Unlock()
+	for _, r := range reps {
+		r.Fail(false)
+		r.Wait()
+	}
+}
+
+// Count returns the entries the store holds for a segment (0 when it was
+// never written).
+func (m *Manager) Count(ctx context.Context, topic string, seg uint64) (uint64, error) {
+	return m.count(ctx, engine.SegmentID{Topic: topic, Segment: seg})
+}
+
+func (m *Manager) count(ctx context.Context, id engine.SegmentID) (uint64, error) {
+	info, err := m.Store.Stat(ctx, id)
+	if errors.Is(err, engine.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", id, err)
+	}
+	return info.Entries, nil
+}
+
+// Stat is Count for the wire.
+func (m *Manager) Stat(ctx context.Context, topic string, seg uint64) (uint64, error) {
+	return m.Count(ctx, topic, seg)
+}
+
+// readMaxBytes bounds one read (local or for a remote reader).
+const readMaxBytes = 4 << 20
+
+// Read reads a segment held here. An open replicated segment led here is
+// read only up to what its ack quorum holds.
+func (m *Manager) Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error) {
+	if lim, ok := m.readLimit(topic, seg); ok {
+		if off >= lim {
+			return nil, nil
+		}
+		max = int(min(uint64(max), lim-off))
+	}
+	entries, err := m.Store.Read(ctx, engine.SegmentID{Topic: topic, Segment: seg}, off, max, readMaxBytes)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, nil // never written yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	m.Metrics.ObserveRead(topic, len(entries), b)
+	return entries, nil
+}
+
+// Drain stops acknowledging appends (clean shutdown): leases count as
+// stale from now on, so forwarded appends get NotLeaderError and are
+// retried elsewhere.
+func (m *Manager) Drain() { m.draining.Store(true) }
+
+// Quiesce waits for flushes in progress and (bounded by ctx and 2 s) for
+// replicated batches waiting on their quorum, so a clean shutdown answers
+// them instead of failing them as unacked.
+func (m *Manager) Quiesce(ctx context.Context) {
+	m.mu.Lock()
+	ws := make([]*topicWriter, 0, len(m.writers))
+	for _, w := range m.writers {
+		ws = append(ws, w)
+	}
+	m.mu.Unlock()
+	for _, w := range ws {
+		// A flush that started before draining holds the writer's lock;
+		// taking it once waits for that flush.
+		w.mu.Lock()
+		w.mu.Unlock() //nolint:staticcheck // a barrier, not a critical section
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for {
+		m.repMu.Lock()
+		reps := make([]*replicate.Replicator, 0, len(m.reps))
+		for _, r := range m.reps {
+			reps = append(reps, r)
+		}
+		m.repMu.Unlock()
+		pending := 0
+		var wait <-chan struct{}
+		for _, r := range reps {
+			p, ch := r.Pending()
+			if p > 0 && wait == nil {
+				wait = ch
+			}
+			pending += p
+		}
+		if pending == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			m.Logger.Warn("shutdown: replicated appends still wait for their ack quorum", "batches", pending)
+			return
+		case <-wait:
+		}
+	}
+}
+
+// Led returns the open segments this node leads (topic -> segment).
+func (m *Manager) Led() map[string]uint64 {
+	m.leaseMu.RLock()
+	defer m.leaseMu.RUnlock()
+	out := make(map[string]uint64, len(m.leases))
+	for t, s := range m.leases {
+		out[t] = s
+	}
+	return out
+}
+
+// OpenCounts lists the open segments led here with their entry counts
+// (what heartbeats report).
+func (m *Manager) OpenCounts(ctx context.Context) []wire.OpenSegment {
+	led := m.Led()
+	out := make([]wire.OpenSegment, 0, len(led))
+	for topic, seg := range led {
+		c, err := m.Count(ctx, topic, seg)
+		if err != nil {
+			continue
+		}
+		out = append(out, wire.OpenSegment{Topic: topic, Segment: seg, Count: c})
+	}
+	return out
+}
+
+// rateLimit lets one event through per period.
+type rateLimit struct{ last atomic.Int64 }
+
+func (r *rateLimit) allow(period time.Duration) bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	if now-last < int64(period) {
+		return false
+	}
+	return r.last.CompareAndSwap(last, now)
+}

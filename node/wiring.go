@@ -1,0 +1,193 @@
+package node
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/walrus-go/walrus/node/cluster"
+	"github.com/walrus-go/walrus/node/consensus"
+	"github.com/walrus-go/walrus/node/cursor"
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/retry"
+	"github.com/walrus-go/walrus/node/rollover"
+	"github.com/walrus-go/walrus/node/router"
+	"github.com/walrus-go/walrus/node/segment"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// wire builds the parts and connects each to the small interfaces it
+// uses. Parts that call a peer get peerOf, which returns this node's own
+// implementation for itself and an RPC stub for any other node.
+func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
+	p := &parts{self: n.cfg.NodeID, cons: cons}
+	loc := local{p}
+	p.cluster = cluster.New(cluster.Config{Self: n.net.self, Join: n.cfg.Join, FailureTimeout: n.cfg.FailureTimeout}, cluster.Deps{
+		Cons: cons, FSM: n.fsm, Caller: n.net.pool, Local: loc, Led: loc,
+		Metrics: n.m, Logger: n.logger, Stopping: n.life.stopping,
+	})
+	p.seg = segment.New(segment.Config{
+		Self: p.self, Dir: filepath.Join(nodeDir, "replica_meta"), MaxSegmentEntries: n.cfg.MaxSegmentEntries,
+		FailureTimeout: n.cfg.FailureTimeout, LeaseSyncInterval: n.cfg.LeaseSyncInterval,
+	}, segment.Deps{
+		Store: n.store, FSM: n.fsm, Contact: p.cluster,
+		Peer:    func(id uint64) segment.Peer { return p.peerOf(id) },
+		Hint:    func(topic string) { p.roll.Hint(topic) },
+		Metrics: n.m, Logger: n.logger,
+	})
+	p.cursors = cursor.New(cursor.Deps{
+		Self: p.self, Cons: cons, FSM: n.fsm, Live: p.cluster,
+		Peer:    func(id uint64) cursor.Reader { return p.peerOf(id) },
+		Metrics: n.m, Logger: n.logger, CommitInterval: n.cfg.CursorCommitInterval,
+	})
+	p.router = router.New(router.Config{
+		Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, ReplicationFactor: n.cfg.ReplicationFactor, AckQuorum: n.cfg.AckQuorum,
+	}, router.Deps{
+		Cons: cons, FSM: n.fsm, Leader: p.cluster, Local: p.seg,
+		Peer:    func(id uint64) router.Forwarder { return p.cluster.Client(id) },
+		Metrics: n.m, Logger: n.logger, Stopping: n.life.stopping,
+	})
+	p.roll = rollover.New(rollover.Config{
+		Self: p.self, MaxSegmentEntries: n.cfg.MaxSegmentEntries, MonitorInterval: n.cfg.MonitorInterval,
+		FailureTimeout: n.cfg.FailureTimeout, ReplicaRepairTimeout: n.cfg.ReplicaRepairTimeout,
+		HandoffOnShutdown: n.cfg.HandoffOnShutdown, FailoverInterval: cluster.HeartbeatInterval,
+	}, rollover.Deps{
+		Cons: cons, FSM: n.fsm, Cluster: p.cluster, Segments: p.seg,
+		Peer:    func(id uint64) rollover.Peer { return p.peerOf(id) },
+		Metrics: n.m, Logger: n.logger,
+	})
+	return p
+}
+
+// peer is every call one node makes to another's segments: a wire.Client,
+// or local for this node itself.
+type peer interface {
+	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+	Fence(ctx context.Context, topic string, seg, min uint64) (uint64, bool, error)
+	Unfence(ctx context.Context, topic string, seg uint64) error
+	ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error)
+	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
+	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
+	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
+}
+
+var (
+	_ peer         = wire.Client{}
+	_ peer         = local{}
+	_ wire.Handler = local{}
+)
+
+func (p *parts) peerOf(id uint64) peer {
+	if id == p.self {
+		return local{p}
+	}
+	return p.cluster.Client(id)
+}
+
+// local is this node's side of every internal call: the internal RPC
+// handler, the Raft-leader calls the cluster part routes here when this
+// node leads, and this node as its own peer. Each method hands the call to
+// the part that owns it.
+type local struct{ p *parts }
+
+func (l local) Append(ctx context.Context, topic string, entries [][]byte) error {
+	return l.p.seg.Append(ctx, topic, entries)
+}
+
+func (l local) AppendAsync(topic string, entries [][]byte, cb func(error)) bool {
+	return l.p.seg.AppendAsync(topic, entries, cb)
+}
+
+func (l local) Get(ctx context.Context, topic string, max int) ([][]byte, bool, error) {
+	return l.p.cursors.Get(ctx, topic, max)
+}
+
+func (l local) Read(ctx context.Context, topic string, seg, off uint64, limit int) ([][]byte, error) {
+	return l.p.seg.Read(ctx, topic, seg, off, min(max(limit, 1), cursor.MaxGetBatch))
+}
+
+func (l local) Propose(ctx context.Context, cmd []byte) (metadata.Result, error) {
+	return l.p.cluster.ProposeLocal(ctx, cmd)
+}
+
+func (l local) CreateTopic(ctx context.Context, topic string, rf, ack int) error {
+	return l.p.router.CreateTopicLocal(ctx, topic, rf, ack)
+}
+
+func (l local) Join(ctx context.Context, id uint64, addr string) error {
+	return l.p.cluster.Join(ctx, id, addr)
+}
+
+func (l local) Heartbeat(ctx context.Context, hb *wire.Heartbeat) error {
+	return l.p.cluster.Heartbeat(ctx, hb)
+}
+
+func (l local) Fence(ctx context.Context, topic string, seg, min uint64) (uint64, bool, error) {
+	return l.p.seg.Fence(ctx, topic, seg, min)
+}
+
+func (l local) Unfence(ctx context.Context, topic string, seg uint64) error {
+	return l.p.seg.Unfence(ctx, topic, seg)
+}
+
+func (l local) Stat(ctx context.Context, topic string, seg uint64) (uint64, error) {
+	return l.p.seg.Count(ctx, topic, seg)
+}
+
+func (l local) ReadIndex(ctx context.Context) (uint64, error) { return l.p.cluster.ReadIndex(ctx) }
+
+func (l local) RemoveNode(ctx context.Context, id uint64) error {
+	return l.p.cluster.RemoveNodeLocal(ctx, id)
+}
+
+func (l local) RollHint(ctx context.Context, topic string) error {
+	return l.p.roll.RollHint(ctx, topic)
+}
+
+func (l local) ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error) {
+	return l.p.seg.ReplicaAppend(ctx, topic, seg, epoch, first, entries)
+}
+
+func (l local) ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error)) {
+	l.p.seg.ReplicaAppendAsync(topic, seg, epoch, first, entries, cb)
+}
+
+func (l local) ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error) {
+	return l.p.seg.ReplicaFence(ctx, topic, seg, epoch)
+}
+
+func (l local) ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error) {
+	return l.p.seg.ReplicaPull(ctx, topic, seg, count, sources)
+}
+
+func (l local) OpenCounts(ctx context.Context) []wire.OpenSegment { return l.p.seg.OpenCounts(ctx) }
+
+// rpcHandler serves the internal RPC: fault injection first (tests), then
+// the wire dispatcher onto local.
+type rpcHandler struct {
+	p         *parts
+	intercept wire.Interceptor
+}
+
+func (h rpcHandler) HandleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	if h.intercept != nil {
+		if err := h.intercept(method, payload); err != nil {
+			return nil, wire.ToRPC(err)
+		}
+	}
+	if method < wire.MethodReplicaAppend {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, retry.RequestTimeout)
+		defer cancel()
+	}
+	return wire.Dispatch(ctx, local{h.p}, method, payload)
+}
+
+func (h rpcHandler) HandleRPCAsync(ctx context.Context, method byte, payload []byte, reply func([]byte, error)) bool {
+	if h.intercept != nil {
+		if err := h.intercept(method, payload); err != nil {
+			reply(nil, wire.ToRPC(err))
+			return true
+		}
+	}
+	return wire.DispatchAsync(ctx, local{h.p}, method, payload, reply)
+}

@@ -1,9 +1,12 @@
-// Package node is the composition root of a Walrus node: it owns the Raft
-// metadata (node/consensus + node/metadata), the internal RPC (node/rpc over
-// node/mux on the Raft port), the client listener (node/server), the segment
-// leases, the group-committing appenders, the shared read cursors, the
-// rollover monitor and the metrics endpoint. It receives an
-// engine.SegmentStore and never names a backend.
+// Package node is the composition root of a Walrus node: it binds the
+// listeners, opens Raft, builds the parts — node/cluster (membership,
+// liveness, calls to the Raft leader), node/segment (leases, writers,
+// replication), node/router (the client data path), node/cursor (shared
+// cursors) and node/rollover (the Raft leader's control loops) — connects
+// each to the small interfaces it uses, dispatches client commands and
+// internal RPCs to them, and starts and stops them in order. It receives
+// an engine.SegmentStore and never names a backend. docs/architecture.md
+// describes the packages, the import rule and the lock order.
 //
 // # Data path
 //
@@ -62,14 +65,14 @@
 // # Segment replication
 //
 // Each segment has a replica set in the metadata (leader first). The
-// leader streams its entries to the other members (replicator.go) and a PUT
+// leader streams its entries to the other members (node/segment/replicate) and a PUT
 // is acknowledged once the ack quorum, the leader included, stores it. Each
-// member keeps a durable per-segment fence epoch (replica.go) and refuses
+// member keeps a durable per-segment fence epoch (node/segment) and refuses
 // appends from a lower epoch. When the leader dies, the Raft leader fences
 // the survivors, seals the segment at the highest count among at least
 // set-ack+1 answers (which covers every acknowledged entry), copies the
 // missing entries to lagging survivors and opens the next segment
-// (replica_recovery.go). Sealed segments are read from any member holding
+// (node/rollover). Sealed segments are read from any member holding
 // them, open ones from the leader up to the count its quorum holds; members
 // catch up sealed segments they miss, and segments with a member gone for
 // ReplicaRepairTimeout are re-replicated.

@@ -209,4 +209,3 @@ func (r *Replicator) sendAsync(f *follower, gen, first uint64, entries [][]byte)
 		finish(lost, r.errUnacked())
 	})
 }
-

@@ -1,0 +1,232 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/backends/memstore"
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// fakeFollower is an in-memory replica: it stores what it is sent at its
+// next offset, and can be switched to fail or to answer fenced.
+type fakeFollower struct {
+	mu      sync.Mutex
+	entries [][]byte
+	down    bool
+	fenced  bool
+}
+
+func (f *fakeFollower) apply(first uint64, entries [][]byte) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.fenced:
+		return 0, fmt.Errorf("test: %w", wire.ErrReplicaFenced)
+	case f.down:
+		return 0, errors.New("test: follower down")
+	}
+	have := uint64(len(f.entries))
+	if first > have {
+		return have, &wire.ReplicaGapError{Count: have}
+	}
+	if skip := have - first; skip < uint64(len(entries)) {
+		f.entries = append(f.entries, entries[skip:]...)
+	}
+	return uint64(len(f.entries)), nil
+}
+
+func (f *fakeFollower) set(down, fenced bool) {
+	f.mu.Lock()
+	f.down, f.fenced = down, fenced
+	f.mu.Unlock()
+}
+
+func (f *fakeFollower) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.entries)
+}
+
+func (f *fakeFollower) ReplicaAppend(_ context.Context, _ string, _, _, first uint64, entries [][]byte) (uint64, error) {
+	return f.apply(first, entries)
+}
+
+func (f *fakeFollower) ReplicaAppendAsync(_ string, _, _, first uint64, entries [][]byte, cb func(uint64, error)) {
+	go func() { cb(f.apply(first, entries)) }()
+}
+
+type ackRecorder chan error
+
+func (a ackRecorder) Ack(err error) { a <- err }
+
+type harness struct {
+	r         *Replicator
+	store     *memstore.Store
+	followers map[uint64]*fakeFollower
+	id        engine.SegmentID
+	stop      chan struct{}
+	sealed    func() (uint64, bool)
+}
+
+func newHarness(t *testing.T, ack int, followers ...uint64) *harness {
+	t.Helper()
+	h := &harness{store: memstore.New(), followers: map[uint64]*fakeFollower{}, id: engine.SegmentID{Topic: "t", Segment: 1}, stop: make(chan struct{})}
+	for _, id := range followers {
+		h.followers[id] = &fakeFollower{}
+	}
+	h.sealed = func() (uint64, bool) { return 0, false }
+	h.r = New(Config{
+		ID: h.id, Followers: followers, AckQuorum: ack, PendingTimeout: 5 * time.Second,
+		Peer:   func(id uint64) Follower { return h.followers[id] },
+		Store:  h.store,
+		Sealed: func() (uint64, bool) { return h.sealed() },
+		Stop:   h.stop,
+		Done:   func() {},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	h.r.Start()
+	t.Cleanup(func() {
+		close(h.stop)
+		h.r.Fail(false)
+		h.r.Wait()
+	})
+	return h
+}
+
+// appendBatch stores n entries locally and hands them to the replicator,
+// as the topic writer does; it returns the ack channel.
+func (h *harness) appendBatch(t *testing.T, n int) ackRecorder {
+	t.Helper()
+	entries := make([][]byte, n)
+	for i := range entries {
+		entries[i] = fmt.Appendf(nil, "e%d", i)
+	}
+	first, err := h.store.Append(context.Background(), h.id, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(ackRecorder, 1)
+	h.r.Appended(first, entries, []Ack{acks})
+	return acks
+}
+
+func waitAck(t *testing.T, a ackRecorder) error {
+	t.Helper()
+	select {
+	case err := <-a:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ack within 10 s")
+		return nil
+	}
+}
+
+func TestAckAfterQuorum(t *testing.T) {
+	h := newHarness(t, 2, 2, 3)
+	h.followers[3].set(true, false) // one follower down: quorum 2 still reachable
+	if err := waitAck(t, h.appendBatch(t, 5)); err != nil {
+		t.Fatalf("ack with one follower down: %v", err)
+	}
+	if got := h.followers[2].count(); got != 5 {
+		t.Fatalf("follower 2 holds %d entries, want 5", got)
+	}
+	if lim := h.r.ReadLimit(); lim != 5 {
+		t.Fatalf("read limit %d, want 5", lim)
+	}
+}
+
+func TestNoAckWithoutQuorum(t *testing.T) {
+	h := newHarness(t, 3, 2, 3)
+	h.followers[3].set(true, false)
+	a := h.appendBatch(t, 3)
+	select {
+	case err := <-a:
+		t.Fatalf("acked (%v) with only 2 of 3 replicas", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The follower comes back: the sender resyncs and the batch is acked.
+	h.followers[3].set(false, false)
+	if err := waitAck(t, a); err != nil {
+		t.Fatalf("ack after the follower returned: %v", err)
+	}
+}
+
+func TestFencedFollowerFailsPending(t *testing.T) {
+	h := newHarness(t, 3, 2, 3)
+	h.followers[3].set(false, true)
+	if err := waitAck(t, h.appendBatch(t, 2)); !errors.Is(err, wire.ErrUnacked) {
+		t.Fatalf("pending batch after a fence: %v, want ErrUnacked", err)
+	}
+	if err := h.r.Refuse(); !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("Refuse after a fence: %v, want ErrFenced", err)
+	}
+	if _, err := h.r.Confirmed(context.Background(), 2); !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("Confirmed after a fence: %v, want ErrFenced", err)
+	}
+}
+
+// TestConfirmedCapsAtQuorum: a seal waits for the quorum, and when it does
+// not come, seals at the confirmed count and fails what lies past it.
+func TestConfirmedCapsAtQuorum(t *testing.T) {
+	h := newHarness(t, 2, 2)
+	if err := waitAck(t, h.appendBatch(t, 4)); err != nil {
+		t.Fatal(err)
+	}
+	h.followers[2].set(true, false)
+	late := h.appendBatch(t, 3)
+	c, err := h.r.Confirmed(context.Background(), 7)
+	if err != nil || c != 4 {
+		t.Fatalf("Confirmed = %d, %v; want 4 (the quorum's count)", c, err)
+	}
+	if err := waitAck(t, late); !errors.Is(err, wire.ErrUnacked) {
+		t.Fatalf("batch past the cap: %v, want ErrUnacked", err)
+	}
+	// The cap holds even if the follower catches up now.
+	h.followers[2].set(false, false)
+	if c, err := h.r.Confirmed(context.Background(), 7); err != nil || c != 4 {
+		t.Fatalf("Confirmed after catch-up = %d, %v; want still 4", c, err)
+	}
+	h.r.Uncap()
+	if c, err := h.r.Confirmed(context.Background(), 7); err != nil || c != 7 {
+		t.Fatalf("Confirmed after Uncap = %d, %v; want 7", c, err)
+	}
+}
+
+func TestAwaitFollowersAndPending(t *testing.T) {
+	h := newHarness(t, 2, 2, 3)
+	if err := waitAck(t, h.appendBatch(t, 6)); err != nil {
+		t.Fatal(err)
+	}
+	h.r.AwaitFollowers(context.Background(), 6)
+	for id, f := range h.followers {
+		if f.count() != 6 {
+			t.Fatalf("follower %d holds %d, want 6", id, f.count())
+		}
+	}
+	if p, _ := h.r.Pending(); p != 0 {
+		t.Fatalf("pending = %d after every ack", p)
+	}
+}
+
+// TestFollowerAheadIsNotStreamed: a follower holding more than the leader
+// (the leader lost entries) must not be written to.
+func TestFollowerAheadIsNotStreamed(t *testing.T) {
+	h := newHarness(t, 2, 2)
+	h.followers[2].entries = [][]byte{[]byte("x"), []byte("y"), []byte("z")}
+	a := h.appendBatch(t, 1)
+	select {
+	case err := <-a:
+		t.Fatalf("acked (%v) through a follower that is ahead of the leader", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if got := h.followers[2].count(); got != 3 {
+		t.Fatalf("follower ahead was written to: %d entries", got)
+	}
+}

@@ -1,9 +1,9 @@
 package clicmd
 
 import (
-	"context"
-	"encoding/json"
 	"time"
+
+	"context"
 
 	"github.com/walrus-go/walrus/cli/walrus-cli/internal/bench"
 	"github.com/walrus-go/walrus/node/client"
@@ -15,7 +15,6 @@ import (
 type conn interface {
 	Do(ctx context.Context, req protocol.Request) (protocol.Reply, error)
 	DoLine(ctx context.Context, line string) (protocol.Reply, error)
-	TopicsJSON(ctx context.Context) (json.RawMessage, error)
 	Close() error
 }
 

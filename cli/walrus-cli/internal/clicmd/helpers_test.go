@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/walrus-go/walrus/node/status"
 )
 
 func TestFindClientAddrs(t *testing.T) {
@@ -62,6 +60,17 @@ func TestFormatting(t *testing.T) {
 	if got := string(formatJSON([]byte("not json"), true)); got != "not json" {
 		t.Errorf("non-JSON must pass through: %q", got)
 	}
+	tb := objectTable([]map[string]any{{"z": 1.0, "topic": "a"}, {"topic": "b", "extra": map[string]any{"k": true}}}, []string{"topic", "missing"})
+	var buf bytes.Buffer
+	if err := tb.write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if strings.Join(strings.Fields(lines[0]), " ") != "topic extra z" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "a - 1" ||
+		strings.Join(strings.Fields(lines[2]), " ") != `b {"k":true} -` {
+		t.Fatalf("table:\n%s", buf.String())
+	}
 	if colorJSON(palette{on: false}, []byte(`{"a": 1}`)) != `{"a": 1}` {
 		t.Fatal("colour with palette off")
 	}
@@ -90,30 +99,5 @@ func TestStatusTableColoursKeepAlignment(t *testing.T) {
 	stripped := strings.NewReplacer("\x1b[32m", "", "\x1b[31m", "", "\x1b[0m", "").Replace(coloured.String())
 	if stripped != plain.String() {
 		t.Fatalf("colours changed the layout:\n%s\nvs\n%s", stripped, plain.String())
-	}
-}
-
-func TestTopicsTable(t *testing.T) {
-	var buf bytes.Buffer
-	err := topicsTable([]status.TopicSummary{
-		{Topic: "audit", CurrentSegment: 1, LeaderNode: 1},
-		{Topic: "logs", CurrentSegment: 3, LeaderNode: 2, SealedSegments: 2, Entries: 17},
-	}).write(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		"topic current_segment leader_node entries sealed_segments",
-		"audit 1 1 0 0",
-		"logs 3 2 17 2",
-	}
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != len(want) {
-		t.Fatalf("table:\n%s", buf.String())
-	}
-	for i, w := range want {
-		if got := strings.Join(strings.Fields(lines[i]), " "); got != w {
-			t.Errorf("line %d = %q, want %q", i, got, w)
-		}
 	}
 }

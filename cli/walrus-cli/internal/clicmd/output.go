@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -99,4 +101,74 @@ func (t *table) write(w io.Writer) error {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// cell renders one JSON value for a table: scalars as themselves, null as
+// "-", small objects and arrays compactly, big ones as their size.
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	case map[string]any:
+		if b, err := json.Marshal(x); err == nil && len(b) <= 40 {
+			return string(b)
+		}
+		return fmt.Sprintf("{%d keys}", len(x))
+	case []any:
+		if b, err := json.Marshal(x); err == nil && len(b) <= 40 {
+			return string(b)
+		}
+		return fmt.Sprintf("[%d items]", len(x))
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// objectTable turns a JSON array of objects into a table whose columns are
+// the union of the objects' keys: the preferred ones first, in that order,
+// then the others sorted. Used by topics, whose objects the node may extend.
+func objectTable(objs []map[string]any, preferred []string) *table {
+	seen := map[string]bool{}
+	var cols []string
+	for _, k := range preferred {
+		for _, o := range objs {
+			if _, ok := o[k]; ok {
+				cols = append(cols, k)
+				seen[k] = true
+				break
+			}
+		}
+	}
+	var rest []string
+	for _, o := range objs {
+		for k := range o {
+			if !seen[k] {
+				seen[k] = true
+				rest = append(rest, k)
+			}
+		}
+	}
+	sort.Strings(rest)
+	cols = append(cols, rest...)
+	t := &table{header: cols}
+	for _, o := range objs {
+		row := make([]string, len(cols))
+		for i, k := range cols {
+			if v, ok := o[k]; ok {
+				row[i] = cell(v)
+			} else {
+				row[i] = "-"
+			}
+		}
+		t.rows = append(t.rows, row)
+	}
+	return t
 }

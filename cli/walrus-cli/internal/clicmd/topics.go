@@ -3,20 +3,14 @@ package clicmd
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/walrus-go/walrus/node/client"
-	"github.com/walrus-go/walrus/node/status"
 )
 
-// fetchTopics sends the TOPICS extension command and returns its JSON as
-// sent (for -o json) and decoded (for the table).
-func (a *app) fetchTopics(ctx context.Context) ([]byte, []status.TopicSummary, error) {
+// fetchTopics sends the TOPICS extension command and decodes its JSON array.
+func (a *app) fetchTopics(ctx context.Context) ([]byte, []map[string]any, error) {
 	ctx, cancel := a.withTimeout(ctx)
 	defer cancel()
 	c, err := a.dial(ctx, a.addr, a.timeout)
@@ -24,35 +18,24 @@ func (a *app) fetchTopics(ctx context.Context) ([]byte, []status.TopicSummary, e
 		return nil, nil, classify(ctx, a.addr, err)
 	}
 	defer c.Close()
-	body, err := c.TopicsJSON(ctx)
-	if se, ok := errors.AsType[*client.ServerError](err); ok {
-		msg := se.Message
+	rep, err := c.DoLine(ctx, "TOPICS")
+	if err != nil && !rep.IsErr() { // an ERR reply comes with a *client.ServerError too
+		return nil, nil, classify(ctx, a.addr, err)
+	}
+	if rep.IsErr() {
+		msg := string(rep.Body)
 		if strings.Contains(strings.ToLower(msg), "unknown command") {
 			msg += " (this node does not implement the TOPICS extension)"
 		}
 		return nil, nil, &replyError{msg: msg}
 	}
-	if err != nil && !errors.Is(err, client.ErrUnexpectedReply) {
-		return nil, nil, classify(ctx, a.addr, err)
+	var objs []map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(rep.Body)))
+	dec.UseNumber()
+	if err := dec.Decode(&objs); err != nil {
+		return nil, nil, fmt.Errorf("TOPICS reply from %s is not a JSON array of objects: %w", a.addr, err)
 	}
-	var topics []status.TopicSummary
-	if err == nil {
-		err = json.Unmarshal(body, &topics)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("TOPICS reply from %s is not a JSON array of topic summaries: %w", a.addr, err)
-	}
-	return body, topics, nil
-}
-
-// topicsTable has one row per topic; the columns are TOPICS' field names.
-func topicsTable(topics []status.TopicSummary) *table {
-	t := &table{header: []string{"topic", "current_segment", "leader_node", "entries", "sealed_segments"}}
-	for _, s := range topics {
-		t.add(s.Topic, strconv.FormatUint(s.CurrentSegment, 10), strconv.FormatUint(s.LeaderNode, 10),
-			strconv.FormatUint(s.Entries, 10), strconv.Itoa(s.SealedSegments))
-	}
-	return t
+	return rep.Body, objs, nil
 }
 
 func newTopicsCmd(a *app) *cobra.Command {
@@ -67,7 +50,7 @@ func newTopicsCmd(a *app) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			body, topics, err := a.fetchTopics(cmd.Context())
+			body, objs, err := a.fetchTopics(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -76,11 +59,11 @@ func newTopicsCmd(a *app) *cobra.Command {
 				_, err := fmt.Fprintf(out, "%s\n", formatJSON(body, a.pretty))
 				return err
 			}
-			if len(topics) == 0 {
+			if len(objs) == 0 {
 				_, err := fmt.Fprintln(out, "no topics")
 				return err
 			}
-			return topicsTable(topics).write(out)
+			return objectTable(objs, []string{"topic", "name", "current_segment", "leader_node", "entries", "sealed_segments", "segment_leaders"}).write(out)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")

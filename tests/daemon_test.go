@@ -15,28 +15,26 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/internal/testcluster"
+	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // waitSingleLeader polls a lone node's METRICS until it is the leader.
-func waitSingleLeader(t *testing.T, p *testcluster.Proc, addr string) testcluster.Metrics {
+func waitSingleLeader(t *testing.T, p *testcluster.Proc, addr string) status.Metrics {
 	t.Helper()
-	var m testcluster.Metrics
+	var m status.Metrics
 	testcluster.Eventually(t, testcluster.DefaultReadyTimeout, func() error {
 		if exited, err := p.Exited(); exited {
 			t.Fatalf("walrus exited early (%v):\n%s", err, p.Output())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		conn, err := testcluster.Dial(ctx, addr)
+		cl, err := client.Dial(ctx, addr, client.Options{})
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		r, err := conn.Do("METRICS")
-		if err != nil {
-			return err
-		}
-		if err := jsonUnmarshal(r, &m); err != nil {
+		defer cl.Close()
+		if m, err = cl.MetricsDoc(ctx); err != nil {
 			return err
 		}
 		if m.State != "Leader" {

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -105,11 +104,4 @@ func abbrev(s string) string {
 		return s[:60] + "..."
 	}
 	return s
-}
-
-func jsonUnmarshal(s string, v any) error {
-	if err := json.Unmarshal([]byte(s), v); err != nil {
-		return fmt.Errorf("%w in %q", err, abbrev(s))
-	}
-	return nil
 }

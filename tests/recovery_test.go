@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/internal/testcluster"
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // cursorAt maps "n entries consumed" to the (segment, offset) of the next
 // entry, from the sealed segments' counts (segments are numbered from 1).
-func cursorAt(t *testing.T, st testcluster.TopicState, n uint64) testcluster.Cursor {
+func cursorAt(t *testing.T, st status.State, n uint64) metadata.Cursor {
 	t.Helper()
 	for seg := uint64(1); seg < st.CurrentSegment; seg++ {
 		cnt, ok := st.SealedSegments[strconv.FormatUint(seg, 10)]
@@ -20,11 +22,11 @@ func cursorAt(t *testing.T, st testcluster.TopicState, n uint64) testcluster.Cur
 			t.Fatalf("segment %d missing from sealed_segments %v", seg, st.SealedSegments)
 		}
 		if n < cnt {
-			return testcluster.Cursor{Segment: seg, Offset: n}
+			return metadata.Cursor{Segment: seg, Offset: n}
 		}
 		n -= cnt
 	}
-	return testcluster.Cursor{Segment: st.CurrentSegment, Offset: n}
+	return metadata.Cursor{Segment: st.CurrentSegment, Offset: n}
 }
 
 func readN(t *testing.T, c *testcluster.Conn, topic string, n int) []string {
@@ -76,21 +78,19 @@ func TestRecovery(t *testing.T) {
 	// whole cluster is stopped at once.
 	half := len(written) / 2
 	sameList(t, "before restart", readN(t, c.Conn(3), "recover", half), written[:half])
-	if before.Cursor != nil {
-		want := cursorAt(t, before, uint64(half))
-		testcluster.Eventually(t, 10*time.Second, func() error {
-			for _, id := range c.IDs() {
-				s, err := c.State(id, "recover")
-				if err != nil {
-					return err
-				}
-				if s.Cursor == nil || *s.Cursor != want {
-					return fmt.Errorf("node %d committed cursor %+v, want %+v", id, s.Cursor, want)
-				}
+	want := cursorAt(t, before, uint64(half))
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		for _, id := range c.IDs() {
+			s, err := c.State(id, "recover")
+			if err != nil {
+				return err
 			}
-			return nil
-		})
-	}
+			if s.Cursor != want {
+				return fmt.Errorf("node %d committed cursor %+v, want %+v", id, s.Cursor, want)
+			}
+		}
+		return nil
+	})
 	c.StopAll() // fails the test unless every node exits 0
 	if t.Failed() {
 		t.FailNow()

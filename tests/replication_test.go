@@ -262,23 +262,10 @@ func TestReplicationKillSegmentLeader(t *testing.T) {
 	})
 }
 
+// underReplicated is METRICS.under_replicated of node id.
 func underReplicated(c *testcluster.Cluster, id uint64) (int, error) {
-	var m struct {
-		UnderReplicated int `json:"under_replicated"`
-	}
-	conn, err := testcluster.Dial(context.Background(), c.Node(id).ClientAddr)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	r, err := conn.Do("METRICS")
-	if err != nil {
-		return 0, err
-	}
-	if err := jsonUnmarshal(r, &m); err != nil {
-		return 0, err
-	}
-	return m.UnderReplicated, nil
+	m, err := c.Metrics(id)
+	return m.UnderReplicated, err
 }
 
 // TestReplicationPermanentLoss: a node is killed for good and its data

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/internal/testcluster"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 const (
@@ -26,9 +27,9 @@ func startRollCluster(t *testing.T) *testcluster.Cluster {
 
 // waitRolled waits until every running node sees topic's open segment
 // past seg (the monitor sealed it) and returns the state.
-func waitRolled(t *testing.T, c *testcluster.Cluster, topic string, seg uint64) testcluster.TopicState {
+func waitRolled(t *testing.T, c *testcluster.Cluster, topic string, seg uint64) status.State {
 	t.Helper()
-	var st testcluster.TopicState
+	var st status.State
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		for _, id := range c.RunningIDs() {
 			s, err := c.State(id, topic)
@@ -58,7 +59,7 @@ func nextVoter(ids []uint64, id uint64) uint64 {
 
 // checkRoundRobin checks that every segment's leader is the successor of
 // the previous segment's leader.
-func checkRoundRobin(t *testing.T, st testcluster.TopicState, ids []uint64) {
+func checkRoundRobin(t *testing.T, st status.State, ids []uint64) {
 	t.Helper()
 	segs := make([]uint64, 0, len(st.SegmentLeaders))
 	for k := range st.SegmentLeaders {
@@ -118,7 +119,7 @@ func TestRollover(t *testing.T) {
 			t.Errorf("segment %s sealed with %d entries, want exactly %d", seg, n, rollEntries)
 		}
 	}
-	if got := st.SealedTotal(); got != uint64(len(written)) {
+	if got := testcluster.SealedTotal(st); got != uint64(len(written)) {
 		t.Errorf("sealed counts sum to %d, wrote %d", got, len(written))
 	}
 	checkRoundRobin(t, st, c.IDs())
@@ -156,7 +157,7 @@ func TestRollover(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if total := s.SealedTotal(); total > uint64(len(written)) || total < uint64(len(written)-rollEntries) {
+		if total := testcluster.SealedTotal(s); total > uint64(len(written)) || total < uint64(len(written)-rollEntries) {
 			return fmt.Errorf("sealed total %d, written %d", total, len(written))
 		}
 		return nil

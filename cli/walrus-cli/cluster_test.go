@@ -8,6 +8,7 @@ import (
 
 	"github.com/walrus-go/walrus/cli/walrus-cli/internal/bench"
 	"github.com/walrus-go/walrus/internal/testcluster"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // Every subcommand against a real 3-node cluster (multi-process).
@@ -30,10 +31,7 @@ func TestCommandsAgainstCluster(t *testing.T) {
 	expect(t, cli(t, f, "get", "--wire", "logs"), 0, "OK second\n")
 	expect(t, cli(t, f, "get", "logs"), 0, "EMPTY\n")
 	r := cli(t, f, "state", "logs")
-	var st struct {
-		Topic          string `json:"topic"`
-		CurrentSegment uint64 `json:"current_segment"`
-	}
+	var st status.State
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.Topic != "logs" {
 		t.Fatalf("state: %s", r)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // fakeNode is an in-process protocol server (node/server) with a small
@@ -23,8 +24,8 @@ type fakeNode struct {
 
 	mu      sync.Mutex
 	topics  map[string][][]byte
-	metrics func() any // METRICS document; nil = a single-node leader
-	noTopic bool       // answer TOPICS as an unknown command
+	metrics func() status.Metrics // METRICS document; nil = a single-node leader
+	noTopic bool                  // answer TOPICS as an unknown command
 }
 
 func startFake(t *testing.T) *fakeNode {
@@ -51,14 +52,15 @@ func startFakeAt(t *testing.T, addr string) *fakeNode {
 	return f
 }
 
-func singleLeaderMetrics() any {
-	return map[string]any{
-		"id": 1, "state": "Leader", "current_term": 2, "last_log_index": 7, "last_applied": 7,
-		"current_leader": 1, "vote": map[string]any{"term": 2, "node_id": 1, "committed": true},
-		"membership_config": map[string]any{"nodes": []int{1}, "voters": []int{1}, "learners": []int{}},
-		"snapshot":          map[string]any{"index": 0, "term": 0},
+func singleLeaderMetrics() status.Metrics {
+	return status.Metrics{
+		ID: 1, State: "Leader", CurrentTerm: 2, LastLogIndex: 7, LastApplied: 7,
+		CurrentLeader: ptr(1), Vote: status.Vote{Term: 2, NodeID: 1, Committed: true},
+		MembershipConfig: status.MembershipConfig{Nodes: []uint64{1}, Voters: []uint64{1}, Learners: []uint64{}},
 	}
 }
+
+func ptr(v uint64) *uint64 { return &v }
 
 func (f *fakeNode) handle(_ context.Context, reqs []protocol.Request) []protocol.Reply {
 	f.mu.Lock()
@@ -117,11 +119,15 @@ func (f *fakeNode) one(r protocol.Request) protocol.Reply {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		var objs []string
+		objs := make([]status.TopicSummary, 0, len(names))
 		for _, n := range names {
-			objs = append(objs, fmt.Sprintf(`{"topic":%q,"current_segment":1,"leader_node":1,"entries":%d,"sealed_segments":{}}`, n, len(f.topics[n])))
+			objs = append(objs, status.TopicSummary{Topic: n, CurrentSegment: 1, LeaderNode: 1, Entries: uint64(len(f.topics[n]))})
 		}
-		return protocol.Raw([]byte("[" + strings.Join(objs, ",") + "]"))
+		b, err := json.Marshal(objs)
+		if err != nil {
+			return protocol.Errf("marshal: %v", err)
+		}
+		return protocol.Raw(b)
 	}
 	return protocol.UnknownCommand(r.Command)
 }
@@ -138,7 +144,7 @@ func (f *fakeNode) count(topic string) int {
 	return len(f.topics[topic])
 }
 
-func (f *fakeNode) setMetrics(m func() any) {
+func (f *fakeNode) setMetrics(m func() status.Metrics) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.metrics = m

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/walrus-go/walrus/node/status"
 )
 
 func TestOneShotCommands(t *testing.T) {
@@ -29,8 +31,8 @@ func TestOneShotCommands(t *testing.T) {
 }
 `)
 	r := cli(t, a, "metrics")
-	var m map[string]any
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil || m["state"] != "Leader" || r.stderr != "" {
+	var m status.Metrics
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil || m.State != "Leader" || r.stderr != "" {
 		t.Fatalf("metrics must print pure JSON on stdout: %s", r)
 	}
 	// the seed's write health check
@@ -108,9 +110,9 @@ func TestMetricsPipedToJQ(t *testing.T) {
 	}
 	leader := startFake(t)
 	follower := startFake(t)
-	follower.setMetrics(func() any {
-		m := singleLeaderMetrics().(map[string]any)
-		m["state"] = "Follower"
+	follower.setMetrics(func() status.Metrics {
+		m := singleLeaderMetrics()
+		m.State = "Follower"
 		return m
 	})
 	check := func(addr string) int {

@@ -42,7 +42,7 @@ func TestShellScripted(t *testing.T) {
 	if strings.Contains(r.stdout, "\x1b[") {
 		t.Fatalf("colour codes in piped output: %q", r.stdout)
 	}
-	want := "OK\nOK\nOK\nOK hello world\nOK   spaced  out\nEMPTY\nERR unknown topic nope\n{\n  \"current_leader\": 1,"
+	want := "OK\nOK\nOK\nOK hello world\nOK   spaced  out\nEMPTY\nERR unknown topic nope\n{\n  \"id\": 1,"
 	if !strings.HasPrefix(r.stdout, want) {
 		t.Fatalf("stdout:\n%s\nwant prefix:\n%s", r.stdout, want)
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // fakeCluster is three fake nodes whose METRICS describe one cluster: node 1
@@ -21,25 +23,25 @@ func fakeCluster(t *testing.T) []*fakeNode {
 		raft[strconv.Itoa(i+1)] = net.JoinHostPort(host, strconv.Itoa(p-1))
 	}
 	for i, n := range nodes {
-		id := i + 1
-		n.setMetrics(func() any {
-			m := map[string]any{
-				"id": id, "state": "Follower", "current_term": 3, "last_log_index": 7, "last_applied": 7,
-				"current_leader": 1,
-				"membership_config": map[string]any{
-					"nodes": []int{1, 2, 3}, "voters": []int{1, 2, 3}, "learners": []int{},
-					"membership": map[string]any{"configs": [][]int{{1, 2, 3}}, "nodes": raft},
+		id := uint64(i + 1)
+		n.setMetrics(func() status.Metrics {
+			m := status.Metrics{
+				ID: id, State: "Follower", CurrentTerm: 3, LastLogIndex: 7, LastApplied: 7,
+				CurrentLeader: ptr(1),
+				MembershipConfig: status.MembershipConfig{
+					Nodes: []uint64{1, 2, 3}, Voters: []uint64{1, 2, 3}, Learners: []uint64{},
+					Membership: status.Membership{Configs: [][]uint64{{1, 2, 3}}, Nodes: raft},
 				},
 			}
 			switch id {
 			case 1:
-				m["state"] = "Leader"
-				m["replication"] = map[string]any{
-					"2": map[string]any{"match_index": 5, "next_index": 6, "index": 5},
-					"3": map[string]any{"match_index": 7, "next_index": 8, "index": 7},
+				m.State = "Leader"
+				m.Replication = map[string]status.Replication{
+					"2": {MatchIndex: 5, NextIndex: 6, Index: 5},
+					"3": {MatchIndex: 7, NextIndex: 8, Index: 7},
 				}
 			case 2:
-				m["last_log_index"], m["last_applied"] = 5, 5
+				m.LastLogIndex, m.LastApplied = 5, 5
 			}
 			return m
 		})
@@ -115,8 +117,8 @@ func TestStatusFailsWhenANodeIsDown(t *testing.T) {
 	}
 	// no leader at all
 	f := startFake(t)
-	f.setMetrics(func() any {
-		return map[string]any{"id": 1, "state": "Candidate", "current_term": 9, "current_leader": nil}
+	f.setMetrics(func() status.Metrics {
+		return status.Metrics{ID: 1, State: "Candidate", CurrentTerm: 9}
 	})
 	r = cli(t, "status", "--addrs", f.addr)
 	if r.code != 1 || !strings.Contains(r.stderr, "no node reports Leader") {
@@ -181,9 +183,9 @@ func TestStatusWrongGuessIsReported(t *testing.T) {
 		raft[strconv.Itoa(i+1)] = net.JoinHostPort(host, strconv.Itoa(p-1))
 	}
 	raft["2"], raft["3"] = raft["3"], raft["2"]
-	nodes[0].setMetrics(func() any {
-		return map[string]any{"id": 1, "state": "Leader", "current_term": 3, "current_leader": 1,
-			"membership_config": map[string]any{"membership": map[string]any{"nodes": raft}}}
+	nodes[0].setMetrics(func() status.Metrics {
+		return status.Metrics{ID: 1, State: "Leader", CurrentTerm: 3, CurrentLeader: ptr(1),
+			MembershipConfig: status.MembershipConfig{Membership: status.Membership{Nodes: raft}}}
 	})
 	r := cli(t, "--addr", nodes[0].addr, "status")
 	if r.code != 1 || strings.Count(r.stdout, "answers as node") != 2 {

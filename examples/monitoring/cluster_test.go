@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/internal/testcluster"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // TestMain builds the walrus binaries once for the multi-process test
@@ -144,7 +145,7 @@ func httpStatus(t *testing.T, url string) (int, string, error) {
 // (j1) and just after (j2) the scrape: values that only grow must lie
 // between the two reads, values that can change arbitrarily (state,
 // leader) must equal both when the two reads agree.
-func agree(ms map[string][]sample, j1, j2 testcluster.Metrics) error {
+func agree(ms map[string][]sample, j1, j2 status.Metrics) error {
 	get := func(name string, labels map[string]string) (float64, error) { return value(ms, name, labels) }
 	between := func(name string, lo, hi uint64) error {
 		v, err := get(name, nil)

@@ -139,7 +139,7 @@ func TestClusterRollover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.SealedSegments) != rounds || st.SealedTotal() != uint64(len(written)) {
+	if len(st.SealedSegments) != rounds || testcluster.SealedTotal(st) != uint64(len(written)) {
 		t.Fatalf("state after %d rounds: %+v", rounds, st)
 	}
 	leaders := map[uint64]bool{}

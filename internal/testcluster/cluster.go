@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // Default timeouts. They are generous because CI runs on 2 shared cores.
@@ -418,7 +420,7 @@ func (c *Cluster) WaitLeader(ids ...uint64) uint64 {
 func (c *Cluster) checkLeader(ids []uint64) (uint64, error) {
 	var leaders []uint64
 	var agreed *uint64
-	var leaderMetrics Metrics
+	var leaderMetrics status.Metrics
 	for _, id := range ids {
 		if !c.Running(id) {
 			return 0, fmt.Errorf("node %d is not running", id)

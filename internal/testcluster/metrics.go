@@ -1,59 +1,28 @@
 package testcluster
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
-	"strings"
+
+	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/status"
 )
 
-// Metrics is the METRICS reply (the seed's JSON).
-type Metrics struct {
-	ID            uint64  `json:"id"`
-	State         string  `json:"state"`
-	CurrentTerm   uint64  `json:"current_term"`
-	LastLogIndex  uint64  `json:"last_log_index"`
-	LastApplied   uint64  `json:"last_applied"`
-	CurrentLeader *uint64 `json:"current_leader"`
-	Vote          struct {
-		Term      uint64 `json:"term"`
-		NodeID    uint64 `json:"node_id"`
-		Committed bool   `json:"committed"`
-	} `json:"vote"`
-	MembershipConfig struct {
-		Nodes    []uint64 `json:"nodes"`
-		Voters   []uint64 `json:"voters"`
-		Learners []uint64 `json:"learners"`
-	} `json:"membership_config"`
-	Snapshot struct {
-		Index uint64 `json:"index"`
-		Term  uint64 `json:"term"`
-	} `json:"snapshot"`
-	Replication map[string]struct {
-		MatchIndex uint64 `json:"match_index"`
-		NextIndex  uint64 `json:"next_index"`
-	} `json:"replication"`
+// Metrics asks node id for METRICS over a fresh connection.
+func (c *Cluster) Metrics(id uint64) (status.Metrics, error) {
+	return query(c, id, "METRICS", (*client.Client).MetricsDoc)
 }
 
-// TopicState is the STATE reply (the seed's JSON).
-type TopicState struct {
-	Topic          string            `json:"topic"`
-	CurrentSegment uint64            `json:"current_segment"`
-	LeaderNode     uint64            `json:"leader_node"`
-	SealedSegments map[string]uint64 `json:"sealed_segments"`
-	SegmentLeaders map[string]uint64 `json:"segment_leaders"`
-	// Cursor is the committed shared GET cursor (an extension of the
-	// seed's STATE; nil when the node does not report it).
-	Cursor *Cursor `json:"cursor,omitempty"`
+// State asks node id for STATE <topic>.
+func (c *Cluster) State(id uint64, topic string) (status.State, error) {
+	return query(c, id, "STATE "+topic, func(cl *client.Client, ctx context.Context) (status.State, error) {
+		return cl.StateDoc(ctx, topic)
+	})
 }
 
-// Cursor is a position in a topic: the next entry GET delivers.
-type Cursor struct {
-	Segment uint64 `json:"segment"`
-	Offset  uint64 `json:"offset"`
-}
-
-// SealedTotal is the sum of the sealed segments' entry counts.
-func (s TopicState) SealedTotal() uint64 {
+// SealedTotal is the sum of the sealed segments' entry counts, computed
+// from sealed_segments (a check on the node's own sealed_offset).
+func SealedTotal(s status.State) uint64 {
 	var n uint64
 	for _, c := range s.SealedSegments {
 		n += c
@@ -61,37 +30,20 @@ func (s TopicState) SealedTotal() uint64 {
 	return n
 }
 
-// Metrics asks node id for METRICS over a fresh raw connection.
-func (c *Cluster) Metrics(id uint64) (Metrics, error) {
-	var m Metrics
-	err := c.query(id, "METRICS", &m)
-	return m, err
-}
-
-// State asks node id for STATE <topic>.
-func (c *Cluster) State(id uint64, topic string) (TopicState, error) {
-	var s TopicState
-	err := c.query(id, "STATE "+topic, &s)
-	return s, err
-}
-
-func (c *Cluster) query(id uint64, line string, v any) error {
+// query dials node id, makes one call and closes the connection; what
+// names the call in errors.
+func query[T any](c *Cluster, id uint64, what string, call func(*client.Client, context.Context) (T, error)) (T, error) {
+	var zero T
 	ctx, cancel := ctxTimeout()
 	defer cancel()
-	conn, err := Dial(ctx, c.Node(id).ClientAddr)
+	cl, err := client.Dial(ctx, c.Node(id).ClientAddr, client.Options{Timeout: DefaultIOTimeout})
 	if err != nil {
-		return err
+		return zero, fmt.Errorf("node %d %s: %w", id, what, err)
 	}
-	defer conn.Close()
-	reply, err := conn.Do(line)
+	defer cl.Close()
+	v, err := call(cl, ctx)
 	if err != nil {
-		return fmt.Errorf("node %d %s: %w", id, line, err)
+		return zero, fmt.Errorf("node %d %s: %w", id, what, err)
 	}
-	if strings.HasPrefix(reply, "ERR") {
-		return fmt.Errorf("node %d %s: %s", id, line, reply)
-	}
-	if err := json.Unmarshal([]byte(reply), v); err != nil {
-		return fmt.Errorf("node %d %s: %w in %q", id, line, err, reply)
-	}
-	return nil
+	return v, nil
 }

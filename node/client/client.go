@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -426,27 +425,6 @@ func (c *Client) Get(ctx context.Context, topic string) (payload []byte, ok bool
 		return nil, false, nil
 	}
 	return nil, false, fmt.Errorf("walrus %s: GET: got %q: %w", c.addr, truncate(r.Encode()), ErrUnexpectedReply)
-}
-
-// State returns the STATE JSON of topic.
-func (c *Client) State(ctx context.Context, topic string) (json.RawMessage, error) {
-	return c.expectJSON(ctx, protocol.Request{Command: protocol.CmdState, Topic: topic})
-}
-
-// Metrics returns the METRICS JSON of the node.
-func (c *Client) Metrics(ctx context.Context) (json.RawMessage, error) {
-	return c.expectJSON(ctx, protocol.Request{Command: protocol.CmdMetrics})
-}
-
-func (c *Client) expectJSON(ctx context.Context, req protocol.Request) (json.RawMessage, error) {
-	r, err := c.Do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if r.Kind != protocol.ReplyRaw || !json.Valid(r.Body) {
-		return nil, fmt.Errorf("walrus %s: %s: got %q, want JSON: %w", c.addr, req.Command, truncate(r.Encode()), ErrUnexpectedReply)
-	}
-	return json.RawMessage(r.Body), nil
 }
 
 func truncate(b []byte) string {

@@ -3,9 +3,9 @@
 // use it.
 //
 // One Client owns one TCP connection. Its synchronous methods (Do, DoLine,
-// Register, Put, Get, State, Metrics, Pipeline) are safe for concurrent use:
-// each holds the connection for its whole exchange, so concurrent callers
-// are serialised, not interleaved. For parallel load, use one Client per
+// Register, Put, Get, State, Metrics, TopicsJSON, the *Doc methods,
+// Pipeline) are safe for concurrent use: each holds the connection for its
+// whole exchange, so concurrent callers are serialised, not interleaved. For parallel load, use one Client per
 // goroutine.
 //
 // The streaming methods Send, Flush and Recv keep many requests in flight
@@ -22,6 +22,10 @@
 // idle timeout, a restart), the next synchronous call notices before
 // sending and redials the same address.
 //
-// Imports: the standard library and node/protocol (which uses engine for
-// topic validation) only.
+// State, Metrics and TopicsJSON return the node's JSON as sent (walrus-cli
+// prints it byte for byte); StateDoc, MetricsDoc and TopicsDoc decode it
+// into the node/status types, the one declaration of those documents.
+//
+// Imports: the standard library, node/protocol (which uses engine for
+// topic validation) and node/status.
 package client

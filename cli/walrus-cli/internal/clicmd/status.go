@@ -16,30 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/walrus-go/walrus/node/protocol"
+	"github.com/walrus-go/walrus/node/status"
 )
-
-// metricsDoc is the part of the METRICS JSON that status reads.
-type metricsDoc struct {
-	ID               uint64  `json:"id"`
-	State            string  `json:"state"`
-	CurrentTerm      uint64  `json:"current_term"`
-	LastLogIndex     uint64  `json:"last_log_index"`
-	LastApplied      uint64  `json:"last_applied"`
-	CurrentLeader    *uint64 `json:"current_leader"`
-	MembershipConfig struct {
-		Membership struct {
-			Nodes map[string]string `json:"nodes"` // id -> Raft address
-		} `json:"membership"`
-	} `json:"membership_config"`
-	Replication map[string]struct {
-		MatchIndex uint64 `json:"match_index"`
-	} `json:"replication"`
-}
 
 // parseMetrics decodes what it can: a field of an unexpected type is left
 // zero instead of failing the whole status.
-func parseMetrics(body []byte) (metricsDoc, error) {
-	var m metricsDoc
+func parseMetrics(body []byte) (status.Metrics, error) {
+	var m status.Metrics
 	err := json.Unmarshal(body, &m)
 	if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		err = nil
@@ -61,7 +44,7 @@ type nodeStatus struct {
 	Applied      *uint64 `json:"applied"`
 	Lag          *uint64 `json:"lag"` // leader's last_log_index - this node's match_index
 	Error        string  `json:"error,omitempty"`
-	metrics      metricsDoc
+	metrics      status.Metrics
 }
 
 func ptr(v uint64) *uint64 { return &v }
@@ -74,20 +57,20 @@ func optCell(v *uint64) string {
 }
 
 // metricsOf asks one node for METRICS within --timeout.
-func (a *app) metricsOf(ctx context.Context, addr string) (metricsDoc, []byte, error) {
+func (a *app) metricsOf(ctx context.Context, addr string) (status.Metrics, []byte, error) {
 	ctx, cancel := a.withTimeout(ctx)
 	defer cancel()
 	c, err := a.dial(ctx, addr, a.timeout)
 	if err != nil {
-		return metricsDoc{}, nil, classify(ctx, addr, err)
+		return status.Metrics{}, nil, classify(ctx, addr, err)
 	}
 	defer c.Close()
 	rep, err := c.Do(ctx, protocol.Request{Command: protocol.CmdMetrics})
 	if err != nil {
-		return metricsDoc{}, nil, classify(ctx, addr, err)
+		return status.Metrics{}, nil, classify(ctx, addr, err)
 	}
 	if rep.Kind == protocol.ReplyErr {
-		return metricsDoc{}, nil, &replyError{msg: string(rep.Body)}
+		return status.Metrics{}, nil, &replyError{msg: string(rep.Body)}
 	}
 	m, err := parseMetrics(rep.Body)
 	return m, rep.Body, err

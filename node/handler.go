@@ -11,7 +11,6 @@ import (
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/router"
 	"github.com/walrus-go/walrus/node/server"
-	"github.com/walrus-go/walrus/node/status"
 )
 
 var _ server.Handler = (*Node)(nil)
@@ -93,7 +92,7 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		if !ok {
 			return protocol.Errf("unknown topic %s", req.Topic)
 		}
-		return jsonReply(status.StateOf(t, p.roll.UnderReplicatedIn(req.Topic)))
+		return jsonReply(stateDoc(t, p.roll.UnderReplicatedIn(req.Topic)))
 	case protocol.CmdMetrics:
 		doc, err := n.metricsDoc()
 		if err != nil {

@@ -8,13 +8,12 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/internal/testcluster"
-	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/status"
 )
 
 // cursorAt maps "n entries consumed" to the (segment, offset) of the next
 // entry, from the sealed segments' counts (segments are numbered from 1).
-func cursorAt(t *testing.T, st status.State, n uint64) metadata.Cursor {
+func cursorAt(t *testing.T, st status.State, n uint64) status.Cursor {
 	t.Helper()
 	for seg := uint64(1); seg < st.CurrentSegment; seg++ {
 		cnt, ok := st.SealedSegments[strconv.FormatUint(seg, 10)]
@@ -22,11 +21,11 @@ func cursorAt(t *testing.T, st status.State, n uint64) metadata.Cursor {
 			t.Fatalf("segment %d missing from sealed_segments %v", seg, st.SealedSegments)
 		}
 		if n < cnt {
-			return metadata.Cursor{Segment: seg, Offset: n}
+			return status.Cursor{Segment: seg, Offset: n}
 		}
 		n -= cnt
 	}
-	return metadata.Cursor{Segment: st.CurrentSegment, Offset: n}
+	return status.Cursor{Segment: st.CurrentSegment, Offset: n}
 }
 
 func readN(t *testing.T, c *testcluster.Conn, topic string, n int) []string {

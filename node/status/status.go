@@ -2,14 +2,15 @@
 // topics: METRICS, STATE and TOPICS. Field names and shapes are a contract
 // (DESIGN.md §5 and the seed's monitoring guide): the node builds these
 // types, and clients, walrus-cli, the tests and the monitoring example
-// decode into the same types instead of declaring the schema again.
+// decode into the same types instead of declaring the schema again. It
+// imports only the standard library, so clients stay free of Raft.
 package status
 
-import (
-	"strconv"
-
-	"github.com/walrus-go/walrus/node/metadata"
-)
+// Cursor is a position in a topic: the next entry to hand out.
+type Cursor struct {
+	Segment uint64 `json:"segment"`
+	Offset  uint64 `json:"offset"`
+}
 
 // Metrics is the METRICS document.
 type Metrics struct {
@@ -93,53 +94,13 @@ type State struct {
 	SegmentLeaders map[string]uint64   `json:"segment_leaders"`
 	SealedOffset   uint64              `json:"sealed_offset"`
 	Epoch          uint64              `json:"epoch"`
-	Cursor         metadata.Cursor     `json:"cursor"`
+	Cursor         Cursor              `json:"cursor"`
 	Replicas       map[string][]uint64 `json:"replicas,omitempty"`
 	// Replication extras: the topic's settings and the segments with a
 	// replica down or gone (the answering node's view).
 	ReplicationFactor int                 `json:"replication_factor"`
 	AckQuorum         int                 `json:"ack_quorum"`
 	UnderReplicated   map[string][]uint64 `json:"under_replicated,omitempty"`
-}
-
-// StateOf builds the STATE document of one topic; under lists the
-// cluster's under-replicated segments (those of other topics are skipped).
-func StateOf(t metadata.Topic, under []UnderReplicated) State {
-	s := State{
-		Topic:          t.Name,
-		CurrentSegment: t.CurrentSegment,
-		LeaderNode:     t.LeaderNode,
-		SealedSegments: make(map[string]uint64, len(t.SealedSegments)),
-		SegmentLeaders: make(map[string]uint64, len(t.SegmentLeaders)),
-		SealedOffset:   t.SealedOffset,
-		Epoch:          t.Epoch,
-		Cursor:         t.Cursor,
-
-		ReplicationFactor: max(t.ReplicationFactor, 1),
-		AckQuorum:         t.SegmentAckQuorum(t.CurrentSegment),
-	}
-	for k, v := range t.SealedSegments {
-		s.SealedSegments[strconv.FormatUint(k, 10)] = v
-	}
-	for k, v := range t.SegmentLeaders {
-		s.SegmentLeaders[strconv.FormatUint(k, 10)] = v
-	}
-	if len(t.Replicas) > 0 {
-		s.Replicas = make(map[string][]uint64, len(t.Replicas))
-		for k, v := range t.Replicas {
-			s.Replicas[strconv.FormatUint(k, 10)] = v
-		}
-	}
-	for _, u := range under {
-		if u.Topic != t.Name {
-			continue
-		}
-		if s.UnderReplicated == nil {
-			s.UnderReplicated = map[string][]uint64{}
-		}
-		s.UnderReplicated[strconv.FormatUint(u.Segment, 10)] = u.Missing
-	}
-	return s
 }
 
 // TopicSummary is one element of the TOPICS array.
@@ -149,9 +110,4 @@ type TopicSummary struct {
 	LeaderNode     uint64 `json:"leader_node"`
 	SealedSegments int    `json:"sealed_segments"`
 	Entries        uint64 `json:"entries"`
-}
-
-// SummaryOf summarises a topic whose open segment holds openCount entries.
-func SummaryOf(t metadata.Topic, openCount uint64) TopicSummary {
-	return TopicSummary{Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments), Entries: t.SealedOffset + openCount}
 }

@@ -1,0 +1,53 @@
+package node
+
+import (
+	"strconv"
+
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/status"
+)
+
+// stateDoc builds the STATE document of one topic; under lists the
+// cluster's under-replicated segments (those of other topics are skipped).
+func stateDoc(t metadata.Topic, under []status.UnderReplicated) status.State {
+	s := status.State{
+		Topic:          t.Name,
+		CurrentSegment: t.CurrentSegment,
+		LeaderNode:     t.LeaderNode,
+		SealedSegments: make(map[string]uint64, len(t.SealedSegments)),
+		SegmentLeaders: make(map[string]uint64, len(t.SegmentLeaders)),
+		SealedOffset:   t.SealedOffset,
+		Epoch:          t.Epoch,
+		Cursor:         status.Cursor(t.Cursor),
+
+		ReplicationFactor: max(t.ReplicationFactor, 1),
+		AckQuorum:         t.SegmentAckQuorum(t.CurrentSegment),
+	}
+	for k, v := range t.SealedSegments {
+		s.SealedSegments[strconv.FormatUint(k, 10)] = v
+	}
+	for k, v := range t.SegmentLeaders {
+		s.SegmentLeaders[strconv.FormatUint(k, 10)] = v
+	}
+	if len(t.Replicas) > 0 {
+		s.Replicas = make(map[string][]uint64, len(t.Replicas))
+		for k, v := range t.Replicas {
+			s.Replicas[strconv.FormatUint(k, 10)] = v
+		}
+	}
+	for _, u := range under {
+		if u.Topic != t.Name {
+			continue
+		}
+		if s.UnderReplicated == nil {
+			s.UnderReplicated = map[string][]uint64{}
+		}
+		s.UnderReplicated[strconv.FormatUint(u.Segment, 10)] = u.Missing
+	}
+	return s
+}
+
+// summaryDoc summarises a topic whose open segment holds openCount entries.
+func summaryDoc(t metadata.Topic, openCount uint64) status.TopicSummary {
+	return status.TopicSummary{Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments), Entries: t.SealedOffset + openCount}
+}

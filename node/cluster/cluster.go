@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -131,11 +132,7 @@ func (c *Cluster) Heartbeat(_ context.Context, hb *wire.Heartbeat) error {
 func (c *Cluster) Peers() map[uint64]Progress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[uint64]Progress, len(c.peers))
-	for k, v := range c.peers {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.peers)
 }
 
 // Peer returns what this node last heard from node id.

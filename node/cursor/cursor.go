@@ -20,6 +20,7 @@ import (
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -265,15 +266,4 @@ func (s *Cursors) Commit(ctx context.Context) {
 }
 
 // Run commits dirty positions every CommitInterval until ctx ends.
-func (s *Cursors) Run(ctx context.Context) {
-	t := time.NewTicker(s.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.Commit(ctx)
-		}
-	}
-}
+func (s *Cursors) Run(ctx context.Context) { retry.Every(ctx, s.CommitInterval, s.Commit) }

@@ -64,3 +64,18 @@ func Transient(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe)
 }
+
+// Every runs f every interval until ctx ends (the first run is one
+// interval after the start).
+func Every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f(ctx)
+		}
+	}
+}

@@ -9,28 +9,22 @@ import (
 
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/placement"
+	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
 // failoverLoop moves, on the Raft leader, every topic whose open segment
 // leader is down.
 func (r *Rollover) failoverLoop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.FailoverInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	retry.Every(ctx, r.cfg.FailoverInterval, func(ctx context.Context) {
 		if !r.Cons.IsLeader() {
-			continue
+			return
 		}
 		if err := r.failoverDead(ctx); err != nil && ctx.Err() == nil {
 			r.Logger.Error("monitor tick failed", "op", "failover", "err", err)
 			r.Metrics.MonitorTickFailures.Inc()
 		}
-	}
+	})
 }
 
 func (r *Rollover) failoverDead(ctx context.Context) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -148,18 +149,7 @@ func (m *Manager) ReplicaPull(ctx context.Context, topic string, seg, count uint
 // catchUpTick is the period of the replica catch-up pass.
 const catchUpTick = time.Second
 
-func (m *Manager) catchUpLoop(ctx context.Context) {
-	t := time.NewTicker(catchUpTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		m.catchUp(ctx)
-	}
-}
+func (m *Manager) catchUpLoop(ctx context.Context) { retry.Every(ctx, catchUpTick, m.catchUp) }
 
 // catchUp brings this node's replicas of sealed segments up to their
 // sealed count (a node that was down or lagging at the seal) and seals

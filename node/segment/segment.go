@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,11 +270,7 @@ func (m *Manager) Quiesce(ctx context.Context) {
 func (m *Manager) Led() map[string]uint64 {
 	m.leaseMu.RLock()
 	defer m.leaseMu.RUnlock()
-	out := make(map[string]uint64, len(m.leases))
-	for t, s := range m.leases {
-		out[t] = s
-	}
-	return out
+	return maps.Clone(m.leases)
 }
 
 // OpenCounts lists the open segments led here with their entry counts

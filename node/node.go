@@ -276,9 +276,7 @@ func (n *Node) Run(ctx context.Context) error {
 		hctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
 		p.roll.Handoff(hctx)
 		cancel()
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		p.cursors.Commit(cctx)
-		cancel()
+		p.commitCursorsAtShutdown(n.logger)
 		p.cluster.TransferLeadership()
 	}
 	cancelLoops()
@@ -293,6 +291,26 @@ func (n *Node) Run(ctx context.Context) error {
 	muxWG.Wait()
 	n.logger.Info("node stopped")
 	return runErr
+}
+
+// commitCursorsAtShutdown commits the shared cursors before this node
+// leaves: on the Raft leader directly, elsewhere by asking the leader
+// while this node still counts towards the Raft quorum (when the whole
+// cluster stops at once, the followers must not leave before the last
+// positions are committed). A failure is an error: the next GETs will
+// redeliver what was handed out since the last commit.
+func (p *parts) commitCursorsAtShutdown(logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var err error
+	if p.cons.IsLeader() {
+		err = p.cursors.Commit(ctx)
+	} else {
+		err = p.cluster.CommitCursors(ctx)
+	}
+	if err != nil {
+		logger.Error("shutdown: committing the shared cursors failed; GETs may redeliver entries handed out since the last commit", "err", err)
+	}
 }
 
 // handoffTimeout bounds the graceful handoff at shutdown.

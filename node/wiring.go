@@ -30,9 +30,10 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		FailureTimeout: n.cfg.FailureTimeout, LeaseSyncInterval: n.cfg.LeaseSyncInterval,
 	}, segment.Deps{
 		Store: n.store, FSM: n.fsm, Contact: p.cluster,
-		Peer:    func(id uint64) segment.Peer { return p.peerOf(id) },
-		Hint:    func(topic string) { p.roll.Hint(topic) },
-		Metrics: n.m, Logger: n.logger,
+		Peer:     func(id uint64) segment.Peer { return p.peerOf(id) },
+		Hint:     func(topic string) { p.roll.Hint(topic) },
+		StepDown: p.cluster.StepDown,
+		Metrics:  n.m, Logger: n.logger,
 	})
 	p.cursors = cursor.New(cursor.Deps{
 		Self: p.self, Cons: cons, FSM: n.fsm, Live: p.cluster,
@@ -62,6 +63,7 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 // or local for this node itself.
 type peer interface {
 	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+	RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
 	Fence(ctx context.Context, topic string, seg, min uint64) (uint64, bool, error)
 	Unfence(ctx context.Context, topic string, seg uint64) error
 	ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error)
@@ -97,13 +99,23 @@ func (l local) AppendAsync(topic string, entries [][]byte, cb func(error)) bool 
 	return l.p.seg.AppendAsync(topic, entries, cb)
 }
 
-func (l local) Get(ctx context.Context, topic string, max int) ([][]byte, bool, error) {
-	return l.p.cursors.Get(ctx, topic, max)
+func (l local) Get(ctx context.Context, req *wire.GetRequest) ([][]byte, bool, error) {
+	return l.p.cursors.Get(ctx, req)
 }
 
 func (l local) Read(ctx context.Context, topic string, seg, off uint64, limit int) ([][]byte, error) {
 	return l.p.seg.Read(ctx, topic, seg, off, min(max(limit, 1), cursor.MaxGetBatch))
 }
+
+func (l local) RecoveryRead(ctx context.Context, topic string, seg, off uint64, limit int) ([][]byte, error) {
+	return l.p.seg.RecoveryRead(ctx, topic, seg, off, min(max(limit, 1), cursor.MaxGetBatch))
+}
+
+func (l local) StepDown(ctx context.Context, topic string, seg uint64) error {
+	return l.p.roll.StepDown(ctx, topic, seg)
+}
+
+func (l local) CommitCursors(ctx context.Context) error { return l.p.cursors.Commit(ctx) }
 
 func (l local) Propose(ctx context.Context, cmd []byte) (metadata.Result, error) {
 	return l.p.cluster.ProposeLocal(ctx, cmd)

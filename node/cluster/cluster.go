@@ -67,8 +67,9 @@ type SegmentRef struct {
 // other parts own (topic creation, the shared cursors, rollover hints).
 type LeaderLocal interface {
 	CreateTopic(ctx context.Context, topic string, rf, ack int) error
-	Get(ctx context.Context, topic string, max int) ([][]byte, bool, error)
-	RollHint(ctx context.Context, topic string) error
+	Get(ctx context.Context, req *wire.GetRequest) ([][]byte, bool, error)
+	StepDown(ctx context.Context, topic string, seg uint64) error
+	CommitCursors(ctx context.Context) error
 }
 
 // Led lists the open segments this node leads, with their counts.
@@ -101,6 +102,10 @@ type Cluster struct {
 	leaderSince time.Time
 
 	registered atomic.Bool
+	// lastTick is when the pause watchdog last ran (unix ns). A watchdog
+	// that has not run for FailureTimeout/2 means this node was paused or
+	// starved: its view of the others is stale, so it judges nobody dead.
+	lastTick atomic.Int64
 }
 
 // New builds the cluster part; Run runs its loop.
@@ -167,12 +172,54 @@ func (c *Cluster) setLeader(leader bool) {
 	}
 }
 
+// watchPauses ticks often, with nothing else to do, so a gap between
+// ticks measures a pause of the whole process (SIGSTOP, a stalled VM, a
+// long GC), not a slow peer.
+func (c *Cluster) watchPauses(ctx context.Context) {
+	c.lastTick.Store(time.Now().UnixNano())
+	t := time.NewTicker(min(max(c.cfg.FailureTimeout/20, 5*time.Millisecond), 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.tick(time.Now())
+		}
+	}
+}
+
+// tick notes that the watchdog runs. After a gap of more than
+// FailureTimeout/2 (this node was paused), every peer is given a fresh
+// FailureTimeout: their silence was ours.
+func (c *Cluster) tick(now time.Time) {
+	last := time.Unix(0, c.lastTick.Swap(now.UnixNano()))
+	if now.Sub(last) <= c.cfg.FailureTimeout/2 {
+		return
+	}
+	c.Logger.Warn("this node was paused or starved; judging no peer dead for a failure timeout", "gap", now.Sub(last).String())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, p := range c.peers {
+		p.Seen = now
+		c.peers[id] = p
+	}
+	if !c.leaderSince.IsZero() {
+		c.leaderSince = now
+	}
+}
+
+// stalled reports that the watchdog has not run lately.
+func (c *Cluster) stalled() bool {
+	return time.Since(time.Unix(0, c.lastTick.Load())) > c.cfg.FailureTimeout/2
+}
+
 // Alive reports whether node id is considered up: this node itself, or a
 // node heard from within FailureTimeout. A node never heard from counts as
 // alive until this node has led for FailureTimeout (no verdict without
 // evidence).
 func (c *Cluster) Alive(id uint64) bool {
-	if id == c.cfg.Self.ID {
+	if id == c.cfg.Self.ID || c.stalled() {
 		return true
 	}
 	c.mu.Lock()
@@ -215,17 +262,60 @@ func (c *Cluster) LiveVoters() ([]uint64, error) {
 	return live, nil
 }
 
-// InContact reports whether this node may use its segment leases: it must
-// be in recent contact with the Raft leader (or be it). A node cut off from
-// the leader stops appending after FailureTimeout/2, before the leader
-// declares it dead (after FailureTimeout) and moves its segments.
-func (c *Cluster) InContact() bool {
+// ConfirmContact proves that this node is in contact with the Raft leader
+// now and has applied everything committed before it asked, and returns
+// when it asked. A segment leader uses its leases for FailureTimeout/2
+// after that time only: the Raft leader declares a node dead (and moves
+// its segments) only after FailureTimeout without a heartbeat, and the
+// confirmation delivers one. Because the time is taken before the request
+// is sent, a node that was paused (SIGSTOP, a stalled VM) while the
+// answer was on its way finds its confirmation already stale, and a
+// failover committed while it was paused is applied before it could act.
+// On the Raft leader, the proof is a round of Raft heartbeats
+// (VerifyLeader).
+func (c *Cluster) ConfirmContact(ctx context.Context) (time.Time, error) {
+	start := time.Now()
 	r := c.Cons.Raft()
 	if r.State() == raft.Leader {
-		return true
+		if err := r.VerifyLeader().Error(); err != nil {
+			return time.Time{}, fmt.Errorf("confirm raft leadership: %w", err)
+		}
+		return start, nil
 	}
-	last := r.LastContact()
-	return !last.IsZero() && time.Since(last) < c.cfg.FailureTimeout/2
+	id, addr := c.Cons.Leader()
+	if id == 0 {
+		return time.Time{}, wire.ErrNoRaftLeader
+	}
+	l := c.clientAt(addr)
+	if err := l.Heartbeat(ctx, c.heartbeat(ctx)); err != nil {
+		return time.Time{}, fmt.Errorf("confirm contact with raft leader %d: %w", id, err)
+	}
+	idx, err := l.ReadIndex(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("confirm contact with raft leader %d: %w", id, err)
+	}
+	if err := c.awaitApplied(ctx, idx); err != nil {
+		return time.Time{}, err
+	}
+	return start, nil
+}
+
+// awaitApplied waits until this node has applied index idx.
+func (c *Cluster) awaitApplied(ctx context.Context, idx uint64) error {
+	r := c.Cons.Raft()
+	for r.AppliedIndex() < idx {
+		// No-op commands do not signal Changed, so poll as well.
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-c.FSM.Changed():
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		t.Stop()
+	}
+	return nil
 }
 
 // Addr returns the internal RPC address of a node.
@@ -259,10 +349,14 @@ func (c *Cluster) clientAt(addr string) wire.Client {
 // promotes caught-up learners and re-addresses moved members.
 func (c *Cluster) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c.observeRaft(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.watchPauses(ctx)
 	}()
 	defer wg.Wait()
 	if len(c.cfg.Join) > 0 && !c.Cons.HasExistingState() {
@@ -292,9 +386,7 @@ func (c *Cluster) Beat(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	r := c.Cons.Raft()
-	hb := wire.Heartbeat{ID: c.cfg.Self.ID, LastIndex: r.LastIndex(), Applied: r.AppliedIndex(), Open: c.Led.OpenCounts(ctx), RaftAddr: c.cfg.Self.RaftAddr}
-	payload := hb.Append(nil)
+	payload := c.heartbeat(ctx).Append(nil)
 	hctx, cancel := context.WithTimeout(ctx, HeartbeatInterval*4)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -311,6 +403,11 @@ func (c *Cluster) Beat(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+func (c *Cluster) heartbeat(ctx context.Context) *wire.Heartbeat {
+	r := c.Cons.Raft()
+	return &wire.Heartbeat{ID: c.cfg.Self.ID, LastIndex: r.LastIndex(), Applied: r.AppliedIndex(), Open: c.Led.OpenCounts(ctx), RaftAddr: c.cfg.Self.RaftAddr}
 }
 
 // join asks the configured members to add this node, until one accepts.

@@ -110,15 +110,31 @@ func (c *Cluster) CreateTopic(ctx context.Context, topic string, rf, ack int) er
 }
 
 // Get hands out entries of a topic's shared cursor, which lives on the
-// Raft leader.
-func (c *Cluster) Get(ctx context.Context, topic string, max int) (entries [][]byte, more bool, err error) {
+// Raft leader. Every attempt carries the same request id, so the leader
+// answers a retry with what it handed out the first time.
+func (c *Cluster) Get(ctx context.Context, req *wire.GetRequest) (entries [][]byte, more bool, err error) {
 	err = c.onLeader(ctx, "read",
-		func(ctx context.Context) (err error) { entries, more, err = c.Local.Get(ctx, topic, max); return err },
-		func(ctx context.Context, l wire.Client) (err error) {
-			entries, more, err = l.Get(ctx, topic, max)
-			return err
-		})
+		func(ctx context.Context) (err error) { entries, more, err = c.Local.Get(ctx, req); return err },
+		func(ctx context.Context, l wire.Client) (err error) { entries, more, err = l.Get(ctx, req); return err })
 	return entries, more, err
+}
+
+// StepDown tells the Raft leader that this node gives up leading a
+// segment (it holds fewer entries than a replica, or a recovery fenced
+// it), so the segment is recovered and the topic moves on.
+func (c *Cluster) StepDown(ctx context.Context, topic string, seg uint64) error {
+	return c.onLeader(ctx, "proposal",
+		func(ctx context.Context) error { return c.Local.StepDown(ctx, topic, seg) },
+		func(ctx context.Context, l wire.Client) error { return l.StepDown(ctx, topic, seg) })
+}
+
+// CommitCursors asks the Raft leader to commit the shared cursors now and
+// waits for it (a node that is stopping lets them commit while it still
+// counts towards the Raft quorum).
+func (c *Cluster) CommitCursors(ctx context.Context) error {
+	return c.onLeader(ctx, "proposal",
+		func(ctx context.Context) error { return c.Local.CommitCursors(ctx) },
+		func(ctx context.Context, l wire.Client) error { return l.CommitCursors(ctx) })
 }
 
 // SendRollHint passes a "segment full" hint to the Raft leader once (the
@@ -144,20 +160,7 @@ func (c *Cluster) CatchUp(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, retry.RequestTimeout)
 	defer cancel()
-	r := c.Cons.Raft()
-	for r.AppliedIndex() < idx {
-		// No-op commands do not signal Changed, so poll as well.
-		t := time.NewTimer(2 * time.Millisecond)
-		select {
-		case <-c.FSM.Changed():
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-		t.Stop()
-	}
-	return nil
+	return c.awaitApplied(ctx, idx)
 }
 
 // ReadIndex is the receiving side of wire.MethodReadIndex: the Raft

@@ -61,6 +61,8 @@ type Cursors struct {
 	mu   sync.Mutex
 	term uint64
 	m    map[string]*topicCursor
+	// answers keeps recent GETs' results for their retries.
+	answers answers
 }
 
 type topicCursor struct {
@@ -108,10 +110,18 @@ func (s *Cursors) cursorFor(ctx context.Context, topic string) (*topicCursor, er
 // Get hands out up to max entries of topic (this node must be the Raft
 // leader). more is true when it stopped at the byte budget (entries may
 // remain), false when it caught up or hit max.
-func (s *Cursors) Get(ctx context.Context, topic string, limit int) ([][]byte, bool, error) {
-	limit = min(max(limit, 1), MaxGetBatch)
-	out, err := s.get(ctx, topic, limit)
-	return out, len(out) < limit && totalBytes(out) >= maxGetBytes, err
+// A request with an id is answered once: a retry of it (its reply was
+// lost) gets the same entries.
+func (s *Cursors) Get(ctx context.Context, req *wire.GetRequest) ([][]byte, bool, error) {
+	limit := min(max(int(req.Max), 1), MaxGetBatch)
+	get := func() ([][]byte, bool, error) {
+		out, err := s.get(ctx, req.Topic, limit)
+		return out, len(out) < limit && totalBytes(out) >= maxGetBytes, err
+	}
+	if req.ReqID == 0 {
+		return get()
+	}
+	return s.answers.do(ctx, reqKey{req.From, req.ReqID}, get)
 }
 
 func totalBytes(entries [][]byte) int {
@@ -174,7 +184,13 @@ func (s *Cursors) get(ctx context.Context, topic string, max int) ([][]byte, err
 		}
 		if len(entries) == 0 {
 			if sealed {
-				return out, fmt.Errorf("topic %s segment %d sealed at %d entries but node %d returned none at offset %d", topic, c.pos.Segment, count, holder, c.pos.Offset)
+				err := fmt.Errorf("topic %s segment %d sealed at %d entries but node %d returned none at offset %d: %w", topic, c.pos.Segment, count, holder, c.pos.Offset, wire.ErrSegmentUnavailable)
+				if len(out) > 0 {
+					// Deliver what was handed out; the next GET reports it.
+					s.Logger.Warn("shared cursor stopped short", "err", err)
+					break
+				}
+				return nil, err
 			}
 			break // caught up with the open segment
 		}
@@ -227,9 +243,9 @@ func (s *Cursors) read(ctx context.Context, id uint64, topic string, seg, off ui
 }
 
 // Commit proposes the dirty cursor positions in one command.
-func (s *Cursors) Commit(ctx context.Context) {
+func (s *Cursors) Commit(ctx context.Context) error {
 	if !s.Cons.IsLeader() {
-		return
+		return fmt.Errorf("commit cursors: %w", wire.ErrNotRaftLeader)
 	}
 	s.mu.Lock()
 	var (
@@ -247,7 +263,7 @@ func (s *Cursors) Commit(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	if len(cmd.Cursors) == 0 {
-		return
+		return nil
 	}
 	res, err := s.Cons.Propose(ctx, cmd)
 	if err == nil {
@@ -262,8 +278,12 @@ func (s *Cursors) Commit(ctx context.Context) {
 			c.dirty = true
 			c.mu.Unlock()
 		}
+		return fmt.Errorf("commit cursors: %w", err)
 	}
+	return nil
 }
 
 // Run commits dirty positions every CommitInterval until ctx ends.
-func (s *Cursors) Run(ctx context.Context) { retry.Every(ctx, s.CommitInterval, s.Commit) }
+func (s *Cursors) Run(ctx context.Context) {
+	retry.Every(ctx, s.CommitInterval, func(ctx context.Context) { _ = s.Commit(ctx) })
+}

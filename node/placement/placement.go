@@ -6,6 +6,8 @@ package placement
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -71,6 +73,22 @@ func Confirmed(counts []uint64, ack int) uint64 {
 	c := slices.Clone(counts)
 	slices.SortFunc(c, func(a, b uint64) int { return cmp.Compare(b, a) })
 	return c[min(max(ack, 1), len(c))-1]
+}
+
+// ErrUnrecoverable: a replication factor and ack quorum whose segments
+// could not fail over without the dead leader.
+var ErrUnrecoverable = errors.New("ack quorum 1 with a replication factor above 1: a leader acknowledges alone, so its failure would lose acknowledged entries or block the topic until it returns; use ack >= 2 (or rf 1)")
+
+// CheckReplication refuses the settings recovery cannot honour: with
+// ack 1 and more than one replica, the entries the dead leader
+// acknowledged may be on no other replica, and a recovery would need every
+// replica (the dead one included) to answer (RecoveryQuorum). ack 0 means
+// a majority.
+func CheckReplication(rf, ack int) error {
+	if rf > 1 && ack == 1 {
+		return fmt.Errorf("rf=%d ack=1: %w", rf, ErrUnrecoverable)
+	}
+	return nil
 }
 
 // RecoveryQuorum is how many replicas of a set must answer a recovery's

@@ -1,9 +1,11 @@
 package rollover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,15 +29,60 @@ func (r *Rollover) failoverLoop(ctx context.Context) {
 	})
 }
 
+// StepDown is the receiving side of wire.MethodStepDown: the leader of a
+// topic's open segment gave it up; the failover loop recovers it as if
+// that leader were dead.
+func (r *Rollover) StepDown(_ context.Context, topic string, seg uint64) error {
+	if !r.Cons.IsLeader() {
+		return fmt.Errorf("step down %s/%d: %w", topic, seg, wire.ErrNotRaftLeader)
+	}
+	if rt, ok := r.FSM.Route(topic); !ok || rt.Segment != seg {
+		return nil // moved already
+	}
+	r.mu.Lock()
+	if _, ok := r.deposed[segRef{topic, seg}]; !ok {
+		r.Logger.Warn("segment leader stepped down: recovering the segment from its replicas", "topic", topic, "segment", seg)
+	}
+	r.deposed[segRef{topic, seg}] = time.Now()
+	r.mu.Unlock()
+	return nil
+}
+
+// isDeposed reports (and prunes) step-downs of open segments.
+func (r *Rollover) isDeposed(topic string, rt metadata.Route) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, at := range r.deposed {
+		if cur, ok := r.FSM.Route(k.topic); !ok || cur.Segment != k.seg || time.Since(at) > time.Minute {
+			delete(r.deposed, k)
+		}
+	}
+	_, ok := r.deposed[segRef{topic, rt.Segment}]
+	return ok
+}
+
 func (r *Rollover) failoverDead(ctx context.Context) error {
 	live, err := r.Cluster.LiveVoters()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	verified := false
 	for topic, rt := range r.FSM.Routes() {
-		if ctx.Err() != nil || r.Cluster.Alive(rt.Leader) {
+		if ctx.Err() != nil {
 			continue
+		}
+		deposed := r.isDeposed(topic, rt)
+		if !deposed && r.Cluster.Alive(rt.Leader) {
+			continue
+		}
+		if !verified {
+			// Verdicts of a leader that has just lost its leadership (it
+			// was paused, partitioned) must not fence anything.
+			if err := r.Cons.Raft().VerifyLeader().Error(); err != nil {
+				return fmt.Errorf("verify raft leadership before failover: %w", err)
+			}
+			verified = true
 		}
 		if set, _, _ := r.FSM.SegmentReplicas(topic, rt.Segment); len(set) > 1 {
 			// Replicated: the survivors hold every acknowledged entry.
@@ -45,6 +92,9 @@ func (r *Rollover) failoverDead(ctx context.Context) error {
 				r.Metrics.ReplicaFailovers.Inc()
 			}
 			continue
+		}
+		if deposed {
+			continue // an unreplicated segment has no replicas to recover from
 		}
 		if !r.Cluster.Heard(rt.Leader) {
 			// Never heard from it (e.g. the whole cluster restarted and it
@@ -125,8 +175,20 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 		return fmt.Errorf("recovery needs %d of replicas %v to answer the fence, %d did: %w", need, set, len(resp), wire.ErrSegmentUnavailable)
 	}
 	count, src, _ := placement.SealPoint(resp, rt.Leader)
+	// The sealed count must be held by an ack quorum before the seal
+	// commits (as BookKeeper closes a ledger): otherwise a tail only the
+	// suspected leader holds (it answered the fence after a pause) would
+	// become unreadable if that node then died. Copy it to the lagging
+	// responders, the old leader last.
+	holders := 0
 	for _, a := range resp {
-		if a.Count >= count || a.ID == rt.Leader {
+		if a.Count >= count {
+			holders++
+		}
+	}
+	slices.SortStableFunc(resp, func(a, b placement.Answer) int { return cmp.Compare(btoi(a.ID == rt.Leader), btoi(b.ID == rt.Leader)) })
+	for _, a := range resp {
+		if a.Count >= count {
 			continue
 		}
 		// Bounded: a far-behind survivor finishes through catch-up after
@@ -135,10 +197,13 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 		err := wire.CopyRange(cctx, r.Peer(src), r.Peer(a.ID), topic, rt.Segment, epoch, a.Count, count, 5*time.Second)
 		ccancel()
 		if err != nil {
-			// The catch-up loop finishes the copy later; src holds the
-			// sealed count already.
 			r.Logger.Warn("recovery: copying to a lagging replica failed", "topic", topic, "segment", rt.Segment, "replica", a.ID, "err", fmt.Errorf("from node %d: %w", src, err))
+			continue
 		}
+		holders++
+	}
+	if holders < min(ack, len(set)) {
+		return fmt.Errorf("recovery: only %d replicas hold the %d entries to seal, the ack quorum is %d; will retry: %w", holders, count, ack, wire.ErrSegmentUnavailable)
 	}
 	next := placement.NextLeader(live, rt.Leader)
 	if err := r.sealAndOpen(ctx, seal{op: "failover", topic: topic, seg: rt.Segment, count: count, next: next, live: live, start: start}); err != nil {
@@ -147,4 +212,11 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 	r.Logger.Warn("segment leader down: fenced the replicas, sealed the segment at the highest replica count and moved the topic",
 		"topic", topic, "segment", rt.Segment, "dead_leader", rt.Leader, "entries", count, "replica_counts", fmt.Sprint(counts), "epoch", epoch, "next_leader", next, "took", time.Since(start).String())
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/walrus-go/walrus/node/consensus"
@@ -55,7 +56,7 @@ type Peer interface {
 	ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error)
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
-	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+	RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
 }
 
 // Segments is this node's segment part, for the shutdown handoff.
@@ -88,11 +89,16 @@ type Rollover struct {
 	cfg Config
 	Deps
 	hints chan string
+
+	// deposed are open segments whose leader stepped down: recovered like
+	// those of a dead leader. Pruned once the segment has moved.
+	mu      sync.Mutex
+	deposed map[segRef]time.Time
 }
 
 // New builds the rollover part; Run runs its loops.
 func New(cfg Config, d Deps) *Rollover {
-	return &Rollover{cfg: cfg, Deps: d, hints: make(chan string, hintCap)}
+	return &Rollover{cfg: cfg, Deps: d, hints: make(chan string, hintCap), deposed: map[segRef]time.Time{}}
 }
 
 // Run runs the monitor, failover and re-replication loops until ctx ends.

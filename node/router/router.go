@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
@@ -38,7 +40,7 @@ type Config struct {
 // cluster part).
 type Leader interface {
 	CreateTopic(ctx context.Context, topic string, rf, ack int) error
-	Get(ctx context.Context, topic string, max int) ([][]byte, bool, error)
+	Get(ctx context.Context, req *wire.GetRequest) ([][]byte, bool, error)
 	CatchUp(ctx context.Context) error
 	LiveVoters() ([]uint64, error)
 }
@@ -71,11 +73,15 @@ type Router struct {
 	cfg Config
 	Deps
 	fwd forwarders
+	// reqIDs numbers GETs sent to the cursor owner; it starts at a random
+	// value so ids from before a restart are not reused.
+	reqIDs atomic.Uint64
 }
 
 // New builds the router; Close stops its forwarders.
 func New(cfg Config, d Deps) *Router {
 	r := &Router{cfg: cfg, Deps: d}
+	r.reqIDs.Store(rand.Uint64() >> 1)
 	r.fwd.init()
 	return r
 }
@@ -135,7 +141,8 @@ func (r *Router) Get(ctx context.Context, topic string, max int) ([][]byte, erro
 			}
 			return nil, fmt.Errorf("%w %s", wire.ErrUnknownTopic, topic)
 		}
-		entries, more, err := r.Leader.Get(ctx, topic, max-len(out))
+		req := &wire.GetRequest{Topic: topic, Max: uint32(max - len(out)), From: r.cfg.Self, ReqID: r.reqIDs.Add(1)}
+		entries, more, err := r.Leader.Get(ctx, req)
 		if err != nil {
 			if len(out) > 0 {
 				return out, nil // deliver what was handed out
@@ -370,6 +377,13 @@ func (r *Router) Create(ctx context.Context, args []string) protocol.Reply {
 	}
 	if ack > effRF {
 		return protocol.Errf("ack=%d: must be <= rf (%d)", ack, effRF)
+	}
+	effAck := ack
+	if effAck < 0 {
+		effAck = r.cfg.AckQuorum
+	}
+	if err := placement.CheckReplication(effRF, effAck); err != nil {
+		return protocol.ErrReply(err)
 	}
 	if err := r.CreateTopic(ctx, topic, rf, ack); err != nil {
 		return ErrReply(err)

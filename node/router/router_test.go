@@ -27,7 +27,7 @@ func (l *fakeLeader) CreateTopic(_ context.Context, topic string, rf, ack int) e
 	l.created = append(l.created, fmt.Sprintf("%s rf=%d ack=%d", topic, rf, ack))
 	return l.fsm.ApplyCommand(metadata.CreateTopic{Topic: topic, Leader: 1}).Err
 }
-func (l *fakeLeader) Get(context.Context, string, int) ([][]byte, bool, error) {
+func (l *fakeLeader) Get(context.Context, *wire.GetRequest) ([][]byte, bool, error) {
 	return nil, false, nil
 }
 func (l *fakeLeader) CatchUp(context.Context) error { return nil }

@@ -42,7 +42,10 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 		return nil, err
 	}
 	if epoch > 1 {
-		// Fenced here by a recovery: this node must not lead it again.
+		// Fenced here by a recovery: this node must not lead it again. If
+		// that recovery did not move the segment, the Raft leader must
+		// run it again.
+		go m.stepDown(topic, seg)
 		return nil, fmt.Errorf("topic %s segment %d: fenced at epoch %d: %w", topic, seg, epoch, wire.ErrFenced)
 	}
 	id := engine.SegmentID{Topic: topic, Segment: seg}
@@ -63,9 +66,10 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 			_, count, sealed, _ := m.FSM.SegmentInfo(topic, seg)
 			return count, sealed
 		},
-		Stop:   m.repStop,
-		Done:   func() { m.dropReplicator(k, r) },
-		Logger: m.Logger,
+		Stop:    m.repStop,
+		Done:    func() { m.dropReplicator(k, r) },
+		Deposed: func() { m.stepDown(topic, seg) },
+		Logger:  m.Logger,
 	})
 	m.reps[k] = r
 	if m.repClosed {

@@ -2,6 +2,8 @@ package segment
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,9 +26,73 @@ func (m *Manager) leaseFor(topic string) (uint64, bool) {
 	return seg, ok
 }
 
-// leaseFresh reports whether this node may use its leases now.
+// leaseClock is when this node last proved contact with the Raft leader
+// (the time it asked) and last tried to.
+type leaseClock struct {
+	confirmed, attempted atomic.Int64 // unix ns
+	mu                   sync.Mutex   // one confirmation at a time
+}
+
+// leaseValid is how long a confirmation lets this node use its leases.
+func (m *Manager) leaseValid() time.Duration { return m.cfg.FailureTimeout / 2 }
+
+// confirmEvery is the period of the background confirmation.
+func (m *Manager) confirmEvery() time.Duration {
+	return min(max(m.cfg.FailureTimeout/8, 20*time.Millisecond), 250*time.Millisecond)
+}
+
+// leaseFresh reports whether this node may use its leases now: it is not
+// draining and proved contact with the Raft leader within leaseValid. A
+// node that has not tried for that long (it led nothing) confirms now.
 func (m *Manager) leaseFresh() bool {
-	return !m.draining.Load() && m.Contact.InContact()
+	if m.draining.Load() {
+		return false
+	}
+	if time.Since(time.Unix(0, m.lease.confirmed.Load())) < m.leaseValid() {
+		return true
+	}
+	if time.Since(time.Unix(0, m.lease.attempted.Load())) < m.leaseValid() {
+		return false // the background confirmation is failing: fail fast
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.leaseValid())
+	defer cancel()
+	m.confirm(ctx)
+	return time.Since(time.Unix(0, m.lease.confirmed.Load())) < m.leaseValid()
+}
+
+// confirm proves contact with the Raft leader once.
+func (m *Manager) confirm(ctx context.Context) {
+	m.lease.mu.Lock()
+	defer m.lease.mu.Unlock()
+	m.lease.attempted.Store(time.Now().UnixNano())
+	at, err := m.Contact.ConfirmContact(ctx)
+	if err != nil {
+		return
+	}
+	if at.UnixNano() > m.lease.confirmed.Load() {
+		m.lease.confirmed.Store(at.UnixNano())
+	}
+}
+
+// confirmLoop keeps the lease confirmed while this node leads segments.
+func (m *Manager) confirmLoop(ctx context.Context) {
+	t := time.NewTicker(m.confirmEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.leaseMu.RLock()
+		leading := len(m.leases) > 0
+		m.leaseMu.RUnlock()
+		if leading && !m.draining.Load() {
+			cctx, cancel := context.WithTimeout(ctx, m.leaseValid())
+			m.confirm(cctx)
+			cancel()
+		}
+	}
 }
 
 // syncLeases recomputes the lease table from the committed metadata.

@@ -41,10 +41,11 @@ type Config struct {
 	LeaseSyncInterval time.Duration
 }
 
-// Contact tells whether this node may use its leases: it is in recent
-// contact with the Raft leader (or is it).
+// Contact proves that this node is in contact with the Raft leader (or
+// is it) and has applied everything committed before it asked; it
+// returns when it asked (see cluster.ConfirmContact).
 type Contact interface {
-	InContact() bool
+	ConfirmContact(ctx context.Context) (time.Time, error)
 }
 
 // Peer is another member's side of the replica protocol (a wire.Client,
@@ -52,7 +53,7 @@ type Contact interface {
 type Peer interface {
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
 	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
-	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+	RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
 }
 
 // Deps are the parts the segment part uses.
@@ -63,9 +64,12 @@ type Deps struct {
 	// Peer returns node id's side of the replica protocol.
 	Peer func(id uint64) Peer
 	// Hint reports, without blocking, that a segment led here is full.
-	Hint    func(topic string)
-	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	Hint func(topic string)
+	// StepDown asks the Raft leader to recover a segment this node can no
+	// longer lead.
+	StepDown func(ctx context.Context, topic string, seg uint64) error
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
 }
 
 type segKey struct {
@@ -80,6 +84,12 @@ type Manager struct {
 
 	draining     atomic.Bool
 	notLeaderLog rateLimit
+	lease        leaseClock
+
+	// Segments this node is stepping down from (one goroutine each).
+	stepMu   sync.Mutex
+	stepping map[segKey]bool
+	stepWG   sync.WaitGroup
 
 	// Leases.
 	leaseMu   sync.RWMutex
@@ -122,6 +132,7 @@ func New(cfg Config, d Deps) *Manager {
 		repStop:      make(chan struct{}),
 		epochs:       epochTable{dir: cfg.Dir},
 		complete:     map[segKey]bool{},
+		stepping:     map[segKey]bool{},
 	}
 }
 
@@ -129,10 +140,14 @@ func New(cfg Config, d Deps) *Manager {
 // and catches up sealed replicas every second, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		m.catchUpLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		m.confirmLoop(ctx)
 	}()
 	m.leaseLoop(ctx)
 	wg.Wait()
@@ -148,6 +163,7 @@ func (m *Manager) Close() {
 	}
 	m.mu.Unlock()
 	m.writerWG.Wait()
+	m.stepWG.Wait()
 
 	m.repMu.Lock()
 	if !m.repClosed {
@@ -213,6 +229,16 @@ func (m *Manager) Read(ctx context.Context, topic string, seg, off uint64, max i
 	}
 	m.Metrics.ObserveRead(topic, len(entries), b)
 	return entries, nil
+}
+
+// RecoveryRead reads what this node holds of a segment, past the
+// ack-quorum bound: a recovery copying a fenced segment's tail.
+func (m *Manager) RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error) {
+	entries, err := m.Store.Read(ctx, engine.SegmentID{Topic: topic, Segment: seg}, off, max, readMaxBytes)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, nil
+	}
+	return entries, err
 }
 
 // Drain stops acknowledging appends (clean shutdown): leases count as

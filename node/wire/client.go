@@ -73,9 +73,9 @@ func (c Client) Append(ctx context.Context, topic string, entries [][]byte) erro
 	return c.call(ctx, MethodAppend, &AppendRequest{Topic: topic, Entries: entries}, nil)
 }
 
-func (c Client) Get(ctx context.Context, topic string, max int) ([][]byte, bool, error) {
+func (c Client) Get(ctx context.Context, req *GetRequest) ([][]byte, bool, error) {
 	var r GetReply
-	err := c.call(ctx, MethodGet, &GetRequest{Topic: topic, Max: uint32(max)}, &r)
+	err := c.call(ctx, MethodGet, req, &r)
 	return r.Entries, r.More, err
 }
 
@@ -83,6 +83,20 @@ func (c Client) Read(ctx context.Context, topic string, seg, off uint64, max int
 	var r EntriesReply
 	err := c.call(ctx, MethodRead, &ReadRequest{Topic: topic, Segment: seg, Offset: off, Max: uint32(max)}, &r)
 	return r.Entries, err
+}
+
+func (c Client) RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error) {
+	var r EntriesReply
+	err := c.call(ctx, MethodRead, &ReadRequest{Topic: topic, Segment: seg, Offset: off, Max: uint32(max), Recovery: true}, &r)
+	return r.Entries, err
+}
+
+func (c Client) StepDown(ctx context.Context, topic string, seg uint64) error {
+	return c.call(ctx, MethodStepDown, &SegmentRequest{Topic: topic, Segment: seg}, nil)
+}
+
+func (c Client) CommitCursors(ctx context.Context) error {
+	return c.call(ctx, MethodCommitCursors, nil, nil)
 }
 
 type rawRequest []byte

@@ -11,7 +11,7 @@ const copyMaxEntries = 4096
 
 // CopySource reads a segment from one replica.
 type CopySource interface {
-	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+	RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
 }
 
 // CopyTarget stores entries on one replica.
@@ -25,7 +25,7 @@ func CopyRange(ctx context.Context, src CopySource, dst CopyTarget, topic string
 	for from < to {
 		want := int(min(to-from, copyMaxEntries))
 		rctx, cancel := context.WithTimeout(ctx, callTimeout)
-		entries, err := src.Read(rctx, topic, seg, from, want)
+		entries, err := src.RecoveryRead(rctx, topic, seg, from, want)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("read: %w", err)

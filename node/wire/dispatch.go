@@ -16,8 +16,11 @@ type Handler interface {
 	// AppendAsync queues an append without blocking and answers cb later;
 	// false means "queue full, take the blocking path".
 	AppendAsync(topic string, entries [][]byte, cb func(error)) bool
-	Get(ctx context.Context, topic string, max int) (entries [][]byte, more bool, err error)
+	Get(ctx context.Context, req *GetRequest) (entries [][]byte, more bool, err error)
 	Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+	// RecoveryRead reads past the ack-quorum bound of an open segment (a
+	// recovery copying a fenced segment's tail).
+	RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
 	Propose(ctx context.Context, cmd []byte) (metadata.Result, error)
 	CreateTopic(ctx context.Context, topic string, rf, ack int) error
 	Join(ctx context.Context, id uint64, addr string) error
@@ -28,6 +31,11 @@ type Handler interface {
 	ReadIndex(ctx context.Context) (uint64, error)
 	RemoveNode(ctx context.Context, id uint64) error
 	RollHint(ctx context.Context, topic string) error
+	// StepDown: the segment's leader gives it up (it lost entries its
+	// replicas hold, or a recovery fenced it); the Raft leader recovers it.
+	StepDown(ctx context.Context, topic string, seg uint64) error
+	// CommitCursors commits the shared cursors now (a node stopping).
+	CommitCursors(ctx context.Context) error
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
 	ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error)
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
@@ -79,7 +87,7 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 		if err := req.Decode(payload); err != nil {
 			return nil, err
 		}
-		entries, more, err := h.Get(ctx, req.Topic, int(req.Max))
+		entries, more, err := h.Get(ctx, &req)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +97,11 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 		if err := req.Decode(payload); err != nil {
 			return nil, err
 		}
-		entries, err := h.Read(ctx, req.Topic, req.Segment, req.Offset, int(req.Max))
+		read := h.Read
+		if req.Recovery {
+			read = h.RecoveryRead
+		}
+		entries, err := read(ctx, req.Topic, req.Segment, req.Offset, int(req.Max))
 		if err != nil {
 			return nil, err
 		}
@@ -154,6 +166,14 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 			return nil, err
 		}
 		return nil, h.RollHint(ctx, req.Topic)
+	case MethodStepDown:
+		var req SegmentRequest
+		if err := req.Decode(payload); err != nil {
+			return nil, err
+		}
+		return nil, h.StepDown(ctx, req.Topic, req.Segment)
+	case MethodCommitCursors:
+		return nil, h.CommitCursors(ctx)
 	case MethodReplicaAppend:
 		var req ReplicaAppendRequest
 		if err := req.Decode(payload); err != nil {

@@ -8,19 +8,21 @@ import (
 
 // Method ids. Values are part of the node-to-node protocol.
 const (
-	MethodAppend      byte = 1  // AppendRequest -> -
-	MethodGet         byte = 2  // GetRequest -> GetReply (shared cursor, Raft leader)
-	MethodRead        byte = 3  // ReadRequest -> EntriesReply
-	MethodPropose     byte = 4  // encoded metadata command -> Result
-	MethodCreateTopic byte = 5  // CreateTopicRequest -> - (Raft leader)
-	MethodJoin        byte = 6  // JoinRequest -> - (Raft leader)
-	MethodHeartbeat   byte = 7  // Heartbeat -> -
-	MethodFence       byte = 8  // FenceRequest -> FenceReply
-	MethodUnfence     byte = 9  // SegmentRequest -> -
-	MethodStat        byte = 10 // SegmentRequest -> CountReply
-	MethodReadIndex   byte = 11 // - -> CountReply (the Raft leader's commit index)
-	MethodRemoveNode  byte = 12 // NodeRequest -> - (Raft leader)
-	MethodRollHint    byte = 13 // TopicRequest -> - (segment full; Raft leader)
+	MethodAppend        byte = 1  // AppendRequest -> -
+	MethodGet           byte = 2  // GetRequest -> GetReply (shared cursor, Raft leader)
+	MethodRead          byte = 3  // ReadRequest -> EntriesReply
+	MethodPropose       byte = 4  // encoded metadata command -> Result
+	MethodCreateTopic   byte = 5  // CreateTopicRequest -> - (Raft leader)
+	MethodJoin          byte = 6  // JoinRequest -> - (Raft leader)
+	MethodHeartbeat     byte = 7  // Heartbeat -> -
+	MethodFence         byte = 8  // FenceRequest -> FenceReply
+	MethodUnfence       byte = 9  // SegmentRequest -> -
+	MethodStat          byte = 10 // SegmentRequest -> CountReply
+	MethodReadIndex     byte = 11 // - -> CountReply (the Raft leader's commit index)
+	MethodRemoveNode    byte = 12 // NodeRequest -> - (Raft leader)
+	MethodRollHint      byte = 13 // TopicRequest -> - (segment full; Raft leader)
+	MethodStepDown      byte = 14 // SegmentRequest -> - (a segment leader gives up its segment; Raft leader)
+	MethodCommitCursors byte = 15 // - -> - (commit the shared cursors now; Raft leader)
 	// 32.. are segment replication.
 	MethodReplicaAppend byte = 32 // ReplicaAppendRequest -> CountReply
 	MethodReplicaFence  byte = 33 // ReplicaFenceRequest -> CountReply
@@ -50,21 +52,33 @@ func (m *AppendRequest) Decode(b []byte) error {
 }
 
 // GetRequest hands out up to Max entries of a topic's shared cursor.
+// From and ReqID (optional: absent from old senders) name the request, so
+// a retry of one whose reply was lost gets the same entries again instead
+// of advancing the cursor twice.
 type GetRequest struct {
-	Topic string
-	Max   uint32
+	Topic       string
+	Max         uint32
+	From, ReqID uint64
 }
 
 func (m *GetRequest) Append(b []byte) []byte {
 	e := enc{b: b}
 	e.str(m.Topic)
 	e.u32(m.Max)
+	if m.ReqID != 0 {
+		e.u64(m.From)
+		e.u64(m.ReqID)
+	}
 	return e.b
 }
 
 func (m *GetRequest) Decode(b []byte) error {
 	d := dec{b: b}
 	m.Topic, m.Max = d.str(), d.u32()
+	m.From, m.ReqID = 0, 0
+	if d.err == nil && len(d.b) >= 16 {
+		m.From, m.ReqID = d.u64(), d.u64()
+	}
 	return d.done("get")
 }
 
@@ -90,11 +104,15 @@ func (m *GetReply) Decode(b []byte) error {
 	return d.done("get reply")
 }
 
-// ReadRequest reads a segment held by the receiver.
+// ReadRequest reads a segment held by the receiver. Recovery (optional:
+// absent from old senders) asks for what the replica holds, past the
+// ack-quorum bound of an open segment: only a recovery copying a fenced
+// segment's tail may read it.
 type ReadRequest struct {
 	Topic           string
 	Segment, Offset uint64
 	Max             uint32
+	Recovery        bool
 }
 
 func (m *ReadRequest) Append(b []byte) []byte {
@@ -103,12 +121,16 @@ func (m *ReadRequest) Append(b []byte) []byte {
 	e.u64(m.Segment)
 	e.u64(m.Offset)
 	e.u32(m.Max)
+	if m.Recovery {
+		e.flag(true)
+	}
 	return e.b
 }
 
 func (m *ReadRequest) Decode(b []byte) error {
 	d := dec{b: b}
 	m.Topic, m.Segment, m.Offset, m.Max = d.str(), d.u64(), d.u64(), d.u32()
+	m.Recovery = d.err == nil && len(d.b) > 0 && d.u8() == 1
 	return d.done("read")
 }
 

@@ -79,8 +79,12 @@ type Config struct {
 	// Stop is closed when every replicator must stop (shutdown).
 	Stop <-chan struct{}
 	// Done is called once when the replicator has stopped by itself.
-	Done   func()
-	Logger *slog.Logger
+	Done func()
+	// Deposed is called (on its own goroutine) when this leader must give
+	// the segment up: a follower holds more entries than it does, or a
+	// recovery fenced a follower.
+	Deposed func()
+	Logger  *slog.Logger
 }
 
 type recentBatch struct {

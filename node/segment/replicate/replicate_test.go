@@ -73,11 +73,12 @@ type harness struct {
 	id        engine.SegmentID
 	stop      chan struct{}
 	sealed    func() (uint64, bool)
+	deposed   chan struct{}
 }
 
 func newHarness(t *testing.T, ack int, followers ...uint64) *harness {
 	t.Helper()
-	h := &harness{store: memstore.New(), followers: map[uint64]*fakeFollower{}, id: engine.SegmentID{Topic: "t", Segment: 1}, stop: make(chan struct{})}
+	h := &harness{store: memstore.New(), followers: map[uint64]*fakeFollower{}, id: engine.SegmentID{Topic: "t", Segment: 1}, stop: make(chan struct{}), deposed: make(chan struct{}, 1)}
 	for _, id := range followers {
 		h.followers[id] = &fakeFollower{}
 	}
@@ -89,6 +90,12 @@ func newHarness(t *testing.T, ack int, followers ...uint64) *harness {
 		Sealed: func() (uint64, bool) { return h.sealed() },
 		Stop:   h.stop,
 		Done:   func() {},
+		Deposed: func() {
+			select {
+			case h.deposed <- struct{}{}:
+			default:
+			}
+		},
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	h.r.Start()
@@ -215,16 +222,22 @@ func TestAwaitFollowersAndPending(t *testing.T) {
 	}
 }
 
-// TestFollowerAheadIsNotStreamed: a follower holding more than the leader
-// (the leader lost entries) must not be written to.
-func TestFollowerAheadIsNotStreamed(t *testing.T) {
+// TestFollowerAheadStepsDown: a follower holding more than the leader
+// (the leader lost entries: a wiped disk) must not be written to, nothing
+// more is acknowledged, and the leader asks to be replaced.
+func TestFollowerAheadStepsDown(t *testing.T) {
 	h := newHarness(t, 2, 2)
 	h.followers[2].entries = [][]byte{[]byte("x"), []byte("y"), []byte("z")}
-	a := h.appendBatch(t, 1)
+	if err := waitAck(t, h.appendBatch(t, 1)); !errors.Is(err, wire.ErrUnacked) {
+		t.Fatalf("append through a follower ahead of the leader: %v, want ErrUnacked", err)
+	}
 	select {
-	case err := <-a:
-		t.Fatalf("acked (%v) through a follower that is ahead of the leader", err)
-	case <-time.After(300 * time.Millisecond):
+	case <-h.deposed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader did not step down")
+	}
+	if err := h.r.Refuse(); !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("Refuse = %v, want ErrFenced", err)
 	}
 	if got := h.followers[2].count(); got != 3 {
 		t.Fatalf("follower ahead was written to: %d entries", got)

@@ -28,9 +28,14 @@ func (r *Replicator) runFollower(f *follower) {
 			case err == nil && count > r.local:
 				// The follower holds entries this leader lost (a crash
 				// without fsync): continuing would fork the segment.
+				// Acknowledging anything more would hide what the
+				// replicas hold: stop, and let a recovery seal the segment
+				// at the count they hold.
 				r.cfg.Logger.Error("replica holds more entries than its segment leader; not streaming to it", "topic", r.cfg.ID.Topic, "segment", r.cfg.ID.Segment, "replica", f.id, "replica_entries", count, "leader_entries", r.local)
-				f.fenced = true
-				r.changedLocked()
+				lost := r.fencedByFollowerLocked(f)
+				r.mu.Unlock()
+				finish(lost, r.errUnacked())
+				continue
 			case err == nil:
 				if !f.known {
 					f.known = true
@@ -172,6 +177,9 @@ func (r *Replicator) fencedByFollowerLocked(f *follower) []pendingAck {
 	if !r.fenced {
 		r.fenced = true
 		r.cfg.Logger.Warn("segment fenced by a recovery: no longer acknowledging appends", "topic", r.cfg.ID.Topic, "segment", r.cfg.ID.Segment, "replica", f.id)
+		if r.cfg.Deposed != nil {
+			go r.cfg.Deposed()
+		}
 	}
 	done := r.pending
 	r.pending = nil

@@ -105,8 +105,9 @@ const crashFirstAckTimeout = 20 * time.Second
 // offset. Entries found after a kill must survive the later kills too.
 //
 // Call Crash once per test function (or per subtest): the child finds its
-// way back by the test's name. It needs no TestMain. Run it with -race; it
-// takes about Kills × (KillAfterMax + reopen and verification) seconds.
+// way back by the test's name. It needs no TestMain. Run it with -race; a
+// kill costs a child start, up to KillAfterMax of appends, and a reopen
+// that reads back every segment.
 func Crash(t *testing.T, h CrashHarness) {
 	t.Helper()
 	h, err := h.withDefaults()

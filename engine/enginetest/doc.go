@@ -1,8 +1,8 @@
-// Package enginetest owns the conformance suite and the shared benchmarks of
-// the engine.SegmentStore contract. Every backend in this repository runs it,
-// and so can a third party writing its own store or plugin: the package
-// imports only engine and the standard library (testing included), so it
-// adds nothing heavy to a test binary.
+// Package enginetest owns the conformance suite, the crash-kill harness and
+// the shared benchmarks of the engine.SegmentStore contract. Every backend
+// in this repository runs them, and so can a third party writing its own
+// store or plugin: the package imports only engine and the standard library
+// (testing included), so it adds nothing heavy to a test binary.
 //
 // # Running the suite against your store
 //
@@ -35,6 +35,24 @@
 //
 // go test -run '^$' -bench . -benchtime 2000x prints one line per case with
 // ns/op, B/op, allocs/op, MB/s and entries/s.
+//
+// # Killing a real process
+//
+// Crash runs the crash-kill test: it re-executes the test binary as a child
+// that appends to the store until it is SIGKILLed at a random moment, then
+// reopens the directory and checks every acknowledged entry byte for byte,
+// many times over. It needs only CrashHarness.Open and no TestMain, since
+// the same Crash call plays the child's part in the child process:
+//
+//	func TestCrashKill(t *testing.T) {
+//		enginetest.Crash(t, enginetest.CrashHarness{
+//			Open: func(tb testing.TB, dir string, opts engine.Options) (engine.SegmentStore, error) {
+//				o := mystore.DefaultOptions()
+//				o.Store = opts
+//				return mystore.Open(dir, o)
+//			},
+//		})
+//	}
 //
 // # What the suite checks
 //

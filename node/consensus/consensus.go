@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/walrus-go/walrus/internal/hclogslog"
 	"github.com/walrus-go/walrus/node/metadata"
 )
 
@@ -107,7 +108,7 @@ func Open(cfg Config) (*Consensus, error) {
 		return nil, fmt.Errorf("consensus: create %s: %w", cfg.Dir, err)
 	}
 	logger := cfg.Logger
-	hl := NewHCLog(logger, "raft")
+	hl := hclogslog.New(logger, hclogslog.Options{Name: "raft", NameKey: "component"})
 	tm := cfg.Timing.withDefaults()
 
 	rc := raft.DefaultConfig()

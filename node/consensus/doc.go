@@ -2,8 +2,9 @@
 // and stable store (raft-boltdb/v2) and FileSnapshotStore under
 // <data_dir>/node_<id>/raft_meta/, the NetworkTransport over a caller-given
 // stream layer (the node shares its Raft port with the internal RPC through
-// node/mux), an hclog→slog adapter, bootstrap of a new cluster, membership
-// changes (non-voter, promotion, removal) and proposals of metadata commands.
+// node/mux), Raft's logging into the node's slog (through internal/hclogslog,
+// name under "component"), bootstrap of a new cluster, membership changes
+// (non-voter, promotion, removal) and proposals of metadata commands.
 //
 // # Timing (tuned for loopback; see Timing)
 //

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/walrus-go/walrus/plugins/internal/hclogadapter"
+	"github.com/walrus-go/walrus/internal/hclogslog"
 	"github.com/walrus-go/walrus/plugins/internal/shim"
 )
 
@@ -24,13 +24,17 @@ type instance struct {
 	store   *shim.Client
 	pid     int
 	started time.Time
-	stdout  *hclogadapter.LineWriter
-	stderr  *hclogadapter.LineWriter
+	stdout  *hclogslog.LineWriter
+	stderr  *hclogslog.LineWriter
 }
 
 // pluginVersionRE pulls the plugin's protocol version out of go-plugin's
 // mismatch error, which has no typed form.
 var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
+
+// pluginKeyRenames moves go-plugin's "plugin" key (the executable's path)
+// aside: the host's logger already carries plugin=<name>.
+var pluginKeyRenames = map[string]string{"plugin": "plugin_path"}
 
 // launch starts one plugin process and completes the handshake. It does not
 // honour ctx midway (go-plugin's Start cannot be interrupted safely); ctx
@@ -60,8 +64,8 @@ func launch(ctx context.Context, cfg Config, logger *slog.Logger) (*instance, er
 		secure = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
 	inst := &instance{
-		stdout: hclogadapter.NewLineWriter(logger, slog.LevelInfo, "stdout"),
-		stderr: hclogadapter.NewLineWriter(logger, slog.LevelWarn, "stderr"),
+		stdout: hclogslog.NewLineWriter(logger, slog.LevelInfo, "stdout"),
+		stderr: hclogslog.NewLineWriter(logger, slog.LevelWarn, "stderr"),
 	}
 	inst.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  shim.Handshake(),
@@ -73,7 +77,7 @@ func launch(ctx context.Context, cfg Config, logger *slog.Logger) (*instance, er
 		// client list (CleanupClients) is never used.
 		Managed:      false,
 		StartTimeout: timeout,
-		Logger:       hclogadapter.New(logger),
+		Logger:       hclogslog.New(logger, hclogslog.Options{RenameKeys: pluginKeyRenames}),
 		SyncStdout:   inst.stdout,
 		SyncStderr:   inst.stderr,
 		// We built cmd.Env with the node's environment already.

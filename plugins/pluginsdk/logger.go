@@ -1,10 +1,11 @@
 package pluginsdk
 
 import (
-	"io"
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/walrus-go/walrus/internal/hclogslog"
 )
 
 // Logger returns a logger for the plugin's store that writes one JSON object
@@ -17,39 +18,5 @@ func Logger(module string) *slog.Logger {
 	if strings.EqualFold(os.Getenv("WALRUS_PLUGIN_LOG_LEVEL"), "debug") {
 		level = slog.LevelDebug
 	}
-	return newLogger(os.Stderr, module, level)
-}
-
-func newLogger(w io.Writer, module string, level slog.Level) *slog.Logger {
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) > 0 {
-				return a
-			}
-			switch a.Key {
-			case slog.TimeKey:
-				// The exact layout go-plugin's host parses.
-				return slog.String("@timestamp", a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
-			case slog.LevelKey:
-				return slog.String("@level", hclogLevel(a.Value.Any().(slog.Level)))
-			case slog.MessageKey:
-				return slog.String("@message", a.Value.String())
-			}
-			return a
-		},
-	})
-	return slog.New(h).With("@module", module)
-}
-
-func hclogLevel(l slog.Level) string {
-	switch {
-	case l < slog.LevelInfo:
-		return "debug"
-	case l < slog.LevelWarn:
-		return "info"
-	case l < slog.LevelError:
-		return "warn"
-	}
-	return "error"
+	return hclogslog.NewJSON(os.Stderr, module, level)
 }

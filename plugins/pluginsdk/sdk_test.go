@@ -1,10 +1,7 @@
 package pluginsdk
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,23 +92,4 @@ func TestWatchParent(t *testing.T) {
 			t.Fatalf("reason %q, want none", reason)
 		}
 	})
-}
-
-// TestLoggerShape checks the plugin's log lines carry the keys go-plugin's
-// host parses to re-level them.
-func TestLoggerShape(t *testing.T) {
-	var buf bytes.Buffer
-	logger := newLogger(&buf, "mystore", slog.LevelInfo)
-	logger.Debug("dropped")
-	logger.Warn("disk slow", "segment", "logs/3")
-	var line map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
-		t.Fatalf("not one JSON line: %q: %v", buf.String(), err)
-	}
-	if line["@level"] != "warn" || line["@message"] != "disk slow" || line["@module"] != "mystore" || line["segment"] != "logs/3" {
-		t.Fatalf("unexpected line %v", line)
-	}
-	if _, err := time.Parse("2006-01-02T15:04:05.000000Z07:00", line["@timestamp"].(string)); err != nil {
-		t.Fatalf("timestamp: %v", err)
-	}
 }

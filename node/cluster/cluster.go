@@ -417,6 +417,13 @@ func (c *Cluster) join(ctx context.Context) {
 			if addr == c.cfg.Self.RaftAddr {
 				continue
 			}
+			if c.Cons.Raft().LastIndex() > 0 {
+				// A join whose answer was lost went through: the leader
+				// is sending us its log. Asking again would look like a
+				// member that lost its state.
+				c.Logger.Info("joined cluster")
+				return
+			}
 			err := c.clientAt(addr).Join(ctx, c.cfg.Self.ID, c.cfg.Self.RaftAddr)
 			c.Metrics.ObserveForward("join", err)
 			if err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/walrus-go/walrus/node/metadata"
@@ -180,6 +181,24 @@ func (c *Cluster) Join(ctx context.Context, id uint64, addr string) error {
 	}
 	return c.onLeader(ctx, "join",
 		func(ctx context.Context) error {
+			m, err := c.Cons.Membership()
+			if err != nil {
+				return err
+			}
+			if slices.Contains(m.Voters, id) {
+				// Only a node without Raft state asks to join: this voter
+				// lost its log (a wiped disk). Counting it in quorums
+				// again would let one more fault lose committed
+				// metadata, so it rejoins as a new member and votes
+				// again only once it has caught up.
+				c.Logger.Warn("a voter rejoined without its raft state: removing it and adding it back as a non-voter until it catches up", "joiner", id, "addr", addr)
+				if len(m.Voters) == 1 {
+					return fmt.Errorf("join: node %d is the only voter and lost its raft state; restore its data dir or bootstrap a new cluster", id)
+				}
+				if err := c.Cons.Remove(ctx, id); err != nil {
+					return fmt.Errorf("join: remove node %d that lost its raft state: %w", id, err)
+				}
+			}
 			if err := c.Cons.AddNonvoter(ctx, id, addr); err != nil {
 				return err
 			}

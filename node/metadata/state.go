@@ -32,9 +32,10 @@ type Topic struct {
 	CurrentSegment uint64 `json:"current_segment"`
 	// LeaderNode leads CurrentSegment (holds its write lease).
 	LeaderNode uint64 `json:"leader_node"`
-	// Epoch of CurrentSegment's leadership; it starts at 1 for every new
-	// segment and is raised whenever the segment's leader is replaced
-	// without a rollover (replication failover, issue 4).
+	// Epoch of CurrentSegment's leadership. It is 1: an open segment's
+	// leader is never replaced (a failover seals the segment and opens the
+	// next one elsewhere), and a recovery fences the replicas at Epoch+1.
+	// Kept because STATE reports it.
 	Epoch uint64 `json:"epoch"`
 	// SealedSegments maps a sealed segment to its final entry count.
 	SealedSegments map[uint64]uint64 `json:"sealed_segments"`

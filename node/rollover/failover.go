@@ -1,11 +1,9 @@
 package rollover
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -175,20 +173,17 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 		return fmt.Errorf("recovery needs %d of replicas %v to answer the fence, %d did: %w", need, set, len(resp), wire.ErrSegmentUnavailable)
 	}
 	count, src, _ := placement.SealPoint(resp, rt.Leader)
-	// The sealed count must be held by an ack quorum before the seal
-	// commits (as BookKeeper closes a ledger): otherwise a tail only the
-	// suspected leader holds (it answered the fence after a pause) would
-	// become unreadable if that node then died. Copy it to the lagging
-	// responders, the old leader last.
-	holders := 0
+	// The sealed count must be held by a replica other than the suspected
+	// leader before the seal commits (BookKeeper copies a recovered tail
+	// before it closes a ledger): a tail only that node holds (it answered
+	// the fence after a pause) would be unreadable if it then died. Copy
+	// to the lagging responders; if the tail cannot leave the old leader,
+	// retry at the next tick (by then it is either reachable or gone, and
+	// then not a responder).
+	held := false
 	for _, a := range resp {
 		if a.Count >= count {
-			holders++
-		}
-	}
-	slices.SortStableFunc(resp, func(a, b placement.Answer) int { return cmp.Compare(btoi(a.ID == rt.Leader), btoi(b.ID == rt.Leader)) })
-	for _, a := range resp {
-		if a.Count >= count {
+			held = held || a.ID != rt.Leader
 			continue
 		}
 		// Bounded: a far-behind survivor finishes through catch-up after
@@ -200,10 +195,10 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 			r.Logger.Warn("recovery: copying to a lagging replica failed", "topic", topic, "segment", rt.Segment, "replica", a.ID, "err", fmt.Errorf("from node %d: %w", src, err))
 			continue
 		}
-		holders++
+		held = held || a.ID != rt.Leader
 	}
-	if holders < min(ack, len(set)) {
-		return fmt.Errorf("recovery: only %d replicas hold the %d entries to seal, the ack quorum is %d; will retry: %w", holders, count, ack, wire.ErrSegmentUnavailable)
+	if !held {
+		return fmt.Errorf("recovery: the %d entries to seal are on node %d (the suspected leader) only and could not be copied; will retry: %w", count, rt.Leader, wire.ErrSegmentUnavailable)
 	}
 	next := placement.NextLeader(live, rt.Leader)
 	if err := r.sealAndOpen(ctx, seal{op: "failover", topic: topic, seg: rt.Segment, count: count, next: next, live: live, start: start}); err != nil {
@@ -212,11 +207,4 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 	r.Logger.Warn("segment leader down: fenced the replicas, sealed the segment at the highest replica count and moved the topic",
 		"topic", topic, "segment", rt.Segment, "dead_leader", rt.Leader, "entries", count, "replica_counts", fmt.Sprint(counts), "epoch", epoch, "next_leader", next, "took", time.Since(start).String())
 	return nil
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

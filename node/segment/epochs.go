@@ -120,3 +120,85 @@ func writeFileSync(path string, b []byte) error {
 	}
 	return nil
 }
+
+// fenceSet is the segments fenced for a rollover whose proposal has not
+// been applied yet, kept durably in replica_meta/fences.json: a segment
+// leader that restarts between the fence and the rollover must keep
+// refusing appends, or it could acknowledge entries past the count the
+// rollover seals at.
+type fenceSet struct {
+	dir    string
+	mu     sync.Mutex
+	fenced map[segKey]bool
+	loaded bool
+}
+
+type fenceRecord struct {
+	Topic   string `json:"topic"`
+	Segment uint64 `json:"segment"`
+}
+
+func (f *fenceSet) path() string { return filepath.Join(f.dir, "fences.json") }
+
+func (f *fenceSet) loadLocked() error {
+	if f.loaded {
+		return nil
+	}
+	f.fenced = map[segKey]bool{}
+	b, err := os.ReadFile(f.path())
+	if errors.Is(err, os.ErrNotExist) {
+		f.loaded = true
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("rollover fences: %w", err)
+	}
+	var recs []fenceRecord
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return fmt.Errorf("rollover fences %s: %w", f.path(), err)
+	}
+	for _, r := range recs {
+		f.fenced[segKey{r.Topic, r.Segment}] = true
+	}
+	f.loaded = true
+	return nil
+}
+
+// has reports whether k is fenced.
+func (f *fenceSet) has(k segKey) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.loadLocked(); err != nil {
+		return false, err
+	}
+	return f.fenced[k], nil
+}
+
+// set records (on) or lifts (off) the fence of k durably.
+func (f *fenceSet) set(k segKey, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.loadLocked(); err != nil {
+		return err
+	}
+	if f.fenced[k] == on {
+		return nil
+	}
+	if on {
+		f.fenced[k] = true
+	} else {
+		delete(f.fenced, k)
+	}
+	recs := make([]fenceRecord, 0, len(f.fenced))
+	for key := range f.fenced {
+		recs = append(recs, fenceRecord{Topic: key.topic, Segment: key.seg})
+	}
+	b, err := json.Marshal(recs)
+	if err != nil {
+		return fmt.Errorf("rollover fences: %w", err)
+	}
+	if err := writeFileSync(f.path(), b); err != nil {
+		return fmt.Errorf("rollover fences: %w", err)
+	}
+	return nil
+}

@@ -113,6 +113,7 @@ type Manager struct {
 	// Replica side.
 	segLocks [64]sync.Mutex
 	epochs   epochTable
+	fences   fenceSet
 	// complete marks sealed segments held here in full (catch-up done);
 	// pruned to the segments the metadata still lists.
 	completeMu sync.Mutex
@@ -131,6 +132,7 @@ func New(cfg Config, d Deps) *Manager {
 		unreplicated: map[segKey]bool{},
 		repStop:      make(chan struct{}),
 		epochs:       epochTable{dir: cfg.Dir},
+		fences:       fenceSet{dir: cfg.Dir},
 		complete:     map[segKey]bool{},
 		stepping:     map[segKey]bool{},
 	}
@@ -210,7 +212,15 @@ const readMaxBytes = 4 << 20
 // Read reads a segment held here. An open replicated segment led here is
 // read only up to what its ack quorum holds.
 func (m *Manager) Read(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error) {
-	if lim, ok := m.readLimit(topic, seg); ok {
+	if _, count, sealed, _ := m.FSM.SegmentInfo(topic, seg); sealed {
+		// A reader whose metadata still says open (it lags this node's)
+		// must not get entries past the sealed count: they were never
+		// acknowledged and the cluster dropped them.
+		if off >= count {
+			return nil, nil
+		}
+		max = int(min(uint64(max), count-off))
+	} else if lim, ok := m.readLimit(topic, seg); ok {
 		if off >= lim {
 			return nil, nil
 		}

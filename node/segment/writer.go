@@ -85,6 +85,15 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 		return w, nil
 	}
 	w := &topicWriter{m: m, topic: topic, ops: make(chan *writeOp, writerQueueCap)}
+	// A fence taken before a restart still holds until the rollover is
+	// applied (then the lease is gone) or the monitor lifts it.
+	if r, ok := m.FSM.Route(topic); ok && r.Leader == m.cfg.Self {
+		if fenced, err := m.fences.has(segKey{topic, r.Segment}); err != nil {
+			return nil, err
+		} else if fenced {
+			w.fencedSeg = r.Segment
+		}
+	}
 	m.writers[topic] = w
 	m.writerWG.Add(1)
 	go func() {
@@ -297,16 +306,25 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 		if count < op.min {
 			return writeResult{count: count}
 		}
+		if err := m.fences.set(segKey{w.topic, op.seg}, true); err != nil {
+			return writeResult{err: err}
+		}
 		w.fencedSeg = op.seg
 		return writeResult{count: count, fenced: true}
 	case opUnfence:
 		if w.fencedSeg == op.seg {
+			if err := m.fences.set(segKey{w.topic, op.seg}, false); err != nil {
+				return writeResult{err: err}
+			}
 			w.fencedSeg = 0
 		}
 		return writeResult{}
 	case opSeal:
 		if w.fencedSeg == op.seg {
 			w.fencedSeg = 0
+		}
+		if err := m.fences.set(segKey{w.topic, op.seg}, false); err != nil {
+			m.Logger.Warn("lifting a rollover fence failed", "topic", w.topic, "segment", op.seg, "err", err)
 		}
 		if _, err := m.Store.Seal(context.Background(), id); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			// Sealing follows a lost lease; appends are refused anyway.

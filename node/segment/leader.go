@@ -62,6 +62,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 		PendingTimeout: max(2*m.cfg.FailureTimeout, 2*time.Second),
 		Peer:           func(id uint64) replicate.Follower { return m.Peer(id) },
 		Store:          m.Store,
+		Memory:         &m.replMemory,
 		Sealed: func() (uint64, bool) {
 			_, count, sealed, _ := m.FSM.SegmentInfo(topic, seg)
 			return count, sealed

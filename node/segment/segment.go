@@ -107,8 +107,10 @@ type Manager struct {
 	repMu        sync.Mutex
 	reps         map[segKey]*replicate.Replicator
 	unreplicated map[segKey]bool
-	repStop      chan struct{}
-	repClosed    bool
+	// replMemory bounds the batches all replicators keep in memory.
+	replMemory replicate.Budget
+	repStop    chan struct{}
+	repClosed  bool
 
 	// Replica side.
 	segLocks [64]sync.Mutex
@@ -119,6 +121,10 @@ type Manager struct {
 	completeMu sync.Mutex
 	complete   map[segKey]bool
 }
+
+// replMemoryLimit bounds the appended batches all replicators of a node
+// keep for their senders (each segment keeps at most 64 MiB of it).
+const replMemoryLimit = 256 << 20
 
 // New builds the segment part; Run runs its loops and Close stops it.
 func New(cfg Config, d Deps) *Manager {
@@ -131,6 +137,7 @@ func New(cfg Config, d Deps) *Manager {
 		reps:         map[segKey]*replicate.Replicator{},
 		unreplicated: map[segKey]bool{},
 		repStop:      make(chan struct{}),
+		replMemory:   replicate.Budget{Limit: replMemoryLimit},
 		epochs:       epochTable{dir: cfg.Dir},
 		fences:       fenceSet{dir: cfg.Dir},
 		complete:     map[segKey]bool{},

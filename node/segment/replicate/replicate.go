@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
@@ -48,6 +49,34 @@ const (
 	// the leader's count before sealing at what the quorum holds instead.
 	ConfirmWait = 3 * time.Second
 )
+
+// Budget bounds the memory all replicators of a node keep for their
+// senders; past it, senders read the batches back from the local store.
+type Budget struct {
+	Limit int64
+	used  atomic.Int64
+}
+
+// take reserves n bytes if they fit.
+func (b *Budget) take(n int) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(int64(n)) > b.Limit {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+func (b *Budget) give(n int) {
+	if b != nil {
+		b.used.Add(-int64(n))
+	}
+}
+
+// Used is the bytes held now.
+func (b *Budget) Used() int64 { return b.used.Load() }
 
 // Ack receives the outcome of one appended batch's op.
 type Ack interface{ Ack(err error) }
@@ -80,6 +109,9 @@ type Config struct {
 	Stop <-chan struct{}
 	// Done is called once when the replicator has stopped by itself.
 	Done func()
+	// Memory is the node-wide bound on in-memory batches (nil: none but
+	// the per-segment one).
+	Memory *Budget
 	// Deposed is called (on its own goroutine) when this leader must give
 	// the segment up: a follower holds more entries than it does, or a
 	// recovery fenced a follower.
@@ -108,6 +140,7 @@ type follower struct {
 	needProbe bool
 	fenced    bool
 	known     bool // a probe answered at least once
+	failures  int  // sends failed in a row (backoff before the next probe)
 }
 
 // Replicator streams one open segment to its followers.
@@ -237,8 +270,10 @@ func (r *Replicator) Appended(first uint64, entries [][]byte, acks []Ack) {
 	for _, e := range entries {
 		b += len(e)
 	}
-	r.recent = append(r.recent, recentBatch{first: first, entries: entries, bytes: b})
-	r.recentB += b
+	if r.cfg.Memory.take(b) {
+		r.recent = append(r.recent, recentBatch{first: first, entries: entries, bytes: b})
+		r.recentB += b
+	}
 	r.trimRecentLocked()
 	r.pending = append(r.pending, pendingAck{end: first + count, acks: acks, deadline: time.Now().Add(r.cfg.PendingTimeout)})
 	done := r.advanceLocked()
@@ -293,6 +328,9 @@ func (r *Replicator) Fail(fenced bool) {
 	r.stopped = true
 	done := r.pending
 	r.pending = nil
+	r.cfg.Memory.give(r.recentB)
+	clear(r.recent)
+	r.recent, r.recentB = nil, 0
 	r.changedLocked()
 	r.mu.Unlock()
 	finish(done, r.errUnacked())

@@ -78,6 +78,11 @@ type harness struct {
 
 func newHarness(t *testing.T, ack int, followers ...uint64) *harness {
 	t.Helper()
+	return newHarnessWith(t, ack, nil, followers...)
+}
+
+func newHarnessWith(t *testing.T, ack int, memory *Budget, followers ...uint64) *harness {
+	t.Helper()
 	h := &harness{store: memstore.New(), followers: map[uint64]*fakeFollower{}, id: engine.SegmentID{Topic: "t", Segment: 1}, stop: make(chan struct{}), deposed: make(chan struct{}, 1)}
 	for _, id := range followers {
 		h.followers[id] = &fakeFollower{}
@@ -87,6 +92,7 @@ func newHarness(t *testing.T, ack int, followers ...uint64) *harness {
 		ID: h.id, Followers: followers, AckQuorum: ack, PendingTimeout: 5 * time.Second,
 		Peer:   func(id uint64) Follower { return h.followers[id] },
 		Store:  h.store,
+		Memory: memory,
 		Sealed: func() (uint64, bool) { return h.sealed() },
 		Stop:   h.stop,
 		Done:   func() {},
@@ -241,5 +247,30 @@ func TestFollowerAheadStepsDown(t *testing.T) {
 	}
 	if got := h.followers[2].count(); got != 3 {
 		t.Fatalf("follower ahead was written to: %d entries", got)
+	}
+}
+
+// TestMemoryBudget: past the node-wide budget, batches are not kept in
+// memory and the senders read them back from the store; nothing is lost
+// and the budget is given back.
+func TestMemoryBudget(t *testing.T) {
+	b := &Budget{Limit: 8}
+	h := newHarnessWith(t, 3, b, 2, 3)
+	for range 5 {
+		if err := waitAck(t, h.appendBatch(t, 4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, f := range h.followers {
+		if f.count() != 20 {
+			t.Fatalf("follower %d holds %d of 20", id, f.count())
+		}
+	}
+	if used := b.Used(); used < 0 || used > b.Limit {
+		t.Fatalf("budget used %d of %d", used, b.Limit)
+	}
+	h.r.Fail(false)
+	if used := b.Used(); used != 0 {
+		t.Fatalf("a stopped replicator still holds %d bytes", used)
 	}
 }

@@ -21,7 +21,13 @@ func (r *Replicator) runFollower(f *follower) {
 			return
 		}
 		if f.needProbe {
+			failures := f.failures
 			r.mu.Unlock()
+			// A follower that keeps failing (a full disk, a crash loop)
+			// is retried with a growing pause, not in a tight loop.
+			if failures > 0 && !r.sleep(min(probeBackoff<<min(failures-1, 5), 2*time.Second)) {
+				return
+			}
 			count, err := r.send(ctx, f.id, 0, nil)
 			r.mu.Lock()
 			switch {
@@ -135,9 +141,11 @@ func (r *Replicator) recentLocked(from uint64, max int) [][]byte {
 // trimRecentLocked drops in-memory batches every follower has been sent
 // (a resend after a failure reads the store) and bounds the rest.
 func (r *Replicator) trimRecentLocked() {
+	// A follower that is being resynced reads from the store when it
+	// returns: it does not hold batches in memory.
 	low := r.local
 	for _, f := range r.followers {
-		if !f.fenced && f.sent < low {
+		if !f.fenced && !f.needProbe && f.sent < low {
 			low = f.sent
 		}
 	}
@@ -149,6 +157,7 @@ func (r *Replicator) trimRecentLocked() {
 			break
 		}
 		r.recentB -= b.bytes
+		r.cfg.Memory.give(b.bytes)
 		k++
 	}
 	if k > 0 {
@@ -201,6 +210,7 @@ func (r *Replicator) sendAsync(f *follower, gen, first uint64, entries [][]byte)
 		var done, lost []pendingAck
 		switch {
 		case err == nil:
+			f.failures = 0
 			if count > f.acked && count <= r.local {
 				f.acked = count
 			}
@@ -210,6 +220,7 @@ func (r *Replicator) sendAsync(f *follower, gen, first uint64, entries [][]byte)
 		case f.gen == gen:
 			f.gen++
 			f.needProbe = true
+			f.failures++
 		}
 		r.changedLocked()
 		r.mu.Unlock()

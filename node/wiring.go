@@ -195,6 +195,9 @@ func (h rpcHandler) HandleRPC(ctx context.Context, method byte, payload []byte) 
 }
 
 func (h rpcHandler) HandleRPCAsync(ctx context.Context, method byte, payload []byte, reply func([]byte, error)) bool {
+	if method != wire.MethodAppend && method != wire.MethodReplicaAppend {
+		return false // served by HandleRPC (and intercepted there)
+	}
 	if h.intercept != nil {
 		if err := h.intercept(method, payload); err != nil {
 			reply(nil, wire.ToRPC(err))

@@ -1,0 +1,212 @@
+package segment_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/backends/memstore"
+	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/segment"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// contact is a switchable Raft-leader contact.
+type contact struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (c *contact) ConfirmContact(context.Context) (time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now(), c.err
+}
+
+func (c *contact) set(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+}
+
+// replica is an in-memory follower holding a fixed number of entries.
+type replica struct {
+	mu    sync.Mutex
+	count uint64
+}
+
+func (r *replica) ReplicaAppend(_ context.Context, _ string, _, _, first uint64, entries [][]byte) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if first > r.count {
+		return r.count, &wire.ReplicaGapError{Count: r.count}
+	}
+	if end := first + uint64(len(entries)); end > r.count {
+		r.count = end
+	}
+	return r.count, nil
+}
+
+func (r *replica) ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error)) {
+	go func() { cb(r.ReplicaAppend(context.Background(), topic, seg, epoch, first, entries)) }()
+}
+
+func (r *replica) RecoveryRead(context.Context, string, uint64, uint64, int) ([][]byte, error) {
+	return nil, errors.New("not in this test")
+}
+
+type fixture struct {
+	m        *segment.Manager
+	fsm      *metadata.FSM
+	store    engine.SegmentStore
+	contact  *contact
+	replicas map[uint64]*replica
+	steps    chan string
+	dir      string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{fsm: metadata.NewFSM(), store: memstore.New(), contact: &contact{}, replicas: map[uint64]*replica{2: {}, 3: {}}, steps: make(chan string, 16), dir: t.TempDir()}
+	f.start(t)
+	return f
+}
+
+func (f *fixture) start(t *testing.T) {
+	t.Helper()
+	f.m = segment.New(segment.Config{Self: 1, Dir: f.dir, MaxSegmentEntries: 1000, FailureTimeout: time.Second, LeaseSyncInterval: 10 * time.Millisecond}, segment.Deps{
+		Store: f.store, FSM: f.fsm, Contact: f.contact,
+		Peer: func(id uint64) segment.Peer { return f.replicas[id] },
+		Hint: func(string) {},
+		StepDown: func(_ context.Context, topic string, _ uint64) error {
+			select {
+			case f.steps <- topic:
+			default:
+			}
+			return nil
+		},
+		Metrics: metrics.New(1), Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.m.Run(ctx); close(done) }()
+	m := f.m
+	t.Cleanup(func() { cancel(); <-done; m.Close() })
+}
+
+func (f *fixture) create(t *testing.T, topic string, replicas []uint64) {
+	t.Helper()
+	cmd := metadata.CreateTopic{Topic: topic, Leader: 1, Replicas: replicas, ReplicationFactor: max(len(replicas), 1), AckQuorum: 2}
+	if r := f.fsm.ApplyCommand(cmd); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+}
+
+func one(s string) [][]byte { return [][]byte{[]byte(s)} }
+
+// TestLeaderBehindReplicasStepsDown (issue 11, hole 1): a leader whose
+// replicas hold entries it lost (a wiped disk) acknowledges nothing and
+// asks the Raft leader to recover the segment.
+func TestLeaderBehindReplicasStepsDown(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "t", []uint64{1, 2, 3})
+	f.replicas[2].count, f.replicas[3].count = 150, 150
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.m.Append(ctx, "t", one("x")); !errors.Is(err, wire.ErrUnacked) && !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("append by a leader behind its replicas: %v, want unacked or fenced", err)
+	}
+	select {
+	case topic := <-f.steps:
+		if topic != "t" {
+			t.Fatalf("stepped down from %q", topic)
+		}
+	case <-ctx.Done():
+		t.Fatal("the leader never asked to step down")
+	}
+	if err := f.m.Append(ctx, "t", one("y")); err == nil {
+		t.Fatal("an append was acknowledged after stepping down")
+	}
+}
+
+// TestRolloverFenceSurvivesRestart (issue 11, hole 9): a segment fenced for
+// a rollover stays fenced when its leader restarts before the rollover is
+// applied.
+func TestRolloverFenceSurvivesRestart(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "u", nil)
+	ctx := t.Context()
+	if err := f.m.Append(ctx, "u", one("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, fenced, err := f.m.Fence(ctx, "u", 1, 0); err != nil || !fenced {
+		t.Fatalf("fence: %v %v", fenced, err)
+	}
+	f.m.Close()
+	f.start(t) // the same data dir and store: a restart
+	if err := f.m.Append(ctx, "u", one("b")); !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("append after a restart while fenced: %v, want ErrFenced", err)
+	}
+	if c, fenced, err := f.m.Fence(ctx, "u", 1, 0); err != nil || !fenced || c != 1 {
+		t.Fatalf("re-fence after restart: count %d fenced %v err %v, want the same count 1", c, fenced, err)
+	}
+	if err := f.m.Unfence(ctx, "u", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Append(ctx, "u", one("c")); err != nil {
+		t.Fatalf("append after unfence: %v", err)
+	}
+}
+
+// TestNoContactNoAppend (issue 11, hole 4): without a fresh proof of
+// contact with the Raft leader, a segment leader refuses appends.
+func TestNoContactNoAppend(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "u", nil)
+	f.contact.set(errors.New("cut off"))
+	ctx := t.Context()
+	var nl *wire.NotLeaderError
+	if err := f.m.Append(ctx, "u", one("a")); !errors.As(err, &nl) {
+		t.Fatalf("append without contact: %v, want NotLeaderError", err)
+	}
+	f.contact.set(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f.m.Append(ctx, "u", one("b"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("append after contact returned: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReadsStopAtSealedCount (issue 11, hole 9): a reader whose metadata
+// lags never gets entries past a sealed count.
+func TestReadsStopAtSealedCount(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "u", nil)
+	ctx := t.Context()
+	for _, e := range []string{"a", "b", "c", "d", "e"} {
+		if err := f.m.Append(ctx, "u", one(e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := f.fsm.ApplyCommand(metadata.Rollover{Topic: "u", Segment: 1, Count: 3, NextLeader: 2}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	got, err := f.m.Read(ctx, "u", 1, 0, 10)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("read of a segment sealed at 3: %d entries, %v", len(got), err)
+	}
+	if got, _ := f.m.Read(ctx, "u", 1, 3, 10); len(got) != 0 {
+		t.Fatalf("read past the sealed count: %q", got)
+	}
+}

@@ -197,6 +197,9 @@ func TestCreateArguments(t *testing.T) {
 		{[]string{"c", "rf=2", "ack=3"}, "ack=3: must be <= rf (2)"},
 		{[]string{"c", "ack=4"}, "ack=4: must be <= rf (3)"},
 		{[]string{"c", "speed=9"}, "invalid argument"},
+		{[]string{"c", "rf=3", "ack=1"}, "ack quorum 1 with a replication factor above 1"},
+		{[]string{"c", "ack=1"}, "rf=3 ack=1"},
+		{[]string{"d", "rf=1", "ack=1"}, ""},
 		{[]string{"bad topic!"}, "ERR"},
 	} {
 		rep := h.r.Create(t.Context(), c.args)
@@ -210,7 +213,7 @@ func TestCreateArguments(t *testing.T) {
 			t.Errorf("CREATE %v = %q, want an error containing %q", c.args, rep.String(), c.want)
 		}
 	}
-	if len(h.leader.created) != 2 || h.leader.created[1] != "b rf=2 ack=2" {
+	if len(h.leader.created) != 3 || h.leader.created[1] != "b rf=2 ack=2" {
 		t.Fatalf("created %v", h.leader.created)
 	}
 }

@@ -90,12 +90,6 @@ func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, f
 	return count, nil
 }
 
-// ReplicaAppendAsync is ReplicaAppend with a callback, so this node can be
-// its own Peer.
-func (m *Manager) ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error)) {
-	cb(m.ReplicaAppend(context.Background(), topic, seg, epoch, first, entries))
-}
-
 // ReplicaFence raises the segment's epoch here and returns the local
 // count. After it returns, no append at a lower epoch is accepted, so the
 // count can only grow through appends at the fence epoch (recovery).

@@ -8,9 +8,10 @@
 // to what the ack quorum holds while a segment is open.
 //
 // Lock order (outer first): topicWriter.mu → Manager.leaseSync →
-// Manager.mu / Manager.repMu; a segment lock (segLock) → Manager.epochMu.
-// The locks on the right are leaves: nothing is called while holding them
-// that takes another lock of this package.
+// Manager.leaseMu / Manager.repMu; Manager.mu → Manager.applyMu; a
+// segment lock (segLock) → epochTable.mu / fenceSet.mu. The locks on the
+// right are leaves: nothing is called while holding them that takes
+// another lock of this package.
 package segment
 
 import (
@@ -100,8 +101,13 @@ type Manager struct {
 	mu       sync.Mutex
 	writers  map[string]*topicWriter
 	stop     chan struct{}
-	stopped  bool
+	stopped  atomic.Bool
 	writerWG sync.WaitGroup
+
+	// Replica apply queues, one per segment streamed here.
+	applyMu  sync.Mutex
+	appliers map[segKey]*applier
+	applyWG  sync.WaitGroup
 
 	// Leader-side replicators and the segments known unreplicated.
 	repMu        sync.Mutex
@@ -133,6 +139,7 @@ func New(cfg Config, d Deps) *Manager {
 		Deps:         d,
 		leases:       map[string]uint64{},
 		writers:      map[string]*topicWriter{},
+		appliers:     map[segKey]*applier{},
 		stop:         make(chan struct{}),
 		reps:         map[segKey]*replicate.Replicator{},
 		unreplicated: map[segKey]bool{},
@@ -166,13 +173,16 @@ func (m *Manager) Run(ctx context.Context) {
 // ErrShuttingDown and pending ones as unacked.
 func (m *Manager) Close() {
 	m.mu.Lock()
-	if !m.stopped {
-		m.stopped = true
+	m.applyMu.Lock()
+	if !m.stopped.Load() {
+		m.stopped.Store(true)
 		close(m.stop)
 	}
+	m.applyMu.Unlock()
 	m.mu.Unlock()
 	m.writerWG.Wait()
 	m.stepWG.Wait()
+	m.applyWG.Wait()
 
 	m.repMu.Lock()
 	if !m.repClosed {

@@ -22,10 +22,7 @@ func (m *Manager) stepDown(topic string, seg uint64) {
 		m.stepMu.Unlock()
 		return
 	}
-	m.mu.Lock()
-	stopped := m.stopped
-	m.mu.Unlock()
-	if stopped {
+	if m.stopped.Load() {
 		m.stepMu.Unlock()
 		return
 	}

@@ -78,7 +78,7 @@ type topicWriter struct {
 func (m *Manager) writer(topic string) (*topicWriter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.stopped {
+	if m.stopped.Load() {
 		return nil, wire.ErrShuttingDown
 	}
 	if w, ok := m.writers[topic]; ok {

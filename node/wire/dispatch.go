@@ -37,6 +37,9 @@ type Handler interface {
 	// CommitCursors commits the shared cursors now (a node stopping).
 	CommitCursors(ctx context.Context) error
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
+	// ReplicaAppendAsync applies a streamed batch after the batches of the
+	// same segment queued before it, without holding up the caller.
+	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
 	ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error)
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
 }
@@ -54,12 +57,23 @@ func Dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 
 // DispatchAsync serves the methods that must not wait on the connection's
 // reader: appends go straight into the topic writer's queue, and replica
-// appends are applied on the reader itself so a leader's pipelined batches
-// land in the order they were sent. It reports whether it took the call.
+// appends into their segment's apply queue, taken in the order they arrive
+// so a leader's pipelined batches land in the order they were sent. It
+// reports whether it took the call.
 func DispatchAsync(ctx context.Context, h Handler, method byte, payload []byte, reply func([]byte, error)) bool {
 	switch method {
 	case MethodReplicaAppend:
-		reply(Dispatch(ctx, h, method, payload))
+		var req ReplicaAppendRequest
+		if req.Decode(payload) != nil {
+			return false // the blocking path reports the error
+		}
+		h.ReplicaAppendAsync(req.Topic, req.Segment, req.Epoch, req.First, req.Entries, func(count uint64, err error) {
+			if err != nil {
+				reply(nil, ToRPC(err))
+				return
+			}
+			reply((&CountReply{Count: count}).Append(nil), nil)
+		})
 		return true
 	case MethodAppend:
 		var req AppendRequest

@@ -81,9 +81,11 @@ func TestImportRule(t *testing.T) {
 			case own == "" && p.ImportPath != mod && p.ImportPath != mod+"/nodetest":
 				t.Errorf("leaf package %s depends on domain package %s", p.ImportPath, dep)
 			}
-			// A domain package's subpackages are its own business.
-			if dOwn != "" && dep != mod+"/"+dOwn && own != dOwn {
-				t.Errorf("%s reaches into %s, which belongs to %s", p.ImportPath, dep, dOwn)
+		}
+		// A domain package's subpackages are its own business.
+		for _, imp := range p.Imports {
+			if iOwn := owner(imp); iOwn != "" && imp != mod+"/"+iOwn && own != iOwn {
+				t.Errorf("%s imports %s, which belongs to %s", p.ImportPath, imp, iOwn)
 			}
 		}
 	}

@@ -41,7 +41,7 @@ func TestStateShape(t *testing.T) {
 	}
 }
 
-func TestsummaryDoc(t *testing.T) {
+func TestSummaryDoc(t *testing.T) {
 	s := summaryDoc(metadata.Topic{Name: "t", CurrentSegment: 2, LeaderNode: 1, SealedOffset: 10, SealedSegments: map[uint64]uint64{1: 10}}, 4)
 	if s.Entries != 14 || s.SealedSegments != 1 || s.Topic != "t" {
 		t.Errorf("%+v", s)

@@ -31,7 +31,7 @@ type applier struct {
 // gets the count afterwards. Batches of one segment are applied in the
 // order they were queued.
 func (m *Manager) ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error)) {
-	k := segKey{topic, seg}
+	k := segKey{Topic: topic, Segment: seg}
 	m.applyMu.Lock()
 	if m.stopped.Load() {
 		m.applyMu.Unlock()
@@ -66,7 +66,7 @@ func (m *Manager) runApplier(k segKey, a *applier) {
 	for {
 		select {
 		case op := <-a.ops:
-			op.cb(m.ReplicaAppend(context.Background(), k.topic, k.seg, op.epoch, op.first, op.entries))
+			op.cb(m.ReplicaAppend(context.Background(), k.Topic, k.Segment, op.epoch, op.first, op.entries))
 			m.applyMu.Lock()
 			a.pending--
 			m.applyMu.Unlock()

@@ -15,7 +15,7 @@ import (
 // creating it when the segment has more than one replica. It returns nil
 // for unreplicated segments.
 func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator, error) {
-	k := segKey{topic, seg}
+	k := segKey{Topic: topic, Segment: seg}
 	m.repMu.Lock()
 	defer m.repMu.Unlock()
 	if r, ok := m.reps[k]; ok {
@@ -37,7 +37,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 	if _, sealed := t.SealedSegments[seg]; sealed {
 		return nil, nil
 	}
-	epoch, err := m.epochs.get(k)
+	epoch, err := m.epochs.Get(k)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 func (m *Manager) replicator(topic string, seg uint64) *replicate.Replicator {
 	m.repMu.Lock()
 	defer m.repMu.Unlock()
-	return m.reps[segKey{topic, seg}]
+	return m.reps[segKey{Topic: topic, Segment: seg}]
 }
 
 func (m *Manager) dropReplicator(k segKey, r *replicate.Replicator) {

@@ -130,7 +130,7 @@ func (m *Manager) syncLeases() {
 	// The unreplicated marks only matter for segments led here.
 	m.repMu.Lock()
 	for k := range m.unreplicated {
-		if seg, ok := next[k.topic]; !ok || seg != k.seg {
+		if seg, ok := next[k.Topic]; !ok || seg != k.Segment {
 			delete(m.unreplicated, k)
 		}
 	}

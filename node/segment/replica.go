@@ -22,10 +22,10 @@ var segLockSeed = maphash.MakeSeed()
 func (m *Manager) segLock(k segKey) *sync.Mutex {
 	var h maphash.Hash
 	h.SetSeed(segLockSeed)
-	_, _ = h.WriteString(k.topic)
+	_, _ = h.WriteString(k.Topic)
 	var b [8]byte
 	for i := range b {
-		b[i] = byte(k.seg >> (8 * i))
+		b[i] = byte(k.Segment >> (8 * i))
 	}
 	_, _ = h.Write(b[:])
 	return &m.segLocks[h.Sum64()%uint64(len(m.segLocks))]
@@ -39,13 +39,13 @@ func (m *Manager) segLock(k segKey) *sync.Mutex {
 // count (a probe). Sealed segments accept any epoch (their content up to
 // the sealed count is final) but never an entry past the sealed count.
 func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error) {
-	k := segKey{topic, seg}
+	k := segKey{Topic: topic, Segment: seg}
 	l := m.segLock(k)
 	l.Lock()
 	defer l.Unlock()
 	_, sealedCount, sealed, _ := m.FSM.SegmentInfo(topic, seg)
 	if !sealed {
-		cur, err := m.epochs.get(k)
+		cur, err := m.epochs.Get(k)
 		if err != nil {
 			return 0, err
 		}
@@ -94,11 +94,11 @@ func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, f
 // count. After it returns, no append at a lower epoch is accepted, so the
 // count can only grow through appends at the fence epoch (recovery).
 func (m *Manager) ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error) {
-	k := segKey{topic, seg}
+	k := segKey{Topic: topic, Segment: seg}
 	l := m.segLock(k)
 	l.Lock()
 	defer l.Unlock()
-	if err := m.epochs.raise(k, epoch); err != nil {
+	if err := m.epochs.Raise(k, epoch); err != nil {
 		return 0, err
 	}
 	m.stopReplicatorFenced(k)
@@ -152,7 +152,7 @@ func (m *Manager) catchUp(ctx context.Context) {
 	st := m.FSM.State()
 	m.completeMu.Lock()
 	for k := range m.complete {
-		if t, ok := st.Topics[k.topic]; !ok || !slices.Contains(t.Replicas[k.seg], m.cfg.Self) {
+		if t, ok := st.Topics[k.Topic]; !ok || !slices.Contains(t.Replicas[k.Segment], m.cfg.Self) {
 			delete(m.complete, k)
 		}
 	}
@@ -163,7 +163,7 @@ func (m *Manager) catchUp(ctx context.Context) {
 			if !sealed || !slices.Contains(set, m.cfg.Self) {
 				continue
 			}
-			k := segKey{name, seg}
+			k := segKey{Topic: name, Segment: seg}
 			m.completeMu.Lock()
 			done := m.complete[k]
 			m.completeMu.Unlock()

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walrus-go/walrus/node/segment/meta"
 	"log/slog"
 	"maps"
 	"sync"
@@ -73,10 +74,8 @@ type Deps struct {
 	Logger   *slog.Logger
 }
 
-type segKey struct {
-	topic string
-	seg   uint64
-}
+// segKey names a segment.
+type segKey = meta.Key
 
 // Manager is this node's segments.
 type Manager struct {
@@ -120,8 +119,8 @@ type Manager struct {
 
 	// Replica side.
 	segLocks [64]sync.Mutex
-	epochs   epochTable
-	fences   fenceSet
+	epochs   meta.Epochs
+	fences   meta.Fences
 	// complete marks sealed segments held here in full (catch-up done);
 	// pruned to the segments the metadata still lists.
 	completeMu sync.Mutex
@@ -145,8 +144,8 @@ func New(cfg Config, d Deps) *Manager {
 		unreplicated: map[segKey]bool{},
 		repStop:      make(chan struct{}),
 		replMemory:   replicate.Budget{Limit: replMemoryLimit},
-		epochs:       epochTable{dir: cfg.Dir},
-		fences:       fenceSet{dir: cfg.Dir},
+		epochs:       meta.Epochs{Dir: cfg.Dir},
+		fences:       meta.Fences{Dir: cfg.Dir},
 		complete:     map[segKey]bool{},
 		stepping:     map[segKey]bool{},
 	}

@@ -16,7 +16,7 @@ const stepDownRetry = time.Second
 // a replica (it lost data: a wiped disk, a crash without fsync) and when a
 // recovery fenced it but did not move the segment.
 func (m *Manager) stepDown(topic string, seg uint64) {
-	k := segKey{topic, seg}
+	k := segKey{Topic: topic, Segment: seg}
 	m.stepMu.Lock()
 	if m.stepping[k] {
 		m.stepMu.Unlock()

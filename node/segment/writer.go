@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walrus-go/walrus/node/segment/meta"
 	"sync"
 	"time"
 
@@ -88,7 +89,7 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 	// A fence taken before a restart still holds until the rollover is
 	// applied (then the lease is gone) or the monitor lifts it.
 	if r, ok := m.FSM.Route(topic); ok && r.Leader == m.cfg.Self {
-		if fenced, err := m.fences.has(segKey{topic, r.Segment}); err != nil {
+		if fenced, err := m.fences.Has(meta.Key{Topic: topic, Segment: r.Segment}); err != nil {
 			return nil, err
 		} else if fenced {
 			w.fencedSeg = r.Segment
@@ -306,14 +307,14 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 		if count < op.min {
 			return writeResult{count: count}
 		}
-		if err := m.fences.set(segKey{w.topic, op.seg}, true); err != nil {
+		if err := m.fences.Set(meta.Key{Topic: w.topic, Segment: op.seg}, true); err != nil {
 			return writeResult{err: err}
 		}
 		w.fencedSeg = op.seg
 		return writeResult{count: count, fenced: true}
 	case opUnfence:
 		if w.fencedSeg == op.seg {
-			if err := m.fences.set(segKey{w.topic, op.seg}, false); err != nil {
+			if err := m.fences.Set(meta.Key{Topic: w.topic, Segment: op.seg}, false); err != nil {
 				return writeResult{err: err}
 			}
 			w.fencedSeg = 0
@@ -323,7 +324,7 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 		if w.fencedSeg == op.seg {
 			w.fencedSeg = 0
 		}
-		if err := m.fences.set(segKey{w.topic, op.seg}, false); err != nil {
+		if err := m.fences.Set(meta.Key{Topic: w.topic, Segment: op.seg}, false); err != nil {
 			m.Logger.Warn("lifting a rollover fence failed", "topic", w.topic, "segment", op.seg, "err", err)
 		}
 		if _, err := m.Store.Seal(context.Background(), id); err != nil && !errors.Is(err, engine.ErrNotFound) {

@@ -1,4 +1,9 @@
-package segment
+// Package meta keeps the small per-segment facts a replica must not
+// forget across a restart, each in a JSON file under replica_meta/ that is
+// replaced atomically (write, fsync, rename, fsync the directory): the
+// highest fence epoch of each segment, and the segments fenced for a
+// rollover that has not been applied yet. It is owned by package segment.
+package meta
 
 import (
 	"encoding/json"
@@ -9,15 +14,15 @@ import (
 	"sync"
 )
 
-// epochTable is the highest fence epoch per segment, kept durably in
+// Epochs is the highest fence epoch per segment, kept durably in
 // replica_meta/epochs.json (beside raft_meta, not in Raft): an append
 // carrying a lower epoch is refused. The segment leader writes at epoch 1;
 // recovery fences the survivors at a higher epoch before it reads their
 // counts, so a deposed leader can never again reach its ack quorum.
-type epochTable struct {
-	dir    string
+type Epochs struct {
+	Dir    string
 	mu     sync.Mutex
-	epochs map[segKey]uint64 // absent = 0
+	epochs map[Key]uint64 // absent = 0
 	loaded bool
 }
 
@@ -27,14 +32,14 @@ type epochRecord struct {
 	Epoch   uint64 `json:"epoch"`
 }
 
-func (t *epochTable) path() string { return filepath.Join(t.dir, "epochs.json") }
+func (t *Epochs) path() string { return filepath.Join(t.Dir, "epochs.json") }
 
 // loadLocked reads the epoch file once.
-func (t *epochTable) loadLocked() error {
+func (t *Epochs) loadLocked() error {
 	if t.loaded {
 		return nil
 	}
-	t.epochs = map[segKey]uint64{}
+	t.epochs = map[Key]uint64{}
 	b, err := os.ReadFile(t.path())
 	if errors.Is(err, os.ErrNotExist) {
 		t.loaded = true
@@ -48,14 +53,14 @@ func (t *epochTable) loadLocked() error {
 		return fmt.Errorf("replica epochs %s: %w", t.path(), err)
 	}
 	for _, r := range recs {
-		t.epochs[segKey{r.Topic, r.Segment}] = r.Epoch
+		t.epochs[Key{Topic: r.Topic, Segment: r.Segment}] = r.Epoch
 	}
 	t.loaded = true
 	return nil
 }
 
-// get returns the highest epoch k was fenced with here.
-func (t *epochTable) get(k segKey) (uint64, error) {
+// Get returns the highest epoch k was fenced with here.
+func (t *Epochs) Get(k Key) (uint64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.loadLocked(); err != nil {
@@ -64,9 +69,9 @@ func (t *epochTable) get(k segKey) (uint64, error) {
 	return t.epochs[k], nil
 }
 
-// raise records epoch for k durably (write a temporary file, fsync,
+// Raise records epoch for k durably (write a temporary file, fsync,
 // rename) before returning; it never lowers an epoch.
-func (t *epochTable) raise(k segKey, epoch uint64) error {
+func (t *Epochs) Raise(k Key, epoch uint64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.loadLocked(); err != nil {
@@ -78,7 +83,7 @@ func (t *epochTable) raise(k segKey, epoch uint64) error {
 	t.epochs[k] = epoch
 	recs := make([]epochRecord, 0, len(t.epochs))
 	for key, e := range t.epochs {
-		recs = append(recs, epochRecord{Topic: key.topic, Segment: key.seg, Epoch: e})
+		recs = append(recs, epochRecord{Topic: key.Topic, Segment: key.Segment, Epoch: e})
 	}
 	b, err := json.Marshal(recs)
 	if err != nil {
@@ -121,15 +126,15 @@ func writeFileSync(path string, b []byte) error {
 	return nil
 }
 
-// fenceSet is the segments fenced for a rollover whose proposal has not
+// Fences is the segments fenced for a rollover whose proposal has not
 // been applied yet, kept durably in replica_meta/fences.json: a segment
 // leader that restarts between the fence and the rollover must keep
 // refusing appends, or it could acknowledge entries past the count the
 // rollover seals at.
-type fenceSet struct {
-	dir    string
+type Fences struct {
+	Dir    string
 	mu     sync.Mutex
-	fenced map[segKey]bool
+	fenced map[Key]bool
 	loaded bool
 }
 
@@ -138,13 +143,13 @@ type fenceRecord struct {
 	Segment uint64 `json:"segment"`
 }
 
-func (f *fenceSet) path() string { return filepath.Join(f.dir, "fences.json") }
+func (f *Fences) path() string { return filepath.Join(f.Dir, "fences.json") }
 
-func (f *fenceSet) loadLocked() error {
+func (f *Fences) loadLocked() error {
 	if f.loaded {
 		return nil
 	}
-	f.fenced = map[segKey]bool{}
+	f.fenced = map[Key]bool{}
 	b, err := os.ReadFile(f.path())
 	if errors.Is(err, os.ErrNotExist) {
 		f.loaded = true
@@ -158,14 +163,14 @@ func (f *fenceSet) loadLocked() error {
 		return fmt.Errorf("rollover fences %s: %w", f.path(), err)
 	}
 	for _, r := range recs {
-		f.fenced[segKey{r.Topic, r.Segment}] = true
+		f.fenced[Key{Topic: r.Topic, Segment: r.Segment}] = true
 	}
 	f.loaded = true
 	return nil
 }
 
-// has reports whether k is fenced.
-func (f *fenceSet) has(k segKey) (bool, error) {
+// Has reports whether k is fenced.
+func (f *Fences) Has(k Key) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.loadLocked(); err != nil {
@@ -174,8 +179,8 @@ func (f *fenceSet) has(k segKey) (bool, error) {
 	return f.fenced[k], nil
 }
 
-// set records (on) or lifts (off) the fence of k durably.
-func (f *fenceSet) set(k segKey, on bool) error {
+// Set records (on) or lifts (off) the fence of k durably.
+func (f *Fences) Set(k Key, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.loadLocked(); err != nil {
@@ -191,7 +196,7 @@ func (f *fenceSet) set(k segKey, on bool) error {
 	}
 	recs := make([]fenceRecord, 0, len(f.fenced))
 	for key := range f.fenced {
-		recs = append(recs, fenceRecord{Topic: key.topic, Segment: key.seg})
+		recs = append(recs, fenceRecord{Topic: key.Topic, Segment: key.Segment})
 	}
 	b, err := json.Marshal(recs)
 	if err != nil {
@@ -201,4 +206,10 @@ func (f *fenceSet) set(k segKey, on bool) error {
 		return fmt.Errorf("rollover fences: %w", err)
 	}
 	return nil
+}
+
+// Key names a segment.
+type Key struct {
+	Topic   string
+	Segment uint64
 }

@@ -92,3 +92,21 @@ func (m *Manager) runApplier(k segKey, a *applier) {
 		}
 	}
 }
+
+// failQueuedApplies answers batches queued after their applier stopped
+// (a race with Close).
+func (m *Manager) failQueuedApplies() {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	for k, a := range m.appliers {
+		for done := false; !done; {
+			select {
+			case op := <-a.ops:
+				op.cb(0, wire.ErrShuttingDown)
+			default:
+				done = true
+			}
+		}
+		delete(m.appliers, k)
+	}
+}

@@ -182,6 +182,7 @@ func (m *Manager) Close() {
 	m.writerWG.Wait()
 	m.stepWG.Wait()
 	m.applyWG.Wait()
+	m.failQueuedApplies()
 
 	m.repMu.Lock()
 	if !m.repClosed {

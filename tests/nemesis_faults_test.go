@@ -165,6 +165,7 @@ const recoverTimeout = 90 * time.Second
 // it), then heals everything and waits until the cluster has recovered.
 func (n *nemesis) run() {
 	n.start = time.Now()
+	n.logf("started at %s (times below are relative to it)", n.start.UTC().Format("15:04:05.000"))
 	deadline := n.start.Add(n.cfg.Duration)
 	// A first quiet stretch lets the writers warm up.
 	next := time.Now().Add(n.ft(2))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -62,6 +64,7 @@ func TestNemesis(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("nemesis seed %d schedule:\n%s\nreplay: %s", cfg.Seed, scheduleText(nem), cfg.replay())
+			saveArtifacts(t, c, cfg, nem)
 		}
 	})
 	nem.run()
@@ -114,7 +117,7 @@ func TestNemesis(t *testing.T) {
 			problems = append(problems, fmt.Sprintf("%v: next acknowledged PUT %v after it ended (bound %v)", f, d.Round(time.Millisecond), cfg.WritableWithin))
 		}
 	}
-	longestGap, gapAt := longestAckGap(writers)
+	longestGap, gapAt := longestAckGap(writers, nem)
 
 	if len(res.Missing) > 0 {
 		problems = append(problems, fmt.Sprintf("%d acknowledged PUTs never read, not explained by a lost GET reply: %s", len(res.Missing), describeEntries(res.Missing, writers, nem)))
@@ -154,6 +157,37 @@ func TestNemesis(t *testing.T) {
 	if len(problems) > 0 {
 		t.Errorf("%s\n\nnemesis found %d problem(s):\n- %s\n\nreplay: %s", summary, len(problems), strings.Join(problems, "\n- "), cfg.replay())
 	}
+}
+
+// saveArtifacts copies every node's log and the schedule to
+// $WALRUS_NEMESIS_ARTIFACTS/seed-<seed>/ when that variable is set (the
+// cluster's own directories are removed at cleanup).
+func saveArtifacts(t *testing.T, c *testcluster.Cluster, cfg nemesisConfig, n *nemesis) {
+	root := os.Getenv("WALRUS_NEMESIS_ARTIFACTS")
+	if root == "" {
+		return
+	}
+	dir := filepath.Join(root, fmt.Sprintf("seed-%d", cfg.Seed))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("artifacts: %v", err)
+		return
+	}
+	for _, nd := range c.Nodes {
+		for _, src := range []string{nd.LogPath, nd.StderrPath} {
+			b, err := os.ReadFile(src)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node%d-%s", nd.ID, filepath.Base(src))), b, 0o644)
+			}
+			if err != nil {
+				t.Logf("artifacts: %v", err)
+			}
+		}
+	}
+	sched := fmt.Sprintf("seed %d, started %s\n%s\nreplay: %s\n", cfg.Seed, n.start.UTC().Format(time.RFC3339Nano), scheduleText(n), cfg.replay())
+	if err := os.WriteFile(filepath.Join(dir, "schedule.txt"), []byte(sched), 0o644); err != nil {
+		t.Logf("artifacts: %v", err)
+	}
+	t.Logf("node logs and schedule saved in %s", dir)
 }
 
 func scheduleText(n *nemesis) string {
@@ -432,8 +466,9 @@ func firstAckAfter(ws []*nemWriter, x time.Time) (time.Time, bool) {
 }
 
 // longestAckGap is the longest stretch with no acknowledgement by any
-// writer, and when it started (relative to the first acknowledgement).
-func longestAckGap(ws []*nemWriter) (time.Duration, string) {
+// writer, and when it started (in the nemesis's time, with the faults
+// active then).
+func longestAckGap(ws []*nemWriter, n *nemesis) (time.Duration, string) {
 	var all []time.Time
 	for _, w := range ws {
 		w.mu.Lock()
@@ -446,7 +481,7 @@ func longestAckGap(ws []*nemWriter) (time.Duration, string) {
 	for i := 1; i < len(all); i++ {
 		if d := all[i].Sub(all[i-1]); d > gap {
 			gap = d
-			at = fmt.Sprintf("%s + %.3fs", all[0].Format("15:04:05.000"), all[i-1].Sub(all[0]).Seconds())
+			at = fmt.Sprintf("%.3fs, during %s", all[i-1].Sub(n.start).Seconds(), faultAt(n.schedule, all[i-1]))
 		}
 	}
 	return gap, at

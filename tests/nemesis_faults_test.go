@@ -138,6 +138,8 @@ type nemesis struct {
 	maxTerm       uint64
 	termChanges   int
 	lastTermProbe time.Time
+	// segments is the number of sealed segments at the last wipe check.
+	segments int
 }
 
 func newNemesis(t *testing.T, c *testcluster.Cluster, p *testcluster.Partition, topic string, cfg nemesisConfig) *nemesis {
@@ -362,12 +364,15 @@ func (n *nemesis) checkRecovered() {
 		n.episode = nil
 		return
 	}
-	if time.Since(n.healedAt) > recoverTimeout {
+	// A wiped node pulls one sealed segment per second (node/segment
+	// catch-up), so allow for the topic's length.
+	limit := recoverTimeout + time.Duration(n.segments)*1500*time.Millisecond
+	if time.Since(n.healedAt) > limit {
 		var fs []string
 		for _, f := range n.episode {
 			fs = append(fs, f.String())
 		}
-		n.problems = append(n.problems, fmt.Sprintf("node %d not healthy %v after its faults (%s) ended: %v", n.target, recoverTimeout, strings.Join(fs, ", "), err))
+		n.problems = append(n.problems, fmt.Sprintf("node %d not healthy %v after its faults (%s) ended: %v", n.target, limit, strings.Join(fs, ", "), err))
 	}
 }
 
@@ -401,6 +406,7 @@ func (n *nemesis) recovered() error {
 	if err != nil {
 		return err
 	}
+	n.segments = len(st.SealedSegments)
 	for key, set := range st.Replicas {
 		count, sealed := st.SealedSegments[key]
 		if !sealed || count == 0 || !slices.Contains(set, wipe.Node) {

@@ -155,6 +155,11 @@ func TestNemesis(t *testing.T) {
 		maxUnavail.Round(time.Millisecond), cfg.WritableWithin, longestGap.Round(time.Millisecond), gapAt)
 	t.Log(summary)
 	if len(problems) > 0 {
+		if id, err := c.RaftLeader(); err == nil {
+			if st, err := c.State(id, topic); err == nil {
+				t.Logf("STATE %s on the Raft leader (node %d) at the end: %+v", topic, id, st)
+			}
+		}
 		t.Errorf("%s\n\nnemesis found %d problem(s):\n- %s\n\nreplay: %s", summary, len(problems), strings.Join(problems, "\n- "), cfg.replay())
 	}
 }
@@ -210,9 +215,10 @@ func firstN[T any](s []T, n int) []T { return s[:min(n, len(s))] }
 // outcome of each.
 type nemWriter struct {
 	mu      sync.Mutex
-	acked   []int
-	ackedAt []time.Time
-	unknown map[int]bool
+	acked    []int
+	ackedAt  []time.Time
+	ackedVia []uint64 // the node the writer was connected to
+	unknown  map[int]bool
 }
 
 func (w *nemWriter) lastAck() time.Time {
@@ -234,14 +240,15 @@ func (w *nemWriter) history() writerHistory {
 	return writerHistory{Acked: slices.Clone(w.acked), Sent: func(s int) bool { return sent[s] }}
 }
 
-// ackTime is when writer k's PUT seq was acknowledged (zero if it was not).
-func (w *nemWriter) ackTime(seq int) time.Time {
+// ackTime is when writer k's PUT seq was acknowledged, and through which
+// node (zero if it was not).
+func (w *nemWriter) ackTime(seq int) (time.Time, uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if i, ok := slices.BinarySearch(w.acked, seq); ok {
-		return w.ackedAt[i]
+		return w.ackedAt[i], w.ackedVia[i]
 	}
-	return time.Time{}
+	return time.Time{}, 0
 }
 
 // startNemWriters starts n writers, writer k first through node k%3+1 and
@@ -262,6 +269,7 @@ func startNemWriters(c *testcluster.Cluster, topic string, n int) ([]*nemWriter,
 				}
 			}()
 			pick := k
+			var via uint64
 			for seq := 0; ; seq++ {
 				select {
 				case <-done:
@@ -280,7 +288,7 @@ func startNemWriters(c *testcluster.Cluster, topic string, n int) ([]*nemWriter,
 						continue
 					}
 					cn.SetTimeout(20 * time.Second)
-					conn = cn
+					conn, via = cn, id
 				}
 				r, err := conn.Do(fmt.Sprintf("PUT %s nw%d-%d", topic, k, seq))
 				now := time.Now()
@@ -288,6 +296,7 @@ func startNemWriters(c *testcluster.Cluster, topic string, n int) ([]*nemWriter,
 				if err == nil && r == "OK" {
 					w.acked = append(w.acked, seq)
 					w.ackedAt = append(w.ackedAt, now)
+					w.ackedVia = append(w.ackedVia, via)
 				} else {
 					w.unknown[seq] = true
 				}
@@ -511,9 +520,10 @@ func describeEntries(es []entryRef, ws []*nemWriter, n *nemesis) string {
 			for j+1 < len(seqs) && pos(seqs[j+1]) == pos(seqs[j])+1 {
 				j++
 			}
-			a, b := w.ackTime(seqs[i]), w.ackTime(seqs[j])
-			runs = append(runs, fmt.Sprintf("nw%d seq %d..%d (%d; acked %.3fs..%.3fs during %s)",
-				k, seqs[i], seqs[j], j-i+1, a.Sub(n.start).Seconds(), b.Sub(n.start).Seconds(), faultAt(n.schedule, a)))
+			a, via := w.ackTime(seqs[i])
+			b, _ := w.ackTime(seqs[j])
+			runs = append(runs, fmt.Sprintf("nw%d seq %d..%d (%d; acked %.3fs..%.3fs (%s) via node %d, during %s)",
+				k, seqs[i], seqs[j], j-i+1, a.Sub(n.start).Seconds(), b.Sub(n.start).Seconds(), a.UTC().Format("15:04:05.000"), via, faultAt(n.schedule, a)))
 			i = j + 1
 		}
 	}

@@ -214,7 +214,7 @@ func firstN[T any](s []T, n int) []T { return s[:min(n, len(s))] }
 // nemWriter PUTs "nw<k>-<seq>" with one request in flight and records the
 // outcome of each.
 type nemWriter struct {
-	mu      sync.Mutex
+	mu       sync.Mutex
 	acked    []int
 	ackedAt  []time.Time
 	ackedVia []uint64 // the node the writer was connected to

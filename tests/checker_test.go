@@ -2,10 +2,14 @@ package tests
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/walrus-go/walrus/backends/mmapstore"
+	"github.com/walrus-go/walrus/engine"
 )
 
 // The read-back checker shared by the tests whose readers use GET while
@@ -250,5 +254,42 @@ func TestCheckReads(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestFindEntry checks the nemesis's reader of mmap segment files against
+// the store itself: every entry of several batches is found at its offset.
+func TestFindEntry(t *testing.T) {
+	dir := t.TempDir()
+	s, err := mmapstore.Open(dir, mmapstore.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id := engine.SegmentID{Topic: "t", Segment: 7}
+	var want []string
+	for b := range 3 {
+		var batch [][]byte
+		for i := range 4 {
+			p := fmt.Sprintf("nw%d-%d", b, i)
+			batch = append(batch, []byte(p))
+			want = append(want, p)
+		}
+		if _, err := s.Append(t.Context(), id, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Seal(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "topics", "t", fmt.Sprintf("%020d.seg", 7))
+	for off, p := range want {
+		got, ok := findEntry(path, []byte(p))
+		if !ok || got != uint64(off) {
+			t.Fatalf("findEntry(%q) = %d, %v; want %d", p, got, ok, off)
+		}
+	}
+	if _, ok := findEntry(path, []byte("nw9-9")); ok {
+		t.Fatal("found an entry never written")
 	}
 }

@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"os"
@@ -197,44 +198,74 @@ func saveArtifacts(t *testing.T, c *testcluster.Cluster, cfg nemesisConfig, n *n
 	t.Logf("node logs and schedule saved in %s", dir)
 }
 
-// locateOnDisk says which nodes' segment files hold each of the first ten
-// entries (mmap layout: payloads are stored verbatim), e.g. "nw1-7 in
-// node 2 segment 24, node 3 segment 24", to tell data loss (nowhere) from
-// entries stored but skipped (beyond a sealed count, a fenced segment).
+// locateOnDisk says where each of the first ten entries is stored: node,
+// segment, offset in the segment, against the segment's sealed count from
+// STATE, e.g. "nw1-7 in node 2 segment 24 offset 4999/5000 sealed". That
+// tells data loss (nowhere) from entries stored but never delivered (an
+// offset below the sealed count: the cursor skipped it; at or beyond it:
+// acknowledged past the seal).
 func locateOnDisk(c *testcluster.Cluster, topic string, es []entryRef) string {
+	var sealed map[string]uint64
+	if id, err := c.RaftLeader(); err == nil {
+		if st, err := c.State(id, topic); err == nil {
+			sealed = st.SealedSegments
+		}
+	}
 	var out []string
 	for _, e := range firstN(es, 10) {
-		payload := []byte(fmt.Sprintf("nw%d-%d", e.Writer, e.Seq))
+		payload := fmt.Sprintf("nw%d-%d", e.Writer, e.Seq)
 		var where []string
 		for _, nd := range c.Nodes {
 			dir := filepath.Join(nd.DataDir, fmt.Sprintf("node_%d", nd.ID), "user_data", "data_plane", "topics", topic)
 			files, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
 			for _, f := range files {
-				b, err := os.ReadFile(f)
-				if err != nil {
+				off, ok := findEntry(f, []byte(payload))
+				if !ok {
 					continue
 				}
-				for i := 0; ; {
-					j := bytes.Index(b[i:], payload)
-					if j < 0 {
-						break
-					}
-					end := i + j + len(payload)
-					if end >= len(b) || b[end] < '0' || b[end] > '9' {
-						seg := strings.TrimLeft(strings.TrimSuffix(filepath.Base(f), ".seg"), "0")
-						where = append(where, fmt.Sprintf("node %d segment %s", nd.ID, seg))
-						break
-					}
-					i = end
+				seg := strings.TrimLeft(strings.TrimSuffix(filepath.Base(f), ".seg"), "0")
+				state := "open"
+				if n, ok := sealed[seg]; ok {
+					state = fmt.Sprintf("of %d sealed", n)
 				}
+				where = append(where, fmt.Sprintf("node %d segment %s offset %d (%s)", nd.ID, seg, off, state))
 			}
 		}
 		if len(where) == 0 {
-			where = append(where, "nowhere")
+			where = append(where, "no segment file")
 		}
 		out = append(out, fmt.Sprintf("%s in %s", payload, strings.Join(where, ", ")))
 	}
 	return strings.Join(out, "; ")
+}
+
+// findEntry walks the batches of an mmap segment file (backends/mmapstore
+// README "Format": data from byte 256; batch header "BTCH" | count u32 |
+// first offset u64 | body bytes u32 | CRC u32; frames length u32 | CRC u32
+// | payload) and returns the offset of the entry equal to payload.
+func findEntry(path string, payload []byte) (uint64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for pos := 256; pos+24 <= len(b) && string(b[pos:pos+4]) == "BTCH"; {
+		count := binary.LittleEndian.Uint32(b[pos+4 : pos+8])
+		first := binary.LittleEndian.Uint64(b[pos+8 : pos+16])
+		body := int(binary.LittleEndian.Uint32(b[pos+16 : pos+20]))
+		f, end := pos+24, min(pos+24+body, len(b))
+		for i := uint64(0); i < uint64(count) && f+8 <= end; i++ {
+			n := int(binary.LittleEndian.Uint32(b[f : f+4]))
+			if f+8+n > end {
+				break
+			}
+			if bytes.Equal(b[f+8:f+8+n], payload) {
+				return first + i, true
+			}
+			f += 8 + n
+		}
+		pos += 24 + body
+	}
+	return 0, false
 }
 
 func scheduleText(n *nemesis) string {

@@ -186,6 +186,14 @@ func (n *nemesis) run() {
 			role := n.rng.IntN(4)
 			pick := uint64(n.rng.IntN(len(n.c.Nodes)) + 1)
 			dur := n.ft(0.5 + 2.5*n.rng.Float64())
+			// A quarter of kills and wipes restart at once, before any
+			// failover: the node returns still named the segment leader.
+			quick := n.rng.Float64() < 0.25
+			if quick && (kind == faultKill || kind == faultWipe) {
+				dur = n.ft(0.1 * n.rng.Float64())
+			} else {
+				_ = n.rng.Float64()
+			}
 			stack := n.rng.Float64() < 0.5
 			gap := n.ft(0.25 + 1.75*n.rng.Float64())
 			switch {

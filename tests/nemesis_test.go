@@ -63,9 +63,12 @@ func TestNemesis(t *testing.T) {
 	t.Cleanup(reader.stop)
 
 	nem := newNemesis(t, c, p, topic, cfg)
+	scheduleLogged := false
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("nemesis seed %d schedule:\n%s\nreplay: %s", cfg.Seed, scheduleText(nem), cfg.replay())
+			if !scheduleLogged {
+				t.Logf("nemesis seed %d schedule:\n%s\nreplay: %s", cfg.Seed, scheduleText(nem), cfg.replay())
+			}
 			saveArtifacts(t, c, cfg, nem)
 		}
 	})
@@ -156,6 +159,8 @@ func TestNemesis(t *testing.T) {
 	summary := fmt.Sprintf("nemesis seed %d, %v: faults %s (%d, %d overlapping); PUTs acknowledged %d (outcome unknown %d); read %d (%d distinct, %d in the final drain), duplicates %d, consumed by lost GET replies %d (%d replies lost); Raft term changes %d; max unavailability after a fault %v (bound %v); longest gap between acknowledgements %v (at %s)",
 		cfg.Seed, cfg.Duration, strings.Join(kinds, " "), len(nem.schedule), overlapping, res.Acked, unknown, res.Read, res.Distinct, drained, res.Dups, len(res.Consumed), len(h.LostAt), nem.termChanges,
 		maxUnavail.Round(time.Millisecond), cfg.WritableWithin, longestGap.Round(time.Millisecond), gapAt)
+	t.Logf("nemesis seed %d schedule (times from the start of the nemesis):\n%s", cfg.Seed, scheduleText(nem))
+	scheduleLogged = true
 	t.Log(summary)
 	if len(problems) > 0 {
 		if id, err := c.RaftLeader(); err == nil {

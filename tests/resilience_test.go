@@ -2,8 +2,9 @@ package tests
 
 import (
 	"context"
-	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,86 +136,33 @@ func TestReplicationResilience(t *testing.T) {
 		reads = append(reads, r[3:])
 	}
 
-	seen := map[string]int{}
-	last := make([]int, len(logs))
-	for i := range last {
-		last[i] = -1
-	}
-	dups := 0
-	for _, p := range reads {
-		seen[p]++
-		if seen[p] > 1 {
-			dups++
-			continue
-		}
-		var k, s int
-		if _, err := fmt.Sscanf(p, "rw%d-%d", &k, &s); err != nil || k < 0 || k >= len(logs) {
-			t.Fatalf("phantom entry %q", p)
-		}
-		l := logs[k]
-		l.mu.Lock()
-		sent := s < len(l.acked)+len(l.unknown)+1 // a writer's seqNo counts every attempt
-		l.mu.Unlock()
-		if !sent {
-			t.Fatalf("phantom entry %q (never sent)", p)
-		}
-		if s <= last[k] {
-			t.Fatalf("writer %d: entry %d first read after %d", k, s, last[k])
-		}
-		last[k] = s
-	}
-	acked := 0
-	var missing []string
+	ws := make([]writerHistory, len(logs))
 	for k, l := range logs {
+		l.mu.Lock()
+		sent := maps.Clone(l.unknown)
 		for _, s := range l.acked {
-			acked++
-			if seen[fmt.Sprintf("rw%d-%d", k, s)] == 0 {
-				missing = append(missing, fmt.Sprintf("rw%d-%d", k, s))
-			}
+			sent[s] = true
 		}
+		ws[k] = writerHistory{Acked: slices.Clone(l.acked), Sent: func(s int) bool { return sent[s] }}
+		l.mu.Unlock()
 	}
-	// An entry handed to a GET whose reply was lost with its connection is
-	// consumed (the shared cursor moved on); anything beyond that is loss.
-	// Such an entry must sit where a GET reply was lost: between the
-	// writer's previous and next entries in the read order.
-	if len(missing) > lostGets {
-		t.Fatalf("acknowledged entries never read: %v (only %d GET replies were lost)", missing, lostGets)
+	res := checkReads("r", ws, readHistory{Reads: reads, LostAt: lostAt})
+	if len(res.Phantoms) > 0 {
+		t.Fatalf("phantom entries: %v", res.Phantoms)
 	}
-	firstPos := map[string]int{}
-	for i, p := range reads {
-		if _, ok := firstPos[p]; !ok {
-			firstPos[p] = i
-		}
+	if len(res.OrderViolations) > 0 {
+		t.Fatalf("per-writer order: %v", res.OrderViolations)
 	}
-	for _, m := range missing {
-		var k, sq int
-		_, _ = fmt.Sscanf(m, "rw%d-%d", &k, &sq)
-		lo, hi := -1, len(reads)
-		for p, i := range firstPos {
-			var k2, s2 int
-			if _, err := fmt.Sscanf(p, "rw%d-%d", &k2, &s2); err != nil || k2 != k {
-				continue
-			}
-			if s2 < sq && i > lo {
-				lo = i
-			}
-			if s2 > sq && i < hi {
-				hi = i
-			}
-		}
-		explained := false
-		for _, at := range lostAt {
-			if at > lo && at <= hi {
-				explained = true
-			}
-		}
-		if !explained {
-			t.Fatalf("acknowledged entry %s never read, and no GET reply was lost between reads %d and %d (lost at %v)", m, lo, hi, lostAt)
-		}
+	if res.TooManyMissing {
+		t.Fatalf("acknowledged entries never read: %v %v (only %d GET replies were lost)", res.Missing, res.Consumed, len(lostAt))
 	}
-	if len(missing) > 0 {
-		t.Logf("%d acknowledged entries consumed by GETs whose replies were lost with a killed connection: %v", len(missing), missing)
+	if len(res.Missing) > 0 {
+		t.Fatalf("acknowledged entries never read, and no GET reply was lost between the reads of their writer's neighbours: %v (lost at %v)", res.Missing, lostAt)
 	}
+	if len(res.Consumed) > 0 {
+		t.Logf("%d acknowledged entries consumed by GETs whose replies were lost with a killed connection: %v", len(res.Consumed), res.Consumed)
+	}
+	acked, dups := res.Acked, res.Dups
 	t.Logf("%v, %d kills (%d of the Raft leader): %d PUTs acknowledged, %d entries read, %d redelivered", dur, kills, raftLeaderKills, acked, len(reads), dups)
 	if dups > 0 && raftLeaderKills == 0 {
 		t.Fatalf("%d entries read twice without a Raft leader crash", dups)

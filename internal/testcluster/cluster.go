@@ -81,6 +81,13 @@ type Node struct {
 
 	mu   sync.Mutex
 	proc *process
+	// paused is set between Pause and Resume (or a kill): the process is
+	// stopped with SIGSTOP and must get SIGCONT before a SIGTERM can work.
+	paused bool
+	// rejoin is set by WipeData: the node has no Raft state any more and
+	// must join through the other nodes, even node 1 (which otherwise
+	// bootstraps and would make a second cluster).
+	rejoin bool
 }
 
 type process struct {
@@ -178,6 +185,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 }
 
 func (c *Cluster) writeConfig(n *Node) error {
+	b, err := yaml.Marshal(c.config(n))
+	if err != nil {
+		return fmt.Errorf("testcluster: config of node %d: %w", n.ID, err)
+	}
+	return os.WriteFile(n.ConfigPath, b, 0o644)
+}
+
+// config is node n's YAML document as a nested map.
+func (c *Cluster) config(n *Node) map[string]any {
 	cfg := map[string]any{
 		"node_id":  n.ID,
 		"data_dir": n.DataDir,
@@ -213,11 +229,45 @@ func (c *Cluster) writeConfig(n *Node) error {
 			SetKey(cfg, k, v)
 		}
 	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("testcluster: config of node %d: %w", n.ID, err)
+	n.mu.Lock()
+	rejoin := n.rejoin
+	n.mu.Unlock()
+	if rejoin {
+		var join []string
+		for _, o := range c.Nodes {
+			if o.ID != n.ID {
+				join = append(join, c.advertisedRaftAddr(o))
+			}
+		}
+		cfg["join"] = join
 	}
-	return os.WriteFile(n.ConfigPath, b, 0o644)
+	return cfg
+}
+
+// advertisedRaftAddr is the Raft address peers dial for node n: its
+// raft.advertise_host (or raft.host) and raft.port after Extra and
+// NodeExtra, so it is the proxy's address under a Partition.
+func (c *Cluster) advertisedRaftAddr(n *Node) string {
+	host, port := "127.0.0.1", port(n.RaftAddr)
+	extra := map[string]any{}
+	for k, v := range c.opts.Extra {
+		extra[k] = v
+	}
+	if c.opts.NodeExtra != nil {
+		for k, v := range c.opts.NodeExtra(n.ID) {
+			extra[k] = v
+		}
+	}
+	if h, ok := extra["raft.host"].(string); ok {
+		host = h
+	}
+	if h, ok := extra["raft.advertise_host"].(string); ok {
+		host = h
+	}
+	if p, ok := extra["raft.port"].(int); ok {
+		port = p
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // SetKey sets a dotted key ("storage.plugin.path") in a nested YAML map.
@@ -281,6 +331,7 @@ func (c *Cluster) StartNode(id uint64) {
 		c.t.Fatalf("testcluster: start node %d: %v", id, err)
 	}
 	n.proc = p
+	n.paused = false
 }
 
 // Running reports whether node id's process is alive.
@@ -319,6 +370,10 @@ func (c *Cluster) Kill(id uint64) {
 	case <-time.After(DefaultStopTimeout):
 		c.t.Fatalf("testcluster: node %d did not die after SIGKILL", id)
 	}
+	// SIGKILL ends a stopped process too; it is no longer paused.
+	n.mu.Lock()
+	n.paused = false
+	n.mu.Unlock()
 }
 
 // Stop sends SIGTERM to node id and fails the test unless it exits with
@@ -342,6 +397,9 @@ func (c *Cluster) stop(id uint64) error {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("node %d: SIGTERM: %w", id, err)
 	}
+	// A stopped process keeps SIGTERM pending until SIGCONT: resume it
+	// after the SIGTERM so it exits instead of serving for a moment.
+	c.resume(n)
 	select {
 	case <-p.done:
 	case <-time.After(DefaultStopTimeout):

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +124,34 @@ func TestModuleRoot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRejoinConfig(t *testing.T) {
+	extra := func(id uint64) map[string]any {
+		return map[string]any{"raft.host": bindIP(id), "raft.port": 7000 + int(id), "raft.advertise_host": advIP(id)}
+	}
+	tests := []struct {
+		name      string
+		nodeExtra func(uint64) map[string]any
+		want      []string
+	}{
+		{name: "plain", want: []string{"127.0.0.1:6002", "127.0.0.1:6003"}},
+		{name: "behind proxies", nodeExtra: extra, want: []string{"127.0.1.2:7002", "127.0.1.3:7003"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Cluster{t: t, opts: Options{NodeExtra: tc.nodeExtra}}
+			for i := range 3 {
+				c.Nodes = append(c.Nodes, &Node{ID: uint64(i + 1), RaftAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(6001+i))})
+			}
+			if got := c.config(c.Nodes[0])["join"]; !reflect.DeepEqual(got, []string{}) {
+				t.Fatalf("node 1 before a wipe: join = %v, want none (it bootstraps)", got)
+			}
+			c.Nodes[0].rejoin = true
+			if got := c.config(c.Nodes[0])["join"]; !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("node 1 after a wipe: join = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -228,13 +228,43 @@ func (r *Replicator) errUnacked() error {
 }
 
 // Refuse reports why new appends must not be made (nil = go ahead).
+//
+// The first append waits (at most ReadyWait) until enough followers have
+// reported their counts that one of them holds every acknowledged entry
+// (see startQuorum): a leader that lost entries (a wiped disk) must learn
+// it before it writes anything, or its new entries would fork the segment.
 func (r *Replicator) Refuse() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	deadline := time.Now().Add(ReadyWait)
+	for !r.fenced && !r.stopped && r.probed < r.startQuorum() {
+		changed := r.changed
+		r.mu.Unlock()
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			r.mu.Lock()
+			return fmt.Errorf("topic %s segment %d: waiting for the replicas to report their counts: %w", r.cfg.ID.Topic, r.cfg.ID.Segment, wire.ErrFenced)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+		r.mu.Lock()
+	}
 	if r.fenced || r.stopped {
 		return fmt.Errorf("topic %s segment %d: %w", r.cfg.ID.Topic, r.cfg.ID.Segment, wire.ErrFenced)
 	}
 	return nil
+}
+
+// startQuorum is how many followers must have reported their counts
+// before this leader appends: every acknowledged entry is on ack replicas,
+// so on at least ack-1 followers, and any len(set)-ack+1 followers include
+// one of them (placement.RecoveryQuorum).
+func (r *Replicator) startQuorum() int {
+	return min(len(r.followers), placement.RecoveryQuorum(len(r.followers)+1, r.cfg.AckQuorum))
 }
 
 // ReadLimit is the last add confirmed, once the followers' counts are

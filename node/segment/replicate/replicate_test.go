@@ -274,3 +274,22 @@ func TestMemoryBudget(t *testing.T) {
 		t.Fatalf("a stopped replicator still holds %d bytes", used)
 	}
 }
+
+// TestFirstAppendWaitsForStartQuorum (issue 11, hole 1): before its first
+// append a leader must hear from enough followers that one of them holds
+// every acknowledged entry; with that follower unreachable it refuses
+// rather than fork the segment.
+func TestFirstAppendWaitsForStartQuorum(t *testing.T) {
+	h := newHarness(t, 2, 2, 3)
+	h.followers[2].set(true, false) // unreachable, and may hold what the leader lost
+	if err := h.r.Refuse(); !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("Refuse with a needed follower unreachable: %v, want ErrFenced", err)
+	}
+	h.followers[2].set(false, false)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.r.Refuse() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Refuse after the follower returned: %v", h.r.Refuse())
+		}
+	}
+}

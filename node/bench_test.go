@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/nodetest"
 	"github.com/walrus-go/walrus/node/protocol"
 )
 
@@ -20,13 +21,13 @@ import (
 //
 //	go test -run XXX -bench BenchmarkPut -benchtime 20000x ./node/
 func BenchmarkPut(b *testing.B) {
-	nodes := startCluster(b, 3, nil)
+	nodes := nodetest.StartCluster(b, 3, nil)
 	ctx := context.Background()
-	c := dial(b, nodes[0])
+	c := nodetest.Dial(b, nodes[0])
 	if err := c.Register(ctx, "bench"); err != nil {
 		b.Fatal(err)
 	}
-	leader := stateOfTopic(b, c, "bench").LeaderNode
+	leader := nodetest.State(b, c, "bench").LeaderNode
 	payload := make([]byte, 100)
 	for _, route := range []string{"direct", "forwarded"} {
 		target := nodes[leader-1]
@@ -38,7 +39,7 @@ func BenchmarkPut(b *testing.B) {
 				const clients = 16
 				conns := make([]*client.Client, clients)
 				for i := range conns {
-					conns[i] = dial(b, target)
+					conns[i] = nodetest.Dial(b, target)
 				}
 				per := max(b.N/clients, 1)
 				b.SetBytes(int64(len(payload)))
@@ -79,16 +80,16 @@ func BenchmarkPut(b *testing.B) {
 // BenchmarkRegister measures Raft metadata proposals: 16 clients each
 // creating new topics through a follower (forwarded to the Raft leader).
 func BenchmarkRegister(b *testing.B) {
-	nodes := startCluster(b, 3, nil)
-	leader := raftLeader(b, nodes)
-	target := nodes[leader.n.id%3]
+	nodes := nodetest.StartCluster(b, 3, nil)
+	leader := nodetest.RaftLeader(b, nodes)
+	target := nodes[leader.ID()%3]
 	clients := 16
 	if v, err := strconv.Atoi(os.Getenv("WALRUS_BENCH_CLIENTS")); err == nil && v > 0 {
 		clients = v
 	}
 	conns := make([]*client.Client, clients)
 	for i := range conns {
-		conns[i] = dial(b, target)
+		conns[i] = nodetest.Dial(b, target)
 	}
 	per := max(b.N/clients, 1)
 	b.ResetTimer()

@@ -1,35 +1,24 @@
-package node
+package node_test
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/node"
+	"github.com/walrus-go/walrus/node/nodetest"
+	"github.com/walrus-go/walrus/node/wire"
 )
 
-func raftLeader(t testing.TB, nodes []*testNode) *testNode {
-	t.Helper()
-	var leader *testNode
-	eventually(t, 10*time.Second, "a raft leader", func() bool {
-		for _, tn := range nodes {
-			if tn.n.cons.IsLeader() {
-				leader = tn
-				return true
-			}
-		}
-		return false
-	})
-	return leader
-}
-
 func TestThreeNodeCluster(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 20 })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.MaxSegmentEntries = 20 })
 	ctx := t.Context()
-	leader := raftLeader(t, nodes)
-	var others []*testNode
+	leader := nodetest.RaftLeader(t, nodes)
+	var others []*nodetest.Node
 	for _, tn := range nodes {
 		if tn != leader {
 			others = append(others, tn)
@@ -37,18 +26,18 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 
 	t.Run("metrics", func(t *testing.T) {
-		m := metricsOf(t, dial(t, leader))
+		m := nodetest.Metrics(t, nodetest.Dial(t, leader))
 		if m.State != "Leader" || len(m.Replication) != 2 {
 			t.Fatalf("leader metrics = %+v", m)
 		}
-		f := metricsOf(t, dial(t, others[0]))
-		if f.State != "Follower" || f.CurrentLeader == nil || *f.CurrentLeader != leader.n.id || f.Replication != nil {
+		f := nodetest.Metrics(t, nodetest.Dial(t, others[0]))
+		if f.State != "Follower" || f.CurrentLeader == nil || *f.CurrentLeader != leader.ID() || f.Replication != nil {
 			t.Fatalf("follower metrics = %+v", f)
 		}
 	})
 
 	t.Run("smoke through non-leaders", func(t *testing.T) {
-		w, r := dial(t, others[0]), dial(t, others[1])
+		w, r := nodetest.Dial(t, others[0]), nodetest.Dial(t, others[1])
 		if err := w.Register(ctx, "smoke"); err != nil {
 			t.Fatal(err)
 		}
@@ -69,14 +58,14 @@ func TestThreeNodeCluster(t *testing.T) {
 	})
 
 	t.Run("topics spread over nodes", func(t *testing.T) {
-		c := dial(t, others[0])
+		c := nodetest.Dial(t, others[0])
 		leaders := map[uint64]bool{}
 		for i := range 6 {
 			topic := "spread-" + strconv.Itoa(i)
 			if err := c.Register(ctx, topic); err != nil {
 				t.Fatal(err)
 			}
-			leaders[stateOfTopic(t, c, topic).LeaderNode] = true
+			leaders[nodetest.State(t, c, topic).LeaderNode] = true
 		}
 		if len(leaders) != 3 {
 			t.Fatalf("topic leaders %v: want all three nodes", leaders)
@@ -85,7 +74,7 @@ func TestThreeNodeCluster(t *testing.T) {
 
 	t.Run("rollover and exactly-once reads", func(t *testing.T) {
 		const writers, perWriter, rounds = 4, 60, 4
-		c := dial(t, nodes[1])
+		c := nodetest.Dial(t, nodes[1])
 		// Write in rounds and wait for a rollover after each, so several
 		// segments fill (the monitor seals at most one segment per tick).
 		for round := range rounds {
@@ -95,7 +84,7 @@ func TestThreeNodeCluster(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					c := dial(t, nodes[w%3])
+					c := nodetest.Dial(t, nodes[w%3])
 					for i := round * perWriter / rounds; i < (round+1)*perWriter/rounds; i++ {
 						if err := c.Put(ctx, "roll", fmt.Appendf(nil, "%d:%d", w, i)); err != nil {
 							errs <- fmt.Errorf("writer %d put %d: %w", w, i, err)
@@ -109,11 +98,11 @@ func TestThreeNodeCluster(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			eventually(t, 20*time.Second, "a rollover", func() bool {
-				return len(stateOfTopic(t, c, "roll").SealedSegments) > round
+			nodetest.Eventually(t, 20*time.Second, "a rollover", func() bool {
+				return len(nodetest.State(t, c, "roll").SealedSegments) > round
 			})
 		}
-		st := stateOfTopic(t, c, "roll")
+		st := nodetest.State(t, c, "roll")
 		// Leaders rotate round-robin.
 		for seg := uint64(2); seg <= st.CurrentSegment; seg++ {
 			prev := st.SegmentLeaders[strconv.FormatUint(seg-1, 10)]
@@ -129,7 +118,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		got := 0
 		readers := []int{0, 1, 2}
 		for got < writers*perWriter {
-			rc := dial(t, nodes[readers[got%3]])
+			rc := nodetest.Dial(t, nodes[readers[got%3]])
 			p, ok, err := rc.Get(ctx, "roll")
 			if err != nil {
 				t.Fatal(err)
@@ -157,15 +146,15 @@ func TestThreeNodeCluster(t *testing.T) {
 			t.Fatal("extra entry after draining")
 		}
 		// Sealed counts plus the open segment equal what was written.
-		st = stateOfTopic(t, c, "roll")
+		st = nodetest.State(t, c, "roll")
 		var sealed uint64
 		for _, n := range st.SealedSegments {
 			sealed += n
 		}
 		var open uint64
 		for _, tn := range nodes {
-			if tn.n.id == st.LeaderNode {
-				open, _ = tn.n.segmentCountOf("roll", st.CurrentSegment)
+			if tn.ID() == st.LeaderNode {
+				open, _ = countOf(tn, "roll", st.CurrentSegment)
 			}
 		}
 		if sealed+open != writers*perWriter {
@@ -175,37 +164,28 @@ func TestThreeNodeCluster(t *testing.T) {
 		for segStr, count := range st.SealedSegments {
 			seg, _ := strconv.ParseUint(segStr, 10, 64)
 			holder := st.SegmentLeaders[segStr]
-			stored, _ := nodes[holder-1].n.segmentCountOf("roll", seg)
+			stored, _ := countOf(nodes[holder-1], "roll", seg)
 			if stored != count {
 				t.Fatalf("segment %d: sealed count %d, store holds %d", seg, count, stored)
 			}
 		}
 	})
 
-	t.Run("append on a non-leader gets NotLeaderError and PUT retries", func(t *testing.T) {
-		c := dial(t, nodes[0])
+	t.Run("append on a non-leader gets node.NotLeaderError and PUT retries", func(t *testing.T) {
+		c := nodetest.Dial(t, nodes[0])
 		if err := c.Register(ctx, "lease"); err != nil {
 			t.Fatal(err)
 		}
-		st := stateOfTopic(t, c, "lease")
+		st := nodetest.State(t, c, "lease")
 		wrong := nodes[st.LeaderNode%3] // not the leader
-		err := wrong.n.appendLocal(ctx, "lease", [][]byte{[]byte("x")})
-		var nl *NotLeaderError
-		if !errors.As(err, &nl) || nl.Leader != st.LeaderNode {
-			t.Fatalf("append on non-leader: %v", err)
-		}
-		// Through the RPC, the error keeps its kind.
-		_, err = leader.n.call(ctx, wrong.n.id, methodAppend, func() []byte {
-			var e enc
-			e.str("lease")
-			e.list([][]byte{[]byte("x")})
-			return e.b
-		}())
-		if !isNotLeader(err) {
+		// Through the internal RPC, as a peer sends it, the refusal keeps
+		// its kind and names the leader.
+		err := wrong.RPC(t).Append(ctx, "lease", [][]byte{[]byte("x")})
+		if !wire.IsNotLeader(err) || !strings.Contains(err.Error(), fmt.Sprintf("leader is node %d", st.LeaderNode)) {
 			t.Fatalf("rpc append on non-leader: %v", err)
 		}
 		// A client PUT on that node is forwarded and succeeds.
-		if err := dial(t, wrong).Put(ctx, "lease", []byte("ok")); err != nil {
+		if err := nodetest.Dial(t, wrong).Put(ctx, "lease", []byte("ok")); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -213,11 +193,11 @@ func TestThreeNodeCluster(t *testing.T) {
 
 func TestRestartKeepsState(t *testing.T) {
 	dir := t.TempDir()
-	cfg := testConfig(t, 1, dir)
-	tn := startNode(t, cfg, nil)
-	store := tn.store
-	raftAddr, clientAddr := tn.n.RaftAddr(), tn.n.ClientAddr()
-	c := dial(t, tn)
+	cfg := nodetest.Config(1, dir)
+	tn := nodetest.Start(t, cfg, nil)
+	store := tn.Store
+	raftAddr, clientAddr := tn.RaftAddr(), tn.ClientAddr()
+	c := nodetest.Dial(t, tn)
 	ctx := t.Context()
 	for i := range 10 {
 		if err := c.Put(ctx, "r", fmt.Appendf(nil, "%d", i)); err != nil {
@@ -230,19 +210,19 @@ func TestRestartKeepsState(t *testing.T) {
 		}
 	}
 	_ = c.Close()
-	tn.stop(t)
+	tn.Stop(t)
 
 	// Same data dir and store (memstore stands in for a reopened disk store).
 	cfg.RaftPort, cfg.ClientPort = portOf(t, raftAddr), portOf(t, clientAddr)
-	tn = startNode(t, cfg, store)
-	defer tn.stop(t)
-	c = dial(t, tn)
-	eventually(t, 10*time.Second, "leader after restart", func() bool { return tn.n.cons.IsLeader() })
+	tn = nodetest.Start(t, cfg, store)
+	defer tn.Stop(t)
+	c = nodetest.Dial(t, tn)
+	nodetest.Eventually(t, 10*time.Second, "leader after restart", func() bool { return tn.IsRaftLeader() })
 	p, ok, err := c.Get(ctx, "r")
 	if err != nil || !ok || string(p) != "4" {
 		t.Fatalf("first get after restart = %q %v %v (cursor lost?)", p, ok, err)
 	}
-	if _, ok := tn.n.fsm.Topic("r"); !ok {
+	if _, ok := tn.Metadata().Topic("r"); !ok {
 		t.Fatal("topic lost")
 	}
 }
@@ -257,10 +237,10 @@ func portOf(t testing.TB, addr string) int {
 }
 
 // terms renders every node's current Raft term (to detect elections).
-func terms(nodes []*testNode) string {
+func terms(nodes []*nodetest.Node) string {
 	out := ""
 	for _, tn := range nodes {
-		out += strconv.FormatUint(tn.n.cons.Raft().CurrentTerm(), 10) + ","
+		out += strconv.FormatUint(tn.Consensus().Raft().CurrentTerm(), 10) + ","
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"fmt"
@@ -6,23 +6,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/client"
 	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/nodetest"
 	"github.com/walrus-go/walrus/node/protocol"
 )
 
 func TestCursorSurvivesLeaderChange(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
+	nodes := nodetest.StartCluster(t, 3, nil)
 	ctx := t.Context()
-	leader := raftLeader(t, nodes)
-	var follower *testNode
+	leader := nodetest.RaftLeader(t, nodes)
+	var follower *nodetest.Node
 	for _, tn := range nodes {
 		if tn != leader {
 			follower = tn
 			break
 		}
 	}
-	c := dial(t, follower)
+	c := nodetest.Dial(t, follower)
 	for i := range 20 {
 		if err := c.Put(ctx, "cur", []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
@@ -35,28 +37,28 @@ func TestCursorSurvivesLeaderChange(t *testing.T) {
 	}
 	// Wait until the cursor commit reached every node, then move the Raft
 	// leadership: the new cursor owner continues at entry 5.
-	eventually(t, 10*time.Second, "cursor committed everywhere", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "cursor committed everywhere", func() bool {
 		for _, tn := range nodes {
-			tp, _ := tn.n.fsm.Topic("cur")
+			tp, _ := tn.Metadata().Topic("cur")
 			if tp.Cursor != (metadata.Cursor{Segment: 1, Offset: 5}) {
 				return false
 			}
 		}
 		return true
 	})
-	if err := leader.n.cons.Raft().LeadershipTransfer().Error(); err != nil {
+	if err := leader.Consensus().Raft().LeadershipTransfer().Error(); err != nil {
 		t.Fatalf("leadership transfer: %v", err)
 	}
-	eventually(t, 10*time.Second, "new leader", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "new leader", func() bool {
 		for _, tn := range nodes {
-			if tn != leader && tn.n.cons.IsLeader() {
+			if tn != leader && tn.IsRaftLeader() {
 				return true
 			}
 		}
 		return false
 	})
 	for i := 5; i < 20; i++ {
-		p, ok, err := dial(t, nodes[i%3]).Get(ctx, "cur")
+		p, ok, err := nodetest.Dial(t, nodes[i%3]).Get(ctx, "cur")
 		if err != nil || !ok || string(p) != strconv.Itoa(i) {
 			t.Fatalf("get %d after leader change: %q %v %v", i, p, ok, err)
 		}
@@ -67,15 +69,15 @@ func TestCursorSurvivesLeaderChange(t *testing.T) {
 // the reader crosses open -> sealed transitions and sees one writer's
 // entries once, in order.
 func TestReadWhileRolling(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 15; c.MonitorInterval = 20 * time.Millisecond })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.MaxSegmentEntries = 15; c.MonitorInterval = 20 * time.Millisecond })
 	ctx := t.Context()
 	const total = 150
-	if err := dial(t, nodes[2]).Register(ctx, "rw"); err != nil {
+	if err := nodetest.Dial(t, nodes[2]).Register(ctx, "rw"); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		c := dial(t, nodes[0])
+		c := nodetest.Dial(t, nodes[0])
 		for i := range total {
 			if err := c.Put(ctx, "rw", []byte(strconv.Itoa(i))); err != nil {
 				done <- fmt.Errorf("put %d: %w", i, err)
@@ -88,7 +90,7 @@ func TestReadWhileRolling(t *testing.T) {
 		done <- nil
 	}()
 	startTerms := terms(nodes)
-	r := dial(t, nodes[1])
+	r := nodetest.Dial(t, nodes[1])
 	deadline := time.Now().Add(60 * time.Second)
 	for next := 0; next < total; {
 		if time.Now().After(deadline) {
@@ -113,7 +115,7 @@ func TestReadWhileRolling(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	st := stateOfTopic(t, r, "rw")
+	st := nodetest.State(t, r, "rw")
 	if len(st.SealedSegments) < 3 {
 		t.Fatalf("only %d segments sealed: %+v", len(st.SealedSegments), st)
 	}
@@ -123,11 +125,11 @@ func TestReadWhileRolling(t *testing.T) {
 // carry: pipelined GETs still get every entry, then EMPTY.
 func TestGetByteBudget(t *testing.T) {
 	const entry = 7 << 20
-	nodes := startCluster(t, 3, func(c *Config) { c.MaxFrameBytes = entry + 1024 })
-	leader := raftLeader(t, nodes)
-	follower := nodes[leader.n.id%3]
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.MaxFrameBytes = entry + 1024 })
+	leader := nodetest.RaftLeader(t, nodes)
+	follower := nodes[leader.ID()%3]
 	ctx := t.Context()
-	c, err := client.Dial(ctx, follower.n.ClientAddr(), client.Options{Timeout: 60 * time.Second, MaxFrameBytes: entry + 1024})
+	c, err := client.Dial(ctx, follower.ClientAddr(), client.Options{Timeout: 60 * time.Second, MaxFrameBytes: entry + 1024})
 	if err != nil {
 		t.Fatal(err)
 	}

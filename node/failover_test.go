@@ -1,11 +1,14 @@
-package node
+package node_test
 
 import (
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/cluster"
+	"github.com/walrus-go/walrus/node/nodetest"
 )
 
 // TestSegmentLeaderFailover stops the node leading a topic's open segment;
@@ -14,19 +17,19 @@ import (
 func TestSegmentLeaderFailover(t *testing.T) {
 	// Replication factor 1: the pre-replication path (seal at the last
 	// reported count) still serves topics created with rf=1.
-	nodes := startCluster(t, 3, func(c *Config) { c.FailureTimeout = time.Second; c.ReplicationFactor = 1 })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.FailureTimeout = time.Second; c.ReplicationFactor = 1 })
 	ctx := t.Context()
-	leader := raftLeader(t, nodes)
-	c := dial(t, leader)
+	leader := nodetest.RaftLeader(t, nodes)
+	c := nodetest.Dial(t, leader)
 	// Create topics until one is led by a node other than the Raft leader.
 	topic := ""
-	var victim *testNode
+	var victim *nodetest.Node
 	for i := 0; victim == nil; i++ {
 		name := "fo-" + strconv.Itoa(i)
 		if err := c.Register(ctx, name); err != nil {
 			t.Fatal(err)
 		}
-		if l := stateOfTopic(t, c, name).LeaderNode; l != leader.n.id {
+		if l := nodetest.State(t, c, name).LeaderNode; l != leader.ID() {
 			topic, victim = name, nodes[l-1]
 		}
 	}
@@ -36,16 +39,16 @@ func TestSegmentLeaderFailover(t *testing.T) {
 		}
 	}
 	// Let a heartbeat carry the count, then stop the segment leader.
-	eventually(t, 5*time.Second, "count reported", func() bool {
-		p := leader.n.peers.snapshot()[victim.n.id]
-		return p.Open[segKey{topic, 1}] == 10
+	nodetest.Eventually(t, 5*time.Second, "count reported", func() bool {
+		p := peerOf(leader, victim.ID())
+		return p.Open[cluster.SegmentRef{Topic: topic, Segment: 1}] == 10
 	})
-	victim.crash(t)
+	victim.Crash(t)
 	start := time.Now()
 	putRetry(t, c, topic, "after")
 	t.Logf("write resumed %v after the segment leader stopped", time.Since(start))
-	st := stateOfTopic(t, c, topic)
-	if st.CurrentSegment != 2 || st.LeaderNode == victim.n.id || st.SealedSegments["1"] != 10 {
+	st := nodetest.State(t, c, topic)
+	if st.CurrentSegment != 2 || st.LeaderNode == victim.ID() || st.SealedSegments["1"] != 10 {
 		t.Fatalf("state after failover = %+v", st)
 	}
 }
@@ -71,24 +74,24 @@ func putRetry(t testing.TB, c *client.Client, topic, payload string) {
 // replicated topic's open segment: a new Raft leader is elected, recovers
 // the segment from the surviving replicas, and every entry stays readable.
 func TestRaftLeaderFailover(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *Config) { c.FailureTimeout = time.Second })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.FailureTimeout = time.Second })
 	ctx := t.Context()
-	leader := raftLeader(t, nodes)
-	var other *testNode
+	leader := nodetest.RaftLeader(t, nodes)
+	var other *nodetest.Node
 	for _, tn := range nodes {
 		if tn != leader {
 			other = tn
 			break
 		}
 	}
-	c := dial(t, other)
+	c := nodetest.Dial(t, other)
 	topic := ""
 	for i := 0; topic == ""; i++ {
 		name := "rl-" + strconv.Itoa(i)
 		if err := c.Register(ctx, name); err != nil {
 			t.Fatal(err)
 		}
-		if stateOfTopic(t, c, name).LeaderNode == leader.n.id {
+		if nodetest.State(t, c, name).LeaderNode == leader.ID() {
 			topic = name
 		}
 	}
@@ -97,20 +100,20 @@ func TestRaftLeaderFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "count reported to the other nodes", func() bool {
+	nodetest.Eventually(t, 5*time.Second, "count reported to the other nodes", func() bool {
 		for _, tn := range nodes {
-			if tn != leader && tn.n.peers.snapshot()[leader.n.id].Open[segKey{topic, 1}] != 7 {
+			if tn != leader && peerOf(tn, leader.ID()).Open[cluster.SegmentRef{Topic: topic, Segment: 1}] != 7 {
 				return false
 			}
 		}
 		return true
 	})
-	leader.crash(t)
+	leader.Crash(t)
 	start := time.Now()
 	putRetry(t, c, topic, "after")
 	t.Logf("write resumed %v after the Raft and segment leader stopped", time.Since(start))
-	st := stateOfTopic(t, c, topic)
-	if st.CurrentSegment != 2 || st.LeaderNode == leader.n.id || st.SealedSegments["1"] != 7 {
+	st := nodetest.State(t, c, topic)
+	if st.CurrentSegment != 2 || st.LeaderNode == leader.ID() || st.SealedSegments["1"] != 7 {
 		t.Fatalf("state after failover = %+v", st)
 	}
 	// The sealed segment is read from the surviving replicas, in order,
@@ -131,10 +134,10 @@ func TestRaftLeaderFailover(t *testing.T) {
 // and every acknowledged entry is read back once, in order.
 func TestGracefulHandoff(t *testing.T) {
 	// Default 5 s failure timeout: only a handoff makes the move fast.
-	nodes := startCluster(t, 3, func(c *Config) { c.HandoffOnShutdown = true })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.HandoffOnShutdown = true })
 	ctx := t.Context()
-	leader := raftLeader(t, nodes)
-	var victim, other *testNode
+	leader := nodetest.RaftLeader(t, nodes)
+	var victim, other *nodetest.Node
 	for _, tn := range nodes {
 		if tn == leader {
 			continue
@@ -145,14 +148,14 @@ func TestGracefulHandoff(t *testing.T) {
 			other = tn
 		}
 	}
-	c := dial(t, other)
+	c := nodetest.Dial(t, other)
 	topic := ""
 	for i := 0; topic == ""; i++ {
 		name := "ho-" + strconv.Itoa(i)
 		if err := c.Register(ctx, name); err != nil {
 			t.Fatal(err)
 		}
-		if stateOfTopic(t, c, name).LeaderNode == victim.n.id {
+		if nodetest.State(t, c, name).LeaderNode == victim.ID() {
 			topic = name
 		}
 	}
@@ -160,7 +163,7 @@ func TestGracefulHandoff(t *testing.T) {
 	stopWriting := make(chan struct{})
 	writerDone := make(chan error, 1)
 	go func() {
-		w := dial(t, other)
+		w := nodetest.Dial(t, other)
 		for i := 0; ; i++ {
 			select {
 			case <-stopWriting:
@@ -176,15 +179,15 @@ func TestGracefulHandoff(t *testing.T) {
 			acked <- i
 		}
 	}()
-	eventually(t, 10*time.Second, "some writes", func() bool { return len(acked) > 50 })
+	nodetest.Eventually(t, 10*time.Second, "some writes", func() bool { return len(acked) > 50 })
 	start := time.Now()
-	victim.stop(t)
+	victim.Stop(t)
 	stopped := time.Since(start)
-	eventually(t, 10*time.Second, "writes on the new leader", func() bool {
-		return stateOfTopic(t, c, topic).CurrentSegment == 2 && len(acked) > 0
+	nodetest.Eventually(t, 10*time.Second, "writes on the new leader", func() bool {
+		return nodetest.State(t, c, topic).CurrentSegment == 2 && len(acked) > 0
 	})
 	n0 := len(acked)
-	eventually(t, 3*time.Second, "writes continue", func() bool { return len(acked) > n0+20 })
+	nodetest.Eventually(t, 3*time.Second, "writes continue", func() bool { return len(acked) > n0+20 })
 	close(stopWriting)
 	if err := <-writerDone; err != nil {
 		t.Fatalf("writer: %v", err)
@@ -197,13 +200,13 @@ func TestGracefulHandoff(t *testing.T) {
 	t.Logf("graceful stop took %v; %d entries acknowledged", stopped, last+1)
 	// Segment 1 was sealed at exactly what its (now stopped) leader stored,
 	// and segments 1 and 2 together hold every acknowledged entry once.
-	st := stateOfTopic(t, c, topic)
+	st := nodetest.State(t, c, topic)
 	sealed := st.SealedSegments["1"]
-	stored, _ := victim.n.segmentCountOf(topic, 1)
+	stored, _ := countOf(victim, topic, 1)
 	if sealed == 0 || stored != sealed {
 		t.Fatalf("sealed count %d, the stopped node's store holds %d", sealed, stored)
 	}
-	open, _ := nodes[st.SegmentLeaders["2"]-1].n.segmentCountOf(topic, 2)
+	open, _ := countOf(nodes[st.SegmentLeaders["2"]-1], topic, 2)
 	if int(sealed+open) != last+1 {
 		t.Fatalf("segments hold %d+%d entries, %d were acknowledged", sealed, open, last+1)
 	}

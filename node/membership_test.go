@@ -1,48 +1,50 @@
-package node
+package node_test
 
 import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/node/nodetest"
 )
 
 // TestJoinThroughFollowerAndRemove joins a fourth node through a follower
 // (the join is forwarded to the Raft leader), waits for its promotion to
 // voter, then removes it with the REMOVE_NODE extension.
 func TestJoinThroughFollowerAndRemove(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
-	leader := raftLeader(t, nodes)
-	var follower *testNode
+	nodes := nodetest.StartCluster(t, 3, nil)
+	leader := nodetest.RaftLeader(t, nodes)
+	var follower *nodetest.Node
 	for _, tn := range nodes {
 		if tn != leader {
 			follower = tn
 			break
 		}
 	}
-	cfg := testConfig(t, 4, t.TempDir())
-	cfg.Join = []string{follower.n.RaftAddr()}
-	n4 := startNode(t, cfg, nil)
-	defer n4.stop(t)
-	c := dial(t, follower)
-	eventually(t, 30*time.Second, "node 4 promoted to voter", func() bool {
-		return slices.Contains(metricsOf(t, c).Membership.Voters, 4)
+	cfg := nodetest.Config(4, t.TempDir())
+	cfg.Join = []string{follower.RaftAddr()}
+	n4 := nodetest.Start(t, cfg, nil)
+	defer n4.Stop(t)
+	c := nodetest.Dial(t, follower)
+	nodetest.Eventually(t, 30*time.Second, "node 4 promoted to voter", func() bool {
+		return slices.Contains(nodetest.Metrics(t, c).MembershipConfig.Voters, 4)
 	})
-	eventually(t, 10*time.Second, "node 4 address registered", func() bool {
-		_, ok := leader.n.fsm.Node(4)
+	nodetest.Eventually(t, 10*time.Second, "node 4 address registered", func() bool {
+		_, ok := leader.Metadata().Node(4)
 		return ok
 	})
 	// Node 4 serves clients like any member.
-	if err := dial(t, n4).Put(t.Context(), "four", []byte("x")); err != nil {
+	if err := nodetest.Dial(t, n4).Put(t.Context(), "four", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	r, err := c.DoLine(t.Context(), "REMOVE_NODE 4")
 	if err != nil || r.String() != "OK" {
 		t.Fatalf("REMOVE_NODE 4 = %q %v", r.String(), err)
 	}
-	eventually(t, 10*time.Second, "node 4 gone", func() bool {
-		m := metricsOf(t, c)
-		_, known := leader.n.fsm.Node(4)
-		return !slices.Contains(m.Membership.Voters, 4) && !slices.Contains(m.Membership.Learners, 4) && !known
+	nodetest.Eventually(t, 10*time.Second, "node 4 gone", func() bool {
+		m := nodetest.Metrics(t, c)
+		_, known := leader.Metadata().Node(4)
+		return !slices.Contains(m.MembershipConfig.Voters, 4) && !slices.Contains(m.MembershipConfig.Learners, 4) && !known
 	})
 	if r, _ := c.DoLine(t.Context(), "REMOVE_NODE x"); !r.IsErr() {
 		t.Fatalf("REMOVE_NODE x = %q", r.String())
@@ -53,28 +55,28 @@ func TestJoinThroughFollowerAndRemove(t *testing.T) {
 // data: the leader learns the new address from its heartbeats and the node
 // serves again.
 func TestRestartOnNewAddress(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
-	leader := raftLeader(t, nodes)
-	victim := nodes[leader.n.id%3]
+	nodes := nodetest.StartCluster(t, 3, nil)
+	leader := nodetest.RaftLeader(t, nodes)
+	victim := nodes[leader.ID()%3]
 	ctx := t.Context()
-	c := dial(t, leader)
+	c := nodetest.Dial(t, leader)
 	if err := c.Put(ctx, "addr", []byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	victim.stop(t)
-	cfg := victim.cfg
+	victim.Stop(t)
+	cfg := victim.Config
 	cfg.RaftPort, cfg.ClientPort = 0, 0 // new ports
 	cfg.Join = nil
-	moved := startNode(t, cfg, victim.store)
-	defer moved.stop(t)
-	eventually(t, 30*time.Second, "new address in the Raft configuration", func() bool {
-		m, err := leader.n.cons.Membership()
-		return err == nil && m.Addrs[moved.n.id] == moved.n.RaftAddr() && slices.Contains(m.Voters, moved.n.id)
+	moved := nodetest.Start(t, cfg, victim.Store)
+	defer moved.Stop(t)
+	nodetest.Eventually(t, 30*time.Second, "new address in the Raft configuration", func() bool {
+		m, err := leader.Consensus().Membership()
+		return err == nil && m.Addrs[moved.ID()] == moved.RaftAddr() && slices.Contains(m.Voters, moved.ID())
 	})
-	eventually(t, 30*time.Second, "moved node caught up", func() bool {
-		return moved.n.cons.Raft().AppliedIndex() >= leader.n.cons.Raft().CommitIndex()-1
+	nodetest.Eventually(t, 30*time.Second, "moved node caught up", func() bool {
+		return moved.Consensus().Raft().AppliedIndex() >= leader.Consensus().Raft().CommitIndex()-1
 	})
-	if err := dial(t, moved).Put(ctx, "addr", []byte("after")); err != nil {
+	if err := nodetest.Dial(t, moved).Put(ctx, "addr", []byte("after")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,22 +1,23 @@
-package node
+package node_test
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/walrus-go/walrus/backends/memstore"
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/client"
+	"github.com/walrus-go/walrus/node/nodetest"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 type replState struct {
-	stateView
+	status.State
 	Replicas          map[string][]uint64 `json:"replicas"`
 	ReplicationFactor int                 `json:"replication_factor"`
 	AckQuorum         int                 `json:"ack_quorum"`
@@ -36,8 +37,8 @@ func replStateOf(t testing.TB, c *client.Client, topic string) replState {
 	return s
 }
 
-func countOn(tn *testNode, topic string, seg uint64) uint64 {
-	c, _ := tn.n.segmentCountOf(topic, seg)
+func countOn(tn *nodetest.Node, topic string, seg uint64) uint64 {
+	c, _ := countOf(tn, topic, seg)
 	return c
 }
 
@@ -62,9 +63,9 @@ func topicLedBy(t testing.TB, c *client.Client, prefix string, want func(leader 
 // already stored on at least two nodes, and all three converge.
 func TestReplicatedQuorumAck(t *testing.T) {
 	t.Parallel() // no failure detection involved: safe to overlap
-	nodes := startCluster(t, 3, nil)
+	nodes := nodetest.StartCluster(t, 3, nil)
 	ctx := t.Context()
-	c := dial(t, nodes[0])
+	c := nodetest.Dial(t, nodes[0])
 	topic, st := topicLedBy(t, c, "q-", func(uint64) bool { return true })
 	set := st.Replicas["1"]
 	if len(set) != 3 || set[0] != st.LeaderNode || st.ReplicationFactor != 3 || st.AckQuorum != 2 {
@@ -85,7 +86,7 @@ func TestReplicatedQuorumAck(t *testing.T) {
 			t.Fatalf("entry %d acknowledged while only %d node(s) hold it", i, holders)
 		}
 	}
-	eventually(t, 10*time.Second, "all replicas hold every entry", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "all replicas hold every entry", func() bool {
 		for _, tn := range nodes {
 			if countOn(tn, topic, 1) != n {
 				return false
@@ -94,13 +95,13 @@ func TestReplicatedQuorumAck(t *testing.T) {
 		return true
 	})
 	for _, tn := range nodes {
-		got, err := tn.store.Read(ctx, engine.SegmentID{Topic: topic, Segment: 1}, 0, n, 1<<20)
+		got, err := tn.Store.Read(ctx, engine.SegmentID{Topic: topic, Segment: 1}, 0, n, 1<<20)
 		if err != nil || len(got) != n {
-			t.Fatalf("node %d read: %d entries, %v", tn.n.id, len(got), err)
+			t.Fatalf("node %d read: %d entries, %v", tn.ID(), len(got), err)
 		}
 		for i, p := range got {
 			if string(p) != strconv.Itoa(i) {
-				t.Fatalf("node %d entry %d = %q", tn.n.id, i, p)
+				t.Fatalf("node %d entry %d = %q", tn.ID(), i, p)
 			}
 		}
 	}
@@ -113,7 +114,8 @@ func TestReplicatedQuorumAck(t *testing.T) {
 		replicas int
 	}{
 		{"CREATE c-rf1 rf=1", true, 1, 1, 0},
-		{"CREATE c-rf2 rf=2 ack=1", true, 2, 1, 2},
+		{"CREATE c-rf2 rf=2 ack=1", false, 0, 0, 0}, // ack 1 with rf > 1 cannot fail over (issue 11)
+		{"CREATE c-rf2 rf=2 ack=2", true, 2, 2, 2},
 		{"CREATE c-def", true, 3, 2, 3},
 		{"CREATE c-bad rf=3 ack=4", false, 0, 0, 0},
 		{"CREATE c-bad rf=9", false, 0, 0, 0},
@@ -134,86 +136,24 @@ func TestReplicatedQuorumAck(t *testing.T) {
 	}
 }
 
-// TestReplicaFenceRejectsStaleEpoch exercises the replica's storage-level
-// fencing directly, including its durability across a restart.
-func TestReplicaFenceRejectsStaleEpoch(t *testing.T) {
-	t.Parallel() // no failure detection involved: safe to overlap
-	dir := t.TempDir()
-	ctx := t.Context()
-	store := memstore.New()
-	n, err := New(testConfig(t, 1, dir), store, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	e := func(s ...string) [][]byte {
-		out := make([][]byte, len(s))
-		for i, v := range s {
-			out[i] = []byte(v)
-		}
-		return out
-	}
-	if c, err := n.replicaAppend(ctx, "t", 1, 1, 0, e("a", "b")); err != nil || c != 2 {
-		t.Fatalf("append = %d, %v", c, err)
-	}
-	// A duplicate (resend) is absorbed; an overlap appends only the tail.
-	if c, err := n.replicaAppend(ctx, "t", 1, 1, 1, e("b", "c")); err != nil || c != 3 {
-		t.Fatalf("overlapping append = %d, %v", c, err)
-	}
-	var gap *replicaGapError
-	if _, err := n.replicaAppend(ctx, "t", 1, 1, 5, e("x")); !errors.As(err, &gap) || gap.Count != 3 {
-		t.Fatalf("gap append err = %v", err)
-	}
-	if c, err := n.replicaFence("t", 1, 2); err != nil || c != 3 {
-		t.Fatalf("fence = %d, %v", c, err)
-	}
-	if _, err := n.replicaAppend(ctx, "t", 1, 1, 3, e("d")); !errors.Is(err, errReplicaFenced) {
-		t.Fatalf("append at a stale epoch after the fence: %v", err)
-	}
-	if c, err := n.replicaAppend(ctx, "t", 1, 2, 3, e("d")); err != nil || c != 4 {
-		t.Fatalf("append at the fence epoch = %d, %v", c, err)
-	}
-	// A lower fence never lowers the epoch.
-	if _, err := n.replicaFence("t", 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.replicaAppend(ctx, "t", 1, 1, 4, e("e")); !errors.Is(err, errReplicaFenced) {
-		t.Fatalf("stale append after a lower fence: %v", err)
-	}
-	_ = n.Close()
-
-	// The epoch is durable: a restarted node still refuses the old leader.
-	n2, err := New(testConfig(t, 1, dir), store, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n2.Close()
-	if _, err := n2.replicaAppend(ctx, "t", 1, 1, 4, e("e")); !errors.Is(err, errReplicaFenced) {
-		t.Fatalf("stale append after restart: %v", err)
-	}
-	if ep, err := n2.replicaEpoch(segKey{"t", 1}); err != nil || ep != 2 {
-		t.Fatalf("epoch after restart = %d, %v", ep, err)
-	}
-}
-
 // TestRecoverySealsAtHighestSurvivorCount: one follower misses the stream,
 // the segment leader dies; recovery fences both survivors, seals at the
 // higher count, copies the missing entries to the lagging survivor, and
 // every acknowledged entry is read once, in order.
 func TestRecoverySealsAtHighestSurvivorCount(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *Config) { c.FailureTimeout = time.Second })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.FailureTimeout = time.Second })
 	ctx := t.Context()
-	rl := raftLeader(t, nodes)
-	c := dial(t, rl)
-	topic, st := topicLedBy(t, c, "rec-", func(l uint64) bool { return l != rl.n.id })
+	rl := nodetest.RaftLeader(t, nodes)
+	c := nodetest.Dial(t, rl)
+	topic, st := topicLedBy(t, c, "rec-", func(l uint64) bool { return l != rl.ID() })
 	victim := nodes[st.LeaderNode-1]
-	var lagging *testNode
+	var lagging *nodetest.Node
 	for _, id := range st.Replicas["1"][1:] {
-		if id != rl.n.id {
+		if id != rl.ID() {
 			lagging = nodes[id-1]
 		}
 	}
-	lagging.n.repl.dropStream.Store(true)
+	lagging.Faults().DropReplicaStream(true)
 	const n = 12
 	for i := range n {
 		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
@@ -223,7 +163,7 @@ func TestRecoverySealsAtHighestSurvivorCount(t *testing.T) {
 	if got := countOn(lagging, topic, 1); got != 0 {
 		t.Fatalf("lagging replica holds %d entries, want 0", got)
 	}
-	victim.crash(t)
+	victim.Crash(t)
 	start := time.Now()
 	putRetry(t, c, topic, "after")
 	t.Logf("writes resumed %v after the segment leader crashed", time.Since(start))
@@ -231,7 +171,7 @@ func TestRecoverySealsAtHighestSurvivorCount(t *testing.T) {
 	if st.SealedSegments["1"] != n || st.CurrentSegment != 2 {
 		t.Fatalf("STATE after recovery = %+v", st)
 	}
-	eventually(t, 10*time.Second, "lagging survivor copied up to the sealed count", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "lagging survivor copied up to the sealed count", func() bool {
 		return countOn(lagging, topic, 1) == n
 	})
 	for i := range n {
@@ -245,8 +185,8 @@ func TestRecoverySealsAtHighestSurvivorCount(t *testing.T) {
 	}
 	// The dead leader shows up as a missing replica.
 	st = replStateOf(t, c, topic)
-	if !slices.Contains(st.UnderReplicated["1"], victim.n.id) {
-		t.Fatalf("under_replicated = %v, want node %d in segment 1", st.UnderReplicated, victim.n.id)
+	if !slices.Contains(st.UnderReplicated["1"], victim.ID()) {
+		t.Fatalf("under_replicated = %v, want node %d in segment 1", st.UnderReplicated, victim.ID())
 	}
 }
 
@@ -255,34 +195,34 @@ func TestRecoverySealsAtHighestSurvivorCount(t *testing.T) {
 // set can prove it holds every acknowledged entry, so nothing is sealed.
 // Once the second answers, the segment is sealed at the right count.
 func TestRecoveryWaitsForEnoughReplicas(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *Config) { c.FailureTimeout = time.Second })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.FailureTimeout = time.Second })
 	ctx := t.Context()
-	rl := raftLeader(t, nodes)
-	c := dial(t, rl)
-	topic, st := topicLedBy(t, c, "wait-", func(l uint64) bool { return l != rl.n.id })
+	rl := nodetest.RaftLeader(t, nodes)
+	c := nodetest.Dial(t, rl)
+	topic, st := topicLedBy(t, c, "wait-", func(l uint64) bool { return l != rl.ID() })
 	for i := range 5 {
 		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var other *testNode
+	var other *nodetest.Node
 	for _, id := range st.Replicas["1"] {
-		if id != rl.n.id && id != st.LeaderNode {
+		if id != rl.ID() && id != st.LeaderNode {
 			other = nodes[id-1]
 		}
 	}
-	other.n.repl.refuseFence.Store(true)
-	nodes[st.LeaderNode-1].crash(t)
+	other.Faults().RefuseFence(true)
+	nodes[st.LeaderNode-1].Crash(t)
 	deadline := time.Now().Add(2 * time.Second) // FailureTimeout + a few recovery attempts
 	for time.Now().Before(deadline) {
-		if r, _ := rl.n.fsm.Route(topic); r.Segment != 1 {
+		if r, _ := rl.Metadata().Route(topic); r.Segment != 1 {
 			t.Fatalf("segment rolled to %d with one fence answer", r.Segment)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	other.n.repl.refuseFence.Store(false)
-	eventually(t, 10*time.Second, "recovery after the second answer", func() bool {
-		_, cnt, sealed, _ := rl.n.fsm.SegmentInfo(topic, 1)
+	other.Faults().RefuseFence(false)
+	nodetest.Eventually(t, 10*time.Second, "recovery after the second answer", func() bool {
+		_, cnt, sealed, _ := rl.Metadata().SegmentInfo(topic, 1)
 		return sealed && cnt == 5
 	})
 }
@@ -292,13 +232,13 @@ func TestRecoveryWaitsForEnoughReplicas(t *testing.T) {
 // its next append cannot reach the ack quorum, answers ERR, and is never
 // delivered to a reader.
 func TestFencedLeaderStopsAcknowledging(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
+	nodes := nodetest.StartCluster(t, 3, nil)
 	ctx := t.Context()
-	rl := raftLeader(t, nodes)
-	c := dial(t, rl)
-	topic, st := topicLedBy(t, c, "fence-", func(l uint64) bool { return l != rl.n.id })
+	rl := nodetest.RaftLeader(t, nodes)
+	c := nodetest.Dial(t, rl)
+	topic, st := topicLedBy(t, c, "fence-", func(l uint64) bool { return l != rl.ID() })
 	leader := nodes[st.LeaderNode-1]
-	lc := dial(t, leader)
+	lc := nodetest.Dial(t, leader)
 	for i := range 3 {
 		if err := lc.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
@@ -306,7 +246,7 @@ func TestFencedLeaderStopsAcknowledging(t *testing.T) {
 	}
 	// Both followers hold everything first, so the leader learns of the
 	// fence from the next PUT's stream (not from a lagging batch).
-	eventually(t, 10*time.Second, "followers caught up", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "followers caught up", func() bool {
 		for _, id := range st.Replicas["1"][1:] {
 			if countOn(nodes[id-1], topic, 1) != 3 {
 				return false
@@ -315,7 +255,7 @@ func TestFencedLeaderStopsAcknowledging(t *testing.T) {
 		return true
 	})
 	for _, id := range st.Replicas["1"][1:] {
-		if _, err := nodes[id-1].n.replicaFence(topic, 1, 2); err != nil {
+		if _, err := nodes[id-1].RPC(t).ReplicaFence(ctx, topic, 1, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -341,23 +281,23 @@ func TestFencedLeaderStopsAcknowledging(t *testing.T) {
 // pulls it from the other replicas once it is sealed and seals it itself.
 func TestCatchUpAfterRollover(t *testing.T) {
 	t.Parallel() // no failure detection involved: safe to overlap
-	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 5 })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.MaxSegmentEntries = 5 })
 	ctx := t.Context()
-	c := dial(t, nodes[0])
+	c := nodetest.Dial(t, nodes[0])
 	topic, st := topicLedBy(t, c, "cu-", func(uint64) bool { return true })
 	lagging := nodes[st.Replicas["1"][2]-1]
-	lagging.n.repl.dropStream.Store(true)
+	lagging.Faults().DropReplicaStream(true)
 	for i := range 5 {
 		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
-		_, cnt, sealed, _ := nodes[0].n.fsm.SegmentInfo(topic, 1)
+	nodetest.Eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
+		_, cnt, sealed, _ := nodes[0].Metadata().SegmentInfo(topic, 1)
 		return sealed && cnt == 5
 	})
-	eventually(t, 15*time.Second, "lagging replica caught up and sealed", func() bool {
-		info, err := lagging.store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: 1})
+	nodetest.Eventually(t, 15*time.Second, "lagging replica caught up and sealed", func() bool {
+		info, err := lagging.Store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: 1})
 		return err == nil && info.Entries == 5 && info.Sealed
 	})
 	st = replStateOf(t, c, topic)
@@ -371,50 +311,50 @@ func TestCatchUpAfterRollover(t *testing.T) {
 // over early to a set of live nodes, and every sealed segment it held is
 // copied to a node outside its set, which is recorded as the new set.
 func TestReReplication(t *testing.T) {
-	nodes := startCluster(t, 4, func(c *Config) {
+	nodes := nodetest.StartCluster(t, 4, func(c *node.Config) {
 		c.FailureTimeout = time.Second
 		c.ReplicaRepairTimeout = time.Second
 		c.MaxSegmentEntries = 5
 	})
 	ctx := t.Context()
-	rl := raftLeader(t, nodes)
-	c := dial(t, rl)
+	rl := nodetest.RaftLeader(t, nodes)
+	c := nodetest.Dial(t, rl)
 	topic, _ := topicLedBy(t, c, "rr-", func(uint64) bool { return true })
 	for i := range 5 {
 		if err := c.Put(ctx, topic, []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
-		_, cnt, sealed, _ := rl.n.fsm.SegmentInfo(topic, 1)
+	nodetest.Eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
+		_, cnt, sealed, _ := rl.Metadata().SegmentInfo(topic, 1)
 		return sealed && cnt == 5
 	})
 	if err := c.Put(ctx, topic, []byte("5")); err != nil {
 		t.Fatal(err)
 	}
-	open, _, _ := rl.n.fsm.SegmentReplicas(topic, 2)
+	open, _, _ := rl.Metadata().SegmentReplicas(topic, 2)
 	var victim uint64
 	for _, id := range open[1:] {
-		if id != rl.n.id {
+		if id != rl.ID() {
 			victim = id
 			break
 		}
 	}
-	nodes[victim-1].crash(t)
-	eventually(t, 20*time.Second, "open segment rolled to live replicas", func() bool {
-		r, _ := rl.n.fsm.Route(topic)
-		set, _, _ := rl.n.fsm.SegmentReplicas(topic, r.Segment)
+	nodes[victim-1].Crash(t)
+	nodetest.Eventually(t, 20*time.Second, "open segment rolled to live replicas", func() bool {
+		r, _ := rl.Metadata().Route(topic)
+		set, _, _ := rl.Metadata().SegmentReplicas(topic, r.Segment)
 		return r.Segment > 2 && len(set) == 3 && !slices.Contains(set, victim)
 	})
-	eventually(t, 30*time.Second, "sealed segments re-replicated", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "sealed segments re-replicated", func() bool {
 		for seg := uint64(1); seg <= 2; seg++ {
-			set, _, _ := rl.n.fsm.SegmentReplicas(topic, seg)
+			set, _, _ := rl.Metadata().SegmentReplicas(topic, seg)
 			if len(set) != 3 || slices.Contains(set, victim) {
 				return false
 			}
-			_, cnt, _, _ := rl.n.fsm.SegmentInfo(topic, seg)
+			_, cnt, _, _ := rl.Metadata().SegmentInfo(topic, seg)
 			for _, id := range set {
-				info, err := nodes[id-1].store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: seg})
+				info, err := nodes[id-1].Store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: seg})
 				if err != nil || info.Entries < cnt || !info.Sealed {
 					return false
 				}
@@ -439,19 +379,19 @@ func TestReReplication(t *testing.T) {
 func TestShortSetGrows(t *testing.T) {
 	t.Parallel() // no failure detection involved: safe to overlap
 	dir := t.TempDir()
-	tweak := func(c *Config) { c.ReplicaRepairTimeout = time.Second; c.FailureTimeout = time.Second }
-	cfg1 := testConfig(t, 1, dir)
+	tweak := func(c *node.Config) { c.ReplicaRepairTimeout = time.Second; c.FailureTimeout = time.Second }
+	cfg1 := nodetest.Config(1, dir)
 	tweak(&cfg1)
-	n1 := startNode(t, cfg1, nil)
-	nodes := []*testNode{n1}
+	n1 := nodetest.Start(t, cfg1, nil)
+	nodes := []*nodetest.Node{n1}
 	t.Cleanup(func() {
 		for _, tn := range nodes {
-			tn.stop(t)
+			tn.Stop(t)
 		}
 	})
 	ctx := t.Context()
-	c := dial(t, n1)
-	eventually(t, 10*time.Second, "node 1 leads", func() bool { return n1.n.cons.IsLeader() })
+	c := nodetest.Dial(t, n1)
+	nodetest.Eventually(t, 10*time.Second, "node 1 leads", func() bool { return n1.IsRaftLeader() })
 	if err := c.Register(ctx, "short"); err != nil {
 		t.Fatal(err)
 	}
@@ -462,24 +402,24 @@ func TestShortSetGrows(t *testing.T) {
 		t.Fatalf("replicas with one voter = %v", st.Replicas)
 	}
 	for id := uint64(2); id <= 3; id++ {
-		cfg := testConfig(t, id, dir)
-		cfg.Join = []string{n1.n.RaftAddr()}
+		cfg := nodetest.Config(id, dir)
+		cfg.Join = []string{n1.RaftAddr()}
 		tweak(&cfg)
-		nodes = append(nodes, startNode(t, cfg, nil))
+		nodes = append(nodes, nodetest.Start(t, cfg, nil))
 	}
-	eventually(t, 30*time.Second, "full sets on every segment", func() bool {
-		r, _ := n1.n.fsm.Route("short")
+	nodetest.Eventually(t, 30*time.Second, "full sets on every segment", func() bool {
+		r, _ := n1.Metadata().Route("short")
 		if r.Segment < 2 {
 			return false
 		}
 		for seg := uint64(1); seg <= r.Segment; seg++ {
-			if set, _, _ := n1.n.fsm.SegmentReplicas("short", seg); len(set) != 3 {
+			if set, _, _ := n1.Metadata().SegmentReplicas("short", seg); len(set) != 3 {
 				return false
 			}
 		}
 		return true
 	})
-	eventually(t, 10*time.Second, "segment 1 on all three nodes", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "segment 1 on all three nodes", func() bool {
 		for _, tn := range nodes {
 			if countOn(tn, "short", 1) != 1 {
 				return false
@@ -504,9 +444,9 @@ func TestShortSetGrows(t *testing.T) {
 // is never delivered.
 func TestRolloverSealsAtConfirmedCount(t *testing.T) {
 	t.Parallel() // no failure detection involved: safe to overlap
-	nodes := startCluster(t, 3, func(c *Config) { c.MaxSegmentEntries = 4 })
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.MaxSegmentEntries = 4 })
 	ctx := t.Context()
-	c := dial(t, nodes[0])
+	c := nodetest.Dial(t, nodes[0])
 	rep, err := c.DoLine(ctx, "CREATE capped rf=2 ack=2")
 	if err != nil || string(rep.Encode()) != "OK" {
 		t.Fatalf("CREATE = %q, %v", rep.Encode(), err)
@@ -518,21 +458,21 @@ func TestRolloverSealsAtConfirmedCount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	follower.n.repl.dropStream.Store(true)
+	follower.Faults().DropReplicaStream(true)
 	start := time.Now()
 	err = c.Put(ctx, "capped", []byte("unconfirmed"))
 	if err == nil || !strings.Contains(err.Error(), "ack quorum") {
 		t.Fatalf("PUT without its quorum = %v, want an unacknowledged ERR", err)
 	}
 	t.Logf("unconfirmed PUT answered after %v", time.Since(start))
-	eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
-		_, _, sealed, _ := nodes[0].n.fsm.SegmentInfo("capped", 1)
+	nodetest.Eventually(t, 10*time.Second, "segment 1 sealed", func() bool {
+		_, _, sealed, _ := nodes[0].Metadata().SegmentInfo("capped", 1)
 		return sealed
 	})
-	if _, cnt, _, _ := nodes[0].n.fsm.SegmentInfo("capped", 1); cnt != 3 {
+	if _, cnt, _, _ := nodes[0].Metadata().SegmentInfo("capped", 1); cnt != 3 {
 		t.Fatalf("segment 1 sealed at %d, want the confirmed 3", cnt)
 	}
-	follower.n.repl.dropStream.Store(false)
+	follower.Faults().DropReplicaStream(false)
 	if err := c.Put(ctx, "capped", []byte("3")); err != nil {
 		t.Fatal(err)
 	}

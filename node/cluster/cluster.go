@@ -273,31 +273,31 @@ func (c *Cluster) LiveVoters() ([]uint64, error) {
 // failover committed while it was paused is applied before it could act.
 // On the Raft leader, the proof is a round of Raft heartbeats
 // (VerifyLeader).
-func (c *Cluster) ConfirmContact(ctx context.Context) (time.Time, error) {
+func (c *Cluster) ConfirmContact(ctx context.Context) (time.Time, uint64, error) {
 	start := time.Now()
 	r := c.Cons.Raft()
 	if r.State() == raft.Leader {
 		if err := r.VerifyLeader().Error(); err != nil {
-			return time.Time{}, fmt.Errorf("confirm raft leadership: %w", err)
+			return time.Time{}, 0, fmt.Errorf("confirm raft leadership: %w", err)
 		}
-		return start, nil
+		return start, r.CommitIndex(), nil
 	}
 	id, addr := c.Cons.Leader()
 	if id == 0 {
-		return time.Time{}, wire.ErrNoRaftLeader
+		return time.Time{}, 0, wire.ErrNoRaftLeader
 	}
 	l := c.clientAt(addr)
 	if err := l.Heartbeat(ctx, c.heartbeat(ctx)); err != nil {
-		return time.Time{}, fmt.Errorf("confirm contact with raft leader %d: %w", id, err)
+		return time.Time{}, 0, fmt.Errorf("confirm contact with raft leader %d: %w", id, err)
 	}
 	idx, err := l.ReadIndex(ctx)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("confirm contact with raft leader %d: %w", id, err)
+		return time.Time{}, 0, fmt.Errorf("confirm contact with raft leader %d: %w", id, err)
 	}
 	if err := c.awaitApplied(ctx, idx); err != nil {
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	}
-	return start, nil
+	return start, idx, nil
 }
 
 // awaitApplied waits until this node has applied index idx.

@@ -5,7 +5,7 @@
 // Raft every CursorCommitInterval. A new leader reloads them from the
 // committed metadata after a barrier, so it continues from the last commit.
 //
-// Lock order: Cursors.mu → topicCursor.mu.
+// Lock order: Cursors.commitMu → Cursors.mu → topicCursor.mu.
 package cursor
 
 import (
@@ -63,6 +63,8 @@ type Cursors struct {
 	m    map[string]*topicCursor
 	// answers keeps recent GETs' results for their retries.
 	answers answers
+	// commitMu serialises commits (taken before mu).
+	commitMu sync.Mutex
 }
 
 type topicCursor struct {
@@ -242,8 +244,13 @@ func (s *Cursors) read(ctx context.Context, id uint64, topic string, seg, off ui
 	return entries, err
 }
 
-// Commit proposes the dirty cursor positions in one command.
+// Commit proposes the dirty cursor positions in one command. Commits run
+// one at a time, so a caller that finds nothing dirty knows the positions
+// it cares about are committed (not merely in a proposal still in flight:
+// a stopping node waits on exactly that).
 func (s *Cursors) Commit(ctx context.Context) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	if !s.Cons.IsLeader() {
 		return fmt.Errorf("commit cursors: %w", wire.ErrNotRaftLeader)
 	}

@@ -47,6 +47,8 @@ type FSM struct {
 	state   *ClusterState
 	changed chan struct{}
 	version uint64
+	// index is the Raft index of the command being applied (under mu).
+	index uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -65,14 +67,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		return Result{Err: err}
 	}
-	return f.ApplyCommand(cmd)
+	return f.apply(l.Index, cmd)
 }
 
 // ApplyCommand applies a decoded command. It is exported for tests and for
-// tools that replay commands without a Raft log.
-func (f *FSM) ApplyCommand(cmd Command) Result {
+// tools that replay commands without a Raft log (as if at index 0).
+func (f *FSM) ApplyCommand(cmd Command) Result { return f.apply(0, cmd) }
+
+// apply applies cmd, committed at Raft index idx.
+func (f *FSM) apply(idx uint64, cmd Command) Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.index = idx
 	var r Result
 	switch c := cmd.(type) {
 	case CreateTopic:
@@ -127,6 +133,7 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 
 		ReplicationFactor: c.ReplicationFactor,
 		AckQuorum:         c.AckQuorum,
+		OpenedAt:          f.index,
 	}
 	if len(c.Replicas) > 0 {
 		t.Replicas = map[uint64][]uint64{FirstSegment: slices.Clone(c.Replicas)}
@@ -154,6 +161,7 @@ func (f *FSM) applyRollover(c Rollover) Result {
 	t.CurrentSegment = c.Segment + 1
 	t.LeaderNode = c.NextLeader
 	t.Epoch = 1
+	t.OpenedAt = f.index
 	t.SegmentLeaders[t.CurrentSegment] = c.NextLeader
 	if len(c.NextReplicas) > 0 {
 		if t.Replicas == nil {

@@ -270,3 +270,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenedAtIsTheRaftIndex: the index that opened the current segment is
+// recorded (a restarted segment leader compares it with its own start).
+func TestOpenedAtIsTheRaftIndex(t *testing.T) {
+	f := NewFSM()
+	apply := func(idx uint64, c Command) {
+		t.Helper()
+		b, err := Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.Apply(&raft.Log{Type: raft.LogCommand, Index: idx, Data: b}).(Result); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	apply(7, CreateTopic{Topic: "t", Leader: 1})
+	if tp, _ := f.Topic("t"); tp.OpenedAt != 7 {
+		t.Fatalf("OpenedAt after create = %d, want 7", tp.OpenedAt)
+	}
+	apply(9, Rollover{Topic: "t", Segment: 1, Count: 3, NextLeader: 2})
+	if tp, _ := f.Topic("t"); tp.OpenedAt != 9 || tp.CurrentSegment != 2 {
+		t.Fatalf("after rollover: %+v, want OpenedAt 9", tp)
+	}
+}

@@ -37,6 +37,11 @@ type Topic struct {
 	// next one elsewhere), and a recovery fences the replicas at Epoch+1.
 	// Kept because STATE reports it.
 	Epoch uint64 `json:"epoch"`
+	// OpenedAt is the Raft index that opened CurrentSegment (0: unknown,
+	// e.g. state from before the field existed). A segment leader that
+	// restarted after it may have lost entries and checks its replicas
+	// before it appends.
+	OpenedAt uint64 `json:"opened_at,omitempty"`
 	// SealedSegments maps a sealed segment to its final entry count.
 	SealedSegments map[uint64]uint64 `json:"sealed_segments"`
 	// SegmentLeaders maps every segment (sealed and open) to its leader.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,7 +107,9 @@ func (n *Node) Stop(t testing.TB) {
 			t.Errorf("node %d: Run returned %v", n.Config.NodeID, err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Errorf("node %d did not stop", n.Config.NodeID)
+		buf := make([]byte, 8<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("node %d did not stop; goroutines:\n%s", n.Config.NodeID, buf)
 	}
 }
 

@@ -53,6 +53,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 	if err != nil {
 		return nil, err
 	}
+	boot := m.bootIndex.Load()
 	var r *replicate.Replicator
 	r = replicate.New(replicate.Config{
 		ID:             id,
@@ -63,6 +64,9 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 		Peer:           func(id uint64) replicate.Follower { return m.Peer(id) },
 		Store:          m.Store,
 		Memory:         &m.replMemory,
+		// A segment opened before this process proved contact may have
+		// lost entries here (a wiped disk, an unsynced tail).
+		Inherited: boot == 0 || t.OpenedAt == 0 || t.OpenedAt <= boot,
 		Sealed: func() (uint64, bool) {
 			_, count, sealed, _ := m.FSM.SegmentInfo(topic, seg)
 			return count, sealed

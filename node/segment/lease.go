@@ -65,10 +65,13 @@ func (m *Manager) confirm(ctx context.Context) {
 	m.lease.mu.Lock()
 	defer m.lease.mu.Unlock()
 	m.lease.attempted.Store(time.Now().UnixNano())
-	at, err := m.Contact.ConfirmContact(ctx)
+	at, index, err := m.Contact.ConfirmContact(ctx)
 	if err != nil {
 		return
 	}
+	// The first proof after start tells which segments opened while this
+	// node was up: only those are known to be whole in its store.
+	m.bootIndex.CompareAndSwap(0, max(index, 1))
 	if at.UnixNano() > m.lease.confirmed.Load() {
 		m.lease.confirmed.Store(at.UnixNano())
 	}
@@ -87,7 +90,9 @@ func (m *Manager) confirmLoop(ctx context.Context) {
 		m.leaseMu.RLock()
 		leading := len(m.leases) > 0
 		m.leaseMu.RUnlock()
-		if leading && !m.draining.Load() {
+		// Until the first proof after start, confirm anyway: it fixes
+		// bootIndex, which tells inherited segments from fresh ones.
+		if (leading || m.bootIndex.Load() == 0) && !m.draining.Load() {
 			cctx, cancel := context.WithTimeout(ctx, m.leaseValid())
 			m.confirm(cctx)
 			cancel()

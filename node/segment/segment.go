@@ -45,9 +45,10 @@ type Config struct {
 
 // Contact proves that this node is in contact with the Raft leader (or
 // is it) and has applied everything committed before it asked; it
-// returns when it asked (see cluster.ConfirmContact).
+// returns when it asked and the commit index it applied up to (see
+// cluster.ConfirmContact).
 type Contact interface {
-	ConfirmContact(ctx context.Context) (time.Time, error)
+	ConfirmContact(ctx context.Context) (time.Time, uint64, error)
 }
 
 // Peer is another member's side of the replica protocol (a wire.Client,
@@ -85,6 +86,11 @@ type Manager struct {
 	draining     atomic.Bool
 	notLeaderLog rateLimit
 	lease        leaseClock
+	// bootIndex is the Raft commit index this node had applied when it
+	// first proved contact after starting (0: not yet; the confirmation
+	// loop gets it right after start). A segment opened after it was led
+	// by this process from its first entry.
+	bootIndex atomic.Uint64
 
 	// Segments this node is stepping down from (one goroutine each).
 	stepMu   sync.Mutex

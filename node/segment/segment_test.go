@@ -22,10 +22,10 @@ type contact struct {
 	err error
 }
 
-func (c *contact) ConfirmContact(context.Context) (time.Time, error) {
+func (c *contact) ConfirmContact(context.Context) (time.Time, uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return time.Now(), c.err
+	return time.Now(), 1, c.err
 }
 
 func (c *contact) set(err error) {
@@ -208,5 +208,55 @@ func TestReadsStopAtSealedCount(t *testing.T) {
 	}
 	if got, _ := f.m.Read(ctx, "u", 1, 3, 10); len(got) != 0 {
 		t.Fatalf("read past the sealed count: %q", got)
+	}
+}
+
+// TestReplicaFenceRejectsStaleEpoch exercises the replica's storage-level
+// fencing directly, including its durability across a restart.
+func TestReplicaFenceRejectsStaleEpoch(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	e := func(s ...string) [][]byte {
+		out := make([][]byte, len(s))
+		for i, v := range s {
+			out[i] = []byte(v)
+		}
+		return out
+	}
+	if c, err := f.m.ReplicaAppend(ctx, "t", 1, 1, 0, e("a", "b")); err != nil || c != 2 {
+		t.Fatalf("append = %d, %v", c, err)
+	}
+	// A duplicate (resend) is absorbed; an overlap appends only the tail.
+	if c, err := f.m.ReplicaAppend(ctx, "t", 1, 1, 1, e("b", "c")); err != nil || c != 3 {
+		t.Fatalf("overlapping append = %d, %v", c, err)
+	}
+	var gap *wire.ReplicaGapError
+	if _, err := f.m.ReplicaAppend(ctx, "t", 1, 1, 5, e("x")); !errors.As(err, &gap) || gap.Count != 3 {
+		t.Fatalf("gap append err = %v", err)
+	}
+	if c, err := f.m.ReplicaFence(ctx, "t", 1, 2); err != nil || c != 3 {
+		t.Fatalf("fence = %d, %v", c, err)
+	}
+	if _, err := f.m.ReplicaAppend(ctx, "t", 1, 1, 3, e("d")); !errors.Is(err, wire.ErrReplicaFenced) {
+		t.Fatalf("append at a stale epoch after the fence: %v", err)
+	}
+	if c, err := f.m.ReplicaAppend(ctx, "t", 1, 2, 3, e("d")); err != nil || c != 4 {
+		t.Fatalf("append at the fence epoch = %d, %v", c, err)
+	}
+	// A lower fence never lowers the epoch.
+	if _, err := f.m.ReplicaFence(ctx, "t", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.ReplicaAppend(ctx, "t", 1, 1, 4, e("e")); !errors.Is(err, wire.ErrReplicaFenced) {
+		t.Fatalf("stale append after a lower fence: %v", err)
+	}
+	// The epoch is durable: a restarted node still refuses the old leader.
+	f.m.Close()
+	f.start(t)
+	if _, err := f.m.ReplicaAppend(ctx, "t", 1, 1, 4, e("e")); !errors.Is(err, wire.ErrReplicaFenced) {
+		t.Fatalf("stale append after restart: %v", err)
+	}
+	if c, err := f.m.ReplicaAppend(ctx, "t", 1, 2, 4, e("e")); err != nil || c != 5 {
+		t.Fatalf("append at the fence epoch after restart = %d, %v", c, err)
 	}
 }

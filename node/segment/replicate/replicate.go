@@ -109,6 +109,10 @@ type Config struct {
 	Stop <-chan struct{}
 	// Done is called once when the replicator has stopped by itself.
 	Done func()
+	// Inherited: this leader may have lost entries of the segment (it
+	// restarted since the segment opened), so before its first append it
+	// hears from enough followers to find out.
+	Inherited bool
 	// Memory is the node-wide bound on in-memory batches (nil: none but
 	// the per-segment one).
 	Memory *Budget
@@ -263,7 +267,12 @@ func (r *Replicator) Refuse() error {
 // before this leader appends: every acknowledged entry is on ack replicas,
 // so on at least ack-1 followers, and any len(set)-ack+1 followers include
 // one of them (placement.RecoveryQuorum).
+// A segment opened while this process ran needs no wait: everything ever
+// appended to it went through this process.
 func (r *Replicator) startQuorum() int {
+	if !r.cfg.Inherited {
+		return 0
+	}
 	return min(len(r.followers), placement.RecoveryQuorum(len(r.followers)+1, r.cfg.AckQuorum))
 }
 

@@ -90,12 +90,13 @@ func newHarnessWith(t *testing.T, ack int, memory *Budget, followers ...uint64) 
 	h.sealed = func() (uint64, bool) { return 0, false }
 	h.r = New(Config{
 		ID: h.id, Followers: followers, AckQuorum: ack, PendingTimeout: 5 * time.Second,
-		Peer:   func(id uint64) Follower { return h.followers[id] },
-		Store:  h.store,
-		Memory: memory,
-		Sealed: func() (uint64, bool) { return h.sealed() },
-		Stop:   h.stop,
-		Done:   func() {},
+		Peer:      func(id uint64) Follower { return h.followers[id] },
+		Store:     h.store,
+		Memory:    memory,
+		Inherited: true,
+		Sealed:    func() (uint64, bool) { return h.sealed() },
+		Stop:      h.stop,
+		Done:      func() {},
 		Deposed: func() {
 			select {
 			case h.deposed <- struct{}{}:

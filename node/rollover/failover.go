@@ -92,7 +92,12 @@ func (r *Rollover) failoverDead(ctx context.Context) error {
 			continue
 		}
 		if deposed {
-			continue // an unreplicated segment has no replicas to recover from
+			// An unreplicated segment whose leader lost its store: seal it
+			// at what that leader holds and move on.
+			if err := r.rollNow(ctx, topic, rt, live); err != nil {
+				errs = append(errs, fmt.Errorf("topic %s segment %d: roll over for node %d: %w", topic, rt.Segment, rt.Leader, err))
+			}
+			continue
 		}
 		if !r.Cluster.Heard(rt.Leader) {
 			// Never heard from it (e.g. the whole cluster restarted and it

@@ -95,15 +95,26 @@ func (r *Rollover) monitorTick(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// rollNow rolls the open segment over at once, at its exact count.
+func (r *Rollover) rollNow(ctx context.Context, topic string, rt metadata.Route, live []uint64) error {
+	return r.roll(ctx, topic, rt, live, 0)
+}
+
 // rolloverIfFull asks the segment leader to fence the open segment if it
 // holds >= MaxSegmentEntries (the fence is an op in the topic writer's
 // queue, so the count is exact), then seals it there and opens the next
 // segment on the next voter in id order.
 func (r *Rollover) rolloverIfFull(ctx context.Context, topic string, rt metadata.Route, live []uint64) error {
+	return r.roll(ctx, topic, rt, live, r.cfg.MaxSegmentEntries)
+}
+
+// roll fences the open segment on its leader if it holds >= min entries
+// and seals it at the fenced count.
+func (r *Rollover) roll(ctx context.Context, topic string, rt metadata.Route, live []uint64, min uint64) error {
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	count, fenced, err := r.Peer(rt.Leader).Fence(tctx, topic, rt.Segment, r.cfg.MaxSegmentEntries)
+	count, fenced, err := r.Peer(rt.Leader).Fence(tctx, topic, rt.Segment, min)
 	if err != nil {
 		return fmt.Errorf("fence on node %d: %w", rt.Leader, err)
 	}

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"github.com/walrus-go/walrus/node/metadata"
 	"time"
 
 	"context"
@@ -13,16 +14,17 @@ import (
 
 // replicatorFor returns the replicator of an open segment this node leads,
 // creating it when the segment has more than one replica. It returns nil
-// for unreplicated segments.
-func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator, error) {
+// for unreplicated segments, or, before an append (forAppend), an error
+// for one this node must not append to (see emptyInherited).
+func (m *Manager) replicatorFor(topic string, seg uint64, forAppend bool) (*replicate.Replicator, error) {
 	k := segKey{Topic: topic, Segment: seg}
 	m.repMu.Lock()
 	defer m.repMu.Unlock()
 	if r, ok := m.reps[k]; ok {
 		return r, nil
 	}
-	if m.unreplicated[k] {
-		return nil, nil
+	if refuse, ok := m.unreplicated[k]; ok {
+		return nil, refuse
 	}
 	t, ok := m.FSM.Topic(topic)
 	if !ok {
@@ -30,9 +32,17 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 	}
 	set := t.SegmentReplicas(seg)
 	if len(set) <= 1 || set[0] != m.cfg.Self {
+		if !forAppend {
+			return nil, nil
+		}
 		// A segment's set never changes while it is open: remember.
-		m.unreplicated[k] = true
-		return nil, nil
+		var refuse error
+		if len(set) <= 1 && m.emptyInherited(t, k) {
+			refuse = fmt.Errorf("topic %s segment %d: opened before this node restarted, and its store holds none of it (a lost disk?): %w", topic, seg, wire.ErrFenced)
+			m.stepDown(topic, seg)
+		}
+		m.unreplicated[k] = refuse
+		return nil, refuse
 	}
 	if _, sealed := t.SealedSegments[seg]; sealed {
 		return nil, nil
@@ -45,7 +55,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64) (*replicate.Replicator
 		// Fenced here by a recovery: this node must not lead it again. If
 		// that recovery did not move the segment, the Raft leader must
 		// run it again.
-		go m.stepDown(topic, seg)
+		m.stepDown(topic, seg)
 		return nil, fmt.Errorf("topic %s segment %d: fenced at epoch %d: %w", topic, seg, epoch, wire.ErrFenced)
 	}
 	id := engine.SegmentID{Topic: topic, Segment: seg}
@@ -101,6 +111,20 @@ func (m *Manager) dropReplicator(k segKey, r *replicate.Replicator) {
 	m.repMu.Unlock()
 }
 
+// emptyInherited reports an unreplicated segment that opened before this
+// process started and of which the local store holds nothing: the store
+// was lost (a wiped disk). Appending would put new entries where readers
+// expect the lost ones, so the segment is handed back to be sealed and
+// the topic moves on.
+func (m *Manager) emptyInherited(t metadata.Topic, k segKey) bool {
+	boot := m.bootIndex.Load()
+	if boot != 0 && t.OpenedAt > boot {
+		return false
+	}
+	c, err := m.count(context.Background(), engine.SegmentID{Topic: k.Topic, Segment: k.Segment})
+	return err == nil && c == 0
+}
+
 // stopReplicatorFenced fails the replicator of k as fenced (this node was
 // fenced by a recovery) and forgets it.
 func (m *Manager) stopReplicatorFenced(k segKey) {
@@ -124,7 +148,7 @@ func (m *Manager) readLimit(topic string, seg uint64) (uint64, bool) {
 	if r.Segment != seg || r.Leader != m.cfg.Self {
 		return 0, false
 	}
-	rep, err := m.replicatorFor(topic, seg)
+	rep, err := m.replicatorFor(topic, seg, false)
 	if err != nil {
 		return 0, true // fenced: nothing is confirmed from here
 	}
@@ -146,7 +170,10 @@ func (m *Manager) AwaitReplicated(ctx context.Context, topic string, seg, count 
 // (see replicate.Replicator.Confirmed); an unreplicated segment returns
 // count.
 func (m *Manager) Confirmed(ctx context.Context, topic string, seg, count uint64) (uint64, error) {
-	r, err := m.replicatorFor(topic, seg)
+	if set, _, _ := m.FSM.SegmentReplicas(topic, seg); len(set) <= 1 {
+		return count, nil
+	}
+	r, err := m.replicatorFor(topic, seg, false)
 	if err != nil {
 		return 0, err
 	}

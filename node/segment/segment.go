@@ -117,7 +117,7 @@ type Manager struct {
 	// Leader-side replicators and the segments known unreplicated.
 	repMu        sync.Mutex
 	reps         map[segKey]*replicate.Replicator
-	unreplicated map[segKey]bool
+	unreplicated map[segKey]error // nil: append freely; else why not
 	// replMemory bounds the batches all replicators keep in memory.
 	replMemory replicate.Budget
 	repStop    chan struct{}
@@ -147,7 +147,7 @@ func New(cfg Config, d Deps) *Manager {
 		appliers:     map[segKey]*applier{},
 		stop:         make(chan struct{}),
 		reps:         map[segKey]*replicate.Replicator{},
-		unreplicated: map[segKey]bool{},
+		unreplicated: map[segKey]error{},
 		repStop:      make(chan struct{}),
 		replMemory:   replicate.Budget{Limit: replMemoryLimit},
 		epochs:       meta.Epochs{Dir: cfg.Dir},

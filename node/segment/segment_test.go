@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/walrus-go/walrus/backends/memstore"
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/metadata"
@@ -99,10 +101,20 @@ func (f *fixture) start(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done; m.Close() })
 }
 
+// create makes a topic led by this node, opened after it started (at a
+// Raft index past the one the fake contact reports).
 func (f *fixture) create(t *testing.T, topic string, replicas []uint64) {
 	t.Helper()
-	cmd := metadata.CreateTopic{Topic: topic, Leader: 1, Replicas: replicas, ReplicationFactor: max(len(replicas), 1), AckQuorum: 2}
-	if r := f.fsm.ApplyCommand(cmd); r.Err != nil {
+	f.createAt(t, topic, replicas, 100)
+}
+
+func (f *fixture) createAt(t *testing.T, topic string, replicas []uint64, index uint64) {
+	t.Helper()
+	b, err := metadata.Encode(metadata.CreateTopic{Topic: topic, Leader: 1, Replicas: replicas, ReplicationFactor: max(len(replicas), 1), AckQuorum: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: index, Data: b}).(metadata.Result); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 }
@@ -258,5 +270,31 @@ func TestReplicaFenceRejectsStaleEpoch(t *testing.T) {
 	}
 	if c, err := f.m.ReplicaAppend(ctx, "t", 1, 2, 4, e("e")); err != nil || c != 5 {
 		t.Fatalf("append at the fence epoch after restart = %d, %v", c, err)
+	}
+}
+
+// TestLostStoreUnreplicatedStepsDown (issue 11, found by the nemesis): an
+// rf=1 segment that opened before this node restarted, with an empty
+// store (a wiped disk), takes no appends — they would sit where readers
+// expect the lost entries — and is handed back to be rolled over.
+func TestLostStoreUnreplicatedStepsDown(t *testing.T) {
+	f := newFixture(t)
+	f.createAt(t, "u", nil, 1) // opened before this process proved contact (index 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.m.Append(ctx, "u", one("a")); !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("append to an inherited segment with an empty store: %v, want ErrFenced", err)
+	}
+	select {
+	case topic := <-f.steps:
+		if topic != "u" {
+			t.Fatalf("stepped down from %q", topic)
+		}
+	case <-ctx.Done():
+		t.Fatal("no step-down")
+	}
+	// The Raft leader fences it at its count (0) to seal it.
+	if c, fenced, err := f.m.Fence(ctx, "u", 1, 0); err != nil || !fenced || c != 0 {
+		t.Fatalf("fence for the roll: %d %v %v", c, fenced, err)
 	}
 }

@@ -231,7 +231,7 @@ func (w *topicWriter) flush(ops []*writeOp) {
 	id := engine.SegmentID{Topic: w.topic, Segment: seg}
 	// A replicated segment answers its ops once the ack quorum holds them;
 	// a fenced one refuses before appending anything.
-	rep, rerr := m.replicatorFor(w.topic, seg)
+	rep, rerr := m.replicatorFor(w.topic, seg, true)
 	if rerr == nil && rep != nil {
 		rerr = rep.Refuse()
 	}

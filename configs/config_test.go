@@ -202,6 +202,7 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 		{"failure timeout", func(c *Config) { c.FailureTimeoutMS = 1 }, []string{"failure_timeout_ms = 1"}},
 		{"replication", func(c *Config) { c.ReplicationFactor = 9 }, []string{"replication_factor = 9", "1..7"}},
 		{"quorum", func(c *Config) { c.ReplicationFactor = 2; c.AckQuorum = 3 }, []string{"ack_quorum = 3", "1..replication_factor (2)"}},
+		{"unrecoverable quorum", func(c *Config) { c.ReplicationFactor = 3; c.AckQuorum = 1 }, []string{"ack_quorum = 1", "must be >= 2 when replication_factor is 3"}},
 		{"raft port", func(c *Config) { c.Raft.Port = 70000 }, []string{"raft.port = 70000", "1..65535"}},
 		{"raft host", func(c *Config) { c.Raft.Host = "" }, []string{`raft.host = ""`}},
 		{"host with port", func(c *Config) { c.Client.Host = "127.0.0.1:80" }, []string{"client.host", "without a port"}},

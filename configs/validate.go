@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/walrus-go/walrus/node/placement"
 )
 
 // Bounds on the numeric keys. Upper bounds exist so a typo (an extra zero,
@@ -22,7 +24,7 @@ const (
 	cursorCommitMSMax    = 60_000
 	failureTimeoutMSMin  = 100
 	failureTimeoutMSMax  = 600_000
-	replicationMax       = 7
+	replicationMax       = placement.MaxReplicationFactor
 	maxFrameBytesMin     = 1 << 10
 	maxFrameBytesMax     = 256 << 20
 	syncIntervalMSMin    = 1
@@ -107,6 +109,8 @@ func (c Config) Validate() error {
 	intRange("replica_repair_timeout_ms", c.ReplicaRepairTimeoutMS, 1_000, 86_400_000)
 	if c.AckQuorum < 1 || c.AckQuorum > max(c.ReplicationFactor, 1) {
 		bad("ack_quorum", c.AckQuorum, "must be in 1..replication_factor (%d)", c.ReplicationFactor)
+	} else if placement.CheckReplication(c.ReplicationFactor, c.AckQuorum) != nil {
+		bad("ack_quorum", c.AckQuorum, "must be >= 2 when replication_factor is %d: a leader that acknowledges alone could fail holding entries no other replica has (use replication_factor: 1 for a single copy)", c.ReplicationFactor)
 	}
 
 	host("raft.host", c.Raft.Host, false)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/placement"
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/server"
 	"github.com/walrus-go/walrus/node/wire"
@@ -88,8 +89,9 @@ type Config struct {
 	Intercept wire.Interceptor
 }
 
-// maxReplicationFactor bounds replication_factor (and a topic's rf=).
-const maxReplicationFactor = 7
+// minFrameBytes is the smallest client frame limit the node can work with
+// (a command with a short topic and payload fits).
+const minFrameBytes = 64
 
 // DefaultConfig returns a fresh Config with the defaults.
 func DefaultConfig() Config {
@@ -114,59 +116,60 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every bad field, naming its key.
+// Validate checks the node's own invariants: what a programmatic caller
+// could get wrong that would break the node (a zero id, a zero duration
+// that would spin a loop, an ack quorum the replica set cannot give).
+// Policy bounds on user input (ranges meant to catch typos) are the
+// business of package configs, which validates the YAML, env and flags
+// before the daemon builds a Config.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.NodeID == 0 {
-		bad("node_id 0: must be >= 1")
+		bad("NodeID 0: must be >= 1")
 	}
 	if c.DataDir == "" {
-		bad("data_dir: must not be empty")
+		bad("DataDir: must not be empty")
 	}
 	if c.RaftHost == "" {
-		bad("raft_host: must not be empty")
+		bad("RaftHost: must not be empty")
 	}
-	for key, p := range map[string]int{"raft_port": c.RaftPort, "client_port": c.ClientPort, "http_port": c.HTTPPort} {
+	if c.ClientHost == "" {
+		bad("ClientHost: must not be empty")
+	}
+	for name, p := range map[string]int{"RaftPort": c.RaftPort, "ClientPort": c.ClientPort, "HTTPPort": c.HTTPPort} {
 		if p < 0 || p > 65535 {
-			bad("%s %d: must be 0..65535", key, p)
+			bad("%s %d: must be 0..65535", name, p)
 		}
 	}
 	if (c.RaftHost == "0.0.0.0" || c.RaftHost == "::") && c.RaftAdvertiseHost == "" {
-		bad("raft_advertise_host: required when raft_host is %s", c.RaftHost)
-	}
-	if c.ClientHost == "" {
-		bad("client_host: must not be empty")
+		bad("RaftAdvertiseHost: required when RaftHost is %s", c.RaftHost)
 	}
 	if c.MaxSegmentEntries == 0 {
-		bad("max_segment_entries 0: must be >= 1")
+		bad("MaxSegmentEntries 0: must be >= 1")
 	}
-	if c.MonitorInterval < 10*time.Millisecond || c.MonitorInterval > time.Hour {
-		bad("monitor_interval %v: must be 10ms..1h", c.MonitorInterval)
+	for name, d := range map[string]time.Duration{
+		"MonitorInterval": c.MonitorInterval, "LeaseSyncInterval": c.LeaseSyncInterval,
+		"ReplicaRepairTimeout": c.ReplicaRepairTimeout, "FailureTimeout": c.FailureTimeout,
+		"CursorCommitInterval": c.CursorCommitInterval,
+	} {
+		if d <= 0 {
+			bad("%s %v: must be > 0", name, d)
+		}
 	}
-	if c.LeaseSyncInterval < time.Millisecond || c.LeaseSyncInterval > time.Minute {
-		bad("lease_sync_interval %v: must be 1ms..1m", c.LeaseSyncInterval)
+	if c.MaxFrameBytes < minFrameBytes || c.MaxFrameBytes > server.MaxFrameBytesMax {
+		bad("MaxFrameBytes %d: must be %d..%d", c.MaxFrameBytes, minFrameBytes, server.MaxFrameBytesMax)
 	}
-	if c.MaxFrameBytes < 64 || c.MaxFrameBytes > server.MaxFrameBytesMax {
-		bad("max_frame_bytes %d: must be 64..%d", c.MaxFrameBytes, server.MaxFrameBytesMax)
-	}
-	if c.ReplicationFactor < 1 || c.ReplicationFactor > maxReplicationFactor {
-		bad("replication_factor %d: must be 1..%d", c.ReplicationFactor, maxReplicationFactor)
+	if c.ReplicationFactor < 1 || c.ReplicationFactor > placement.MaxReplicationFactor {
+		bad("ReplicationFactor %d: must be 1..%d", c.ReplicationFactor, placement.MaxReplicationFactor)
 	}
 	if c.AckQuorum < 0 || c.AckQuorum > c.ReplicationFactor {
-		bad("ack_quorum %d: must be 0 (majority) or 1..replication_factor (%d)", c.AckQuorum, c.ReplicationFactor)
-	}
-	if c.ReplicaRepairTimeout < time.Second || c.ReplicaRepairTimeout > 24*time.Hour {
-		bad("replica_repair_timeout %v: must be 1s..24h", c.ReplicaRepairTimeout)
-	}
-	if c.FailureTimeout < 100*time.Millisecond || c.FailureTimeout > 10*time.Minute {
-		bad("failure_timeout %v: must be 100ms..10m", c.FailureTimeout)
-	}
-	if c.CursorCommitInterval < time.Millisecond || c.CursorCommitInterval > time.Minute {
-		bad("cursor_commit_interval %v: must be 1ms..1m", c.CursorCommitInterval)
+		bad("AckQuorum %d: must be 0 (majority) or 1..ReplicationFactor (%d)", c.AckQuorum, c.ReplicationFactor)
+	} else if err := placement.CheckReplication(c.ReplicationFactor, c.AckQuorum); err != nil {
+		bad("AckQuorum: %w", err)
 	}
 	if err := c.Server.Validate(); err != nil {
-		bad("server: %w", err)
+		bad("Server: %w", err)
 	}
 	return errors.Join(errs...)
 }

@@ -50,7 +50,12 @@ Raft 127.0.0.1:6000, data in ./data, mmap backend).`,
 
 // Run runs one node with cfg until ctx is cancelled and returns nil after
 // a clean shutdown. Logs go to log.file, or to stderr when it is empty.
+// cfg is validated here too (configs.Load already did for the command):
+// the user-facing bounds live in configs, and an error names the key.
 func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	logger, closeLog, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err

@@ -185,8 +185,8 @@ func TestRunCleanShutdown(t *testing.T) {
 func TestRunRejectsWhatNodeRejects(t *testing.T) {
 	c := configs.Default()
 	c.DataDir = t.TempDir()
-	// Run does not re-validate the YAML: a value only the node checks
-	// again still fails start-up with ErrInvalid.
+	// A config that skipped configs.Load still fails start-up with
+	// ErrInvalid, naming the key.
 	c.MaxSegmentEntries = 0
 	err := Run(t.Context(), c, &bytes.Buffer{})
 	if !errors.Is(err, configs.ErrInvalid) || !strings.Contains(err.Error(), "max_segment_entries") {

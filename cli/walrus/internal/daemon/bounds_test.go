@@ -11,9 +11,13 @@ import (
 // configs and the node's invariants never refuse a value they allow.
 func TestAcceptedConfigsBuildValidNodes(t *testing.T) {
 	edges := map[string]func(*configs.Config){
-		"defaults":       func(*configs.Config) {},
-		"fastest loops":  func(c *configs.Config) { c.LeaseSyncMS = 10; c.MonitorCheckMS = 10; c.CursorCommitMS = 1 },
-		"slowest loops":  func(c *configs.Config) { c.LeaseSyncMS = 60_000; c.MonitorCheckMS = 3_600_000; c.CursorCommitMS = 60_000 },
+		"defaults":      func(*configs.Config) {},
+		"fastest loops": func(c *configs.Config) { c.LeaseSyncMS = 10; c.MonitorCheckMS = 10; c.CursorCommitMS = 1 },
+		"slowest loops": func(c *configs.Config) {
+			c.LeaseSyncMS = 60_000
+			c.MonitorCheckMS = 3_600_000
+			c.CursorCommitMS = 60_000
+		},
 		"short timeouts": func(c *configs.Config) { c.FailureTimeoutMS = 100; c.ReplicaRepairTimeoutMS = 1_000 },
 		"long timeouts":  func(c *configs.Config) { c.FailureTimeoutMS = 600_000; c.ReplicaRepairTimeoutMS = 86_400_000 },
 		"small frames":   func(c *configs.Config) { c.Client.MaxFrameBytes = 1 << 10 },

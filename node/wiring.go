@@ -28,6 +28,7 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 	p.seg = segment.New(segment.Config{
 		Self: p.self, Dir: filepath.Join(nodeDir, "replica_meta"), MaxSegmentEntries: n.cfg.MaxSegmentEntries,
 		FailureTimeout: n.cfg.FailureTimeout, LeaseSyncInterval: n.cfg.LeaseSyncInterval,
+		BootIndex: bootIndex(cons, len(n.cfg.Join) > 0),
 	}, segment.Deps{
 		Store: n.store, FSM: n.fsm, Contact: p.cluster,
 		Peer:     func(id uint64) segment.Peer { return p.peerOf(id) },
@@ -57,6 +58,17 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		Metrics: n.m, Logger: n.logger,
 	})
 	return p
+}
+
+// bootIndex is segment.Config.BootIndex for this start.
+func bootIndex(cons *consensus.Consensus, joins bool) uint64 {
+	switch {
+	case cons.HasExistingState():
+		return max(cons.Raft().LastIndex(), 1)
+	case !joins:
+		return 1 // bootstraps a new cluster: nothing is inherited
+	}
+	return 0
 }
 
 // peer is every call one node makes to another's segments: a wire.Client,

@@ -41,6 +41,13 @@ type Config struct {
 	MaxSegmentEntries uint64
 	FailureTimeout    time.Duration
 	LeaseSyncInterval time.Duration
+	// BootIndex bounds the Raft indexes of segments this process may have
+	// appended to before it started: its last log index when it restarted
+	// with Raft state (a leader appends only after applying the entry that
+	// made it leader), 1 for a node that bootstraps a new cluster, 0 when
+	// unknown (a node joining without state learns it from its first
+	// contact with the Raft leader).
+	BootIndex uint64
 }
 
 // Contact proves that this node is in contact with the Raft leader (or
@@ -139,7 +146,7 @@ const replMemoryLimit = 256 << 20
 
 // New builds the segment part; Run runs its loops and Close stops it.
 func New(cfg Config, d Deps) *Manager {
-	return &Manager{
+	m := &Manager{
 		cfg:          cfg,
 		Deps:         d,
 		leases:       map[string]uint64{},
@@ -155,6 +162,8 @@ func New(cfg Config, d Deps) *Manager {
 		complete:     map[segKey]bool{},
 		stepping:     map[segKey]bool{},
 	}
+	m.bootIndex.Store(cfg.BootIndex)
+	return m
 }
 
 // Run syncs leases every LeaseSyncInterval and at every metadata change,

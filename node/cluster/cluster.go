@@ -24,6 +24,7 @@ import (
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -177,16 +178,8 @@ func (c *Cluster) setLeader(leader bool) {
 // long GC), not a slow peer.
 func (c *Cluster) watchPauses(ctx context.Context) {
 	c.lastTick.Store(time.Now().UnixNano())
-	t := time.NewTicker(min(max(c.cfg.FailureTimeout/20, 5*time.Millisecond), 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.tick(time.Now())
-		}
-	}
+	every := min(max(c.cfg.FailureTimeout/20, 5*time.Millisecond), 100*time.Millisecond)
+	retry.Every(ctx, every, func(context.Context) { c.tick(time.Now()) })
 }
 
 // tick notes that the watchdog runs. After a gap of more than

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/walrus-go/walrus/node/retry"
 )
 
 // leaseFor returns the open segment of topic this node leads.
@@ -79,24 +81,19 @@ func (m *Manager) confirm(ctx context.Context) {
 
 // confirmLoop keeps the lease confirmed while this node leads segments.
 func (m *Manager) confirmLoop(ctx context.Context) {
-	t := time.NewTicker(m.confirmEvery())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		m.leaseMu.RLock()
-		leading := len(m.leases) > 0
-		m.leaseMu.RUnlock()
-		// Until the first proof after start, confirm anyway: it fixes
-		// bootIndex, which tells inherited segments from fresh ones.
-		if (leading || m.bootIndex.Load() == 0) && !m.draining.Load() {
-			cctx, cancel := context.WithTimeout(ctx, m.leaseValid())
-			m.confirm(cctx)
-			cancel()
-		}
+	retry.Every(ctx, m.confirmEvery(), m.confirmTick)
+}
+
+func (m *Manager) confirmTick(ctx context.Context) {
+	m.leaseMu.RLock()
+	leading := len(m.leases) > 0
+	m.leaseMu.RUnlock()
+	// Until the first proof after start, confirm anyway: it fixes
+	// bootIndex, which tells inherited segments from fresh ones.
+	if (leading || m.bootIndex.Load() == 0) && !m.draining.Load() {
+		cctx, cancel := context.WithTimeout(ctx, m.leaseValid())
+		m.confirm(cctx)
+		cancel()
 	}
 }
 

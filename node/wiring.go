@@ -153,10 +153,6 @@ func (l local) Unfence(ctx context.Context, topic string, seg uint64) error {
 	return l.p.seg.Unfence(ctx, topic, seg)
 }
 
-func (l local) Stat(ctx context.Context, topic string, seg uint64) (uint64, error) {
-	return l.p.seg.Count(ctx, topic, seg)
-}
-
 func (l local) ReadIndex(ctx context.Context) (uint64, error) { return l.p.cluster.ReadIndex(ctx) }
 
 func (l local) RemoveNode(ctx context.Context, id uint64) error {

@@ -233,11 +233,6 @@ func (m *Manager) count(ctx context.Context, id engine.SegmentID) (uint64, error
 	return info.Entries, nil
 }
 
-// Stat is Count for the wire.
-func (m *Manager) Stat(ctx context.Context, topic string, seg uint64) (uint64, error) {
-	return m.Count(ctx, topic, seg)
-}
-
 // readMaxBytes bounds one read (local or for a remote reader).
 const readMaxBytes = 4 << 20
 

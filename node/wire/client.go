@@ -139,12 +139,6 @@ func (c Client) Unfence(ctx context.Context, topic string, seg uint64) error {
 	return c.call(ctx, MethodUnfence, &SegmentRequest{Topic: topic, Segment: seg}, nil)
 }
 
-func (c Client) Stat(ctx context.Context, topic string, seg uint64) (uint64, error) {
-	var r CountReply
-	err := c.call(ctx, MethodStat, &SegmentRequest{Topic: topic, Segment: seg}, &r)
-	return r.Count, err
-}
-
 func (c Client) ReadIndex(ctx context.Context) (uint64, error) {
 	var r CountReply
 	err := c.call(ctx, MethodReadIndex, nil, &r)

@@ -27,7 +27,6 @@ type Handler interface {
 	Heartbeat(ctx context.Context, hb *Heartbeat) error
 	Fence(ctx context.Context, topic string, seg, min uint64) (count uint64, fenced bool, err error)
 	Unfence(ctx context.Context, topic string, seg uint64) error
-	Stat(ctx context.Context, topic string, seg uint64) (uint64, error)
 	ReadIndex(ctx context.Context) (uint64, error)
 	RemoveNode(ctx context.Context, id uint64) error
 	RollHint(ctx context.Context, topic string) error
@@ -160,12 +159,6 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 			return nil, err
 		}
 		return nil, h.Unfence(ctx, req.Topic, req.Segment)
-	case MethodStat:
-		var req SegmentRequest
-		if err := req.Decode(payload); err != nil {
-			return nil, err
-		}
-		return countReply(h.Stat(ctx, req.Topic, req.Segment))
 	case MethodReadIndex:
 		return countReply(h.ReadIndex(ctx))
 	case MethodRemoveNode:

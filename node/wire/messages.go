@@ -17,7 +17,7 @@ const (
 	MethodHeartbeat     byte = 7  // Heartbeat -> -
 	MethodFence         byte = 8  // FenceRequest -> FenceReply
 	MethodUnfence       byte = 9  // SegmentRequest -> -
-	MethodStat          byte = 10 // SegmentRequest -> CountReply
+	MethodStat          byte = 10 // reserved: never sent (a node answers "unknown rpc method")
 	MethodReadIndex     byte = 11 // - -> CountReply (the Raft leader's commit index)
 	MethodRemoveNode    byte = 12 // NodeRequest -> - (Raft leader)
 	MethodRollHint      byte = 13 // TopicRequest -> - (segment full; Raft leader)
@@ -298,7 +298,7 @@ func (m *FenceReply) Decode(b []byte) error {
 	return d.done("fence reply")
 }
 
-// SegmentRequest names one segment (unfence, stat).
+// SegmentRequest names one segment (unfence, step down).
 type SegmentRequest struct {
 	Topic   string
 	Segment uint64

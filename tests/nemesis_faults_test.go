@@ -71,7 +71,7 @@ func (cfg nemesisConfig) replay() string {
 	for _, k := range cfg.Kinds {
 		ks = append(ks, string(k))
 	}
-	return fmt.Sprintf("WALRUS_NEMESIS=1 WALRUS_NEMESIS_SEED=%d WALRUS_NEMESIS_SECONDS=%d WALRUS_NEMESIS_FAULTS=%s go test ./tests/ -run 'TestNemesis$' -v",
+	return fmt.Sprintf("WALRUS_NEMESIS_SEED=%d WALRUS_NEMESIS_SECONDS=%d WALRUS_NEMESIS_FAULTS=%s go test ./tests/ -run 'TestNemesis$' -v",
 		cfg.Seed, int(cfg.Duration/time.Second), strings.Join(ks, ","))
 }
 
@@ -81,7 +81,7 @@ func nemesisEnv(t *testing.T) (cfg nemesisConfig, run bool) {
 	t.Helper()
 	cfg = nemesisConfig{Duration: 60 * time.Second, Kinds: allFaultKinds, FailureTimout: time.Second, WritableWithin: 10 * time.Second}
 	secs, hasSecs := os.LookupEnv("WALRUS_NEMESIS_SECONDS")
-	run = os.Getenv("WALRUS_NEMESIS") == "1" || hasSecs
+	run = os.Getenv("WALRUS_NEMESIS") != "0" || hasSecs
 	if hasSecs {
 		v, err := strconv.Atoi(secs)
 		if err != nil || v < 5 || v > 24*3600 {

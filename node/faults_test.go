@@ -144,3 +144,68 @@ func TestCreateRefusesUnrecoverableAck(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveryCopiesTheSuspectsTail (issue 11, hole 3): a segment leader
+// that is alive but judged dead (its heartbeats do not reach the Raft
+// leader) answers the recovery's fence with the highest count; the seal
+// must not commit at a count only it holds: its tail is copied to the
+// other replicas first (a recovery read past its ack bound).
+func TestRecoveryCopiesTheSuspectsTail(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.FailureTimeout = time.Second })
+	raftLeader := nodetest.RaftLeader(t, nodes)
+	c := nodetest.Dial(t, raftLeader)
+	topic, st := topicLedBy(t, c, "tail-", func(l uint64) bool { return l != raftLeader.ID() })
+	victim := nodes[st.LeaderNode-1]
+	ctx := t.Context()
+	vc := nodetest.Dial(t, victim)
+	for i := range 5 {
+		if err := vc.Put(ctx, topic, fmt.Appendf(nil, "a%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var followers []*nodetest.Node
+	for _, id := range st.Replicas["1"] {
+		if id != victim.ID() {
+			followers = append(followers, nodes[id-1])
+		}
+	}
+	// The followers stop taking the leader's stream: what it appends now
+	// stays on it alone (and is not acknowledged).
+	for _, f := range followers {
+		f.Faults().DropReplicaStream(true)
+	}
+	for i := range 3 {
+		if err := vc.Put(ctx, topic, fmt.Appendf(nil, "b%d", i)); err == nil {
+			t.Fatal("a PUT was acknowledged by the leader alone")
+		}
+	}
+	if got := victim.Count(t, topic, 1); got < 6 {
+		t.Fatalf("the leader holds %d entries, want its unacknowledged tail too", got)
+	}
+	// Its heartbeats stop reaching the Raft leader: it is judged dead
+	// while alive, and answers the recovery's fence.
+	raftLeader.Faults().Intercept(func(method byte, payload []byte) error {
+		var hb wire.Heartbeat
+		if method == wire.MethodHeartbeat && hb.Decode(payload) == nil && hb.ID == victim.ID() {
+			return nodetest.ErrInjected
+		}
+		return nil
+	})
+	defer raftLeader.Faults().Intercept(nil)
+	var sealed uint64
+	nodetest.Eventually(t, 30*time.Second, "segment 1 sealed by a recovery", func() bool {
+		_, count, ok, _ := raftLeader.Metadata().SegmentInfo(topic, 1)
+		sealed = count
+		return ok
+	})
+	held := false
+	for _, f := range followers {
+		if f.Count(t, topic, 1) >= sealed {
+			held = true
+		}
+	}
+	if !held {
+		t.Fatalf("segment 1 sealed at %d entries, but only the suspected leader holds them all (followers: %d, %d)",
+			sealed, followers[0].Count(t, topic, 1), followers[1].Count(t, topic, 1))
+	}
+}

@@ -144,7 +144,10 @@ type follower struct {
 	needProbe bool
 	fenced    bool
 	known     bool // a probe answered at least once
-	failures  int  // sends failed in a row (backoff before the next probe)
+	// peer is the follower's stub, resolved again at every probe (its
+	// address may have changed), so a send does not look it up.
+	peer     Follower
+	failures int // sends failed in a row (backoff before the next probe)
 }
 
 // Replicator streams one open segment to its followers.
@@ -181,7 +184,7 @@ type Replicator struct {
 
 // New builds a replicator; Start launches its goroutines.
 func New(cfg Config) *Replicator {
-	r := &Replicator{cfg: cfg, epoch: 1, local: cfg.Local, ready: make(chan struct{}), changed: make(chan struct{})}
+	r := &Replicator{cfg: cfg, epoch: 1, local: cfg.Local, ready: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, id := range cfg.Followers {
@@ -220,10 +223,21 @@ func (r *Replicator) markReadyLocked() {
 	}
 }
 
+// changeLocked returns a channel closed at the next state change. It is
+// made only when someone waits, so the append path allocates none.
+func (r *Replicator) changeLocked() <-chan struct{} {
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
+}
+
 // changedLocked wakes everyone waiting for a state change.
 func (r *Replicator) changedLocked() {
-	close(r.changed)
-	r.changed = make(chan struct{})
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 	r.cond.Broadcast()
 }
 
@@ -242,7 +256,7 @@ func (r *Replicator) Refuse() error {
 	defer r.mu.Unlock()
 	deadline := time.Now().Add(ReadyWait)
 	for !r.fenced && !r.stopped && r.probed < r.startQuorum() {
-		changed := r.changed
+		changed := r.changeLocked()
 		r.mu.Unlock()
 		wait := time.Until(deadline)
 		if wait <= 0 {
@@ -446,7 +460,7 @@ func (r *Replicator) AwaitFollowers(ctx context.Context, count uint64) {
 				all = false
 			}
 		}
-		stopped, changed := r.stopped, r.changed
+		stopped, changed := r.stopped, r.changeLocked()
 		r.mu.Unlock()
 		if all || stopped {
 			return
@@ -474,7 +488,7 @@ func (r *Replicator) Confirmed(ctx context.Context, count uint64) (uint64, error
 	}
 	for {
 		r.mu.Lock()
-		lac, fenced, limited, limit, changed := r.lac, r.fenced, r.limited, r.ackLimit, r.changed
+		lac, fenced, limited, limit, changed := r.lac, r.fenced, r.limited, r.ackLimit, r.changeLocked()
 		r.mu.Unlock()
 		switch {
 		case fenced:
@@ -533,5 +547,5 @@ func (r *Replicator) Uncap() {
 func (r *Replicator) Pending() (int, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.pending), r.changed
+	return len(r.pending), r.changeLocked()
 }

@@ -200,11 +200,16 @@ func (r *Replicator) fencedByFollowerLocked(f *follower) []pendingAck {
 func (r *Replicator) send(ctx context.Context, id uint64, first uint64, entries [][]byte) (uint64, error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	return r.cfg.Peer(id).ReplicaAppend(cctx, r.cfg.ID.Topic, r.cfg.ID.Segment, r.epoch, first, entries)
+	return r.followerPeer(id).ReplicaAppend(cctx, r.cfg.ID.Topic, r.cfg.ID.Segment, r.epoch, first, entries)
 }
 
 func (r *Replicator) sendAsync(f *follower, gen, first uint64, entries [][]byte) {
-	r.cfg.Peer(f.id).ReplicaAppendAsync(r.cfg.ID.Topic, r.cfg.ID.Segment, r.epoch, first, entries, func(count uint64, err error) {
+	// f.peer is set by the probe that precedes every stream, on this
+	// follower's own goroutine.
+	if f.peer == nil {
+		r.followerPeer(f.id)
+	}
+	f.peer.ReplicaAppendAsync(r.cfg.ID.Topic, r.cfg.ID.Segment, r.epoch, first, entries, func(count uint64, err error) {
 		r.mu.Lock()
 		f.inflight--
 		var done, lost []pendingAck
@@ -227,4 +232,17 @@ func (r *Replicator) sendAsync(f *follower, gen, first uint64, entries [][]byte)
 		finish(done, nil)
 		finish(lost, r.errUnacked())
 	})
+}
+
+// followerPeer resolves follower id's stub (a probe does this each time).
+func (r *Replicator) followerPeer(id uint64) Follower {
+	p := r.cfg.Peer(id)
+	r.mu.Lock()
+	for _, f := range r.followers {
+		if f.id == id {
+			f.peer = p
+		}
+	}
+	r.mu.Unlock()
+	return p
 }

@@ -38,8 +38,13 @@ type env struct {
 	mapped  *mappedSet
 	durable bool // durability is interval or always: creation and recovery fsync
 	always  bool // appends are published to readers only after their fsync
+	// hugePages: advise open segments' mappings to use huge pages once
+	// they hold hugeAfterBytes (durability none only; see hugepage.go).
+	hugePages bool
 	// syncFile is fdatasync; tests replace it to inject fsync failures.
 	syncFile func(*os.File) error
+	// wbufs pools the pwriteBufBytes buffers of writeBatchAt (*[]byte).
+	wbufs sync.Pool
 	// dirMu orders creating a topic directory's first file against
 	// removing the directory when its last segment is deleted.
 	dirMu sync.Mutex
@@ -83,6 +88,9 @@ type segment struct {
 	synced             position // last position a completed fsync covered
 	seal               sealRecord
 	footerOK           bool // the footer's CRC was verified since open
+	// huge: the open mapping was advised to use huge pages; grow advises
+	// each new mapping too (guarded by wmu).
+	huge bool
 
 	dirty   atomic.Bool // written since the syncer last picked it up
 	failure atomic.Pointer[error]
@@ -209,11 +217,26 @@ func (sg *segment) appendLocked(entries [][]byte, total int) (uint64, error) {
 			return 0, err
 		}
 	}
-	if err := writeBatch(sg.m[w.end:w.end+need], w.entries, entries); err != nil {
-		// The mapping could not be written (I/O error or a file shrunk
-		// behind our back). What landed is beyond the published end and
-		// will be zeroed by recovery; refuse further appends.
-		err = fmt.Errorf("write into mapping: %w: %w", err, engine.ErrUnavailable)
+	if !sg.huge && sg.env.hugePages && w.end >= hugeAfterBytes {
+		sg.huge = true
+		if err := adviseHuge(sg.m); err != nil {
+			sg.env.log.Debug("advise huge pages", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
+		}
+	}
+	var err error
+	if need >= pwriteMinBytes {
+		bp := sg.env.wbufs.Get().(*[]byte)
+		err = writeBatchAt(sg.f, int64(w.end), w.entries, entries, total-batchHeaderLen, *bp)
+		sg.env.wbufs.Put(bp)
+	} else {
+		err = writeBatch(sg.m[w.end:w.end+need], w.entries, entries)
+	}
+	if err != nil {
+		// The batch could not be written (I/O error, or a file shrunk
+		// behind our back under the mapping). What landed is beyond the
+		// published end and will be zeroed by recovery; refuse further
+		// appends.
+		err = fmt.Errorf("write batch: %w: %w", err, engine.ErrUnavailable)
 		sg.fail(err)
 		return 0, err
 	}
@@ -300,6 +323,13 @@ func (sg *segment) growLocked(need uint64) error {
 	if err != nil {
 		_ = sg.f.Truncate(int64(cur))
 		return fmt.Errorf("remap segment file at %d bytes: %w: %w", next, err, engine.ErrUnavailable)
+	}
+	if sg.huge {
+		// Advice belongs to a mapping, not to the file: renew it before
+		// anything faults the new one in.
+		if err := adviseHuge(m); err != nil {
+			sg.env.log.Debug("advise huge pages", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
+		}
 	}
 	sg.mu.Lock()
 	old := sg.m

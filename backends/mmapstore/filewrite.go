@@ -35,46 +35,32 @@ const pwriteMinBytes = 4 << 10
 const pwriteBufBytes = 256 << 10
 
 // writeBatchAt frames entries as one batch (bodyBytes of frames, offsets
-// from first) and writes it to f at off, through buf.
+// from first) into buf, which holds at least pwriteBufBytes, and writes it
+// to f at off, one pwrite per buffer full.
 func writeBatchAt(f *os.File, off int64, first uint64, entries [][]byte, bodyBytes int, buf []byte) error {
-	w := offsetWriter{f: f, off: off, buf: buf[:0]}
-	var hdr [max(batchHeaderLen, entryHeaderLen)]byte
-	putBatchHeader(hdr[:], len(entries), first, bodyBytes)
-	w.write(hdr[:batchHeaderLen])
+	putBatchHeader(buf, len(entries), first, bodyBytes)
+	n := batchHeaderLen
 	for _, e := range entries {
-		putEntryHeader(hdr[:], e)
-		w.write(hdr[:entryHeaderLen])
-		w.write(e)
-	}
-	w.flush()
-	return w.err
-}
-
-// offsetWriter buffers sequential writes to f starting at off.
-type offsetWriter struct {
-	f   *os.File
-	off int64
-	buf []byte
-	err error
-}
-
-func (w *offsetWriter) write(p []byte) {
-	for len(p) > 0 && w.err == nil {
-		if len(w.buf) == cap(w.buf) {
-			w.flush()
+		if len(buf)-n < entryHeaderLen {
+			if _, err := f.WriteAt(buf[:n], off); err != nil {
+				return err
+			}
+			off, n = off+int64(n), 0
 		}
-		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
-		w.buf = w.buf[:len(w.buf)+n]
-		p = p[n:]
+		putEntryHeader(buf[n:], e)
+		n += entryHeaderLen
+		for p := e; len(p) > 0; {
+			if n == len(buf) {
+				if _, err := f.WriteAt(buf, off); err != nil {
+					return err
+				}
+				off, n = off+int64(n), 0
+			}
+			c := copy(buf[n:], p)
+			n += c
+			p = p[c:]
+		}
 	}
-}
-
-func (w *offsetWriter) flush() {
-	if w.err != nil || len(w.buf) == 0 {
-		return
-	}
-	n, err := w.f.WriteAt(w.buf, w.off)
-	w.off += int64(n)
-	w.buf = w.buf[:0]
-	w.err = err
+	_, err := f.WriteAt(buf[:n], off)
+	return err
 }

@@ -38,9 +38,6 @@ type env struct {
 	mapped  *mappedSet
 	durable bool // durability is interval or always: creation and recovery fsync
 	always  bool // appends are published to readers only after their fsync
-	// hugePages: advise open segments' mappings to use huge pages once
-	// they hold hugeAfterBytes (durability none only; see hugepage.go).
-	hugePages bool
 	// syncFile is fdatasync; tests replace it to inject fsync failures.
 	syncFile func(*os.File) error
 	// wbufs pools the pwriteBufBytes buffers of writeBatchAt (*[]byte).
@@ -88,9 +85,6 @@ type segment struct {
 	synced             position // last position a completed fsync covered
 	seal               sealRecord
 	footerOK           bool // the footer's CRC was verified since open
-	// huge: the open mapping was advised to use huge pages; grow advises
-	// each new mapping too (guarded by wmu).
-	huge bool
 
 	dirty   atomic.Bool // written since the syncer last picked it up
 	failure atomic.Pointer[error]
@@ -217,12 +211,6 @@ func (sg *segment) appendLocked(entries [][]byte, total int) (uint64, error) {
 			return 0, err
 		}
 	}
-	if !sg.huge && sg.env.hugePages && w.end >= hugeAfterBytes {
-		sg.huge = true
-		if err := adviseHuge(sg.m); err != nil {
-			sg.env.log.Debug("advise huge pages", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
-		}
-	}
 	var err error
 	if need >= pwriteMinBytes {
 		bp := sg.env.wbufs.Get().(*[]byte)
@@ -323,13 +311,6 @@ func (sg *segment) growLocked(need uint64) error {
 	if err != nil {
 		_ = sg.f.Truncate(int64(cur))
 		return fmt.Errorf("remap segment file at %d bytes: %w: %w", next, err, engine.ErrUnavailable)
-	}
-	if sg.huge {
-		// Advice belongs to a mapping, not to the file: renew it before
-		// anything faults the new one in.
-		if err := adviseHuge(m); err != nil {
-			sg.env.log.Debug("advise huge pages", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
-		}
 	}
 	sg.mu.Lock()
 	old := sg.m

@@ -62,13 +62,12 @@ func open(dir string, opts Options, syncFile func(*os.File) error) (*Store, erro
 		return nil, fmt.Errorf("mmapstore: open %s: %w: %w", dir, err, engine.ErrUnavailable)
 	}
 	e := &env{
-		opts:      opts,
-		log:       log,
-		mapped:    newMappedSet(opts.MaxMappedSegments),
-		durable:   opts.Store.Durability != engine.DurabilityNone,
-		always:    opts.Store.Durability == engine.DurabilityAlways,
-		hugePages: opts.Store.Durability == engine.DurabilityNone,
-		syncFile:  syncFile,
+		opts:     opts,
+		log:      log,
+		mapped:   newMappedSet(opts.MaxMappedSegments),
+		durable:  opts.Store.Durability != engine.DurabilityNone,
+		always:   opts.Store.Durability == engine.DurabilityAlways,
+		syncFile: syncFile,
 	}
 	e.wbufs.New = func() any {
 		b := make([]byte, pwriteBufBytes)

@@ -51,8 +51,9 @@ type env struct {
 //
 // Locks, always taken in this order: wmu → fdMu → mu → mappedSet.mu.
 //   - wmu serialises everything that changes the file: append, grow, seal,
-//     delete, close. The appender copies into the mapping holding only wmu,
-//     beyond the published end, where no reader looks.
+//     delete, close. The appender writes (into the mapping, or with pwrite
+//     through f for large batches) holding only wmu, beyond the published
+//     end, where no reader looks; wmu also keeps f open meanwhile.
 //   - fdMu guards f against being closed under the syncer, which holds it
 //     shared while it fsyncs so fsync never blocks appends or readers.
 //   - mu guards the mapping and everything readers use. Readers copy their

@@ -2,8 +2,11 @@ package mmapstore
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/walrus-go/walrus/engine"
@@ -103,4 +106,47 @@ func TestMixedWritePathsReopen(t *testing.T) {
 			verifyAll(t, s, id, n)
 		})
 	}
+}
+
+// TestFsyncFailureLargeBatch is TestFsyncFailure for a batch written with
+// pwrite: in always mode the failed, never-acknowledged batch is zeroed
+// through the mapping (the same page cache), so a reopen does not bring it
+// back.
+func TestFsyncFailureLargeBatch(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(t)
+	o.Store.Durability = engine.DurabilityAlways
+	id := engine.SegmentID{Topic: "fs", Segment: 0}
+	var failing atomic.Bool
+	s, err := open(dir, o, func(f *os.File) error {
+		if failing.Load() {
+			return syscall.EIO
+		}
+		return fdatasync(f)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	appendN(t, s, id, 0, 3)
+	batch := make([][]byte, 60)
+	for i := range batch {
+		batch[i] = entryFor(id, 3+uint64(i))
+	}
+	if batchLen(batch) < pwriteMinBytes {
+		t.Fatalf("batch of %d bytes would not take the pwrite path", batchLen(batch))
+	}
+	failing.Store(true)
+	if _, err := s.Append(t.Context(), id, batch); !errors.Is(err, engine.ErrUnavailable) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append with a failing fsync: %v, want ErrUnavailable wrapping EIO", err)
+	}
+	failing.Store(false)
+	if err := s.Close(); err != nil {
+		t.Logf("close reports: %v", err)
+	}
+	s2 := openT(t, dir, o)
+	if info, err := s2.Stat(t.Context(), id); err != nil || info.Entries != 3 {
+		t.Fatalf("after reopen: %+v, %v; want the 3 acknowledged entries only", info, err)
+	}
+	verifyAll(t, s2, id, 3)
 }

@@ -9,11 +9,12 @@
 // described in frame.go (format), fs.go (names), recovery.go (what Open
 // does with them) and README.md (guarantees, limitations, numbers).
 //
-// One concept per file: frame.go is the pure codec; index.go the in-memory
-// offset index of open segments; segment.go one segment file (append, read,
-// grow, seal, sync, close); mapped.go the LRU bound on mapped sealed
-// segments; syncer.go the group-commit goroutine; recovery.go open-time
-// verification and torn-tail repair; store.go the SegmentStore methods.
+// One concept per file: frame.go is the pure codec; filewrite.go the
+// pwrite path for large batches; index.go the in-memory offset index of
+// open segments; segment.go one segment file (append, read, grow, seal,
+// sync, close); mapped.go the LRU bound on mapped sealed segments;
+// syncer.go the group-commit goroutine; recovery.go open-time verification
+// and torn-tail repair; store.go the SegmentStore methods.
 //
 // Concurrency: a Store is safe for concurrent use. Appends to one segment
 // are serialised; appends to different segments run in parallel; readers

@@ -81,18 +81,30 @@ func putBatch(dst []byte, first uint64, entries [][]byte) int {
 	pos := batchHeaderLen
 	for _, e := range entries {
 		f := dst[pos : pos+entryHeaderLen+len(e)]
-		binary.LittleEndian.PutUint32(f[0:4], uint32(len(e)))
-		binary.LittleEndian.PutUint32(f[4:8], crcOf(e))
+		putEntryHeader(f, e)
 		copy(f[entryHeaderLen:], e)
 		pos += len(f)
 	}
-	h := dst[:batchHeaderLen]
-	binary.LittleEndian.PutUint32(h[0:4], batchMagic)
-	binary.LittleEndian.PutUint32(h[4:8], uint32(len(entries)))
-	binary.LittleEndian.PutUint64(h[8:16], first)
-	binary.LittleEndian.PutUint32(h[16:20], uint32(pos-batchHeaderLen))
-	binary.LittleEndian.PutUint32(h[20:24], crcOf(h[0:20]))
+	putBatchHeader(dst, len(entries), first, pos-batchHeaderLen)
 	return pos
+}
+
+// putBatchHeader encodes, at the start of h, the header of a batch of
+// count entries starting at offset first whose frames take bodyBytes.
+func putBatchHeader(h []byte, count int, first uint64, bodyBytes int) {
+	h = h[:batchHeaderLen]
+	binary.LittleEndian.PutUint32(h[0:4], batchMagic)
+	binary.LittleEndian.PutUint32(h[4:8], uint32(count))
+	binary.LittleEndian.PutUint64(h[8:16], first)
+	binary.LittleEndian.PutUint32(h[16:20], uint32(bodyBytes))
+	binary.LittleEndian.PutUint32(h[20:24], crcOf(h[0:20]))
+}
+
+// putEntryHeader encodes, at the start of f, the frame header (length and
+// masked CRC) of payload e.
+func putEntryHeader(f []byte, e []byte) {
+	binary.LittleEndian.PutUint32(f[0:4], uint32(len(e)))
+	binary.LittleEndian.PutUint32(f[4:8], crcOf(e))
 }
 
 // batchHeader is a decoded batch header.

@@ -40,6 +40,8 @@ type env struct {
 	always  bool // appends are published to readers only after their fsync
 	// syncFile is fdatasync; tests replace it to inject fsync failures.
 	syncFile func(*os.File) error
+	// wbufs pools the pwriteBufBytes buffers of writeBatchAt (*[]byte).
+	wbufs sync.Pool
 	// dirMu orders creating a topic directory's first file against
 	// removing the directory when its last segment is deleted.
 	dirMu sync.Mutex
@@ -49,8 +51,9 @@ type env struct {
 //
 // Locks, always taken in this order: wmu → fdMu → mu → mappedSet.mu.
 //   - wmu serialises everything that changes the file: append, grow, seal,
-//     delete, close. The appender copies into the mapping holding only wmu,
-//     beyond the published end, where no reader looks.
+//     delete, close. The appender writes (into the mapping, or with pwrite
+//     through f for large batches) holding only wmu, beyond the published
+//     end, where no reader looks; wmu also keeps f open meanwhile.
 //   - fdMu guards f against being closed under the syncer, which holds it
 //     shared while it fsyncs so fsync never blocks appends or readers.
 //   - mu guards the mapping and everything readers use. Readers copy their
@@ -209,11 +212,20 @@ func (sg *segment) appendLocked(entries [][]byte, total int) (uint64, error) {
 			return 0, err
 		}
 	}
-	if err := writeBatch(sg.m[w.end:w.end+need], w.entries, entries); err != nil {
-		// The mapping could not be written (I/O error or a file shrunk
-		// behind our back). What landed is beyond the published end and
-		// will be zeroed by recovery; refuse further appends.
-		err = fmt.Errorf("write into mapping: %w: %w", err, engine.ErrUnavailable)
+	var err error
+	if need >= pwriteMinBytes {
+		bp := sg.env.wbufs.Get().(*[]byte)
+		err = writeBatchAt(sg.f, int64(w.end), w.entries, entries, total-batchHeaderLen, *bp)
+		sg.env.wbufs.Put(bp)
+	} else {
+		err = writeBatch(sg.m[w.end:w.end+need], w.entries, entries)
+	}
+	if err != nil {
+		// The batch could not be written (I/O error, or a file shrunk
+		// behind our back under the mapping). What landed is beyond the
+		// published end and will be zeroed by recovery; refuse further
+		// appends.
+		err = fmt.Errorf("write batch: %w: %w", err, engine.ErrUnavailable)
 		sg.fail(err)
 		return 0, err
 	}

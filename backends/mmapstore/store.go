@@ -69,6 +69,10 @@ func open(dir string, opts Options, syncFile func(*os.File) error) (*Store, erro
 		always:   opts.Store.Durability == engine.DurabilityAlways,
 		syncFile: syncFile,
 	}
+	e.wbufs.New = func() any {
+		b := make([]byte, pwriteBufBytes)
+		return &b
+	}
 	segs, err := recoverAll(e, topicsDir)
 	if err != nil {
 		lock.Close()

@@ -61,7 +61,9 @@ func newSyncer(log *slog.Logger, interval time.Duration) *syncer {
 // markDirty records that sg has unsynced writes. Cheap when already dirty:
 // the hot path of Append calls it on every batch.
 func (sy *syncer) markDirty(sg *segment) {
-	if sg.dirty.CompareAndSwap(false, true) {
+	// Load first: a CAS is a locked instruction even when it fails, and
+	// in none mode a segment stays dirty from its first append on.
+	if !sg.dirty.Load() && sg.dirty.CompareAndSwap(false, true) {
 		sy.mu.Lock()
 		sy.dirty = append(sy.dirty, sg)
 		sy.mu.Unlock()

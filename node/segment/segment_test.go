@@ -70,6 +70,7 @@ type fixture struct {
 	replicas map[uint64]*replica
 	steps    chan string
 	dir      string
+	stop     func()
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -96,9 +97,19 @@ func (f *fixture) start(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { f.m.Run(ctx); close(done) }()
 	m := f.m
-	t.Cleanup(func() { cancel(); <-done; m.Close() })
+	go func() { m.Run(ctx); close(done) }()
+	var once sync.Once
+	f.stop = func() { once.Do(func() { cancel(); <-done; m.Close() }) }
+	t.Cleanup(f.stop)
+}
+
+// restart stops the manager and starts a new one on the same directory
+// and store, as a process restart does.
+func (f *fixture) restart(t *testing.T) {
+	t.Helper()
+	f.stop()
+	f.start(t)
 }
 
 // create makes a topic led by this node, opened after it started (at a
@@ -159,8 +170,7 @@ func TestRolloverFenceSurvivesRestart(t *testing.T) {
 	if _, fenced, err := f.m.Fence(ctx, "u", 1, 0); err != nil || !fenced {
 		t.Fatalf("fence: %v %v", fenced, err)
 	}
-	f.m.Close()
-	f.start(t) // the same data dir and store: a restart
+	f.restart(t) // the same data dir and store
 	if err := f.m.Append(ctx, "u", one("b")); !errors.Is(err, wire.ErrFenced) {
 		t.Fatalf("append after a restart while fenced: %v, want ErrFenced", err)
 	}
@@ -263,8 +273,7 @@ func TestReplicaFenceRejectsStaleEpoch(t *testing.T) {
 		t.Fatalf("stale append after a lower fence: %v", err)
 	}
 	// The epoch is durable: a restarted node still refuses the old leader.
-	f.m.Close()
-	f.start(t)
+	f.restart(t)
 	if _, err := f.m.ReplicaAppend(ctx, "t", 1, 1, 4, e("e")); !errors.Is(err, wire.ErrReplicaFenced) {
 		t.Fatalf("stale append after restart: %v", err)
 	}

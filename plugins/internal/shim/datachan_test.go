@@ -162,3 +162,23 @@ func TestFrameWriterKeepsFramesWhole(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestDataChannelFramePoolBounded: the pool keeps at most dcFramesPooled
+// buffers and never one over dcFramePooledBytesMax, so a burst of large
+// batches cannot pin memory on the host.
+func TestDataChannelFramePoolBounded(t *testing.T) {
+	dc := &dataClient{frames: make(chan []byte, dcFramesPooled)}
+	dc.putFrame(make([]byte, dcFramePooledBytesMax+1))
+	if got := dc.getFrame(); got != nil {
+		t.Fatalf("kept a %d-byte buffer over the %d-byte bound", cap(got), dcFramePooledBytesMax)
+	}
+	for range 2 * dcFramesPooled {
+		dc.putFrame(make([]byte, 10))
+	}
+	if n := len(dc.frames); n != dcFramesPooled {
+		t.Fatalf("pool holds %d buffers, want %d", n, dcFramesPooled)
+	}
+	if b := dc.getFrame(); b == nil || len(b) != 0 || cap(b) != 10 {
+		t.Fatalf("reused buffer len=%d cap=%d, want an empty buffer of capacity 10", len(b), cap(b))
+	}
+}

@@ -14,83 +14,149 @@ import (
 	"sync"
 )
 
+// Key names a segment.
+type Key struct {
+	Topic   string
+	Segment uint64
+}
+
 // Epochs is the highest fence epoch per segment, kept durably in
 // replica_meta/epochs.json (beside raft_meta, not in Raft): an append
 // carrying a lower epoch is refused. The segment leader writes at epoch 1;
 // recovery fences the survivors at a higher epoch before it reads their
 // counts, so a deposed leader can never again reach its ack quorum.
 type Epochs struct {
-	Dir    string
+	Dir string
+	t   table
+}
+
+// Get returns the highest epoch k was fenced with here (0: never).
+func (e *Epochs) Get(k Key) (uint64, error) {
+	v, _, err := e.table().get(k)
+	return v, err
+}
+
+// Raise records epoch for k durably before returning; it never lowers an
+// epoch.
+func (e *Epochs) Raise(k Key, epoch uint64) error {
+	return e.table().update(k, func(cur uint64, _ bool) (uint64, bool) { return max(cur, epoch), true })
+}
+
+func (e *Epochs) table() *table { return e.t.at(e.Dir, "epochs.json", "replica epochs") }
+
+// Fences is the segments fenced for a rollover whose proposal has not
+// been applied yet, kept durably in replica_meta/fences.json: a segment
+// leader that restarts between the fence and the rollover must keep
+// refusing appends, or it could acknowledge entries past the count the
+// rollover seals at.
+type Fences struct {
+	Dir string
+	t   table
+}
+
+// Has reports whether k is fenced.
+func (f *Fences) Has(k Key) (bool, error) {
+	_, ok, err := f.table().get(k)
+	return ok, err
+}
+
+// Set records (on) or lifts (off) the fence of k durably.
+func (f *Fences) Set(k Key, on bool) error {
+	return f.table().update(k, func(uint64, bool) (uint64, bool) { return 0, on })
+}
+
+func (f *Fences) table() *table { return f.t.at(f.Dir, "fences.json", "rollover fences") }
+
+// table is a map from segment to a number, loaded from its file once and
+// rewritten whole at every change. The file is a JSON array of
+// {"topic","segment","epoch"} (epoch omitted when 0), the format
+// epochs.json has always had.
+type table struct {
 	mu     sync.Mutex
-	epochs map[Key]uint64 // absent = 0
+	path   string
+	what   string
+	m      map[Key]uint64
 	loaded bool
 }
 
-type epochRecord struct {
+type record struct {
 	Topic   string `json:"topic"`
 	Segment uint64 `json:"segment"`
-	Epoch   uint64 `json:"epoch"`
+	Epoch   uint64 `json:"epoch,omitempty"`
 }
 
-func (t *Epochs) path() string { return filepath.Join(t.Dir, "epochs.json") }
+// at names the table's file (the first call wins).
+func (t *table) at(dir, name, what string) *table {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.path == "" {
+		t.path, t.what = filepath.Join(dir, name), what
+	}
+	return t
+}
 
-// loadLocked reads the epoch file once.
-func (t *Epochs) loadLocked() error {
+func (t *table) loadLocked() error {
 	if t.loaded {
 		return nil
 	}
-	t.epochs = map[Key]uint64{}
-	b, err := os.ReadFile(t.path())
+	t.m = map[Key]uint64{}
+	b, err := os.ReadFile(t.path)
 	if errors.Is(err, os.ErrNotExist) {
 		t.loaded = true
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("replica epochs: %w", err)
+		return fmt.Errorf("%s: %w", t.what, err)
 	}
-	var recs []epochRecord
+	var recs []record
 	if err := json.Unmarshal(b, &recs); err != nil {
-		return fmt.Errorf("replica epochs %s: %w", t.path(), err)
+		return fmt.Errorf("%s %s: %w", t.what, t.path, err)
 	}
 	for _, r := range recs {
-		t.epochs[Key{Topic: r.Topic, Segment: r.Segment}] = r.Epoch
+		t.m[Key{Topic: r.Topic, Segment: r.Segment}] = r.Epoch
 	}
 	t.loaded = true
 	return nil
 }
 
-// Get returns the highest epoch k was fenced with here.
-func (t *Epochs) Get(k Key) (uint64, error) {
+func (t *table) get(k Key) (uint64, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.loadLocked(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return t.epochs[k], nil
+	v, ok := t.m[k]
+	return v, ok, nil
 }
 
-// Raise records epoch for k durably (write a temporary file, fsync,
-// rename) before returning; it never lowers an epoch.
-func (t *Epochs) Raise(k Key, epoch uint64) error {
+// update sets k to what f returns (keep false removes it) and rewrites the
+// file when that changed anything.
+func (t *table) update(k Key, f func(cur uint64, present bool) (uint64, bool)) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.loadLocked(); err != nil {
 		return err
 	}
-	if t.epochs[k] >= epoch {
+	cur, present := t.m[k]
+	v, keep := f(cur, present)
+	if keep == present && v == cur {
 		return nil
 	}
-	t.epochs[k] = epoch
-	recs := make([]epochRecord, 0, len(t.epochs))
-	for key, e := range t.epochs {
-		recs = append(recs, epochRecord{Topic: key.Topic, Segment: key.Segment, Epoch: e})
+	if keep {
+		t.m[k] = v
+	} else {
+		delete(t.m, k)
+	}
+	recs := make([]record, 0, len(t.m))
+	for key, e := range t.m {
+		recs = append(recs, record{Topic: key.Topic, Segment: key.Segment, Epoch: e})
 	}
 	b, err := json.Marshal(recs)
 	if err != nil {
-		return fmt.Errorf("replica epochs: %w", err)
+		return fmt.Errorf("%s: %w", t.what, err)
 	}
-	if err := writeFileSync(t.path(), b); err != nil {
-		return fmt.Errorf("replica epochs: %w", err)
+	if err := writeFileSync(t.path, b); err != nil {
+		return fmt.Errorf("%s: %w", t.what, err)
 	}
 	return nil
 }
@@ -124,92 +190,4 @@ func writeFileSync(path string, b []byte) error {
 		_ = d.Close()
 	}
 	return nil
-}
-
-// Fences is the segments fenced for a rollover whose proposal has not
-// been applied yet, kept durably in replica_meta/fences.json: a segment
-// leader that restarts between the fence and the rollover must keep
-// refusing appends, or it could acknowledge entries past the count the
-// rollover seals at.
-type Fences struct {
-	Dir    string
-	mu     sync.Mutex
-	fenced map[Key]bool
-	loaded bool
-}
-
-type fenceRecord struct {
-	Topic   string `json:"topic"`
-	Segment uint64 `json:"segment"`
-}
-
-func (f *Fences) path() string { return filepath.Join(f.Dir, "fences.json") }
-
-func (f *Fences) loadLocked() error {
-	if f.loaded {
-		return nil
-	}
-	f.fenced = map[Key]bool{}
-	b, err := os.ReadFile(f.path())
-	if errors.Is(err, os.ErrNotExist) {
-		f.loaded = true
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("rollover fences: %w", err)
-	}
-	var recs []fenceRecord
-	if err := json.Unmarshal(b, &recs); err != nil {
-		return fmt.Errorf("rollover fences %s: %w", f.path(), err)
-	}
-	for _, r := range recs {
-		f.fenced[Key{Topic: r.Topic, Segment: r.Segment}] = true
-	}
-	f.loaded = true
-	return nil
-}
-
-// Has reports whether k is fenced.
-func (f *Fences) Has(k Key) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.loadLocked(); err != nil {
-		return false, err
-	}
-	return f.fenced[k], nil
-}
-
-// Set records (on) or lifts (off) the fence of k durably.
-func (f *Fences) Set(k Key, on bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.loadLocked(); err != nil {
-		return err
-	}
-	if f.fenced[k] == on {
-		return nil
-	}
-	if on {
-		f.fenced[k] = true
-	} else {
-		delete(f.fenced, k)
-	}
-	recs := make([]fenceRecord, 0, len(f.fenced))
-	for key := range f.fenced {
-		recs = append(recs, fenceRecord{Topic: key.Topic, Segment: key.Segment})
-	}
-	b, err := json.Marshal(recs)
-	if err != nil {
-		return fmt.Errorf("rollover fences: %w", err)
-	}
-	if err := writeFileSync(f.path(), b); err != nil {
-		return fmt.Errorf("rollover fences: %w", err)
-	}
-	return nil
-}
-
-// Key names a segment.
-type Key struct {
-	Topic   string
-	Segment uint64
 }

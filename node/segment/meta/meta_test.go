@@ -52,3 +52,19 @@ func TestCorruptFileIsAnError(t *testing.T) {
 		t.Fatal("a corrupt epochs.json was read as empty: a fenced replica would accept a deposed leader")
 	}
 }
+
+// TestReadsTheOldEpochsFile: epochs.json written by the previous version
+// (before this package existed) is read as it was.
+func TestReadsTheOldEpochsFile(t *testing.T) {
+	dir := t.TempDir()
+	old := `[{"topic":"t","segment":3,"epoch":4},{"topic":"u","segment":1,"epoch":2}]`
+	if err := os.WriteFile(filepath.Join(dir, "epochs.json"), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &Epochs{Dir: dir}
+	for k, want := range map[Key]uint64{{Topic: "t", Segment: 3}: 4, {Topic: "u", Segment: 1}: 2, {Topic: "v", Segment: 1}: 0} {
+		if got, err := e.Get(k); err != nil || got != want {
+			t.Errorf("%v: %d, %v; want %d", k, got, err, want)
+		}
+	}
+}

@@ -83,9 +83,19 @@ func newHarness(t *testing.T, ack int, followers ...uint64) *harness {
 
 func newHarnessWith(t *testing.T, ack int, memory *Budget, followers ...uint64) *harness {
 	t.Helper()
+	return newHarnessDown(t, ack, memory, nil, followers...)
+}
+
+// newHarnessDown starts with the followers in down unreachable from the
+// first probe on.
+func newHarnessDown(t *testing.T, ack int, memory *Budget, down []uint64, followers ...uint64) *harness {
+	t.Helper()
 	h := &harness{store: memstore.New(), followers: map[uint64]*fakeFollower{}, id: engine.SegmentID{Topic: "t", Segment: 1}, stop: make(chan struct{}), deposed: make(chan struct{}, 1)}
 	for _, id := range followers {
 		h.followers[id] = &fakeFollower{}
+	}
+	for _, id := range down {
+		h.followers[id].down = true
 	}
 	h.sealed = func() (uint64, bool) { return 0, false }
 	h.r = New(Config{
@@ -281,8 +291,9 @@ func TestMemoryBudget(t *testing.T) {
 // every acknowledged entry; with that follower unreachable it refuses
 // rather than fork the segment.
 func TestFirstAppendWaitsForStartQuorum(t *testing.T) {
-	h := newHarness(t, 2, 2, 3)
-	h.followers[2].set(true, false) // unreachable, and may hold what the leader lost
+	// Follower 2 is unreachable from the start, and may hold what the
+	// leader lost.
+	h := newHarnessDown(t, 2, nil, []uint64{2}, 2, 3)
 	if err := h.r.Refuse(); !errors.Is(err, wire.ErrFenced) {
 		t.Fatalf("Refuse with a needed follower unreachable: %v, want ErrFenced", err)
 	}

@@ -43,7 +43,7 @@ func (w *writer) enqueue(id uint64, kind byte, payload []byte) error {
 	}
 	w.writing = true
 	buf := w.pending
-	w.pending = w.spare[:0]
+	w.pending, w.spare = w.spare[:0], nil
 	w.mu.Unlock()
 
 	_, err := w.conn.Write(buf)
@@ -71,6 +71,10 @@ func (w *writer) enqueue(id uint64, kind byte, payload []byte) error {
 	return nil
 }
 
+// recycle keeps a written buffer for the next batch. spare is cleared
+// whenever it becomes pending, so it never aliases the buffer being
+// filled (a large buffer that is not kept would otherwise leave spare
+// pointing at the array enqueuers are appending to).
 func (w *writer) recycle(buf []byte) {
 	if cap(buf) <= 4<<20 {
 		w.spare = buf[:0] // reuse moderate buffers only
@@ -95,7 +99,7 @@ func (w *writer) run(stop <-chan struct{}) {
 				w.mu.Unlock()
 				break
 			}
-			w.pending = w.spare[:0]
+			w.pending, w.spare = w.spare[:0], nil
 			w.mu.Unlock()
 			_, err := w.conn.Write(buf)
 			w.mu.Lock()

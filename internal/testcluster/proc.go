@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -131,4 +133,96 @@ func RunCLI(t testing.TB, args ...string) (stdout, stderr string, code int) {
 		t.Fatalf("testcluster: walrus-cli %v did not finish within %v", args, DefaultStopTimeout)
 	}
 	return o.String(), e.String(), code
+}
+
+// startProcess runs bin with args in dir in its own process group, with
+// stdout and stderr appended to outPath.
+func startProcess(bin, dir, outPath string, env []string, args ...string) (*process, error) {
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(CleanEnv(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// CleanEnv is the test's environment without WALRUS_* variables, so a
+// developer's shell settings do not leak into the processes under test.
+func CleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WALRUS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stopped reports whether the exit was caused by a test's signal (SIGTERM
+// or SIGKILL) rather than the process dying by itself.
+func (p *process) stopped() bool {
+	return p.requested.Load()
+}
+
+func (p *process) signalGroup(sig syscall.Signal) {
+	p.requested.Store(true)
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+}
+
+// Tail returns the last n lines of a file (or the error reading it).
+func Tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// FreePorts returns n distinct free TCP ports on 127.0.0.1. All listeners
+// are held until every port is picked, so the ports differ from each other.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	lns := make([]net.Listener, 0, n)
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }

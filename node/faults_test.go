@@ -41,7 +41,7 @@ func TestForwardedGetRetryLosesNothing(t *testing.T) {
 	var held atomic.Bool
 	leader.Faults().Intercept(func(method byte, _ []byte) error {
 		if method == wire.MethodGet && held.CompareAndSwap(false, true) {
-			time.Sleep(6 * time.Second)
+			time.Sleep(6 * time.Second) // the fault itself: this request arrives late, it waits on nothing
 		}
 		return nil
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/wire"
 )
@@ -176,6 +177,10 @@ func (s *Cursors) get(ctx context.Context, topic string, max int) ([][]byte, err
 			want = min(want, count-c.pos.Offset)
 		}
 		entries, err := s.readAny(ctx, holder, sealed, topic, c.pos.Segment, c.pos.Offset, int(want))
+		if err == nil {
+			// The holder stores records; a GET hands out their payloads.
+			entries, err = record.Payloads(entries, s.FSM.Timed(topic, c.pos.Segment))
+		}
 		if err != nil {
 			if len(out) > 0 {
 				break

@@ -17,6 +17,7 @@ const (
 	KindRemoveNode    Kind = 4
 	KindCommitCursors Kind = 5
 	KindSetReplicas   Kind = 6
+	KindCommitGroups  Kind = 7
 )
 
 func (k Kind) String() string {
@@ -33,6 +34,8 @@ func (k Kind) String() string {
 		return "commit_cursors"
 	case KindSetReplicas:
 		return "set_replicas"
+	case KindCommitGroups:
+		return "commit_groups"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -102,6 +105,20 @@ type CommitCursors struct {
 	Cursors []CursorCommit `json:"cursors"`
 }
 
+// GroupCommit is one group's committed offset in one topic.
+type GroupCommit struct {
+	Group  string `json:"group"`
+	Topic  string `json:"topic"`
+	Offset uint64 `json:"offset"`
+}
+
+// CommitGroups sets the committed offsets of consumer groups (batched).
+// An offset may move back (an explicit COMMIT rewinds a group); the group
+// coordinator serialises its commits, so the last one applied wins.
+type CommitGroups struct {
+	Commits []GroupCommit `json:"commits"`
+}
+
 // Command is one of the command types above.
 type Command interface {
 	Kind() Kind
@@ -113,6 +130,7 @@ func (UpsertNode) Kind() Kind    { return KindUpsertNode }
 func (RemoveNode) Kind() Kind    { return KindRemoveNode }
 func (CommitCursors) Kind() Kind { return KindCommitCursors }
 func (SetReplicas) Kind() Kind   { return KindSetReplicas }
+func (CommitGroups) Kind() Kind  { return KindCommitGroups }
 
 // Encode renders a command as one kind byte followed by its JSON body.
 // JSON keeps the log readable and forward compatible (unknown fields are
@@ -153,6 +171,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeJSON[CommitCursors](body)
 	case KindSetReplicas:
 		c, err = decodeJSON[SetReplicas](body)
+	case KindCommitGroups:
+		c, err = decodeJSON[CommitGroups](body)
 	default:
 		return nil, fmt.Errorf("metadata: unknown command kind %d: %w", b[0], ErrInvalidCommand)
 	}

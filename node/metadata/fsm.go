@@ -93,6 +93,8 @@ func (f *FSM) apply(idx uint64, cmd Command) Result {
 		r = f.applyCursors(c)
 	case SetReplicas:
 		r = f.applySetReplicas(c)
+	case CommitGroups:
+		r = f.applyGroups(c)
 	default:
 		r = Result{Err: fmt.Errorf("metadata: command %T: %w", cmd, ErrInvalidCommand)}
 	}
@@ -134,6 +136,7 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 		ReplicationFactor: c.ReplicationFactor,
 		AckQuorum:         c.AckQuorum,
 		OpenedAt:          f.index,
+		TimedFrom:         FirstSegment,
 	}
 	if len(c.Replicas) > 0 {
 		t.Replicas = map[uint64][]uint64{FirstSegment: slices.Clone(c.Replicas)}
@@ -163,6 +166,9 @@ func (f *FSM) applyRollover(c Rollover) Result {
 	t.Epoch = 1
 	t.OpenedAt = f.index
 	t.SegmentLeaders[t.CurrentSegment] = c.NextLeader
+	if t.TimedFrom == 0 {
+		t.TimedFrom = t.CurrentSegment
+	}
 	if len(c.NextReplicas) > 0 {
 		if t.Replicas == nil {
 			t.Replicas = map[uint64][]uint64{}
@@ -249,6 +255,46 @@ func (f *FSM) applyCursors(c CommitCursors) Result {
 		return Result{Status: NoOp}
 	}
 	return Result{Status: Applied}
+}
+
+func (f *FSM) applyGroups(c CommitGroups) Result {
+	if len(c.Commits) == 0 {
+		return invalid("commit groups: empty")
+	}
+	changed := false
+	for _, gc := range c.Commits {
+		if err := engine.ValidateTopic(gc.Group); err != nil {
+			return invalid("commit groups: group: %v", err)
+		}
+		t, ok := f.state.Topics[gc.Topic]
+		if !ok {
+			continue // topic gone: nothing to commit
+		}
+		if old, ok := t.Groups[gc.Group]; ok && old == gc.Offset {
+			continue
+		}
+		if t.Groups == nil {
+			t.Groups = map[string]uint64{}
+		}
+		t.Groups[gc.Group] = gc.Offset
+		changed = true
+	}
+	if !changed {
+		return Result{Status: NoOp}
+	}
+	return Result{Status: Applied}
+}
+
+// GroupOffset returns a group's committed offset in a topic.
+func (f *FSM) GroupOffset(topic, group string) (uint64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.state.Topics[topic]
+	if !ok {
+		return 0, false
+	}
+	off, ok := t.Groups[group]
+	return off, ok
 }
 
 // Changed returns a channel closed at the next state change.
@@ -434,3 +480,11 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() {}
+
+// Timed reports whether segment seg of a topic holds timed records.
+func (f *FSM) Timed(topic string, seg uint64) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.state.Topics[topic]
+	return ok && t.Timed(seg)
+}

@@ -223,6 +223,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		UpsertNode{Node: Node{ID: 1, RaftAddr: "r", RPCAddr: "p", ClientAddr: "c"}},
 		RemoveNode{ID: 3},
 		CommitCursors{Cursors: []CursorCommit{{Topic: "a", Cursor: Cursor{2, 5}}}},
+		CommitGroups{Commits: []GroupCommit{{Group: "g", Topic: "a", Offset: 7}}},
 	}
 	for _, c := range cmds {
 		b, err := Encode(c)
@@ -251,6 +252,7 @@ func FuzzDecode(f *testing.F) {
 		UpsertNode{Node: Node{ID: 1, RaftAddr: "r"}},
 		RemoveNode{ID: 1},
 		CommitCursors{Cursors: []CursorCommit{{Topic: "a", Cursor: Cursor{1, 1}}}},
+		CommitGroups{Commits: []GroupCommit{{Group: "g", Topic: "a", Offset: 1}}},
 	} {
 		b, _ := Encode(c)
 		f.Add(b)
@@ -292,5 +294,78 @@ func TestOpenedAtIsTheRaftIndex(t *testing.T) {
 	apply(9, Rollover{Topic: "t", Segment: 1, Count: 3, NextLeader: 2})
 	if tp, _ := f.Topic("t"); tp.OpenedAt != 9 || tp.CurrentSegment != 2 {
 		t.Fatalf("after rollover: %+v, want OpenedAt 9", tp)
+	}
+}
+
+// TestGroupsCommitAndRewind: group offsets are set (forward or back), a
+// commit to a missing topic is skipped, an invalid group name is refused,
+// and a restored snapshot keeps them.
+func TestGroupsCommitAndRewind(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1})
+	if r := mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "g", Topic: "a", Offset: 9}, {Group: "g", Topic: "gone", Offset: 1}}}); r.Err != nil || r.Status != Applied {
+		t.Fatalf("commit: %+v", r)
+	}
+	if r := mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "g", Topic: "a", Offset: 9}}}); r.Status != NoOp {
+		t.Fatalf("same commit again: %+v", r)
+	}
+	mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "g", Topic: "a", Offset: 4}}})
+	if off, ok := f.GroupOffset("a", "g"); !ok || off != 4 {
+		t.Fatalf("offset %d %v, want 4", off, ok)
+	}
+	if r := mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "bad group", Topic: "a", Offset: 1}}}); !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("bad name: %+v", r)
+	}
+	if r := mustApply(t, f, CommitGroups{}); !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("empty: %+v", r)
+	}
+	snap, _ := f.Snapshot()
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := NewFSM()
+	if err := g.Restore(io.NopCloser(&sink)); err != nil {
+		t.Fatal(err)
+	}
+	if off, ok := g.GroupOffset("a", "g"); !ok || off != 4 {
+		t.Fatalf("restored offset %d %v", off, ok)
+	}
+}
+
+// TestTimedFromAndLocate: new topics are timed from their first segment,
+// topics from before records start at their next segment; offsets map to
+// segments by the sealed counts.
+func TestTimedFromAndLocate(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1})
+	mustApply(t, f, Rollover{Topic: "a", Segment: 1, Count: 3, NextLeader: 2})
+	mustApply(t, f, Rollover{Topic: "a", Segment: 2, Count: 0, NextLeader: 1})
+	mustApply(t, f, Rollover{Topic: "a", Segment: 3, Count: 5, NextLeader: 2})
+	tp, _ := f.Topic("a")
+	if tp.TimedFrom != 1 || !tp.Timed(1) {
+		t.Fatalf("TimedFrom %d", tp.TimedFrom)
+	}
+	for _, c := range []struct{ off, seg, segOff uint64 }{{0, 1, 0}, {2, 1, 2}, {3, 3, 0}, {7, 3, 4}, {8, 4, 0}, {12, 4, 4}} {
+		if seg, so := tp.Locate(c.off); seg != c.seg || so != c.segOff {
+			t.Fatalf("Locate(%d) = %d,%d want %d,%d", c.off, seg, so, c.seg, c.segOff)
+		}
+	}
+	if s, ok := tp.SegmentStart(3); !ok || s != 3 {
+		t.Fatalf("SegmentStart(3) = %d %v", s, ok)
+	}
+	if s, ok := tp.SegmentStart(4); !ok || s != 8 {
+		t.Fatalf("SegmentStart(4) = %d %v", s, ok)
+	}
+	if _, ok := tp.SegmentStart(5); ok {
+		t.Fatal("SegmentStart(5) exists")
+	}
+	// A topic from before records (TimedFrom absent) times its next segment.
+	old := NewFSM()
+	mustApply(t, old, CreateTopic{Topic: "o", Leader: 1})
+	old.state.Topics["o"].TimedFrom = 0
+	mustApply(t, old, Rollover{Topic: "o", Segment: 1, Count: 2, NextLeader: 1})
+	if tp, _ := old.Topic("o"); tp.TimedFrom != 2 || tp.Timed(1) || !tp.Timed(2) {
+		t.Fatalf("old topic TimedFrom %d", tp.TimedFrom)
 	}
 }

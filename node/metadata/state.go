@@ -61,6 +61,51 @@ type Topic struct {
 	// AckQuorum is how many replicas (leader included) must store an entry
 	// before a PUT is acknowledged; 0 = a majority of the segment's set.
 	AckQuorum int `json:"ack_quorum,omitempty"`
+	// TimedFrom is the first segment whose entries are timed records
+	// (package record); earlier ones hold bare payloads written before
+	// records existed. 0: none yet (a topic from an older version: its
+	// next segment starts them).
+	TimedFrom uint64 `json:"timed_from,omitempty"`
+	// Groups maps a consumer group to its committed offset in the topic:
+	// the next offset the group reads.
+	Groups map[string]uint64 `json:"groups,omitempty"`
+}
+
+// Timed reports whether segment seg holds timed records.
+func (t *Topic) Timed(seg uint64) bool { return t.TimedFrom != 0 && seg >= t.TimedFrom }
+
+// SegmentStart returns the topic-wide offset of entry 0 of segment seg and
+// whether seg exists. Segments are numbered consecutively from FirstSegment.
+func (t *Topic) SegmentStart(seg uint64) (uint64, bool) {
+	if seg < FirstSegment || seg > t.CurrentSegment {
+		return 0, false
+	}
+	if seg == t.CurrentSegment {
+		return t.SealedOffset, true
+	}
+	start := uint64(0)
+	for s := FirstSegment; s < seg; s++ {
+		start += t.SealedSegments[s]
+	}
+	return start, true
+}
+
+// Locate returns the segment holding topic-wide offset off and the offset
+// inside it. An offset at or past the open segment's start is in the open
+// segment (whether it exists yet is for its leader to say).
+func (t *Topic) Locate(off uint64) (seg, segOff uint64) {
+	if off >= t.SealedOffset {
+		return t.CurrentSegment, off - t.SealedOffset
+	}
+	start := uint64(0)
+	for s := FirstSegment; s < t.CurrentSegment; s++ {
+		n := t.SealedSegments[s]
+		if off < start+n {
+			return s, off - start
+		}
+		start += n
+	}
+	return t.CurrentSegment, off - t.SealedOffset
 }
 
 // SegmentReplicas returns the replica set of seg (leader first); a segment
@@ -96,6 +141,7 @@ func EffectiveAckQuorum(ack, n int) int {
 // Clone returns a deep copy.
 func (t *Topic) Clone() Topic {
 	c := *t
+	c.Groups = maps.Clone(t.Groups)
 	c.SealedSegments = maps.Clone(t.SealedSegments)
 	c.SegmentLeaders = maps.Clone(t.SegmentLeaders)
 	if c.SealedSegments == nil {

@@ -362,3 +362,50 @@ func (r *rateLimit) allow(period time.Duration) bool {
 	}
 	return r.last.CompareAndSwap(last, now)
 }
+
+// Fetch reads stored entries of a segment held here, bounded by its
+// readable count: the sealed count, or for an open segment led here what
+// its ack quorum holds. A holder that does not lead an open segment cannot
+// tell which of its entries are acknowledged and answers NotLeaderError.
+func (m *Manager) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error) {
+	holder, count, sealed, ok := m.FSM.SegmentInfo(req.Topic, req.Segment)
+	if !ok {
+		return nil, fmt.Errorf("fetch %s segment %d: %w (this node's metadata may lag; retry)", req.Topic, req.Segment, wire.ErrUnknownTopic)
+	}
+	id := engine.SegmentID{Topic: req.Topic, Segment: req.Segment}
+	rep := &wire.FetchReply{Sealed: sealed, Readable: count}
+	if !sealed {
+		lim, replicated := m.readLimit(req.Topic, req.Segment)
+		switch {
+		case replicated:
+			rep.Readable = lim
+		case holder == m.cfg.Self:
+			n, err := m.count(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			rep.Readable = n
+		default:
+			return nil, &wire.NotLeaderError{Topic: req.Topic, Segment: req.Segment, Leader: holder}
+		}
+	}
+	if req.Max == 0 || req.Offset >= rep.Readable {
+		return rep, nil
+	}
+	n := int(min(uint64(req.Max), rep.Readable-req.Offset))
+	nBytes := int(min(max(req.MaxBytes, 1), readMaxBytes))
+	entries, err := m.Store.Read(ctx, id, req.Offset, n, nBytes)
+	if errors.Is(err, engine.ErrNotFound) {
+		return rep, nil // a replica that does not hold it (yet)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s at %d: %w", id, req.Offset, err)
+	}
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	m.Metrics.ObserveRead(req.Topic, len(entries), b)
+	rep.Entries = entries
+	return rep, nil
+}

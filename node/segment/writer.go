@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
 )
@@ -74,6 +75,8 @@ type topicWriter struct {
 	fencedSeg uint64
 	// hintedSeg is the last segment reported full to the monitor.
 	hintedSeg uint64
+	// stamp is the timestamp state of the segment appended to last.
+	stamp stamp
 }
 
 func (m *Manager) writer(topic string) (*topicWriter, error) {
@@ -229,6 +232,9 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		return
 	}
 	id := engine.SegmentID{Topic: w.topic, Segment: seg}
+	if w.stamp.seg != seg {
+		w.stamp = m.stampFor(w.topic, seg)
+	}
 	// A replicated segment answers its ops once the ack quorum holds them;
 	// a fenced one refuses before appending anything.
 	rep, rerr := m.replicatorFor(w.topic, seg, true)
@@ -259,6 +265,9 @@ func (w *topicWriter) flush(ops []*writeOp) {
 			for _, op := range ops[:n] {
 				all = append(all, op.entries...)
 			}
+		}
+		if w.stamp.timed {
+			all = record.EncodeBatch(all, w.stamp.next())
 		}
 		first, err := m.Store.Append(context.Background(), id, all)
 		if err == nil {

@@ -8,6 +8,7 @@ import (
 type enc struct{ b []byte }
 
 func (e *enc) u64(v uint64) { e.b = binary.LittleEndian.AppendUint64(e.b, v) }
+func (e *enc) u8(v byte)    { e.b = append(e.b, v) }
 func (e *enc) u32(v uint32) { e.b = binary.LittleEndian.AppendUint32(e.b, v) }
 func (e *enc) str(s string) { e.u32(uint32(len(s))); e.b = append(e.b, s...) }
 func (e *enc) bytes(p []byte) {

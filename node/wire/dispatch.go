@@ -41,6 +41,11 @@ type Handler interface {
 	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
 	ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error)
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
+	// Fetch reads stored entries of a segment held here with its readable
+	// bound (never past what its ack quorum holds).
+	Fetch(ctx context.Context, req *FetchRequest) (*FetchReply, error)
+	// Group runs a consumer-group command on the coordinator.
+	Group(ctx context.Context, req *GroupRequest) (*GroupReply, error)
 }
 
 // Interceptor sees every request before it is dispatched; a non-nil error
@@ -181,6 +186,26 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 		return nil, h.StepDown(ctx, req.Topic, req.Segment)
 	case MethodCommitCursors:
 		return nil, h.CommitCursors(ctx)
+	case MethodFetch:
+		var req FetchRequest
+		if err := req.Decode(payload); err != nil {
+			return nil, err
+		}
+		r, err := h.Fetch(ctx, &req)
+		if err != nil {
+			return nil, err
+		}
+		return r.Append(nil), nil
+	case MethodGroup:
+		var req GroupRequest
+		if err := req.Decode(payload); err != nil {
+			return nil, err
+		}
+		r, err := h.Group(ctx, &req)
+		if err != nil {
+			return nil, err
+		}
+		return r.Append(nil), nil
 	case MethodReplicaAppend:
 		var req ReplicaAppendRequest
 		if err := req.Decode(payload); err != nil {

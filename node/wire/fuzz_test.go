@@ -85,3 +85,13 @@ func FuzzReplicaFenceRequest(f *testing.F) {
 func FuzzReplicaPullRequest(f *testing.F) {
 	fuzzDecoder[ReplicaPullRequest](f, goldenMessages()["replica_pull_req"])
 }
+
+func FuzzFetchRequest(f *testing.F) {
+	fuzzDecoder[FetchRequest](f, goldenMessages()["fetch_req"])
+}
+func FuzzFetchReply(f *testing.F) { fuzzDecoder[FetchReply](f, goldenMessages()["fetch_resp"]) }
+func FuzzGroupRequest(f *testing.F) {
+	g := goldenMessages()
+	fuzzDecoder[GroupRequest](f, g["group_req_ack"], g["group_req_read"])
+}
+func FuzzGroupReply(f *testing.F) { fuzzDecoder[GroupReply](f, goldenMessages()["group_resp"]) }

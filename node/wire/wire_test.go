@@ -67,6 +67,11 @@ func goldenMessages() map[string]message {
 		"replica_probe_req":         &ReplicaAppendRequest{Topic: "t1", Segment: 5, Epoch: 1, Entries: [][]byte{}},
 		"replica_fence_req":         &ReplicaFenceRequest{Topic: "t1", Segment: 5, Epoch: 2},
 		"replica_pull_req":          &ReplicaPullRequest{Topic: "t1", Segment: 5, Count: 300, Sources: []uint64{1, 3}},
+		"fetch_req":                 &FetchRequest{Topic: "t1", Segment: 3, Offset: 40, Max: 100, MaxBytes: 1 << 20},
+		"fetch_resp":                &FetchReply{Readable: 42, Sealed: true, Entries: entries},
+		"group_req_ack":             &GroupRequest{Op: GroupAck, Group: "g1", Topic: "t1", Offsets: []uint64{3, 9}},
+		"group_req_read":            &GroupRequest{Op: GroupRead, Group: "g1", Topic: "t1", Max: 1000, AckWaitMs: 30000},
+		"group_resp":                &GroupReply{Kind: 4, Body: []byte(`{"a":1}`)},
 	}
 }
 
@@ -109,7 +114,7 @@ func TestGolden(t *testing.T) {
 	if r, err := DecodeResult(g["propose_resp_err"]); err != nil || r.Status != 2 || !errors.Is(r.Err, metadata.ErrInvalidCommand) {
 		t.Errorf("decode result: %+v %v", r, err)
 	}
-	methods := map[string]byte{"append": MethodAppend, "get": MethodGet, "read": MethodRead, "propose": MethodPropose, "create_topic": MethodCreateTopic, "join": MethodJoin, "heartbeat": MethodHeartbeat, "fence": MethodFence, "unfence": MethodUnfence, "stat": MethodStat, "read_index": MethodReadIndex, "remove_node": MethodRemoveNode, "roll_hint": MethodRollHint, "replica_append": MethodReplicaAppend, "replica_fence": MethodReplicaFence, "replica_pull": MethodReplicaPull}
+	methods := map[string]byte{"append": MethodAppend, "get": MethodGet, "read": MethodRead, "propose": MethodPropose, "create_topic": MethodCreateTopic, "join": MethodJoin, "heartbeat": MethodHeartbeat, "fence": MethodFence, "unfence": MethodUnfence, "stat": MethodStat, "read_index": MethodReadIndex, "remove_node": MethodRemoveNode, "roll_hint": MethodRollHint, "replica_append": MethodReplicaAppend, "replica_fence": MethodReplicaFence, "replica_pull": MethodReplicaPull, "fetch": MethodFetch, "group": MethodGroup}
 	for name, m := range methods {
 		if want := g["method_"+name]; len(want) != 1 || want[0] != m {
 			t.Errorf("method %s = %d, golden %x", name, m, want)

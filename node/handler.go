@@ -103,6 +103,9 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		return jsonReply(n.topicsDoc())
 	case CmdCreate:
 		return p.router.Create(ctx, req.Args)
+	case protocol.CmdOffsets, protocol.CmdSeek, protocol.CmdFetch, protocol.CmdCommit,
+		protocol.CmdCommitted, protocol.CmdRead, protocol.CmdAck, protocol.CmdGroups:
+		return n.handleLog(ctx, req)
 	case CmdRemoveNode:
 		if len(req.Args) != 1 {
 			return protocol.Errf("usage: REMOVE_NODE <node_id>")

@@ -16,6 +16,7 @@ import (
 	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/cursor"
+	"github.com/walrus-go/walrus/node/group"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/mux"
@@ -24,6 +25,7 @@ import (
 	"github.com/walrus-go/walrus/node/rpc"
 	"github.com/walrus-go/walrus/node/segment"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/topiclog"
 )
 
 // Node is one Walrus cluster member: the wiring of its parts.
@@ -67,6 +69,8 @@ type parts struct {
 	router  *router.Router
 	cursors *cursor.Cursors
 	roll    *rollover.Rollover
+	topics  *topiclog.Log
+	groups  *group.Coordinator
 }
 
 // New validates cfg and binds the Raft and client listeners (so a port
@@ -239,6 +243,7 @@ func (n *Node) Run(ctx context.Context) error {
 	goLoop(p.seg.Run)
 	goLoop(p.roll.Run)
 	goLoop(p.cursors.Run)
+	goLoop(p.groups.Run)
 
 	var httpSrv *metrics.HTTPServer
 	if n.cfg.HTTPPort != 0 {
@@ -304,12 +309,12 @@ func (p *parts) commitCursorsAtShutdown(logger *slog.Logger) {
 	defer cancel()
 	var err error
 	if p.cons.IsLeader() {
-		err = p.cursors.Commit(ctx)
+		err = errors.Join(p.cursors.Commit(ctx), p.groups.Commit(ctx))
 	} else {
 		err = p.cluster.CommitCursors(ctx)
 	}
 	if err != nil {
-		logger.Error("shutdown: committing the shared cursors failed; GETs may redeliver entries handed out since the last commit", "err", err)
+		logger.Error("shutdown: committing the shared cursors or group offsets failed; GETs and READs may redeliver entries handed out since the last commit", "err", err)
 	}
 }
 

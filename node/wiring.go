@@ -2,16 +2,19 @@ package node
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 
 	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/cursor"
+	"github.com/walrus-go/walrus/node/group"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/rollover"
 	"github.com/walrus-go/walrus/node/router"
 	"github.com/walrus-go/walrus/node/segment"
+	"github.com/walrus-go/walrus/node/topiclog"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -34,12 +37,21 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		Peer:     func(id uint64) segment.Peer { return p.peerOf(id) },
 		Hint:     func(topic string) { p.roll.Hint(topic) },
 		StepDown: p.cluster.StepDown,
+		Floor:    func(ctx context.Context, topic string, seg uint64) int64 { return p.topics.TimeBefore(ctx, topic, seg) },
 		Metrics:  n.m, Logger: n.logger,
 	})
 	p.cursors = cursor.New(cursor.Deps{
 		Self: p.self, Cons: cons, FSM: n.fsm, Live: p.cluster,
 		Peer:    func(id uint64) cursor.Reader { return p.peerOf(id) },
 		Metrics: n.m, Logger: n.logger, CommitInterval: n.cfg.CursorCommitInterval,
+	})
+	p.topics = topiclog.New(topiclog.Deps{
+		Self: p.self, FSM: n.fsm, Live: p.cluster, Metrics: n.m,
+		Peer: func(id uint64) topiclog.Holder { return p.peerOf(id) },
+	})
+	p.groups = group.New(group.Deps{
+		Cons: cons, FSM: n.fsm, Log: p.topics, Logger: n.logger,
+		CommitInterval: n.cfg.CursorCommitInterval,
 	})
 	p.router = router.New(router.Config{
 		Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, ReplicationFactor: n.cfg.ReplicationFactor, AckQuorum: n.cfg.AckQuorum,
@@ -82,6 +94,7 @@ type peer interface {
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
 	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
+	Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error)
 }
 
 var (
@@ -127,7 +140,19 @@ func (l local) StepDown(ctx context.Context, topic string, seg uint64) error {
 	return l.p.roll.StepDown(ctx, topic, seg)
 }
 
-func (l local) CommitCursors(ctx context.Context) error { return l.p.cursors.Commit(ctx) }
+// CommitCursors commits the shared cursors and the group offsets now (a
+// node stopping asks the Raft leader).
+func (l local) CommitCursors(ctx context.Context) error {
+	return errors.Join(l.p.cursors.Commit(ctx), l.p.groups.Commit(ctx))
+}
+
+func (l local) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error) {
+	return l.p.seg.Fetch(ctx, req)
+}
+
+func (l local) Group(ctx context.Context, req *wire.GroupRequest) (*wire.GroupReply, error) {
+	return l.p.groups.Handle(ctx, req)
+}
 
 func (l local) Propose(ctx context.Context, cmd []byte) (metadata.Result, error) {
 	return l.p.cluster.ProposeLocal(ctx, cmd)

@@ -71,6 +71,7 @@ type LeaderLocal interface {
 	Get(ctx context.Context, req *wire.GetRequest) ([][]byte, bool, error)
 	StepDown(ctx context.Context, topic string, seg uint64) error
 	CommitCursors(ctx context.Context) error
+	Group(ctx context.Context, req *wire.GroupRequest) (*wire.GroupReply, error)
 }
 
 // Led lists the open segments this node leads, with their counts.

@@ -120,6 +120,16 @@ func (c *Cluster) Get(ctx context.Context, req *wire.GetRequest) (entries [][]by
 	return entries, more, err
 }
 
+// Group runs a consumer-group command on the group coordinator, the Raft
+// leader. A retried READ may lease entries twice; the first lease just
+// runs out (at-least-once).
+func (c *Cluster) Group(ctx context.Context, req *wire.GroupRequest) (rep *wire.GroupReply, err error) {
+	err = c.onLeader(ctx, "read",
+		func(ctx context.Context) (err error) { rep, err = c.Local.Group(ctx, req); return err },
+		func(ctx context.Context, l wire.Client) (err error) { rep, err = l.Group(ctx, req); return err })
+	return rep, err
+}
+
 // StepDown tells the Raft leader that this node gives up leading a
 // segment (it holds fewer entries than a replica, or a recovery fenced
 // it), so the segment is recovered and the topic moves on.

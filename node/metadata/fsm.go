@@ -338,7 +338,7 @@ func (f *FSM) Route(name string) (Route, bool) {
 	if !ok {
 		return Route{}, false
 	}
-	return Route{Segment: t.CurrentSegment, Leader: t.LeaderNode, Epoch: t.Epoch}, true
+	return Route{Segment: t.CurrentSegment, Leader: t.LeaderNode, Epoch: t.Epoch, SealedOffset: t.SealedOffset}, true
 }
 
 // SegmentInfo reports where segment seg of a topic lives and, when sealed,
@@ -389,7 +389,7 @@ func (f *FSM) Routes() map[string]Route {
 	defer f.mu.RUnlock()
 	out := make(map[string]Route, len(f.state.Topics))
 	for n, t := range f.state.Topics {
-		out[n] = Route{Segment: t.CurrentSegment, Leader: t.LeaderNode, Epoch: t.Epoch}
+		out[n] = Route{Segment: t.CurrentSegment, Leader: t.LeaderNode, Epoch: t.Epoch, SealedOffset: t.SealedOffset}
 	}
 	return out
 }
@@ -487,4 +487,21 @@ func (f *FSM) Timed(topic string, seg uint64) bool {
 	defer f.mu.RUnlock()
 	t, ok := f.state.Topics[topic]
 	return ok && t.Timed(seg)
+}
+
+// Groups lists the committed group offsets of a topic, or of every topic
+// when topic is "".
+func (f *FSM) Groups(topic string) []GroupCommit {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []GroupCommit
+	for name, t := range f.state.Topics {
+		if topic != "" && name != topic {
+			continue
+		}
+		for g, off := range t.Groups {
+			out = append(out, GroupCommit{Group: g, Topic: name, Offset: off})
+		}
+	}
+	return out
 }

@@ -205,4 +205,6 @@ type Route struct {
 	Segment uint64
 	Leader  uint64
 	Epoch   uint64
+	// SealedOffset is the topic-wide offset of entry 0 of Segment.
+	SealedOffset uint64
 }

@@ -78,8 +78,11 @@ type Deps struct {
 	// StepDown asks the Raft leader to recover a segment this node can no
 	// longer lead.
 	StepDown func(ctx context.Context, topic string, seg uint64) error
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	// Floor returns the time of the last entry of a topic before segment
+	// seg (0 when there is none or it cannot be read).
+	Floor   func(ctx context.Context, topic string, seg uint64) int64
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // segKey names a segment.

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
-	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/record"
 )
 
@@ -24,13 +23,10 @@ func (s *stamp) next() int64 {
 	return s.last
 }
 
-// stampLookback bounds how many empty sealed segments stampFor walks back.
-const stampLookback = 16
-
 // stampFor finds the time floor of seg, led here: the time of its last
-// stored entry, or else of the last entry of the nearest earlier
-// non-empty segment (from any replica). When none can be read in time the
-// floor is 0 and only this leader's clock orders the segment.
+// stored entry, or else (Deps.Floor) of the last entry before it. When
+// neither can be read in time the floor is 0 and only this leader's clock
+// orders the segment.
 func (m *Manager) stampFor(topic string, seg uint64) stamp {
 	st := stamp{seg: seg, timed: m.FSM.Timed(topic, seg)}
 	if !st.timed {
@@ -38,48 +34,17 @@ func (m *Manager) stampFor(topic string, seg uint64) stamp {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if n, err := m.count(ctx, engine.SegmentID{Topic: topic, Segment: seg}); err == nil && n > 0 {
-		if ts, ok := m.timeAt(ctx, topic, seg, n-1, []uint64{m.cfg.Self}); ok {
-			st.last = ts
+	id := engine.SegmentID{Topic: topic, Segment: seg}
+	if n, err := m.count(ctx, id); err == nil && n > 0 {
+		if e, err := m.Store.Read(ctx, id, n-1, 1, 1); err == nil && len(e) == 1 {
+			if ts, _, err := record.Decode(e[0], true); err == nil {
+				st.last = ts
+			}
 		}
 		return st
 	}
-	for s := seg - 1; s >= metadata.FirstSegment && s+stampLookback > seg && m.FSM.Timed(topic, s); s-- {
-		_, count, sealed, ok := m.FSM.SegmentInfo(topic, s)
-		if !ok || !sealed {
-			break
-		}
-		if count == 0 {
-			continue
-		}
-		set, _, _ := m.FSM.SegmentReplicas(topic, s)
-		if ts, ok := m.timeAt(ctx, topic, s, count-1, set); ok {
-			st.last = ts
-		}
-		break
+	if m.Floor != nil {
+		st.last = m.Floor(ctx, topic, seg)
 	}
 	return st
-}
-
-// timeAt reads the time of one stored entry from the first holder that
-// has it.
-func (m *Manager) timeAt(ctx context.Context, topic string, seg, off uint64, holders []uint64) (int64, bool) {
-	for _, id := range holders {
-		var (
-			entries [][]byte
-			err     error
-		)
-		if id == m.cfg.Self {
-			entries, err = m.RecoveryRead(ctx, topic, seg, off, 1)
-		} else {
-			entries, err = m.Peer(id).RecoveryRead(ctx, topic, seg, off, 1)
-		}
-		if err != nil || len(entries) == 0 {
-			continue
-		}
-		if ts, _, err := record.Decode(entries[0], true); err == nil {
-			return ts, true
-		}
-	}
-	return 0, false
 }

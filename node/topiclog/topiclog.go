@@ -1,0 +1,242 @@
+// Package topiclog reads a topic as a log from any node: topic-wide
+// offsets (the sealed counts of earlier segments plus the offset inside a
+// segment), the readable range, non-destructive fetches across segments,
+// and the search by time. Sealed segments are read from any replica that
+// holds them (this node first, then live members); the open segment from
+// its leader, which bounds it to what the ack quorum holds, so a reader
+// never sees an entry the cluster could still drop.
+package topiclog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/record"
+	"github.com/walrus-go/walrus/node/wire"
+)
+
+// Holder is one node's side of segment fetches (a wire.Client, or this
+// node's segment part).
+type Holder interface {
+	Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error)
+}
+
+// Liveness judges whether a node is up.
+type Liveness interface {
+	Alive(id uint64) bool
+}
+
+// Deps are the parts the log reader uses.
+type Deps struct {
+	Self    uint64
+	FSM     *metadata.FSM
+	Peer    func(id uint64) Holder
+	Live    Liveness
+	Metrics *metrics.Metrics
+}
+
+// Log reads topics as logs.
+type Log struct{ Deps }
+
+// New builds the log reader.
+func New(d Deps) *Log { return &Log{Deps: d} }
+
+// RangeError reports an offset outside the readable range.
+type RangeError struct {
+	Topic            string
+	Offset           uint64
+	Earliest, Latest uint64
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("offset out of range (earliest %d, latest %d)", e.Earliest, e.Latest)
+}
+
+// ErrOutOfRange matches every *RangeError.
+var ErrOutOfRange = errors.New("offset out of range")
+
+func (e *RangeError) Is(target error) bool { return target == ErrOutOfRange }
+
+func unknown(topic string) error { return fmt.Errorf("%w %s", wire.ErrUnknownTopic, topic) }
+
+// Offsets returns the readable range of a topic: entries earliest..latest-1.
+func (l *Log) Offsets(ctx context.Context, topic string) (earliest, latest uint64, err error) {
+	r, ok := l.FSM.Route(topic)
+	if !ok {
+		return 0, 0, unknown(topic)
+	}
+	rep, err := l.fetchOpen(ctx, topic, r, 0, 0, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	return 0, r.SealedOffset + rep.Readable, nil
+}
+
+// Fetch returns up to limit entries from offset on, about maxBytes of
+// payload at most (at least one entry when one is readable), in offset
+// order across segments, and the offset after the last one. It returns no
+// entries at latest and a *RangeError outside earliest..latest.
+func (l *Log) Fetch(ctx context.Context, topic string, off uint64, limit, maxBytes int) ([]record.Entry, uint64, error) {
+	t, ok := l.FSM.Topic(topic)
+	if !ok {
+		return nil, off, unknown(topic)
+	}
+	out := make([]record.Entry, 0, min(limit, 1024))
+	budget := maxBytes
+	for len(out) < limit && budget > 0 {
+		seg, segOff := t.Locate(off)
+		want := uint32(limit - len(out))
+		if count, sealed := t.SealedSegments[seg]; sealed {
+			want = uint32(min(uint64(want), count-segOff))
+			rep, err := l.fetchSealed(ctx, &t, seg, segOff, want, budget)
+			if err != nil || len(rep.Entries) == 0 {
+				if len(out) > 0 {
+					break // hand out what was read; the next FETCH reports it
+				}
+				if err == nil {
+					err = fmt.Errorf("topic %s segment %d: no replica returned entries at %d: %w", topic, seg, segOff, wire.ErrSegmentUnavailable)
+				}
+				return nil, off, err
+			}
+			n, b, err := appendEntries(&out, rep.Entries, off, t.Timed(seg))
+			if err != nil {
+				return nil, off, fmt.Errorf("topic %s segment %d: %w", topic, seg, err)
+			}
+			off += uint64(n)
+			budget -= b
+			continue
+		}
+		r := metadata.Route{Segment: t.CurrentSegment, Leader: t.LeaderNode, SealedOffset: t.SealedOffset}
+		rep, err := l.fetchOpen(ctx, topic, r, segOff, want, budget)
+		if err != nil {
+			if len(out) > 0 {
+				break
+			}
+			return nil, off, err
+		}
+		if len(rep.Entries) == 0 && len(out) == 0 && segOff > rep.Readable {
+			return nil, off, &RangeError{Topic: topic, Offset: off, Latest: t.SealedOffset + rep.Readable}
+		}
+		if _, _, err := appendEntries(&out, rep.Entries, off, t.Timed(seg)); err != nil {
+			return nil, off, fmt.Errorf("topic %s segment %d: %w", topic, seg, err)
+		}
+		off += uint64(len(rep.Entries))
+		break // the open segment is the end of what this metadata knows
+	}
+	return out, off, nil
+}
+
+func appendEntries(out *[]record.Entry, stored [][]byte, off uint64, timed bool) (int, int, error) {
+	b := 0
+	for i, s := range stored {
+		ts, p, err := record.Decode(s, timed)
+		if err != nil {
+			return 0, 0, fmt.Errorf("offset %d: %w", off+uint64(i), err)
+		}
+		*out = append(*out, record.Entry{Offset: off + uint64(i), Time: ts, Payload: p})
+		b += len(p)
+	}
+	return len(stored), b, nil
+}
+
+// fetchOpen reads the open segment r names from its leader.
+func (l *Log) fetchOpen(ctx context.Context, topic string, r metadata.Route, segOff uint64, limit uint32, maxBytes int) (*wire.FetchReply, error) {
+	req := &wire.FetchRequest{Topic: topic, Segment: r.Segment, Offset: segOff, Max: limit, MaxBytes: uint32(max(maxBytes, 1))}
+	rep, err := l.Peer(r.Leader).Fetch(ctx, req)
+	if r.Leader != l.Self {
+		l.Metrics.ObserveForward("read", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read topic %s segment %d from its leader, node %d: %w", topic, r.Segment, r.Leader, err)
+	}
+	return rep, nil
+}
+
+// fetchSealed reads a sealed segment from the first replica that returns
+// entries: this node, then live members, then the others.
+func (l *Log) fetchSealed(ctx context.Context, t *metadata.Topic, seg, segOff uint64, limit uint32, maxBytes int) (*wire.FetchReply, error) {
+	set := t.SegmentReplicas(seg)
+	cands := make([]uint64, 0, len(set))
+	if slices.Contains(set, l.Self) {
+		cands = append(cands, l.Self)
+	}
+	for _, live := range []bool{true, false} {
+		for _, id := range set {
+			if id != l.Self && l.Live.Alive(id) == live {
+				cands = append(cands, id)
+			}
+		}
+	}
+	req := &wire.FetchRequest{Topic: t.Name, Segment: seg, Offset: segOff, Max: limit, MaxBytes: uint32(max(maxBytes, 1))}
+	var errs []error
+	for _, id := range cands {
+		rep, err := l.Peer(id).Fetch(ctx, req)
+		if id != l.Self {
+			l.Metrics.ObserveForward("read", err)
+		}
+		if err == nil && len(rep.Entries) > 0 {
+			// A holder whose metadata lags may not know the seal yet; the
+			// count this node knows bounds the read either way.
+			if len(rep.Entries) > int(limit) {
+				rep.Entries = rep.Entries[:limit]
+			}
+			return rep, nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %d: %w", id, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("read topic %s segment %d: %w: %w", t.Name, seg, wire.ErrSegmentUnavailable, errors.Join(errs...))
+	}
+	return &wire.FetchReply{Sealed: true}, nil
+}
+
+// Seek returns the first offset whose time is at or after ts (Unix ms),
+// or latest when there is none. Times never decrease along a topic, so
+// it searches by halves, reading one entry per probe.
+func (l *Log) Seek(ctx context.Context, topic string, ts int64) (uint64, error) {
+	lo, hi, err := l.Offsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		entries, _, err := l.Fetch(ctx, topic, mid, 1, 1)
+		if err != nil {
+			return 0, err
+		}
+		if len(entries) == 0 {
+			return 0, fmt.Errorf("seek %s: no entry at offset %d: %w", topic, mid, wire.ErrSegmentUnavailable)
+		}
+		if entries[0].Time >= ts {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
+}
+
+// TimeBefore returns the time of the last entry before segment seg (0 when
+// there is none, it is untimed, or it cannot be read): the floor of the
+// times a new segment leader stamps.
+func (l *Log) TimeBefore(ctx context.Context, topic string, seg uint64) int64 {
+	t, ok := l.FSM.Topic(topic)
+	if !ok {
+		return 0
+	}
+	start, ok := t.SegmentStart(seg)
+	if !ok || start == 0 {
+		return 0
+	}
+	entries, _, err := l.Fetch(ctx, topic, start-1, 1, 1)
+	if err != nil || len(entries) == 0 {
+		return 0
+	}
+	return entries[0].Time
+}

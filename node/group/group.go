@@ -140,7 +140,9 @@ func (c *Coordinator) Handle(ctx context.Context, req *wire.GroupRequest) (*wire
 	return nil, fmt.Errorf("group: unknown operation %d", req.Op)
 }
 
-func reply(r protocol.Reply) *wire.GroupReply { return &wire.GroupReply{Kind: byte(r.Kind), Body: r.Body} }
+func reply(r protocol.Reply) *wire.GroupReply {
+	return &wire.GroupReply{Kind: byte(r.Kind), Body: r.Body}
+}
 
 // syncTerm starts a new term's view: after a barrier (so the FSM holds
 // every earlier commit) it drops the states of an earlier term. It

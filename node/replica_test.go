@@ -13,6 +13,7 @@ import (
 	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/client"
 	"github.com/walrus-go/walrus/node/nodetest"
+	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/status"
 )
 
@@ -99,9 +100,11 @@ func TestReplicatedQuorumAck(t *testing.T) {
 		if err != nil || len(got) != n {
 			t.Fatalf("node %d read: %d entries, %v", tn.ID(), len(got), err)
 		}
-		for i, p := range got {
-			if string(p) != strconv.Itoa(i) {
-				t.Fatalf("node %d entry %d = %q", tn.ID(), i, p)
+		for i, stored := range got {
+			// Every replica stores the leader's record: same time, payload.
+			ts, p, err := record.Decode(stored, true)
+			if err != nil || string(p) != strconv.Itoa(i) || ts <= 0 {
+				t.Fatalf("node %d entry %d = %q (%v)", tn.ID(), i, stored, err)
 			}
 		}
 	}

@@ -86,7 +86,7 @@ func TestRollover(t *testing.T) {
 		t.Fatalf("segment leaders = %v", tp.SegmentLeaders)
 	}
 	r, _ := f.Route("logs")
-	if r != (Route{Segment: 3, Leader: 3, Epoch: 1}) {
+	if r != (Route{Segment: 3, Leader: 3, Epoch: 1, SealedOffset: 90}) {
 		t.Fatalf("route = %+v", r)
 	}
 }

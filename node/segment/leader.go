@@ -1,8 +1,9 @@
 package segment
 
 import (
-	"github.com/walrus-go/walrus/node/metadata"
 	"time"
+
+	"github.com/walrus-go/walrus/node/metadata"
 
 	"context"
 	"fmt"

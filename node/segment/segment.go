@@ -18,12 +18,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walrus-go/walrus/node/segment/meta"
 	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/walrus-go/walrus/node/segment/meta"
 
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/metadata"

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walrus-go/walrus/node/segment/meta"
 	"sync"
 	"time"
+
+	"github.com/walrus-go/walrus/node/segment/meta"
 
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/record"

@@ -46,7 +46,7 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		Metrics: n.m, Logger: n.logger, CommitInterval: n.cfg.CursorCommitInterval,
 	})
 	p.topics = topiclog.New(topiclog.Deps{
-		Self: p.self, FSM: n.fsm, Live: p.cluster, Metrics: n.m,
+		Self: p.self, FSM: n.fsm, Live: p.cluster, Metrics: n.m, Local: p.seg,
 		Peer: func(id uint64) topiclog.Holder { return p.peerOf(id) },
 	})
 	p.groups = group.New(group.Deps{

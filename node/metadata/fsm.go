@@ -505,3 +505,16 @@ func (f *FSM) Groups(topic string) []GroupCommit {
 	}
 	return out
 }
+
+// View runs f on the live topic under the state's read lock, without a
+// copy: f must not keep t or anything it holds, nor change it, nor call
+// back into the FSM. It reports whether the topic exists.
+func (f *FSM) View(topic string, fn func(t *Topic)) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.state.Topics[topic]
+	if ok {
+		fn(t)
+	}
+	return ok
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/walrus-go/walrus/node/rpc"
@@ -78,4 +79,18 @@ func Every(ctx context.Context, interval time.Duration, f func(context.Context))
 			f(ctx)
 		}
 	}
+}
+
+// Limit lets one event through per period (for log lines that would
+// otherwise repeat per request). The zero value is ready.
+type Limit struct{ last atomic.Int64 }
+
+// Allow reports whether an event may pass now.
+func (r *Limit) Allow(period time.Duration) bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	if now-last < int64(period) {
+		return false
+	}
+	return r.last.CompareAndSwap(last, now)
 }

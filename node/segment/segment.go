@@ -29,6 +29,7 @@ import (
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
 )
@@ -95,7 +96,7 @@ type Manager struct {
 	Deps
 
 	draining     atomic.Bool
-	notLeaderLog rateLimit
+	notLeaderLog retry.Limit
 	lease        leaseClock
 	// bootIndex is the Raft commit index this node had applied when it
 	// first proved contact after starting (0: not yet; the confirmation
@@ -257,18 +258,21 @@ func (m *Manager) Read(ctx context.Context, topic string, seg, off uint64, max i
 		}
 		max = int(min(uint64(max), lim-off))
 	}
-	entries, err := m.Store.Read(ctx, engine.SegmentID{Topic: topic, Segment: seg}, off, max, readMaxBytes)
+	return m.readStore(ctx, topic, seg, off, max, readMaxBytes)
+}
+
+// readStore reads the store (nothing for a segment never written here)
+// and counts what a reader got.
+func (m *Manager) readStore(ctx context.Context, topic string, seg, off uint64, n, maxBytes int) ([][]byte, error) {
+	id := engine.SegmentID{Topic: topic, Segment: seg}
+	entries, err := m.Store.Read(ctx, id, off, n, min(max(maxBytes, 1), readMaxBytes))
 	if errors.Is(err, engine.ErrNotFound) {
-		return nil, nil // never written yet
+		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s at %d: %w", id, off, err)
 	}
-	b := 0
-	for _, e := range entries {
-		b += len(e)
-	}
-	m.Metrics.ObserveRead(topic, len(entries), b)
+	m.Metrics.ObserveRead(topic, len(entries), payloadBytes(entries))
 	return entries, nil
 }
 
@@ -355,18 +359,6 @@ func (m *Manager) OpenCounts(ctx context.Context) []wire.OpenSegment {
 	return out
 }
 
-// rateLimit lets one event through per period.
-type rateLimit struct{ last atomic.Int64 }
-
-func (r *rateLimit) allow(period time.Duration) bool {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	if now-last < int64(period) {
-		return false
-	}
-	return r.last.CompareAndSwap(last, now)
-}
-
 // Fetch reads stored entries of a segment held here, bounded by its
 // readable count: the sealed count, or for an open segment led here what
 // its ack quorum holds. A holder that does not lead an open segment cannot
@@ -396,20 +388,20 @@ func (m *Manager) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.Fetc
 	if req.Max == 0 || req.Offset >= rep.Readable {
 		return rep, nil
 	}
-	n := int(min(uint64(req.Max), rep.Readable-req.Offset))
-	nBytes := int(min(max(req.MaxBytes, 1), readMaxBytes))
-	entries, err := m.Store.Read(ctx, id, req.Offset, n, nBytes)
-	if errors.Is(err, engine.ErrNotFound) {
-		return rep, nil // a replica that does not hold it (yet)
-	}
+	entries, err := m.readStore(ctx, req.Topic, req.Segment, req.Offset, int(min(uint64(req.Max), rep.Readable-req.Offset)), int(req.MaxBytes))
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s at %d: %w", id, req.Offset, err)
+		return nil, err
 	}
-	b := 0
-	for _, e := range entries {
-		b += len(e)
-	}
-	m.Metrics.ObserveRead(req.Topic, len(entries), b)
-	rep.Entries = entries
+	rep.Entries = entries // none: a replica that does not hold it (yet)
 	return rep, nil
+}
+
+// ReadStored reads what this node's store holds of a segment from off,
+// never at or past upto (a bound the caller got from the segment's
+// leader), at most limit entries and about maxBytes.
+func (m *Manager) ReadStored(ctx context.Context, topic string, seg, off uint64, limit, maxBytes int, upto uint64) ([][]byte, error) {
+	if off >= upto || limit < 1 {
+		return nil, nil
+	}
+	return m.readStore(ctx, topic, seg, off, int(min(uint64(limit), upto-off)), maxBytes)
 }

@@ -222,7 +222,7 @@ func (w *topicWriter) flush(ops []*writeOp) {
 	}
 	if !ok {
 		r, _ := m.FSM.Route(w.topic)
-		if m.notLeaderLog.allow(time.Second) {
+		if m.notLeaderLog.Allow(time.Second) {
 			m.Logger.Warn("NotLeaderError", "topic", w.topic, "segment", r.Segment, "leader", r.Leader)
 		}
 		failAll(ops, &wire.NotLeaderError{Topic: w.topic, Segment: r.Segment, Leader: r.Leader})

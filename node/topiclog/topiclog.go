@@ -25,6 +25,12 @@ type Holder interface {
 	Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error)
 }
 
+// Local reads this node's own store of a segment up to a bound another
+// node vouched for (the open segment's leader: what its ack quorum holds).
+type Local interface {
+	ReadStored(ctx context.Context, topic string, seg, off uint64, limit, maxBytes int, upto uint64) ([][]byte, error)
+}
+
 // Liveness judges whether a node is up.
 type Liveness interface {
 	Alive(id uint64) bool
@@ -35,6 +41,7 @@ type Deps struct {
 	Self    uint64
 	FSM     *metadata.FSM
 	Peer    func(id uint64) Holder
+	Local   Local
 	Live    Liveness
 	Metrics *metrics.Metrics
 }
@@ -81,53 +88,94 @@ func (l *Log) Offsets(ctx context.Context, topic string) (earliest, latest uint6
 // order across segments, and the offset after the last one. It returns no
 // entries at latest and a *RangeError outside earliest..latest.
 func (l *Log) Fetch(ctx context.Context, topic string, off uint64, limit, maxBytes int) ([]record.Entry, uint64, error) {
-	t, ok := l.FSM.Topic(topic)
-	if !ok {
-		return nil, off, unknown(topic)
-	}
 	out := make([]record.Entry, 0, min(limit, 1024))
 	budget := maxBytes
 	for len(out) < limit && budget > 0 {
-		seg, segOff := t.Locate(off)
-		want := uint32(limit - len(out))
-		if count, sealed := t.SealedSegments[seg]; sealed {
-			want = uint32(min(uint64(want), count-segOff))
-			rep, err := l.fetchSealed(ctx, &t, seg, segOff, want, budget)
+		var p place
+		if !l.FSM.View(topic, func(t *metadata.Topic) { p = locate(t, off) }) {
+			return nil, off, unknown(topic)
+		}
+		want := uint32(min(uint64(limit-len(out)), p.left))
+		if p.sealed {
+			rep, err := l.fetchSealed(ctx, topic, p, want, budget)
 			if err != nil || len(rep.Entries) == 0 {
 				if len(out) > 0 {
 					break // hand out what was read; the next FETCH reports it
 				}
 				if err == nil {
-					err = fmt.Errorf("topic %s segment %d: no replica returned entries at %d: %w", topic, seg, segOff, wire.ErrSegmentUnavailable)
+					err = fmt.Errorf("topic %s segment %d: no replica returned entries at %d: %w", topic, p.seg, p.segOff, wire.ErrSegmentUnavailable)
 				}
 				return nil, off, err
 			}
-			n, b, err := appendEntries(&out, rep.Entries, off, t.Timed(seg))
+			n, b, err := appendEntries(&out, rep.Entries, off, p.timed)
 			if err != nil {
-				return nil, off, fmt.Errorf("topic %s segment %d: %w", topic, seg, err)
+				return nil, off, fmt.Errorf("topic %s segment %d: %w", topic, p.seg, err)
 			}
 			off += uint64(n)
 			budget -= b
 			continue
 		}
-		r := metadata.Route{Segment: t.CurrentSegment, Leader: t.LeaderNode, SealedOffset: t.SealedOffset}
-		rep, err := l.fetchOpen(ctx, topic, r, segOff, want, budget)
+		rep, err := l.readOpen(ctx, topic, p, want, budget)
 		if err != nil {
 			if len(out) > 0 {
 				break
 			}
 			return nil, off, err
 		}
-		if len(rep.Entries) == 0 && len(out) == 0 && segOff > rep.Readable {
-			return nil, off, &RangeError{Topic: topic, Offset: off, Latest: t.SealedOffset + rep.Readable}
+		if len(rep.Entries) == 0 && len(out) == 0 && p.segOff > rep.Readable {
+			return nil, off, &RangeError{Topic: topic, Offset: off, Latest: p.start + rep.Readable}
 		}
-		if _, _, err := appendEntries(&out, rep.Entries, off, t.Timed(seg)); err != nil {
-			return nil, off, fmt.Errorf("topic %s segment %d: %w", topic, seg, err)
+		if _, _, err := appendEntries(&out, rep.Entries, off, p.timed); err != nil {
+			return nil, off, fmt.Errorf("topic %s segment %d: %w", topic, p.seg, err)
 		}
 		off += uint64(len(rep.Entries))
 		break // the open segment is the end of what this metadata knows
 	}
 	return out, off, nil
+}
+
+// place is where a topic-wide offset lives, copied out of the metadata.
+type place struct {
+	seg, segOff uint64
+	start       uint64 // topic-wide offset of the segment's entry 0
+	sealed      bool
+	left        uint64 // entries of a sealed segment from segOff on (max for the open one)
+	timed       bool
+	holders     []uint64 // replica set (leader first); the leader for the open one
+}
+
+func locate(t *metadata.Topic, off uint64) place {
+	seg, segOff := t.Locate(off)
+	p := place{seg: seg, segOff: segOff, start: off - segOff, timed: t.Timed(seg), left: ^uint64(0)}
+	if count, sealed := t.SealedSegments[seg]; sealed {
+		p.sealed, p.left = true, count-segOff
+		p.holders = slices.Clone(t.SegmentReplicas(seg))
+	} else {
+		p.holders = slices.Clone(t.SegmentReplicas(seg))
+	}
+	return p
+}
+
+// readOpen reads the open segment. A replica of it asks the leader only
+// for the bound (what the ack quorum holds) and reads its own copy below
+// it: the entries below the bound are the same on every replica that has
+// them, and the page does not cross the network twice.
+func (l *Log) readOpen(ctx context.Context, topic string, p place, want uint32, budget int) (*wire.FetchReply, error) {
+	r := metadata.Route{Segment: p.seg, Leader: p.holders[0], SealedOffset: p.start}
+	if r.Leader == l.Self || l.Local == nil || !slices.Contains(p.holders, l.Self) {
+		return l.fetchOpen(ctx, topic, r, p.segOff, want, budget)
+	}
+	rep, err := l.fetchOpen(ctx, topic, r, p.segOff, 0, 0)
+	if err != nil || p.segOff >= rep.Readable {
+		return rep, err
+	}
+	entries, err := l.Local.ReadStored(ctx, topic, p.seg, p.segOff, int(want), budget, rep.Readable)
+	if err != nil || len(entries) == 0 {
+		// Behind the leader (or failing): read through it.
+		return l.fetchOpen(ctx, topic, r, p.segOff, want, budget)
+	}
+	rep.Entries = entries
+	return rep, nil
 }
 
 func appendEntries(out *[]record.Entry, stored [][]byte, off uint64, timed bool) (int, int, error) {
@@ -158,8 +206,8 @@ func (l *Log) fetchOpen(ctx context.Context, topic string, r metadata.Route, seg
 
 // fetchSealed reads a sealed segment from the first replica that returns
 // entries: this node, then live members, then the others.
-func (l *Log) fetchSealed(ctx context.Context, t *metadata.Topic, seg, segOff uint64, limit uint32, maxBytes int) (*wire.FetchReply, error) {
-	set := t.SegmentReplicas(seg)
+func (l *Log) fetchSealed(ctx context.Context, topic string, p place, limit uint32, maxBytes int) (*wire.FetchReply, error) {
+	set, seg := p.holders, p.seg
 	cands := make([]uint64, 0, len(set))
 	if slices.Contains(set, l.Self) {
 		cands = append(cands, l.Self)
@@ -171,7 +219,7 @@ func (l *Log) fetchSealed(ctx context.Context, t *metadata.Topic, seg, segOff ui
 			}
 		}
 	}
-	req := &wire.FetchRequest{Topic: t.Name, Segment: seg, Offset: segOff, Max: limit, MaxBytes: uint32(max(maxBytes, 1))}
+	req := &wire.FetchRequest{Topic: topic, Segment: seg, Offset: p.segOff, Max: limit, MaxBytes: uint32(max(maxBytes, 1))}
 	var errs []error
 	for _, id := range cands {
 		rep, err := l.Peer(id).Fetch(ctx, req)
@@ -191,7 +239,7 @@ func (l *Log) fetchSealed(ctx context.Context, t *metadata.Topic, seg, segOff ui
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("read topic %s segment %d: %w: %w", t.Name, seg, wire.ErrSegmentUnavailable, errors.Join(errs...))
+		return nil, fmt.Errorf("read topic %s segment %d: %w: %w", topic, seg, wire.ErrSegmentUnavailable, errors.Join(errs...))
 	}
 	return &wire.FetchReply{Sealed: true}, nil
 }

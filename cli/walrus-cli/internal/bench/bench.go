@@ -40,6 +40,10 @@ type Config struct {
 	// servers that do not store what was produced, like servertest.Echo).
 	NoVerify bool
 	Dial     DialFunc
+	// Page is the entries per FETCH or READ (fetch and group runs).
+	Page int
+	// Group is the consumer group of a group run.
+	Group string
 	// Progress, when set, is called about every 100ms with the messages done
 	// so far (from a goroutine owned by the run).
 	Progress func(done uint64)

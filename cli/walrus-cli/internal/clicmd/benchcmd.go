@@ -32,6 +32,8 @@ type benchFlags struct {
 	json      bool
 	echo      bool
 	cpuprof   string
+	page      int
+	group     string
 }
 
 func newBenchCmd(a *app) *cobra.Command {
@@ -44,11 +46,37 @@ and reports throughput and latency. Every payload carries the run id, the
 run's total, its sequence number and a CRC, so bench consume can read the
 topics back and say how many messages were verified, missing, duplicated or
 corrupt. Run produce, then consume, with the same --topics/--topic-prefix.
+bench fetch replays the topics with FETCH pages (non-destructive: run it as
+often as you like); bench group reads them as a consumer group with READ and
+ACK (use a new --group to read everything again).
 
 Exit code 1 when a request got ERR or (consume) verification found a problem.`,
 		Args: noArgs,
 	}
-	cmd.AddCommand(newBenchProduceCmd(a), newBenchConsumeCmd(a))
+	cmd.AddCommand(newBenchProduceCmd(a), newBenchConsumeCmd(a), newBenchLogCmd(a, "fetch"), newBenchLogCmd(a, "group"))
+	return cmd
+}
+
+// newBenchLogCmd builds bench fetch and bench group.
+func newBenchLogCmd(a *app, mode string) *cobra.Command {
+	f := &benchFlags{}
+	short := map[string]string{
+		"fetch": "Replay the bench topics with FETCH pages, verify every message, report msgs/s",
+		"group": "Read the bench topics as a consumer group (READ + ACK pages), verify, report msgs/s",
+	}[mode]
+	cmd := &cobra.Command{
+		Use:   mode,
+		Short: short,
+		Example: fmt.Sprintf(`  walrus-cli bench %s --addrs 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093 \
+      --topics 1 --clients %d --page 1000`, mode, map[string]int{"fetch": 1, "group": 4}[mode]),
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, false, mode) },
+	}
+	addBenchFlags(cmd, a, f, false)
+	cmd.Flags().IntVar(&f.page, "page", bench.DefaultPage, "entries per FETCH or READ (1..10000)")
+	if mode == "group" {
+		cmd.Flags().StringVar(&f.group, "group", "", "consumer group (default: a new one per run)")
+	}
 	return cmd
 }
 
@@ -83,7 +111,7 @@ func newBenchProduceCmd(a *app) *cobra.Command {
       --messages 200000 --size 100 --clients 16 --pipeline 64
   walrus-cli bench produce --echo --messages 2000000   # the generator alone`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, true) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, true, "produce") },
 	}
 	addBenchFlags(cmd, a, f, true)
 	return cmd
@@ -97,17 +125,20 @@ func newBenchConsumeCmd(a *app) *cobra.Command {
 		Example: `  walrus-cli bench consume --addrs 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093 \
       --clients 16 --pipeline 64`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, false) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, false, "consume") },
 	}
 	addBenchFlags(cmd, a, f, false)
 	return cmd
 }
 
-func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool) error {
+func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool, mode string) error {
 	cfg := bench.Config{
 		Addrs: splitAddrs(f.addrs), Clients: f.clients, Messages: f.messages, Size: f.size,
 		Topics: f.topics, TopicPrefix: f.prefix, Pipeline: f.pipeline, DrainWait: f.drainWait,
-		Dial: benchDialer(a.timeout),
+		Dial: benchDialer(a.timeout), Page: f.page, Group: f.group,
+	}
+	if mode == "group" && cfg.Group == "" {
+		cfg.Group = fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = []string{a.addr}
@@ -130,10 +161,9 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool) error {
 	}
 	errw := cmd.ErrOrStderr()
 	if !f.json && isTerminal(errw) {
-		mode := "consume"
 		total := int64(-1)
 		if produce {
-			mode, total = "produce", int64(f.messages)
+			total = int64(f.messages)
 		} else if f.messages > 0 {
 			total = int64(f.messages)
 		}
@@ -164,9 +194,14 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool) error {
 		r   *bench.Report
 		err error
 	)
-	if produce {
+	switch mode {
+	case "produce":
 		r, err = bench.Produce(cmd.Context(), cfg)
-	} else {
+	case "fetch":
+		r, err = bench.Fetch(cmd.Context(), cfg)
+	case "group":
+		r, err = bench.Group(cmd.Context(), cfg)
+	default:
 		r, err = bench.Consume(cmd.Context(), cfg)
 	}
 	if err != nil {
@@ -203,9 +238,12 @@ func writeBenchReport(w io.Writer, r *bench.Report, echo bool) {
 	if r.Mode == "produce" {
 		fmt.Fprintf(w, "produce: %d messages of %d B to %d topic(s) over %d client(s), pipeline %d, on %s\n",
 			r.Messages, r.Size, r.Topics, r.Clients, r.Pipeline, target)
-	} else {
+	} else if r.Mode == "consume" {
 		fmt.Fprintf(w, "consume: %d messages from %d topic(s) over %d client(s), pipeline %d, on %s\n",
 			r.Messages, r.Topics, r.Clients, r.Pipeline, target)
+	} else {
+		fmt.Fprintf(w, "%s: %d messages from %d topic(s) over %d client(s), one page in flight each, on %s\n",
+			r.Mode, r.Messages, r.Topics, r.Clients, target)
 	}
 	fmt.Fprintf(w, "  run         %s\n", r.Run)
 	fmt.Fprintf(w, "  time        %.3f s\n", r.Seconds)

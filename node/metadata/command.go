@@ -61,6 +61,10 @@ type CreateTopic struct {
 	// (see Topic).
 	ReplicationFactor int `json:"replication_factor,omitempty"`
 	AckQuorum         int `json:"ack_quorum,omitempty"`
+	// Timed: the proposer writes timed records (package record). Commands
+	// from older versions lack it, and a topic they created holds bare
+	// payloads until a Timed rollover.
+	Timed bool `json:"timed,omitempty"`
 }
 
 // SetReplicas replaces the replica set of a sealed segment after its data
@@ -80,6 +84,8 @@ type Rollover struct {
 	Count        uint64   `json:"count"`
 	NextLeader   uint64   `json:"next_leader"`
 	NextReplicas []uint64 `json:"next_replicas,omitempty"`
+	// Timed: the segment opened holds timed records (see CreateTopic).
+	Timed bool `json:"timed,omitempty"`
 }
 
 // UpsertNode records (or replaces) a node's addresses.

@@ -136,7 +136,9 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 		ReplicationFactor: c.ReplicationFactor,
 		AckQuorum:         c.AckQuorum,
 		OpenedAt:          f.index,
-		TimedFrom:         FirstSegment,
+	}
+	if c.Timed {
+		t.TimedFrom = FirstSegment
 	}
 	if len(c.Replicas) > 0 {
 		t.Replicas = map[uint64][]uint64{FirstSegment: slices.Clone(c.Replicas)}
@@ -166,7 +168,7 @@ func (f *FSM) applyRollover(c Rollover) Result {
 	t.Epoch = 1
 	t.OpenedAt = f.index
 	t.SegmentLeaders[t.CurrentSegment] = c.NextLeader
-	if t.TimedFrom == 0 {
+	if c.Timed && t.TimedFrom == 0 {
 		t.TimedFrom = t.CurrentSegment
 	}
 	if len(c.NextReplicas) > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -338,10 +339,10 @@ func TestGroupsCommitAndRewind(t *testing.T) {
 // segments by the sealed counts.
 func TestTimedFromAndLocate(t *testing.T) {
 	f := NewFSM()
-	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1})
-	mustApply(t, f, Rollover{Topic: "a", Segment: 1, Count: 3, NextLeader: 2})
-	mustApply(t, f, Rollover{Topic: "a", Segment: 2, Count: 0, NextLeader: 1})
-	mustApply(t, f, Rollover{Topic: "a", Segment: 3, Count: 5, NextLeader: 2})
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Timed: true})
+	mustApply(t, f, Rollover{Topic: "a", Segment: 1, Count: 3, NextLeader: 2, Timed: true})
+	mustApply(t, f, Rollover{Topic: "a", Segment: 2, Count: 0, NextLeader: 1, Timed: true})
+	mustApply(t, f, Rollover{Topic: "a", Segment: 3, Count: 5, NextLeader: 2, Timed: true})
 	tp, _ := f.Topic("a")
 	if tp.TimedFrom != 1 || !tp.Timed(1) {
 		t.Fatalf("TimedFrom %d", tp.TimedFrom)
@@ -360,12 +361,26 @@ func TestTimedFromAndLocate(t *testing.T) {
 	if _, ok := tp.SegmentStart(5); ok {
 		t.Fatal("SegmentStart(5) exists")
 	}
-	// A topic from before records (TimedFrom absent) times its next segment.
+	// Commands of an older version (no "timed") replayed from its Raft
+	// log leave the topic untimed; a new version's rollover times the
+	// segment it opens.
 	old := NewFSM()
-	mustApply(t, old, CreateTopic{Topic: "o", Leader: 1})
-	old.state.Topics["o"].TimedFrom = 0
-	mustApply(t, old, Rollover{Topic: "o", Segment: 1, Count: 2, NextLeader: 1})
-	if tp, _ := old.Topic("o"); tp.TimedFrom != 2 || tp.Timed(1) || !tp.Timed(2) {
+	for _, raw := range []string{`{"topic":"o","leader":1}`, `{"topic":"o","segment":1,"count":2,"next_leader":1}`} {
+		kind := KindCreateTopic
+		if strings.Contains(raw, "segment") {
+			kind = KindRollover
+		}
+		c, err := Decode(append([]byte{byte(kind)}, raw...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, old, c)
+	}
+	if tp, _ := old.Topic("o"); tp.TimedFrom != 0 || tp.Timed(2) {
+		t.Fatalf("old commands timed the topic: %d", tp.TimedFrom)
+	}
+	mustApply(t, old, Rollover{Topic: "o", Segment: 2, Count: 2, NextLeader: 1, Timed: true})
+	if tp, _ := old.Topic("o"); tp.TimedFrom != 3 || tp.Timed(2) || !tp.Timed(3) {
 		t.Fatalf("old topic TimedFrom %d", tp.TimedFrom)
 	}
 }

@@ -144,7 +144,7 @@ type seal struct {
 // back) and re-proposes the same idempotent rollover. A proposal rejected
 // by Apply never takes effect, so the fence is lifted.
 func (r *Rollover) sealAndOpen(ctx context.Context, s seal) error {
-	cmd := metadata.Rollover{Topic: s.topic, Segment: s.seg, Count: s.count, NextLeader: s.next, NextReplicas: r.nextReplicas(s.topic, s.next, s.live)}
+	cmd := metadata.Rollover{Topic: s.topic, Segment: s.seg, Count: s.count, NextLeader: s.next, NextReplicas: r.nextReplicas(s.topic, s.next, s.live), Timed: true}
 	var rejected, err error
 	if s.direct {
 		err = r.Cluster.ProposeDirect(ctx, cmd)

@@ -18,6 +18,9 @@ const (
 	KindCommitCursors Kind = 5
 	KindSetReplicas   Kind = 6
 	KindCommitGroups  Kind = 7
+	KindAlterTopic    Kind = 8
+	KindDeleteSegs    Kind = 9
+	KindDeleteTopic   Kind = 10
 )
 
 func (k Kind) String() string {
@@ -36,6 +39,12 @@ func (k Kind) String() string {
 		return "set_replicas"
 	case KindCommitGroups:
 		return "commit_groups"
+	case KindAlterTopic:
+		return "alter_topic"
+	case KindDeleteSegs:
+		return "delete_segments"
+	case KindDeleteTopic:
+		return "delete_topic"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -65,6 +74,8 @@ type CreateTopic struct {
 	// from older versions lack it, and a topic they created holds bare
 	// payloads until a Timed rollover.
 	Timed bool `json:"timed,omitempty"`
+	// Retention are the topic's limits.
+	Retention Retention `json:"retention,omitzero"`
 }
 
 // SetReplicas replaces the replica set of a sealed segment after its data
@@ -125,18 +136,43 @@ type CommitGroups struct {
 	Commits []GroupCommit `json:"commits"`
 }
 
+// AlterTopic changes the limits it names (nil: unchanged; 0: no limit).
+type AlterTopic struct {
+	Topic      string  `json:"topic"`
+	MaxAgeMs   *int64  `json:"max_age_ms,omitempty"`
+	MaxBytes   *uint64 `json:"max_bytes,omitempty"`
+	MaxEntries *uint64 `json:"max_entries,omitempty"`
+}
+
+// DeleteSegments drops the sealed segments of Topic from its base up to
+// and including Through (retention). Every replica deletes their files
+// once it applied it.
+type DeleteSegments struct {
+	Topic   string `json:"topic"`
+	Through uint64 `json:"through"`
+}
+
+// DeleteTopic removes a topic: its data on every replica, its metadata,
+// its cursor and its groups.
+type DeleteTopic struct {
+	Topic string `json:"topic"`
+}
+
 // Command is one of the command types above.
 type Command interface {
 	Kind() Kind
 }
 
-func (CreateTopic) Kind() Kind   { return KindCreateTopic }
-func (Rollover) Kind() Kind      { return KindRollover }
-func (UpsertNode) Kind() Kind    { return KindUpsertNode }
-func (RemoveNode) Kind() Kind    { return KindRemoveNode }
-func (CommitCursors) Kind() Kind { return KindCommitCursors }
-func (SetReplicas) Kind() Kind   { return KindSetReplicas }
-func (CommitGroups) Kind() Kind  { return KindCommitGroups }
+func (CreateTopic) Kind() Kind    { return KindCreateTopic }
+func (Rollover) Kind() Kind       { return KindRollover }
+func (UpsertNode) Kind() Kind     { return KindUpsertNode }
+func (RemoveNode) Kind() Kind     { return KindRemoveNode }
+func (CommitCursors) Kind() Kind  { return KindCommitCursors }
+func (SetReplicas) Kind() Kind    { return KindSetReplicas }
+func (CommitGroups) Kind() Kind   { return KindCommitGroups }
+func (AlterTopic) Kind() Kind     { return KindAlterTopic }
+func (DeleteSegments) Kind() Kind { return KindDeleteSegs }
+func (DeleteTopic) Kind() Kind    { return KindDeleteTopic }
 
 // Encode renders a command as one kind byte followed by its JSON body.
 // JSON keeps the log readable and forward compatible (unknown fields are
@@ -179,6 +215,12 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeJSON[SetReplicas](body)
 	case KindCommitGroups:
 		c, err = decodeJSON[CommitGroups](body)
+	case KindAlterTopic:
+		c, err = decodeJSON[AlterTopic](body)
+	case KindDeleteSegs:
+		c, err = decodeJSON[DeleteSegments](body)
+	case KindDeleteTopic:
+		c, err = decodeJSON[DeleteTopic](body)
 	default:
 		return nil, fmt.Errorf("metadata: unknown command kind %d: %w", b[0], ErrInvalidCommand)
 	}

@@ -95,6 +95,12 @@ func (f *FSM) apply(idx uint64, cmd Command) Result {
 		r = f.applySetReplicas(c)
 	case CommitGroups:
 		r = f.applyGroups(c)
+	case AlterTopic:
+		r = f.applyAlter(c)
+	case DeleteSegments:
+		r = f.applyDeleteSegments(c)
+	case DeleteTopic:
+		r = f.applyDeleteTopic(c)
 	default:
 		r = Result{Err: fmt.Errorf("metadata: command %T: %w", cmd, ErrInvalidCommand)}
 	}
@@ -124,24 +130,28 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 	if _, ok := f.state.Topics[c.Topic]; ok {
 		return Result{Status: NoOp}
 	}
+	first := max(f.state.Deleted[c.Topic], FirstSegment)
+	delete(f.state.Deleted, c.Topic)
 	t := &Topic{
 		Name:           c.Topic,
-		CurrentSegment: FirstSegment,
+		CurrentSegment: first,
 		LeaderNode:     c.Leader,
 		Epoch:          1,
 		SealedSegments: map[uint64]uint64{},
-		SegmentLeaders: map[uint64]uint64{FirstSegment: c.Leader},
-		Cursor:         Cursor{Segment: FirstSegment},
+		SegmentLeaders: map[uint64]uint64{first: c.Leader},
+		Cursor:         Cursor{Segment: first},
+		Base:           first,
+		Retention:      c.Retention,
 
 		ReplicationFactor: c.ReplicationFactor,
 		AckQuorum:         c.AckQuorum,
 		OpenedAt:          f.index,
 	}
 	if c.Timed {
-		t.TimedFrom = FirstSegment
+		t.TimedFrom = first
 	}
 	if len(c.Replicas) > 0 {
-		t.Replicas = map[uint64][]uint64{FirstSegment: slices.Clone(c.Replicas)}
+		t.Replicas = map[uint64][]uint64{first: slices.Clone(c.Replicas)}
 	}
 	f.state.Topics[c.Topic] = t
 	return Result{Status: Applied}
@@ -272,13 +282,14 @@ func (f *FSM) applyGroups(c CommitGroups) Result {
 		if !ok {
 			continue // topic gone: nothing to commit
 		}
-		if old, ok := t.Groups[gc.Group]; ok && old == gc.Offset {
+		off := max(gc.Offset, t.Earliest) // retention deleted what is below
+		if old, ok := t.Groups[gc.Group]; ok && old == off {
 			continue
 		}
 		if t.Groups == nil {
 			t.Groups = map[string]uint64{}
 		}
-		t.Groups[gc.Group] = gc.Offset
+		t.Groups[gc.Group] = off
 		changed = true
 	}
 	if !changed {

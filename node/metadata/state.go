@@ -69,7 +69,31 @@ type Topic struct {
 	// Groups maps a consumer group to its committed offset in the topic:
 	// the next offset the group reads.
 	Groups map[string]uint64 `json:"groups,omitempty"`
+	// Base is the first retained segment (0: FirstSegment, nothing was
+	// deleted); Earliest is the topic-wide offset of its entry 0.
+	// Segments below Base were deleted by retention and left nothing else
+	// in the metadata.
+	Base     uint64 `json:"base,omitempty"`
+	Earliest uint64 `json:"earliest,omitempty"`
+	// Retention are the topic's limits (zero: unlimited).
+	Retention Retention `json:"retention,omitzero"`
+	// Skipped counts entries the shared cursor (key "") and each group
+	// skipped because retention deleted them before they were read.
+	Skipped map[string]uint64 `json:"skipped,omitempty"`
 }
+
+// Retention are a topic's retention limits; 0 means no limit.
+type Retention struct {
+	MaxAgeMs   int64  `json:"max_age_ms"`
+	MaxBytes   uint64 `json:"max_bytes"`
+	MaxEntries uint64 `json:"max_entries"`
+}
+
+// Limited reports whether any limit is set.
+func (r Retention) Limited() bool { return r.MaxAgeMs > 0 || r.MaxBytes > 0 || r.MaxEntries > 0 }
+
+// BaseSegment returns the first retained segment.
+func (t *Topic) BaseSegment() uint64 { return max(t.Base, FirstSegment) }
 
 // Timed reports whether segment seg holds timed records.
 func (t *Topic) Timed(seg uint64) bool { return t.TimedFrom != 0 && seg >= t.TimedFrom }
@@ -77,14 +101,14 @@ func (t *Topic) Timed(seg uint64) bool { return t.TimedFrom != 0 && seg >= t.Tim
 // SegmentStart returns the topic-wide offset of entry 0 of segment seg and
 // whether seg exists. Segments are numbered consecutively from FirstSegment.
 func (t *Topic) SegmentStart(seg uint64) (uint64, bool) {
-	if seg < FirstSegment || seg > t.CurrentSegment {
+	if seg < t.BaseSegment() || seg > t.CurrentSegment {
 		return 0, false
 	}
 	if seg == t.CurrentSegment {
 		return t.SealedOffset, true
 	}
-	start := uint64(0)
-	for s := FirstSegment; s < seg; s++ {
+	start := t.Earliest
+	for s := t.BaseSegment(); s < seg; s++ {
 		start += t.SealedSegments[s]
 	}
 	return start, true
@@ -92,13 +116,18 @@ func (t *Topic) SegmentStart(seg uint64) (uint64, bool) {
 
 // Locate returns the segment holding topic-wide offset off and the offset
 // inside it. An offset at or past the open segment's start is in the open
-// segment (whether it exists yet is for its leader to say).
+// segment (whether it exists yet is for its leader to say). An offset
+// below Earliest is reported in the base segment at offset 0; callers
+// check Earliest first.
 func (t *Topic) Locate(off uint64) (seg, segOff uint64) {
+	if off < t.Earliest {
+		return t.BaseSegment(), 0
+	}
 	if off >= t.SealedOffset {
 		return t.CurrentSegment, off - t.SealedOffset
 	}
-	start := uint64(0)
-	for s := FirstSegment; s < t.CurrentSegment; s++ {
+	start := t.Earliest
+	for s := t.BaseSegment(); s < t.CurrentSegment; s++ {
 		n := t.SealedSegments[s]
 		if off < start+n {
 			return s, off - start
@@ -142,6 +171,7 @@ func EffectiveAckQuorum(ack, n int) int {
 func (t *Topic) Clone() Topic {
 	c := *t
 	c.Groups = maps.Clone(t.Groups)
+	c.Skipped = maps.Clone(t.Skipped)
 	c.SealedSegments = maps.Clone(t.SealedSegments)
 	c.SegmentLeaders = maps.Clone(t.SegmentLeaders)
 	if c.SealedSegments == nil {
@@ -182,6 +212,11 @@ type Node struct {
 type ClusterState struct {
 	Topics map[string]*Topic `json:"topics"`
 	Nodes  map[uint64]Node   `json:"nodes"`
+	// Deleted maps a deleted topic's name to the first segment number a
+	// topic of that name may use again, so a re-created topic never
+	// reuses the segment ids of files a replica that was down may still
+	// hold (one small entry per deleted name).
+	Deleted map[string]uint64 `json:"deleted,omitempty"`
 }
 
 // NewClusterState returns an empty state.
@@ -197,6 +232,7 @@ func (s *ClusterState) Clone() *ClusterState {
 		c.Topics[k] = &t
 	}
 	maps.Copy(c.Nodes, s.Nodes)
+	c.Deleted = maps.Clone(s.Deleted)
 	return c
 }
 

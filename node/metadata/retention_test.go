@@ -1,0 +1,124 @@
+package metadata
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestDeleteSegmentsMovesEarliestCursorAndGroups(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Timed: true, Retention: Retention{MaxEntries: 10}})
+	for seg, n := range []uint64{5, 0, 7, 3} {
+		mustApply(t, f, Rollover{Topic: "a", Segment: uint64(seg) + 1, Count: n, NextLeader: 1, Timed: true})
+	}
+	mustApply(t, f, CommitCursors{Cursors: []CursorCommit{{Topic: "a", Cursor: Cursor{Segment: 1, Offset: 2}}}})
+	mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "slow", Topic: "a", Offset: 4}, {Group: "fast", Topic: "a", Offset: 13}}})
+	if r := mustApply(t, f, DeleteSegments{Topic: "a", Through: 5}); !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("deleting the open segment: %+v", r)
+	}
+	mustApply(t, f, DeleteSegments{Topic: "a", Through: 3}) // 5 + 0 + 7 entries
+	tp, _ := f.Topic("a")
+	if tp.Earliest != 12 || tp.BaseSegment() != 4 || tp.SealedOffset != 15 || len(tp.SealedSegments) != 1 || len(tp.SegmentLeaders) != 2 {
+		t.Fatalf("after delete: %+v", tp)
+	}
+	if tp.Cursor != (Cursor{Segment: 4}) || tp.Skipped[""] != 10 {
+		t.Fatalf("cursor %+v skipped %v", tp.Cursor, tp.Skipped)
+	}
+	if tp.Groups["slow"] != 12 || tp.Skipped["slow"] != 8 || tp.Groups["fast"] != 13 || tp.Skipped["fast"] != 0 {
+		t.Fatalf("groups %v skipped %v", tp.Groups, tp.Skipped)
+	}
+	for _, c := range []struct{ off, seg, segOff uint64 }{{12, 4, 0}, {14, 4, 2}, {15, 5, 0}, {3, 4, 0}} {
+		if seg, so := tp.Locate(c.off); seg != c.seg || so != c.segOff {
+			t.Fatalf("Locate(%d) = %d,%d want %d,%d", c.off, seg, so, c.seg, c.segOff)
+		}
+	}
+	if r := mustApply(t, f, DeleteSegments{Topic: "a", Through: 2}); r.Status != NoOp {
+		t.Fatalf("a retried delete: %+v", r)
+	}
+	// A group commit below earliest lands on earliest.
+	mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "late", Topic: "a", Offset: 1}}})
+	if off, _ := f.GroupOffset("a", "late"); off != 12 {
+		t.Fatalf("late group at %d", off)
+	}
+}
+
+func TestAlterTopic(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Retention: Retention{MaxAgeMs: 1000, MaxBytes: 5}})
+	zero, n := uint64(0), uint64(9)
+	mustApply(t, f, AlterTopic{Topic: "a", MaxBytes: &zero, MaxEntries: &n})
+	if tp, _ := f.Topic("a"); tp.Retention != (Retention{MaxAgeMs: 1000, MaxEntries: 9}) {
+		t.Fatalf("retention %+v", tp.Retention)
+	}
+	if r := mustApply(t, f, AlterTopic{Topic: "a", MaxEntries: &n}); r.Status != NoOp {
+		t.Fatalf("same alter: %+v", r)
+	}
+	neg := int64(-1)
+	if r := mustApply(t, f, AlterTopic{Topic: "a", MaxAgeMs: &neg}); !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("negative age: %+v", r)
+	}
+	if r := mustApply(t, f, AlterTopic{Topic: "gone", MaxEntries: &n}); !errors.Is(r.Err, ErrUnknownTopic) {
+		t.Fatalf("unknown topic: %+v", r)
+	}
+}
+
+// TestDeletedTopicNeverReusesSegmentIDs: a topic created again after a
+// DELETE numbers its segments after the old ones, so files of the old
+// topic on a replica that was down are never read as the new topic's.
+func TestDeletedTopicNeverReusesSegmentIDs(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Timed: true})
+	mustApply(t, f, Rollover{Topic: "a", Segment: 1, Count: 4, NextLeader: 2, Timed: true})
+	mustApply(t, f, DeleteTopic{Topic: "a"})
+	if _, ok := f.Topic("a"); ok {
+		t.Fatal("topic still there")
+	}
+	if r := mustApply(t, f, DeleteTopic{Topic: "a"}); r.Status != NoOp {
+		t.Fatalf("delete again: %+v", r)
+	}
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 3, Timed: true})
+	tp, _ := f.Topic("a")
+	if tp.CurrentSegment != 3 || tp.BaseSegment() != 3 || tp.SealedOffset != 0 || tp.Earliest != 0 || tp.Cursor.Segment != 3 || !tp.Timed(3) {
+		t.Fatalf("re-created: %+v", tp)
+	}
+	if seg, off := tp.Locate(0); seg != 3 || off != 0 {
+		t.Fatalf("Locate(0) = %d,%d", seg, off)
+	}
+	if len(f.State().Deleted) != 0 {
+		t.Fatal("tombstone kept after re-create")
+	}
+}
+
+// TestSnapshotStaysFlatUnderRetention: 10,000 rollovers of a topic that
+// keeps 5 segments leave a snapshot the size of 5 segments.
+func TestSnapshotStaysFlatUnderRetention(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Replicas: []uint64{1, 2, 3}, Timed: true})
+	size := func() int {
+		snap, err := f.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sink memSink
+		if err := snap.Persist(&sink); err != nil {
+			t.Fatal(err)
+		}
+		return sink.Len()
+	}
+	var sizes []int
+	for seg := uint64(1); seg <= 10_000; seg++ {
+		f.ApplyCommand(Rollover{Topic: "a", Segment: seg, Count: 1000, NextLeader: seg%3 + 1, NextReplicas: []uint64{seg%3 + 1, (seg+1)%3 + 1, (seg+2)%3 + 1}, Timed: true})
+		if seg > 5 {
+			f.ApplyCommand(DeleteSegments{Topic: "a", Through: seg - 5})
+		}
+		if seg%2500 == 0 {
+			sizes = append(sizes, size())
+		}
+	}
+	t.Logf("snapshot bytes after 2,500/5,000/7,500/10,000 rollovers: %v", sizes)
+	for _, s := range sizes[1:] {
+		if s > sizes[0]+64 { // a few more digits in the numbers
+			t.Fatalf("snapshot grows: %v", sizes)
+		}
+	}
+}

@@ -22,6 +22,7 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 	m.SetDataDir(t.TempDir())
 	m.ObserveAppend("a", 1, 1)
 	m.ObserveRead("a", 1, 1)
+	m.SetGroup("g", "a", 1, 1) // group series exist once a group is reported
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

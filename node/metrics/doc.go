@@ -14,11 +14,13 @@
 // Every metric of ours is named walrus_*; the Go runtime (go_*) and process
 // (process_*) collectors are standard. Every series carries a constant
 // node_id label. Labels are kept small: command (a fixed set, others folded to
-// "OTHER"), result, op, level, state, follower_id (one per cluster member)
-// and topic. Topic labels are bounded by MaxTopicLabels per Metrics: topics
-// past the limit are counted under topic="_other" so a client creating
-// topics in a loop cannot blow up the series count. README.md lists every
-// metric with its type and labels.
+// "OTHER"), result, op, level, state, follower_id (one per cluster member),
+// topic and group. Topic labels are bounded by MaxTopicLabels per Metrics:
+// topics past the limit are counted under topic="_other" so a client
+// creating topics in a loop cannot blow up the series count. Consumer group
+// labels are bounded the same way by MaxGroupLabels (group, topic) pairs,
+// past which pairs are reported as group="_other"; a pair's slot is freed
+// by DeleteGroup. README.md lists every metric with its type and labels.
 //
 // # Concurrency
 //

@@ -113,6 +113,7 @@ type Metrics struct {
 	raft    *raftCollector
 	cluster *clusterCollector
 	disk    *diskCollector
+	groups  *groups
 
 	topicsMu sync.Mutex
 	topics   map[string]struct{}
@@ -255,6 +256,7 @@ func New(nodeID uint64) *Metrics {
 	m.raft = &raftCollector{nodeID: nodeID}
 	m.cluster = &clusterCollector{nodeID: nodeID}
 	m.disk = newDiskCollector(diskCacheTTL)
+	m.groups = newGroups(r)
 	r.MustRegister(m.raft, m.cluster, m.disk)
 	return m
 }

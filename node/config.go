@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/node/consensus"
+	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/placement"
 	"github.com/walrus-go/walrus/node/protocol"
@@ -59,6 +60,12 @@ type Config struct {
 	// that must hold an entry before PUT answers OK; 0 = a majority of the
 	// segment's replica set. Default 0.
 	AckQuorum int
+	// Retention are the limits of topics created without their own
+	// (zero: unlimited).
+	Retention metadata.Retention
+	// RetentionInterval is how often the Raft leader applies the limits
+	// (default 5 s).
+	RetentionInterval time.Duration
 	// ReplicaRepairTimeout is how long a replica of a sealed segment may be
 	// down before the Raft leader copies the segment to another node.
 	// Default 60s.
@@ -110,6 +117,7 @@ func DefaultConfig() Config {
 		AutoCreateTopics:     true,
 		ReplicationFactor:    3,
 		AckQuorum:            0,
+		RetentionInterval:    5 * time.Second,
 		ReplicaRepairTimeout: time.Minute,
 		FailureTimeout:       5 * time.Second,
 		CursorCommitInterval: 100 * time.Millisecond,
@@ -159,6 +167,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrameBytes < minFrameBytes || c.MaxFrameBytes > server.MaxFrameBytesMax {
 		bad("MaxFrameBytes %d: must be %d..%d", c.MaxFrameBytes, minFrameBytes, server.MaxFrameBytesMax)
+	}
+	if c.RetentionInterval <= 0 {
+		bad("RetentionInterval %v: must be > 0", c.RetentionInterval)
+	}
+	if c.Retention.MaxAgeMs < 0 {
+		bad("Retention.MaxAgeMs %d: must be >= 0", c.Retention.MaxAgeMs)
 	}
 	if c.ReplicationFactor < 1 || c.ReplicationFactor > placement.MaxReplicationFactor {
 		bad("ReplicationFactor %d: must be 1..%d", c.ReplicationFactor, placement.MaxReplicationFactor)

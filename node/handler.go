@@ -21,9 +21,14 @@ const (
 	CmdTopics = "TOPICS"
 	// CmdRemoveNode ("REMOVE_NODE <id>") removes a node from the cluster.
 	CmdRemoveNode = "REMOVE_NODE"
-	// CmdCreate ("CREATE <topic> [rf=<n>] [ack=<n>]") registers a topic
-	// with its own replication factor and ack quorum.
+	// CmdCreate ("CREATE <topic> [rf=<n>] [ack=<n>] [max_age_ms=<n>]
+	// [max_bytes=<n>] [max_entries=<n>]") registers a topic with its own
+	// replication factor, ack quorum and retention limits.
 	CmdCreate = "CREATE"
+	// CmdAlter ("ALTER <topic> key=value...") changes retention limits.
+	CmdAlter = "ALTER"
+	// CmdDelete ("DELETE <topic>") deletes a topic and its data.
+	CmdDelete = "DELETE"
 )
 
 // Handle implements server.Handler: it executes reqs in order and returns
@@ -103,6 +108,10 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		return jsonReply(n.topicsDoc())
 	case CmdCreate:
 		return p.router.Create(ctx, req.Args)
+	case CmdAlter:
+		return p.router.Alter(ctx, req.Args)
+	case CmdDelete:
+		return p.router.Delete(ctx, req.Args)
 	case protocol.CmdOffsets, protocol.CmdSeek, protocol.CmdFetch, protocol.CmdCommit,
 		protocol.CmdCommitted, protocol.CmdRead, protocol.CmdAck, protocol.CmdGroups:
 		return n.handleLog(ctx, req)

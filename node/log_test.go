@@ -137,7 +137,7 @@ func TestGroupsLeaseAckAndRedeliver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := do(t, c, "COMMITTED g grp"); got != `{"group":"g","topic":"grp","offset":-1,"lag":20}` {
+	if got := do(t, c, "COMMITTED g grp"); got != `{"group":"g","topic":"grp","offset":-1,"lag":20,"skipped":0}` {
 		t.Fatalf("fresh group: %s", got)
 	}
 	r := decode[status.Read](t, c, "READ g grp 5 300")

@@ -20,6 +20,7 @@ import (
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/mux"
+	"github.com/walrus-go/walrus/node/retention"
 	"github.com/walrus-go/walrus/node/rollover"
 	"github.com/walrus-go/walrus/node/router"
 	"github.com/walrus-go/walrus/node/rpc"
@@ -71,6 +72,9 @@ type parts struct {
 	roll    *rollover.Rollover
 	topics  *topiclog.Log
 	groups  *group.Coordinator
+	retain  *retention.Enforcer
+	janitor *retention.Janitor
+	store   engine.SegmentStore
 }
 
 // New validates cfg and binds the Raft and client listeners (so a port
@@ -244,6 +248,8 @@ func (n *Node) Run(ctx context.Context) error {
 	goLoop(p.roll.Run)
 	goLoop(p.cursors.Run)
 	goLoop(p.groups.Run)
+	goLoop(p.retain.Run)
+	goLoop(p.janitor.Run)
 
 	var httpSrv *metrics.HTTPServer
 	if n.cfg.HTTPPort != 0 {

@@ -22,6 +22,9 @@ func stateDoc(t metadata.Topic, under []status.UnderReplicated) status.State {
 
 		ReplicationFactor: max(t.ReplicationFactor, 1),
 		AckQuorum:         t.SegmentAckQuorum(t.CurrentSegment),
+		Earliest:          t.Earliest,
+		Retention:         status.Retention(t.Retention),
+		Skipped:           t.Skipped[""],
 	}
 	for k, v := range t.SealedSegments {
 		s.SealedSegments[strconv.FormatUint(k, 10)] = v
@@ -49,5 +52,8 @@ func stateDoc(t metadata.Topic, under []status.UnderReplicated) status.State {
 
 // summaryDoc summarises a topic whose open segment holds openCount entries.
 func summaryDoc(t metadata.Topic, openCount uint64) status.TopicSummary {
-	return status.TopicSummary{Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments), Entries: t.SealedOffset + openCount}
+	return status.TopicSummary{
+		Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments),
+		Entries: t.SealedOffset + openCount - t.Earliest, Earliest: t.Earliest, Retention: status.Retention(t.Retention),
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"path/filepath"
 
+	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/cursor"
 	"github.com/walrus-go/walrus/node/group"
 	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/retention"
 	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/rollover"
 	"github.com/walrus-go/walrus/node/router"
@@ -22,7 +24,7 @@ import (
 // uses. Parts that call a peer get peerOf, which returns this node's own
 // implementation for itself and an RPC stub for any other node.
 func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
-	p := &parts{self: n.cfg.NodeID, cons: cons}
+	p := &parts{self: n.cfg.NodeID, cons: cons, store: n.store}
 	loc := local{p}
 	p.cluster = cluster.New(cluster.Config{Self: n.net.self, Join: n.cfg.Join, FailureTimeout: n.cfg.FailureTimeout}, cluster.Deps{
 		Cons: cons, FSM: n.fsm, Caller: n.net.pool, Local: loc, Led: loc,
@@ -50,11 +52,17 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		Peer: func(id uint64) topiclog.Holder { return p.peerOf(id) },
 	})
 	p.groups = group.New(group.Deps{
-		Cons: cons, FSM: n.fsm, Log: p.topics, Logger: n.logger,
+		Cons: cons, FSM: n.fsm, Log: p.topics, Logger: n.logger, Meter: n.m,
 		CommitInterval: n.cfg.CursorCommitInterval,
 	})
+	p.retain = retention.New(retention.Deps{
+		Cons: cons, FSM: n.fsm, Times: p.topics, Logger: n.logger, Interval: n.cfg.RetentionInterval,
+		Peer: func(id uint64) retention.Holder { return p.peerOf(id) },
+	})
+	p.janitor = &retention.Janitor{Store: n.store, FSM: n.fsm, Forget: p.seg, Logger: n.logger, Interval: n.cfg.RetentionInterval}
 	p.router = router.New(router.Config{
 		Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, ReplicationFactor: n.cfg.ReplicationFactor, AckQuorum: n.cfg.AckQuorum,
+		Retention: n.cfg.Retention,
 	}, router.Deps{
 		Cons: cons, FSM: n.fsm, Leader: p.cluster, Local: p.seg,
 		Peer:    func(id uint64) router.Forwarder { return p.cluster.Client(id) },
@@ -95,6 +103,7 @@ type peer interface {
 	ReplicaAppendAsync(topic string, seg, epoch, first uint64, entries [][]byte, cb func(uint64, error))
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
 	Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error)
+	Stat(ctx context.Context, topic string, seg uint64) (entries, bytes uint64, err error)
 }
 
 var (
@@ -148,6 +157,11 @@ func (l local) CommitCursors(ctx context.Context) error {
 
 func (l local) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error) {
 	return l.p.seg.Fetch(ctx, req)
+}
+
+func (l local) Stat(ctx context.Context, topic string, seg uint64) (uint64, uint64, error) {
+	info, err := l.p.store.Stat(ctx, engine.SegmentID{Topic: topic, Segment: seg})
+	return info.Entries, info.Bytes, err
 }
 
 func (l local) Group(ctx context.Context, req *wire.GroupRequest) (*wire.GroupReply, error) {

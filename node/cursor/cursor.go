@@ -73,6 +73,7 @@ type topicCursor struct {
 	// pos is the next entry to hand out; buf holds prefetched entries
 	// starting at pos.
 	pos metadata.Cursor
+	abs uint64 // topic-wide offset of pos
 	buf [][]byte
 	// dirty: pos moved since the last cursor commit was proposed.
 	dirty bool
@@ -105,7 +106,8 @@ func (s *Cursors) cursorFor(ctx context.Context, topic string) (*topicCursor, er
 	if !ok {
 		return nil, fmt.Errorf("%w %s", wire.ErrUnknownTopic, topic)
 	}
-	c := &topicCursor{pos: t.Cursor}
+	start, _ := t.SegmentStart(t.Cursor.Segment)
+	c := &topicCursor{pos: t.Cursor, abs: start + t.Cursor.Offset}
 	s.m[topic] = c
 	return c, nil
 }
@@ -160,12 +162,31 @@ func (s *Cursors) get(ctx context.Context, topic string, max int) ([][]byte, err
 			clear(c.buf[:k])
 			c.buf = c.buf[k:]
 			c.pos.Offset += uint64(k)
+			c.abs += uint64(k)
 			c.dirty = true
 			continue
 		}
 		holder, count, sealed, ok := s.FSM.SegmentInfo(topic, c.pos.Segment)
 		if !ok {
-			break
+			var base, skipped uint64
+			s.FSM.View(topic, func(t *metadata.Topic) {
+				base = t.BaseSegment()
+				if start, ok := t.SegmentStart(base); ok && c.pos.Segment < base {
+					skipped = start - min(start, c.abs)
+					if c.abs < start {
+						c.abs = start
+					}
+				}
+			})
+			if c.pos.Segment >= base {
+				break
+			}
+			s.Metrics.AddCursorSkipped(topic, skipped)
+			// Retention deleted the segment under the cursor: go on from
+			// the earliest entry left (the metadata counts the skip).
+			s.Logger.Warn("shared cursor skipped entries deleted by retention", "topic", topic, "segment", c.pos.Segment, "now_at_segment", base, "skipped", skipped)
+			c.pos, c.buf, c.dirty = metadata.Cursor{Segment: base}, nil, true
+			continue
 		}
 		if sealed && c.pos.Offset >= count {
 			c.pos = metadata.Cursor{Segment: c.pos.Segment + 1}

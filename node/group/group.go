@@ -36,6 +36,7 @@ type Meter interface {
 	SetGroup(group, topic string, lag, pending uint64)
 	DeleteGroup(group, topic string)
 	AddRedeliveries(group, topic string, n int)
+	AddSkipped(group, topic string, n uint64)
 }
 
 // Deps are the parts the coordinator uses.
@@ -87,6 +88,9 @@ type state struct {
 	minDeadline int64
 	dirty       bool
 	used        time.Time
+	// inc is the topic's incarnation: a topic deleted and created again
+	// starts its groups afresh.
+	inc uint64
 }
 
 // Coordinator holds the groups while this node is the Raft leader.
@@ -111,6 +115,7 @@ type nopMeter struct{}
 func (nopMeter) SetGroup(string, string, uint64, uint64) {}
 func (nopMeter) DeleteGroup(string, string)              {}
 func (nopMeter) AddRedeliveries(string, string, int)     {}
+func (nopMeter) AddSkipped(string, string, uint64)       {}
 
 // Handle runs one group command and returns the client's reply.
 func (c *Coordinator) Handle(ctx context.Context, req *wire.GroupRequest) (*wire.GroupReply, error) {
@@ -171,10 +176,12 @@ func (c *Coordinator) stateFor(ctx context.Context, group, topic string) (*state
 		return nil, err
 	}
 	defer c.mu.Unlock()
+	var inc uint64
+	c.FSM.View(topic, func(t *metadata.Topic) { inc = t.Incarnation })
 	k := key{group, topic}
 	s, ok := c.m[k]
-	if !ok {
-		s = &state{}
+	if !ok || s.inc != inc {
+		s = &state{inc: inc}
 		s.base, s.committed = c.FSM.GroupOffset(topic, group)
 		c.m[k] = s
 	}
@@ -185,6 +192,7 @@ func (c *Coordinator) stateFor(ctx context.Context, group, topic string) (*state
 func (c *Coordinator) read(ctx context.Context, s *state, req *wire.GroupRequest) (*wire.GroupReply, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c.skipDeleted(s, req.Group, req.Topic)
 	if !s.committed && len(s.win) == 0 {
 		// A new group starts at the earliest retained entry.
 		earliest, _, err := c.Log.Offsets(ctx, req.Topic)
@@ -228,6 +236,27 @@ func (c *Coordinator) read(ctx context.Context, s *state, req *wire.GroupRequest
 		return reply(protocol.Empty()), nil
 	}
 	return reply(protocol.Raw(protocol.ReadJSON(make([]byte, 0, protocol.EntriesJSONSize(out)), req.Group, req.Topic, out))), nil
+}
+
+// skipDeleted moves a group whose position retention deleted to the
+// earliest entry left, dropping the leases of deleted entries.
+func (c *Coordinator) skipDeleted(s *state, group, topic string) {
+	var earliest uint64
+	c.FSM.View(topic, func(t *metadata.Topic) { earliest = t.Earliest })
+	if s.base >= earliest {
+		return
+	}
+	k := earliest - s.base
+	drop := s.win[:min(k, uint64(len(s.win)))]
+	for _, sl := range drop {
+		if !sl.acked {
+			s.pending--
+		}
+	}
+	s.win = append(s.win[:0], s.win[len(drop):]...)
+	s.base, s.dirty = earliest, s.committed
+	c.Meter.AddSkipped(group, topic, k)
+	c.Logger.Warn("consumer group skipped entries deleted by retention", "group", group, "topic", topic, "skipped", k, "now_at", earliest)
 }
 
 // redeliver leases again up to limit entries whose lease ended, and
@@ -338,7 +367,8 @@ func (c *Coordinator) committed(ctx context.Context, s *state, req *wire.GroupRe
 		return nil, err
 	}
 	s.mu.Lock()
-	doc := status.Committed{Group: req.Group, Topic: req.Topic, Offset: -1, Lag: latest - earliest}
+	c.skipDeleted(s, req.Group, req.Topic)
+	doc := status.Committed{Group: req.Group, Topic: req.Topic, Offset: -1, Lag: latest - earliest, Skipped: c.FSM.Skipped(req.Topic, req.Group)}
 	if s.committed {
 		doc.Offset, doc.Lag = int64(s.base), lag(latest, s.base)
 	}
@@ -366,15 +396,19 @@ func (c *Coordinator) list(ctx context.Context, topic string) (*wire.GroupReply,
 	}
 	docs := map[key]*status.Group{}
 	for _, gc := range c.FSM.Groups(topic) {
-		docs[key{gc.Group, gc.Topic}] = &status.Group{Group: gc.Group, Topic: gc.Topic, Offset: int64(gc.Offset)}
+		docs[key{gc.Group, gc.Topic}] = &status.Group{Group: gc.Group, Topic: gc.Topic, Offset: int64(gc.Offset), Skipped: c.FSM.Skipped(gc.Topic, gc.Group)}
 	}
 	for k, s := range c.m {
 		if topic != "" && k.topic != topic {
 			continue
 		}
+		var inc uint64
+		if !c.FSM.View(k.topic, func(t *metadata.Topic) { inc = t.Incarnation }) || inc != s.inc {
+			continue // its topic was deleted
+		}
 		s.mu.Lock()
 		if s.committed || len(s.win) > 0 {
-			d := &status.Group{Group: k.group, Topic: k.topic, Offset: -1, Pending: s.pending}
+			d := &status.Group{Group: k.group, Topic: k.topic, Offset: -1, Pending: s.pending, Skipped: c.FSM.Skipped(k.topic, k.group)}
 			if s.committed {
 				d.Offset = int64(s.base)
 			}
@@ -519,7 +553,7 @@ func (c *Coordinator) tend(ctx context.Context) {
 			l, latest[k.topic] = lt, lt
 		}
 		if !committed {
-			base = 0
+			c.FSM.View(k.topic, func(t *metadata.Topic) { base = t.Earliest })
 		}
 		c.Meter.SetGroup(k.group, k.topic, lag(l, base), pending)
 	}

@@ -237,3 +237,6 @@ func decodeJSON[T Command](body []byte) (Command, error) {
 	err := json.Unmarshal(body, &v)
 	return v, err
 }
+
+// Any reports whether the command changes anything.
+func (c AlterTopic) Any() bool { return c.MaxAgeMs != nil || c.MaxBytes != nil || c.MaxEntries != nil }

@@ -142,6 +142,7 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 		Cursor:         Cursor{Segment: first},
 		Base:           first,
 		Retention:      c.Retention,
+		Incarnation:    f.index,
 
 		ReplicationFactor: c.ReplicationFactor,
 		AckQuorum:         c.AckQuorum,
@@ -530,4 +531,23 @@ func (f *FSM) View(topic string, fn func(t *Topic)) bool {
 		fn(t)
 	}
 	return ok
+}
+
+// DeletedBefore returns, for a deleted topic name, the first segment
+// number a topic of that name may use again (0: not deleted).
+func (f *FSM) DeletedBefore(topic string) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Deleted[topic]
+}
+
+// Skipped returns how many entries retention deleted before a group (or
+// the shared cursor, group "") of a topic read them.
+func (f *FSM) Skipped(topic, group string) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if t, ok := f.state.Topics[topic]; ok {
+		return t.Skipped[group]
+	}
+	return 0
 }

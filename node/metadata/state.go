@@ -75,6 +75,9 @@ type Topic struct {
 	// in the metadata.
 	Base     uint64 `json:"base,omitempty"`
 	Earliest uint64 `json:"earliest,omitempty"`
+	// Incarnation is the Raft index that created the topic: a topic
+	// deleted and created again under the same name is another one.
+	Incarnation uint64 `json:"incarnation,omitempty"`
 	// Retention are the topic's limits (zero: unlimited).
 	Retention Retention `json:"retention,omitzero"`
 	// Skipped counts entries the shared cursor (key "") and each group

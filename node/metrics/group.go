@@ -49,6 +49,8 @@ type groups struct {
 	lag          *prometheus.GaugeVec
 	pending      *prometheus.GaugeVec
 	redeliveries *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
+	cursorSkip   *prometheus.CounterVec
 }
 
 func newGroups(r prometheus.Registerer) *groups {
@@ -61,8 +63,12 @@ func newGroups(r prometheus.Registerer) *groups {
 			Help: "Entries delivered to the consumer group and not yet acknowledged (the group coordinator's view)."}, []string{"group", "topic"}),
 		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "group", Name: "redeliveries_total",
 			Help: "Entries delivered to the consumer group again after their lease ended unacknowledged."}, []string{"group", "topic"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "group", Name: "skipped_total",
+			Help: "Entries retention deleted before the consumer group read them (the group moved to the earliest entry left)."}, []string{"group", "topic"}),
+		cursorSkip: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "cursor", Name: "skipped_total",
+			Help: "Entries retention deleted before the topic's shared GET cursor reached them."}, []string{"topic"}),
 	}
-	r.MustRegister(g.lag, g.pending, g.redeliveries)
+	r.MustRegister(g.lag, g.pending, g.redeliveries, g.skipped, g.cursorSkip)
 	return g
 }
 
@@ -90,6 +96,7 @@ func (m *Metrics) groupPair(group, topic string) *groupPair {
 		g.lag.WithLabelValues(label.group, label.topic).Set(0)
 		g.pending.WithLabelValues(label.group, label.topic).Set(0)
 		g.redeliveries.WithLabelValues(label.group, label.topic)
+		g.skipped.WithLabelValues(label.group, label.topic)
 	}
 	s.pairs++
 	return p
@@ -154,10 +161,32 @@ func (m *Metrics) DeleteGroup(group, topic string) {
 		g.lag.DeleteLabelValues(p.label.group, p.label.topic)
 		g.pending.DeleteLabelValues(p.label.group, p.label.topic)
 		g.redeliveries.DeleteLabelValues(p.label.group, p.label.topic)
+		g.skipped.DeleteLabelValues(p.label.group, p.label.topic)
 		return
 	}
 	s.lag -= p.lag
 	s.pending -= p.pending
 	g.lag.WithLabelValues(p.label.group, p.label.topic).Set(float64(s.lag))
 	g.pending.WithLabelValues(p.label.group, p.label.topic).Set(float64(s.pending))
+}
+
+// AddSkipped counts n entries of topic that retention deleted before
+// group read them.
+func (m *Metrics) AddSkipped(group, topic string, n uint64) {
+	if n == 0 {
+		return
+	}
+	g := m.groups
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := m.groupPair(group, topic)
+	g.skipped.WithLabelValues(p.label.group, p.label.topic).Add(float64(n))
+}
+
+// AddCursorSkipped counts n entries of topic that retention deleted
+// before the shared GET cursor reached them.
+func (m *Metrics) AddCursorSkipped(topic string, n uint64) {
+	if n > 0 {
+		m.groups.cursorSkip.WithLabelValues(m.TopicLabel(topic)).Add(float64(n))
+	}
 }

@@ -89,3 +89,14 @@ type Entry struct {
 	// only; 0 elsewhere).
 	Deliveries uint32
 }
+
+// Clock stamps appends: the wall clock in Unix ms, but never below the
+// last time it gave or its floor, so times never decrease along a topic
+// even when the next segment's leader has a slower clock.
+type Clock struct{ Last int64 }
+
+// Next returns the time for the next batch.
+func (c *Clock) Next(nowMs int64) int64 {
+	c.Last = max(c.Last, nowMs)
+	return c.Last
+}

@@ -53,3 +53,12 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestClockNeverGoesBack(t *testing.T) {
+	c := Clock{Last: 100}
+	for _, c2 := range []struct{ now, want int64 }{{50, 100}, {120, 120}, {110, 120}, {130, 130}} {
+		if got := c.Next(c2.now); got != c2.want {
+			t.Fatalf("Next(%d) = %d, want %d", c2.now, got, c2.want)
+		}
+	}
+}

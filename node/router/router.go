@@ -34,12 +34,15 @@ type Config struct {
 	AutoCreateTopics  bool
 	ReplicationFactor int
 	AckQuorum         int
+	// Retention are the limits of topics created without their own.
+	Retention metadata.Retention
 }
 
 // Leader is what the router asks of the Raft leader (routed there by the
 // cluster part).
 type Leader interface {
 	CreateTopic(ctx context.Context, topic string, rf, ack int) error
+	Propose(ctx context.Context, cmd metadata.Command) (metadata.Result, error)
 	Get(ctx context.Context, req *wire.GetRequest) ([][]byte, bool, error)
 	CatchUp(ctx context.Context) error
 	LiveVoters() ([]uint64, error)
@@ -194,7 +197,7 @@ func (r *Router) CreateTopicLocal(ctx context.Context, topic string, rf, ack int
 	if ack < 0 {
 		ack = r.cfg.AckQuorum
 	}
-	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack, Replicas: placement.NextReplicas(rf, leader, live), Timed: true}
+	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack, Replicas: placement.NextReplicas(rf, leader, live), Timed: true, Retention: r.cfg.Retention}
 	res, err := r.Cons.Propose(ctx, cmd)
 	if err != nil {
 		if !wire.IsNotRaftLeader(err) {
@@ -342,19 +345,25 @@ func (r *Router) Gets(ctx context.Context, topic string, replies []protocol.Repl
 // segment opens) and ack quorum (1..rf; default a majority of the set).
 // An existing topic keeps its settings (idempotent OK, like REGISTER).
 func (r *Router) Create(ctx context.Context, args []string) protocol.Reply {
-	if len(args) < 1 || len(args) > 3 {
-		return protocol.Errf("usage: CREATE <topic> [rf=<n>] [ack=<n>]")
+	if len(args) < 1 || len(args) > 6 {
+		return protocol.Errf("usage: CREATE <topic> [rf=<n>] [ack=<n>] [max_age_ms=<n>] [max_bytes=<n>] [max_entries=<n>]")
 	}
 	topic := args[0]
 	if err := engine.ValidateTopic(topic); err != nil {
 		return protocol.ErrReply(err)
 	}
 	rf, ack := 0, -1
+	alter := metadata.AlterTopic{Topic: topic}
 	for _, a := range args[1:] {
+		if isRet, err := retentionArg(a, &alter); err != nil {
+			return protocol.Errf("%v (usage: CREATE <topic> [rf=<n>] [ack=<n>] [max_age_ms=<n>] [max_bytes=<n>] [max_entries=<n>])", err)
+		} else if isRet {
+			continue
+		}
 		key, val, ok := strings.Cut(strings.ToLower(a), "=")
 		v, err := strconv.Atoi(val)
 		if !ok || err != nil {
-			return protocol.Errf("invalid argument %q: want rf=<n> or ack=<n>", a)
+			return protocol.Errf("invalid argument %q: want rf=<n>, ack=<n>, max_age_ms=<n>, max_bytes=<n> or max_entries=<n>", a)
 		}
 		switch key {
 		case "rf":
@@ -368,7 +377,7 @@ func (r *Router) Create(ctx context.Context, args []string) protocol.Reply {
 			}
 			ack = v
 		default:
-			return protocol.Errf("invalid argument %q: want rf=<n> or ack=<n>", a)
+			return protocol.Errf("invalid argument %q: want rf=<n>, ack=<n>, max_age_ms=<n>, max_bytes=<n> or max_entries=<n>", a)
 		}
 	}
 	effRF := rf
@@ -385,8 +394,13 @@ func (r *Router) Create(ctx context.Context, args []string) protocol.Reply {
 	if err := placement.CheckReplication(effRF, effAck); err != nil {
 		return protocol.ErrReply(err)
 	}
+	_, existed := r.FSM.Route(topic)
 	if err := r.CreateTopic(ctx, topic, rf, ack); err != nil {
 		return ErrReply(err)
 	}
-	return protocol.OK()
+	if existed || !alter.Any() {
+		return protocol.OK() // an existing topic keeps its settings
+	}
+	// The limits given apply right after the creation (ALTER's command).
+	return r.propose(ctx, alter)
 }

@@ -261,8 +261,7 @@ func (m *Manager) Read(ctx context.Context, topic string, seg, off uint64, max i
 	return m.readStore(ctx, topic, seg, off, max, readMaxBytes)
 }
 
-// readStore reads the store (nothing for a segment never written here)
-// and counts what a reader got.
+// readStore reads the store; a segment never written here reads empty.
 func (m *Manager) readStore(ctx context.Context, topic string, seg, off uint64, n, maxBytes int) ([][]byte, error) {
 	id := engine.SegmentID{Topic: topic, Segment: seg}
 	entries, err := m.Store.Read(ctx, id, off, n, min(max(maxBytes, 1), readMaxBytes))
@@ -279,11 +278,7 @@ func (m *Manager) readStore(ctx context.Context, topic string, seg, off uint64, 
 // RecoveryRead reads what this node holds of a segment, past the
 // ack-quorum bound: a recovery copying a fenced segment's tail.
 func (m *Manager) RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error) {
-	entries, err := m.Store.Read(ctx, engine.SegmentID{Topic: topic, Segment: seg}, off, max, readMaxBytes)
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil, nil
-	}
-	return entries, err
+	return m.readStore(ctx, topic, seg, off, max, readMaxBytes)
 }
 
 // Drain stops acknowledging appends (clean shutdown): leases count as

@@ -268,7 +268,7 @@ func (w *topicWriter) flush(ops []*writeOp) {
 			}
 		}
 		if w.stamp.timed {
-			all = record.EncodeBatch(all, w.stamp.next())
+			all = record.EncodeBatch(all, w.stamp.clock.Next(time.Now().UnixMilli()))
 		}
 		first, err := m.Store.Append(context.Background(), id, all)
 		if err == nil {

@@ -44,6 +44,8 @@ type Committed struct {
 	Topic  string `json:"topic"`
 	Offset int64  `json:"offset"`
 	Lag    uint64 `json:"lag"`
+	// Skipped counts entries retention deleted before the group read them.
+	Skipped uint64 `json:"skipped"`
 }
 
 // Read is the READ reply: entries leased to the request.
@@ -61,4 +63,5 @@ type Group struct {
 	Offset  int64  `json:"offset"`
 	Lag     uint64 `json:"lag"`
 	Pending uint64 `json:"pending"`
+	Skipped uint64 `json:"skipped"`
 }

@@ -101,6 +101,18 @@ type State struct {
 	ReplicationFactor int                 `json:"replication_factor"`
 	AckQuorum         int                 `json:"ack_quorum"`
 	UnderReplicated   map[string][]uint64 `json:"under_replicated,omitempty"`
+	// Log extras: the first retained offset, the retention limits and
+	// the entries the shared cursor skipped because retention deleted them.
+	Earliest  uint64    `json:"earliest"`
+	Retention Retention `json:"retention"`
+	Skipped   uint64    `json:"skipped,omitempty"`
+}
+
+// Retention is a topic's limits; 0 means no limit.
+type Retention struct {
+	MaxAgeMs   int64  `json:"max_age_ms"`
+	MaxBytes   uint64 `json:"max_bytes"`
+	MaxEntries uint64 `json:"max_entries"`
 }
 
 // TopicSummary is one element of the TOPICS array.
@@ -110,4 +122,7 @@ type TopicSummary struct {
 	LeaderNode     uint64 `json:"leader_node"`
 	SealedSegments int    `json:"sealed_segments"`
 	Entries        uint64 `json:"entries"`
+	// Earliest is the first retained offset; Entries counts from it.
+	Earliest  uint64    `json:"earliest"`
+	Retention Retention `json:"retention"`
 }

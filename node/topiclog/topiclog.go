@@ -72,15 +72,18 @@ func unknown(topic string) error { return fmt.Errorf("%w %s", wire.ErrUnknownTop
 
 // Offsets returns the readable range of a topic: entries earliest..latest-1.
 func (l *Log) Offsets(ctx context.Context, topic string) (earliest, latest uint64, err error) {
-	r, ok := l.FSM.Route(topic)
-	if !ok {
+	var r metadata.Route
+	if !l.FSM.View(topic, func(t *metadata.Topic) {
+		r = metadata.Route{Segment: t.CurrentSegment, Leader: t.LeaderNode, SealedOffset: t.SealedOffset}
+		earliest = t.Earliest
+	}) {
 		return 0, 0, unknown(topic)
 	}
 	rep, err := l.fetchOpen(ctx, topic, r, 0, 0, 0)
 	if err != nil {
 		return 0, 0, err
 	}
-	return 0, r.SealedOffset + rep.Readable, nil
+	return earliest, r.SealedOffset + rep.Readable, nil
 }
 
 // Fetch returns up to limit entries from offset on, about maxBytes of
@@ -94,6 +97,16 @@ func (l *Log) Fetch(ctx context.Context, topic string, off uint64, limit, maxByt
 		var p place
 		if !l.FSM.View(topic, func(t *metadata.Topic) { p = locate(t, off) }) {
 			return nil, off, unknown(topic)
+		}
+		if p.below {
+			if len(out) > 0 {
+				break // retention deleted the rest of the page meanwhile
+			}
+			e, latest, err := l.Offsets(ctx, topic)
+			if err != nil {
+				return nil, off, err
+			}
+			return nil, off, &RangeError{Topic: topic, Offset: off, Earliest: e, Latest: latest}
 		}
 		want := uint32(min(uint64(limit-len(out)), p.left))
 		if p.sealed {
@@ -123,7 +136,7 @@ func (l *Log) Fetch(ctx context.Context, topic string, off uint64, limit, maxByt
 			return nil, off, err
 		}
 		if len(rep.Entries) == 0 && len(out) == 0 && p.segOff > rep.Readable {
-			return nil, off, &RangeError{Topic: topic, Offset: off, Latest: p.start + rep.Readable}
+			return nil, off, &RangeError{Topic: topic, Offset: off, Earliest: p.earliest, Latest: p.start + rep.Readable}
 		}
 		if _, _, err := appendEntries(&out, rep.Entries, off, p.timed); err != nil {
 			return nil, off, fmt.Errorf("topic %s segment %d: %w", topic, p.seg, err)
@@ -141,12 +154,17 @@ type place struct {
 	sealed      bool
 	left        uint64 // entries of a sealed segment from segOff on (max for the open one)
 	timed       bool
-	holders     []uint64 // replica set (leader first); the leader for the open one
+	holders     []uint64 // replica set (leader first)
+	below       bool     // off is below the earliest retained offset
+	earliest    uint64
 }
 
 func locate(t *metadata.Topic, off uint64) place {
+	if off < t.Earliest {
+		return place{below: true}
+	}
 	seg, segOff := t.Locate(off)
-	p := place{seg: seg, segOff: segOff, start: off - segOff, timed: t.Timed(seg), left: ^uint64(0)}
+	p := place{seg: seg, segOff: segOff, start: off - segOff, timed: t.Timed(seg), left: ^uint64(0), earliest: t.Earliest}
 	if count, sealed := t.SealedSegments[seg]; sealed {
 		p.sealed, p.left = true, count-segOff
 		p.holders = slices.Clone(t.SegmentReplicas(seg))
@@ -287,4 +305,16 @@ func (l *Log) TimeBefore(ctx context.Context, topic string, seg uint64) int64 {
 		return 0
 	}
 	return entries[0].Time
+}
+
+// TimeAt returns the time of the entry at a topic-wide offset.
+func (l *Log) TimeAt(ctx context.Context, topic string, off uint64) (int64, error) {
+	entries, _, err := l.Fetch(ctx, topic, off, 1, 1)
+	if err != nil {
+		return 0, err
+	}
+	if len(entries) == 0 {
+		return 0, fmt.Errorf("topic %s: no entry at offset %d: %w", topic, off, wire.ErrSegmentUnavailable)
+	}
+	return entries[0].Time, nil
 }

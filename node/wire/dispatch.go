@@ -46,6 +46,8 @@ type Handler interface {
 	Fetch(ctx context.Context, req *FetchRequest) (*FetchReply, error)
 	// Group runs a consumer-group command on the coordinator.
 	Group(ctx context.Context, req *GroupRequest) (*GroupReply, error)
+	// Stat reports what this node's store holds of a segment.
+	Stat(ctx context.Context, topic string, seg uint64) (entries, bytes uint64, err error)
 }
 
 // Interceptor sees every request before it is dispatched; a non-nil error
@@ -196,6 +198,16 @@ func dispatch(ctx context.Context, h Handler, method byte, payload []byte) ([]by
 			return nil, err
 		}
 		return r.Append(nil), nil
+	case MethodStat:
+		var req SegmentRequest
+		if err := req.Decode(payload); err != nil {
+			return nil, err
+		}
+		n, b, err := h.Stat(ctx, req.Topic, req.Segment)
+		if err != nil {
+			return nil, err
+		}
+		return (&StatReply{Entries: n, Bytes: b}).Append(nil), nil
 	case MethodGroup:
 		var req GroupRequest
 		if err := req.Decode(payload); err != nil {

@@ -150,3 +150,28 @@ func (c Client) Group(ctx context.Context, req *GroupRequest) (*GroupReply, erro
 	}
 	return &r, nil
 }
+
+// StatReply reports what a node's store holds of one segment (the answer
+// to MethodStat, whose request is a SegmentRequest).
+type StatReply struct {
+	Entries, Bytes uint64
+}
+
+func (m *StatReply) Append(b []byte) []byte {
+	e := enc{b: b}
+	e.u64(m.Entries)
+	e.u64(m.Bytes)
+	return e.b
+}
+
+func (m *StatReply) Decode(b []byte) error {
+	d := dec{b: b}
+	m.Entries, m.Bytes = d.u64(), d.u64()
+	return d.done("stat reply")
+}
+
+func (c Client) Stat(ctx context.Context, topic string, seg uint64) (entries, bytes uint64, err error) {
+	var r StatReply
+	err = c.call(ctx, MethodStat, &SegmentRequest{Topic: topic, Segment: seg}, &r)
+	return r.Entries, r.Bytes, err
+}

@@ -17,7 +17,7 @@ const (
 	MethodHeartbeat     byte = 7  // Heartbeat -> -
 	MethodFence         byte = 8  // FenceRequest -> FenceReply
 	MethodUnfence       byte = 9  // SegmentRequest -> -
-	MethodStat          byte = 10 // reserved: never sent (a node answers "unknown rpc method")
+	MethodStat          byte = 10 // SegmentRequest -> StatReply (what a node's store holds of a segment; retention)
 	MethodReadIndex     byte = 11 // - -> CountReply (the Raft leader's commit index)
 	MethodRemoveNode    byte = 12 // NodeRequest -> - (Raft leader)
 	MethodRollHint      byte = 13 // TopicRequest -> - (segment full; Raft leader)

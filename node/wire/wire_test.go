@@ -72,6 +72,7 @@ func goldenMessages() map[string]message {
 		"group_req_ack":             &GroupRequest{Op: GroupAck, Group: "g1", Topic: "t1", Offsets: []uint64{3, 9}},
 		"group_req_read":            &GroupRequest{Op: GroupRead, Group: "g1", Topic: "t1", Max: 1000, AckWaitMs: 30000},
 		"group_resp":                &GroupReply{Kind: 4, Body: []byte(`{"a":1}`)},
+		"stat_resp":                 &StatReply{Entries: 7, Bytes: 700},
 	}
 }
 

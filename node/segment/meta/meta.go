@@ -191,3 +191,31 @@ func writeFileSync(path string, b []byte) error {
 	}
 	return nil
 }
+
+// Prune removes the epochs of segments gone reports deleted.
+func (e *Epochs) Prune(gone func(Key) bool) error { return e.table().prune(gone) }
+
+// Prune removes the fences of segments gone reports deleted.
+func (f *Fences) Prune(gone func(Key) bool) error { return f.table().prune(gone) }
+
+// prune removes the keys gone reports and rewrites the file once.
+func (t *table) prune(gone func(Key) bool) error {
+	t.mu.Lock()
+	var drop []Key
+	if err := t.loadLocked(); err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	for k := range t.m {
+		if gone(k) {
+			drop = append(drop, k)
+		}
+	}
+	t.mu.Unlock()
+	for _, k := range drop {
+		if err := t.update(k, func(uint64, bool) (uint64, bool) { return 0, false }); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -360,8 +360,8 @@ func (m *Manager) OpenCounts(ctx context.Context) []wire.OpenSegment {
 // tell which of its entries are acknowledged and answers NotLeaderError.
 func (m *Manager) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.FetchReply, error) {
 	holder, count, sealed, ok := m.FSM.SegmentInfo(req.Topic, req.Segment)
-	if !ok {
-		return nil, fmt.Errorf("fetch %s segment %d: %w (this node's metadata may lag; retry)", req.Topic, req.Segment, wire.ErrUnknownTopic)
+	if !ok { // this node's metadata lags the caller's: a retry finds it
+		return nil, &wire.NotLeaderError{Topic: req.Topic, Segment: req.Segment}
 	}
 	id := engine.SegmentID{Topic: req.Topic, Segment: req.Segment}
 	rep := &wire.FetchReply{Sealed: sealed, Readable: count}

@@ -135,6 +135,11 @@ func (l *Log) Fetch(ctx context.Context, topic string, off uint64, limit, maxByt
 			}
 			return nil, off, err
 		}
+		if rep.Sealed && len(rep.Entries) == 0 && len(out) == 0 && p.segOff >= rep.Readable {
+			// The leader sealed it and this node's metadata does not know
+			// the next segment yet: a retry after it catches up reads on.
+			return nil, off, &wire.NotLeaderError{Topic: topic, Segment: p.seg, Leader: p.holders[0]}
+		}
 		if len(rep.Entries) == 0 && len(out) == 0 && p.segOff > rep.Readable {
 			return nil, off, &RangeError{Topic: topic, Offset: off, Earliest: p.earliest, Latest: p.start + rep.Readable}
 		}

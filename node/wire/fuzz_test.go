@@ -95,4 +95,4 @@ func FuzzGroupRequest(f *testing.F) {
 	fuzzDecoder[GroupRequest](f, g["group_req_ack"], g["group_req_read"])
 }
 func FuzzGroupReply(f *testing.F) { fuzzDecoder[GroupReply](f, goldenMessages()["group_resp"]) }
-func FuzzStatReply(f *testing.F) { fuzzDecoder[StatReply](f, goldenMessages()["stat_resp"]) }
+func FuzzStatReply(f *testing.F)  { fuzzDecoder[StatReply](f, goldenMessages()["stat_resp"]) }

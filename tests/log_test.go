@@ -113,6 +113,9 @@ func (l *logConn) json(line string, v any) {
 // decodeStrict decodes one JSON document with no unknown fields and
 // nothing after it.
 func decodeStrict(reply string, v any) error {
+	if strings.HasPrefix(reply, "ERR") {
+		return fmt.Errorf("got %q", reply)
+	}
 	if !strings.HasPrefix(reply, "{") && !strings.HasPrefix(reply, "[") {
 		return fmt.Errorf("reply %q is not JSON", abbrev(reply))
 	}
@@ -305,19 +308,26 @@ func waitGroupCommit(t *testing.T, c *testcluster.Cluster) {
 	})
 }
 
+// logMonitor is TestLog's rollover monitor period: short, so that
+// segments roll often while readers are at the tail.
+const logMonitor = 50 * time.Millisecond
+
 // TestLog runs the log commands that need no faults on one cluster with
-// small segments (max_segment_entries 50, monitor 150 ms, rf 3 / ack 2):
-// replay through FETCH, independent and shared consumer groups, SEEK, and
-// bad input.
+// small segments (max_segment_entries 50, monitor 50 ms, rf 3 / ack 2):
+// replay through FETCH, reads at the tail while segments roll, independent
+// and shared consumer groups, SEEK, and bad input.
 func TestLog(t *testing.T) {
 	skipShort(t)
 	c := testcluster.Start(t, testcluster.Options{
 		Nodes:             3,
 		MaxSegmentEntries: rollEntries,
-		MonitorInterval:   rollMonitor,
+		MonitorInterval:   logMonitor,
 		Extra:             map[string]any{"failure_timeout_ms": 1000, "replication_factor": 3, "ack_quorum": 2},
 	})
 	t.Run("replay", func(t *testing.T) { testLogReplay(t, c) })
+	t.Run("right_after_register", func(t *testing.T) { testLogAfterRegister(t, c) })
+	t.Run("tail_during_rollovers", func(t *testing.T) { testLogTailRollovers(t, c, false) })
+	t.Run("tail_switching_nodes", func(t *testing.T) { testLogTailRollovers(t, c, true) })
 	t.Run("two_groups", func(t *testing.T) { testLogTwoGroups(t, c) })
 	t.Run("shared_group", func(t *testing.T) { testLogSharedGroup(t, c) })
 	t.Run("seek", func(t *testing.T) { testLogSeek(t, c) })
@@ -380,12 +390,12 @@ func checkProducerOrder(t *testing.T, es []status.Entry, prefix string, producer
 func testLogReplay(t *testing.T, c *testcluster.Cluster) {
 	const (
 		topic  = "replay"
-		first  = 120 // per producer before the replays
+		before = 120 // per producer before the replays
 		during = 50  // per producer while replay 1 runs
 	)
 	start := time.Now()
 	ids := c.IDs()
-	if err := produce(c, topic, "r", ids, 0, first); err != nil {
+	if err := produce(c, topic, "r", ids, 0, before); err != nil {
 		t.Fatal(err)
 	}
 	st, err := c.State(1, topic)
@@ -399,16 +409,22 @@ func testLogReplay(t *testing.T, c *testcluster.Cluster) {
 	// once they are done, a segment rolled during it, and it read EMPTY.
 	l1 := dialLog(t, c, 1)
 	produced := make(chan error, 1)
-	go func() { produced <- produce(c, topic, "r", ids, first, during) }()
+	go func() { produced <- produce(c, topic, "r", ids, before, during) }()
 	var (
 		replay1 []status.Entry
 		next    uint64
 		done    bool
 		pages   int
+		errs    []string
 	)
 	testcluster.Eventually(t, 60*time.Second, func() error {
 		for {
 			page, nx, err := fetchPage(l1, topic, next, 37)
+			if err != nil && strings.Contains(err.Error(), `"ERR `) && len(errs) < 100 {
+				// tail_during_rollovers checks these; here they are retried.
+				errs = append(errs, err.Error())
+				continue
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -440,7 +456,7 @@ func testLogReplay(t *testing.T, c *testcluster.Cluster) {
 		}
 		return nil
 	})
-	total := len(ids) * (first + during)
+	total := len(ids) * (before + during)
 	if len(replay1) != total {
 		t.Fatalf("replay 1 through node 1: %d entries, want %d (every PUT was acknowledged)", len(replay1), total)
 	}
@@ -451,7 +467,7 @@ func testLogReplay(t *testing.T, c *testcluster.Cluster) {
 	if len(st.SealedSegments) < 5 {
 		t.Fatalf("%d entries in only %d sealed segments: %+v", total, len(st.SealedSegments), st)
 	}
-	t.Logf("replay 1: %d entries in %d pages; segment %d before it, %d after; %d sealed segments", len(replay1), pages, segBefore, st.CurrentSegment, len(st.SealedSegments))
+	t.Logf("replay 1: %d entries in %d pages; segment %d before it, %d after; %d sealed segments; %d ERR replies retried (first %q)", len(replay1), pages, segBefore, st.CurrentSegment, len(st.SealedSegments), len(errs), first(errs))
 
 	// Replay 2 through node 2 (a different reader, pages of 64).
 	l2 := dialLog(t, c, 2)
@@ -464,7 +480,7 @@ func testLogReplay(t *testing.T, c *testcluster.Cluster) {
 			t.Fatalf("offset %d: replay 1 %+v, replay 2 %+v", i, replay1[i], replay2[i])
 		}
 	}
-	checkProducerOrder(t, replay1, "r", len(ids), first+during)
+	checkProducerOrder(t, replay1, "r", len(ids), before+during)
 	lo, hi := start.Add(-5*time.Second).UnixMilli(), time.Now().Add(5*time.Second).UnixMilli()
 	for i, e := range replay1 {
 		if e.TimestampMs < lo || e.TimestampMs > hi {
@@ -506,6 +522,140 @@ func testLogReplay(t *testing.T, c *testcluster.Cluster) {
 	l3.json("FETCH "+topic+" 0", &def)
 	if len(def.Entries) != 100 || def.Next != 100 {
 		t.Errorf("FETCH without max: %d entries, next %d; want the default 100", len(def.Entries), def.Next)
+	}
+}
+
+// right_after_register: a topic REGISTERed through the Raft leader (OK:
+// the topic is in the Raft log) is at once an empty log there: OFFSETS
+// {0,0}, FETCH 0 EMPTY, SEEK 0 offset 0, COMMITTED offset -1. Ten fresh
+// topics, each asked right after its REGISTER.
+func testLogAfterRegister(t *testing.T, c *testcluster.Cluster) {
+	l := dialLog(t, c, c.Leader().ID)
+	var failures []string
+	for i := range 10 {
+		topic := fmt.Sprintf("fresh-%d", i)
+		l.ok("REGISTER " + topic)
+		for _, q := range []struct{ line, want string }{
+			{"OFFSETS " + topic, `{"topic":"` + topic + `","earliest":0,"latest":0}`},
+			{"FETCH " + topic + " 0", "EMPTY"},
+			{"SEEK " + topic + " 0", `{"topic":"` + topic + `","offset":0}`},
+			{"COMMITTED g " + topic, `{"group":"g","topic":"` + topic + `","offset":-1,"lag":0}`},
+		} {
+			if r := l.do(q.line); r != q.want {
+				failures = append(failures, fmt.Sprintf("%s: got %q, want %q", q.line, r, q.want))
+			}
+		}
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d of 40 log commands right after REGISTER (through the Raft leader, node %d) failed; first: %s", len(failures), l.id, failures[0])
+	}
+}
+
+// tail_during_rollovers / tail_switching_nodes: three producers write 1200
+// entries (24 segments of 50 rolling under them) while a reader FETCHes
+// the tail in pages of 5, through the Raft leader only or through the
+// next node for every page. A FETCH at or below the latest acknowledged
+// entry must answer entries or EMPTY: a segment that just opened, or a
+// node whose metadata lags the one that answered before, is the server's
+// to wait for (it retries metadata moves for 5 s), not an ERR for the
+// reader. The reader retries any ERR and the log must still come out
+// complete and identical to a final replay.
+func testLogTailRollovers(t *testing.T, c *testcluster.Cluster, switching bool) {
+	const per = 400
+	topic := "tail-one"
+	via := []uint64{c.Leader().ID}
+	if switching {
+		topic, via = "tail-switch", c.IDs()
+	}
+	conns := make([]*logConn, len(via))
+	for i, id := range via {
+		conns[i] = dialLog(t, c, id)
+	}
+	conns[0].ok("REGISTER " + topic)
+	// A read right after REGISTER is right_after_register's case: wait
+	// until every reader node serves the empty topic.
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		for _, l := range conns {
+			if r, err := l.send("FETCH " + topic + " 0"); err != nil || r != "EMPTY" {
+				return fmt.Errorf("node %d: FETCH %s 0 = %q, %v", l.id, topic, r, err)
+			}
+		}
+		return nil
+	})
+	st0, err := c.State(via[0], topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produced := make(chan error, 1)
+	go func() { produced <- produce(c, topic, "x", c.IDs(), 0, per) }()
+	var (
+		got                    []status.Entry
+		next                   uint64
+		done                   bool
+		k                      int
+		errReplies             []string
+		unknownSeg, outOfRange int
+	)
+	testcluster.Eventually(t, 60*time.Second, func() error {
+		for {
+			l := conns[k%len(conns)]
+			k++
+			page, nx, err := fetchPage(l, topic, next, 5)
+			if err != nil {
+				if !strings.Contains(err.Error(), `"ERR `) {
+					t.Fatal(err)
+				}
+				errReplies = append(errReplies, err.Error())
+				switch {
+				case strings.Contains(err.Error(), "unknown topic"):
+					unknownSeg++
+				case strings.Contains(err.Error(), "out of range"):
+					outOfRange++
+				}
+				continue
+			}
+			if page == nil {
+				break
+			}
+			got = append(got, page...)
+			next = nx
+		}
+		if !done {
+			select {
+			case err := <-produced:
+				if err != nil {
+					t.Fatal(err)
+				}
+				done = true
+			default:
+				return fmt.Errorf("producers still writing (reader at %d)", next)
+			}
+			return fmt.Errorf("producers done; one more FETCH to reach the end")
+		}
+		return nil
+	})
+	total := 3 * per
+	st, err := c.State(via[0], topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("read %d entries at the tail through %v while the open segment moved from %d to %d; %d ERR replies", len(got), via, st0.CurrentSegment, st.CurrentSegment, len(errReplies))
+	if len(got) != total {
+		t.Fatalf("read %d entries at the tail, want %d", len(got), total)
+	}
+	if final := fetchAll(t, conns[0], topic, 0, 1000); !slices.Equal(final, got) {
+		t.Errorf("the tail reader's %d entries differ from a replay after the writes", len(got))
+	}
+	checkProducerOrder(t, got, "x", 3, per)
+	if len(errReplies) > 0 {
+		t.Errorf("FETCH below latest answered ERR %d times while segments rolled (%d naming a segment its leader does not know yet, %d out of range for an offset already served); first: %s",
+			len(errReplies), unknownSeg, outOfRange, errReplies[0])
+		for _, e := range errReplies {
+			if strings.Contains(e, "out of range") {
+				t.Errorf("e.g. %s", e)
+				break
+			}
+		}
 	}
 }
 
@@ -791,11 +941,6 @@ func testLogSeek(t *testing.T, c *testcluster.Cluster) {
 	const topic = "seek"
 	l := dialLog(t, c, 1)
 	l.ok("REGISTER " + topic)
-	var empty status.Seek
-	l.json("SEEK "+topic+" 0", &empty)
-	if empty.Topic != topic || empty.Offset != 0 {
-		t.Errorf("SEEK on an empty topic: %+v, want offset 0", empty)
-	}
 	for b := range 8 {
 		putPayloads(t, l, topic, seq(fmt.Sprintf("t%d", b), 0, 15))
 		last := time.Now().UnixMilli()

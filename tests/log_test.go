@@ -1270,9 +1270,10 @@ func checkReadFrom(t *testing.T, l *logConn, group, topic string, from uint64, l
 	}
 }
 
-// fetchWatcher FETCHes a topic's tail in a loop through one node,
-// remembering every entry it was given, and re-reads a window behind the
-// tail each time to see whether anything it was given changed.
+// fetchWatcher FETCHes a topic's tail in a loop, remembering every entry
+// it was given, and re-reads a window behind the tail each time to see
+// whether anything it was given changed. It reads through the first node
+// nodes() names and moves to the next one after a connection failure.
 type fetchWatcher struct {
 	mu      sync.Mutex
 	seen    map[uint64]status.Entry
@@ -1284,19 +1285,29 @@ type fetchWatcher struct {
 	done    chan struct{}
 }
 
-func startFetchWatcher(c *testcluster.Cluster, id uint64, topic string) *fetchWatcher {
+func startFetchWatcher(c *testcluster.Cluster, nodes func() []uint64, topic string) *fetchWatcher {
 	w := &fetchWatcher{seen: map[uint64]status.Entry{}, stop: make(chan struct{}), done: make(chan struct{})}
-	l := &logConn{id: id, addr: c.Node(id).ClientAddr, timeout: 20 * time.Second}
 	go func() {
 		defer close(w.done)
-		defer l.close()
+		var l *logConn
+		defer func() {
+			if l != nil {
+				l.close()
+			}
+		}()
 		pace := time.NewTicker(10 * time.Millisecond)
 		defer pace.Stop()
+		pick := 0
 		for {
 			select {
 			case <-w.stop:
 				return
 			default:
+			}
+			if l == nil {
+				ids := nodes()
+				id := ids[pick%len(ids)]
+				l = &logConn{id: id, addr: c.Node(id).ClientAddr, timeout: 20 * time.Second}
 			}
 			w.mu.Lock()
 			next := w.next
@@ -1316,7 +1327,7 @@ func startFetchWatcher(c *testcluster.Cluster, id uint64, topic string) *fetchWa
 				var back []status.Entry
 				back, _, err = fetchPage(l, topic, from, 40)
 				if err == nil && back == nil {
-					err = fmt.Errorf("FETCH %s %d: EMPTY below the %d entries already fetched", topic, from, nx)
+					err = fmt.Errorf("node %d: FETCH %s %d: EMPTY below the %d entries already fetched", l.id, topic, from, nx)
 				}
 				if err == nil {
 					w.record(back)
@@ -1326,10 +1337,15 @@ func startFetchWatcher(c *testcluster.Cluster, id uint64, topic string) *fetchWa
 				w.mu.Lock()
 				w.errs++
 				w.lastErr = err.Error()
-				if strings.Contains(err.Error(), "out of range") {
+				if strings.Contains(err.Error(), "out of range") || strings.Contains(err.Error(), "EMPTY below") {
 					w.bad = append(w.bad, fmt.Sprintf("after fetching up to %d: %v", next, err))
 				}
 				w.mu.Unlock()
+				if !strings.Contains(err.Error(), `"ERR `) && !strings.Contains(err.Error(), "EMPTY below") {
+					l.close() // a connection failure: try the next node
+					l = nil
+					pick++
+				}
 				<-pace.C
 			}
 		}
@@ -1358,12 +1374,13 @@ func (w *fetchWatcher) position() uint64 {
 func (w *fetchWatcher) halt() { close(w.stop); <-w.done }
 
 // TestLogFetchSegmentLeaderKill: FETCH only ever hands out entries the
-// cluster keeps. Two writers PUT through the nodes that survive while a
-// watcher FETCHes the tail through one of them; the open segment's leader
-// (not the Raft leader) is SIGKILLed. After the failover, a full FETCH
-// holds every entry the watcher was ever given at the same offset with the
-// same payload and time, every acknowledged PUT once and in writer order,
-// and nothing no writer sent; the restarted node replays the same log.
+// cluster keeps. Two writers PUT and a watcher FETCHes the tail through
+// nodes other than the open segment's leader, which is SIGKILLed (round
+// 1: a node that is not the Raft leader), restarted once writes resume,
+// and then the new open segment's leader is killed too (round 2). After
+// recovery, a full FETCH through every node holds every entry the watcher
+// was ever given at the same offset with the same payload and time, every
+// acknowledged PUT once and in writer order, and nothing no writer sent.
 func TestLogFetchSegmentLeaderKill(t *testing.T) {
 	skipShort(t)
 	c := startReplCluster(t, nil)
@@ -1379,10 +1396,18 @@ func TestLogFetchSegmentLeaderKill(t *testing.T) {
 	if topic == "" {
 		t.Fatal("the Raft leader leads every new topic")
 	}
-	victim := segmentLeader(t, c, raftLeader, topic)
-	survivors := others(c.IDs(), victim)
-	logs, stopWriters := loadGen(t, c, topic, "f", 2, func() []uint64 { return survivors })
-	watcher := startFetchWatcher(c, survivors[1], topic)
+	var (
+		victimMu sync.Mutex
+		victim   = segmentLeader(t, c, raftLeader, topic)
+	)
+	// Clients use the running nodes except the next victim.
+	nodes := func() []uint64 {
+		victimMu.Lock()
+		defer victimMu.Unlock()
+		return others(c.RunningIDs(), victim)
+	}
+	logs, stopWriters := loadGen(t, c, topic, "f", 2, nodes)
+	watcher := startFetchWatcher(c, nodes, topic)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -1390,26 +1415,45 @@ func TestLogFetchSegmentLeaderKill(t *testing.T) {
 			watcher.halt()
 		}
 	}()
-	testcluster.Eventually(t, 20*time.Second, func() error {
-		if p := watcher.position(); p < 100 {
-			return fmt.Errorf("watcher at %d", p)
-		}
-		return nil
-	})
-	before := []int{logs[0].ackCount(), logs[1].ackCount()}
-	c.Kill(victim)
-	killed := time.Now()
-	testcluster.Eventually(t, 30*time.Second, func() error {
-		for i, l := range logs {
-			if l.ackCount() < before[i]+50 {
-				return fmt.Errorf("writer %d not resumed", i)
+	for round := 1; round <= 2; round++ {
+		from := watcher.position()
+		testcluster.Eventually(t, 20*time.Second, func() error {
+			if p := watcher.position(); p < from+100 {
+				return fmt.Errorf("watcher at %d", p)
 			}
+			return nil
+		})
+		victimMu.Lock()
+		v := victim
+		victimMu.Unlock()
+		at := watcher.position()
+		before := []int{logs[0].ackCount(), logs[1].ackCount()}
+		c.Kill(v)
+		killed := time.Now()
+		testcluster.Eventually(t, 30*time.Second, func() error {
+			for i, l := range logs {
+				if l.ackCount() < before[i]+50 {
+					return fmt.Errorf("writer %d not resumed", i)
+				}
+			}
+			return nil
+		})
+		t.Logf("round %d: segment leader %d killed with the watcher at offset %d; writes resumed after %v", round, v, at, time.Since(killed))
+		c.Restart(v)
+		c.WaitReady()
+		if round == 1 {
+			l, err := c.RaftLeader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := segmentLeader(t, c, l, topic)
+			victimMu.Lock()
+			victim = next
+			victimMu.Unlock()
 		}
-		return nil
-	})
-	t.Logf("segment leader %d killed at watcher offset %d; writes resumed after %v", victim, watcher.position(), time.Since(killed))
+	}
 	stopWriters()
-	l := dialLog(t, c, survivors[0])
+	l := dialLog(t, c, others(c.IDs(), victim)[0])
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		o := offsetsOf(l, topic)
 		if p := watcher.position(); p != o.Latest {
@@ -1422,17 +1466,11 @@ func TestLogFetchSegmentLeaderKill(t *testing.T) {
 
 	final := fetchAll(t, l, topic, 0, 500)
 	checkTail(t, final, watcher, logs)
-	st, err := c.State(survivors[0], topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d entries; watcher saw %d (%d FETCH errors, last %q); open segment %d led by %d", len(final), len(watcher.seen), watcher.errs, watcher.lastErr, st.CurrentSegment, st.LeaderNode)
-
-	c.Restart(victim)
-	c.WaitReady()
-	again := fetchAll(t, dialLog(t, c, victim), topic, 0, 500)
-	if !slices.Equal(again, final) {
-		t.Errorf("FETCH through the restarted node %d: %d entries differing from the survivors' %d", victim, len(again), len(final))
+	t.Logf("%d entries; watcher saw %d (%d FETCH errors, last %q)", len(final), len(watcher.seen), watcher.errs, watcher.lastErr)
+	for _, id := range c.IDs() {
+		if again := fetchAll(t, dialLog(t, c, id), topic, 0, 500); !slices.Equal(again, final) {
+			t.Errorf("FETCH through node %d: %d entries differing from node %d's %d", id, len(again), l.id, len(final))
+		}
 	}
 }
 

@@ -1025,7 +1025,7 @@ func testLogBadInput(t *testing.T, c *testcluster.Cluster) {
 		"READ g " + topic + " x", "READ g " + topic + " 10 0", "READ g " + topic + " 10 -1", "READ g " + topic + " 10 x",
 		"READ g " + topic + " 10 43200001", "READ g " + topic + " 10 100 extra", "READ a/b " + topic,
 		"ACK", "ACK g", "ACK g " + topic, "ACK g " + topic + " x", "ACK g " + topic + " -1", "ACK g " + topic + " 0 y",
-		"ACK ../g " + topic + " 0",
+		"ACK ../g " + topic + " 0", "ACK g " + topic + strings.Repeat(" 0", 10001),
 		"GROUPS a b", "GROUPS ../x",
 		"OFFSETS ../x", "FETCH a/b 0", "SEEK .. 0", "COMMITTED g ../x", "READ g a/b",
 	}
@@ -1133,7 +1133,8 @@ func testLogBadInput(t *testing.T, c *testcluster.Cluster) {
 }
 
 // TestLogGroupOffsetsSurviveLeaderKill: committed group offsets (an
-// explicit COMMIT and ACK-moved offsets, once the commit batch ran) survive
+// explicit COMMIT as soon as it answered OK, and ACK-moved offsets once
+// the commit batch ran) survive
 // SIGKILL of the Raft leader, which coordinates the groups, and then a
 // SIGKILL of the whole cluster and a restart from disk. READ after either
 // starts at the committed offset, never below it.
@@ -1172,15 +1173,17 @@ func TestLogGroupOffsetsSurviveLeaderKill(t *testing.T) {
 		t.Fatalf("COMMITTED acker = %+v, want 50", cm)
 	}
 	waitGroupCommit(t, c)
+	// COMMIT answers OK once Raft holds the offset: no wait before the kill.
+	ll.ok("COMMIT instant " + topic + " 77")
 
 	c.Kill(leader)
 	survivors := others(c.IDs(), leader)
 	newLeader := c.WaitLeader(survivors...)
 	t.Logf("Raft leader %d killed; node %d leads", leader, newLeader)
 	ls := dialLog(t, c, survivors[0])
-	var cmExplicit, cmAcker status.Committed
+	var cmExplicit, cmAcker, cmInstant status.Committed
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		for g, dst := range map[string]*status.Committed{"explicit": &cmExplicit, "acker": &cmAcker} {
+		for g, dst := range map[string]*status.Committed{"explicit": &cmExplicit, "acker": &cmAcker, "instant": &cmInstant} {
 			r, err := ls.send("COMMITTED " + g + " " + topic)
 			if err != nil {
 				return err
@@ -1193,6 +1196,9 @@ func TestLogGroupOffsetsSurviveLeaderKill(t *testing.T) {
 	})
 	if cmExplicit.Offset != 120 {
 		t.Errorf("after killing the Raft leader: COMMITTED explicit = %+v, want 120 (the last COMMIT)", cmExplicit)
+	}
+	if cmInstant.Offset != 77 {
+		t.Errorf("after killing the Raft leader right after COMMIT instant %s 77 answered OK: COMMITTED instant = %+v, want 77", topic, cmInstant)
 	}
 	if cmAcker.Offset != 50 {
 		t.Errorf("after killing the Raft leader: COMMITTED acker = %+v, want 50 (ACKed and batch-committed before the kill)", cmAcker)
@@ -1208,13 +1214,14 @@ func TestLogGroupOffsetsSurviveLeaderKill(t *testing.T) {
 	c.Restart(leader)
 	c.WaitReady()
 	waitGroupCommit(t, c)
+	dialLog(t, c, c.Follower().ID).ok("COMMIT instant " + topic + " 99")
 	for _, id := range c.IDs() {
 		c.Kill(id)
 	}
 	c.RestartAll()
 	l := dialLog(t, c, c.Follower().ID)
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		for g, dst := range map[string]*status.Committed{"explicit": &cmExplicit, "acker": &cmAcker} {
+		for g, dst := range map[string]*status.Committed{"explicit": &cmExplicit, "acker": &cmAcker, "instant": &cmInstant} {
 			r, err := l.send("COMMITTED " + g + " " + topic)
 			if err != nil {
 				return err
@@ -1227,6 +1234,9 @@ func TestLogGroupOffsetsSurviveLeaderKill(t *testing.T) {
 	})
 	if cmExplicit.Offset != 150 {
 		t.Errorf("after a full-cluster SIGKILL and restart: COMMITTED explicit = %+v, want 150", cmExplicit)
+	}
+	if cmInstant.Offset != 99 {
+		t.Errorf("after a full-cluster SIGKILL right after COMMIT instant %s 99 answered OK: COMMITTED instant = %+v, want 99", topic, cmInstant)
 	}
 	if cmAcker.Offset != 80 {
 		t.Errorf("after a full-cluster SIGKILL and restart: COMMITTED acker = %+v, want 80", cmAcker)

@@ -308,15 +308,15 @@ func waitGroupCommit(t *testing.T, c *testcluster.Cluster) {
 	})
 }
 
-// logMonitor is TestLog's rollover monitor period: short, so that
+// logMonitor is TestLogCommands' rollover monitor period: short, so that
 // segments roll often while readers are at the tail.
 const logMonitor = 50 * time.Millisecond
 
-// TestLog runs the log commands that need no faults on one cluster with
+// TestLogCommands runs the log commands that need no faults on one cluster with
 // small segments (max_segment_entries 50, monitor 50 ms, rf 3 / ack 2):
 // replay through FETCH, reads at the tail while segments roll, independent
 // and shared consumer groups, SEEK, and bad input.
-func TestLog(t *testing.T) {
+func TestLogCommands(t *testing.T) {
 	skipShort(t)
 	c := testcluster.Start(t, testcluster.Options{
 		Nodes:             3,

@@ -138,6 +138,10 @@ func TestGroupsLeaseAckAndRedeliver(t *testing.T) {
 		}
 	}
 	if got := do(t, c, "COMMITTED g grp"); got != `{"group":"g","topic":"grp","offset":-1,"lag":20,"skipped":0}` {
+		for _, n := range nodes {
+			tp, _ := n.Metadata().Topic("grp")
+			t.Logf("node %d: current %d leader %d leaders %v sealed %v applied %d", n.ID(), tp.CurrentSegment, tp.LeaderNode, tp.SegmentLeaders, tp.SealedSegments, n.Consensus().Raft().AppliedIndex())
+		}
 		t.Fatalf("fresh group: %s", got)
 	}
 	r := decode[status.Read](t, c, "READ g grp 5 300")

@@ -104,6 +104,10 @@ func ToRPC(err error) error {
 		return &rpc.Error{Code: codeReplicaGap, Message: err.Error()}
 	case errors.As(err, &nl):
 		return &rpc.Error{Code: codeNotLeader, Message: nl.Error()}
+	case errors.Is(err, ErrRemoteNotLeader):
+		// Relayed from a third node (a group command whose read went to
+		// a segment leader): it stays retryable across the second hop.
+		return &rpc.Error{Code: codeNotLeader, Message: err.Error()}
 	case errors.Is(err, ErrUnknownTopic):
 		return &rpc.Error{Code: codeUnknownTopic, Message: err.Error()}
 	case errors.Is(err, ErrFenced):

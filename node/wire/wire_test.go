@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"testing"
@@ -156,6 +157,10 @@ func TestErrorTable(t *testing.T) {
 	}
 	if !IsNotLeader(FromRPC(ToRPC(&NotLeaderError{}))) {
 		t.Error("NotLeaderError does not cross as not-leader")
+	}
+	relayed := fmt.Errorf("read from node 3: %w", FromRPC(ToRPC(&NotLeaderError{Topic: "t"})))
+	if !IsNotLeader(FromRPC(ToRPC(relayed))) {
+		t.Error("a not-leader error relayed through a second node loses its kind")
 	}
 	plain := errors.New("disk on fire")
 	if ToRPC(plain) != plain || FromRPC(plain) != plain {

@@ -94,7 +94,7 @@ func newSeekCmd(a *app) *cobra.Command {
 or the topic's latest offset when every entry is older. TIME is Unix
 milliseconds or an RFC 3339 time. The output is the bare offset, for scripts.`,
 		Example: `  walrus-cli seek logs 2026-12-04T21:00:00Z
-  walrus-cli fetch logs "$(walrus-cli seek logs 1764882000000)"`,
+  walrus-cli fetch logs "$(walrus-cli seek logs 1796418000000)"`,
 		Args: exactArgs(2, "TOPIC and TIME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ms, err := parseTime("TIME", args[1])

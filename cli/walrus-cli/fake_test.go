@@ -26,6 +26,7 @@ type fakeNode struct {
 	topics  map[string][][]byte
 	metrics func() status.Metrics // METRICS document; nil = a single-node leader
 	noTopic bool                  // answer TOPICS as an unknown command
+	log     fakeLog               // the log commands' state (fakelog_test.go)
 }
 
 func startFake(t *testing.T) *fakeNode {
@@ -39,7 +40,7 @@ func startFakeAt(t *testing.T, addr string) *fakeNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeNode{addr: ln.Addr().String(), topics: map[string][][]byte{}}
+	f := &fakeNode{addr: ln.Addr().String(), topics: map[string][][]byte{}, log: newFakeLog()}
 	srv := server.New(server.Config{}, server.HandlerFunc(f.handle), nil)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), ln) }()
@@ -84,6 +85,7 @@ func (f *fakeNode) one(r protocol.Request) protocol.Reply {
 			return protocol.Errf("NotLeaderError: segment 1 of readonly is led by node 2")
 		}
 		f.topics[r.Topic] = append(f.topics[r.Topic], append([]byte(nil), r.Payload...))
+		f.log.append(r.Topic, string(r.Payload))
 		return protocol.OK()
 	case protocol.CmdGet:
 		q, ok := f.topics[r.Topic]
@@ -129,6 +131,9 @@ func (f *fakeNode) one(r protocol.Request) protocol.Reply {
 		}
 		return protocol.Raw(b)
 	}
+	if rep, ok := f.logCommand(r); ok {
+		return rep
+	}
 	return protocol.UnknownCommand(r.Command)
 }
 
@@ -136,6 +141,7 @@ func (f *fakeNode) put(topic, payload string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.topics[topic] = append(f.topics[topic], []byte(payload))
+	f.log.append(topic, payload)
 }
 
 func (f *fakeNode) count(topic string) int {

@@ -3,8 +3,9 @@
 // use it.
 //
 // One Client owns one TCP connection. Its synchronous methods (Do, DoLine,
-// Register, Put, Get, State, Metrics, TopicsJSON, the *Doc methods,
-// Pipeline) are safe for concurrent use: each holds the connection for its
+// Register, Put, Get, State, Metrics, TopicsJSON, the *Doc methods, the
+// log methods Offsets, Seek, Fetch, Commit, Committed, Read, Ack and
+// Groups, Pipeline) are safe for concurrent use: each holds the connection for its
 // whole exchange, so concurrent callers are serialised, not interleaved. For parallel load, use one Client per
 // goroutine.
 //
@@ -24,7 +25,10 @@
 //
 // State, Metrics and TopicsJSON return the node's JSON as sent (walrus-cli
 // prints it byte for byte); StateDoc, MetricsDoc and TopicsDoc decode it
-// into the node/status types, the one declaration of those documents.
+// into the node/status types, the one declaration of those documents. The
+// log methods always decode (node/status/log.go); FETCH and READ pages go
+// through a hand-written decoder (logdecode.go) that falls back to
+// encoding/json for anything unusual.
 //
 // Imports: the standard library, node/protocol (which uses engine for
 // topic validation) and node/status.

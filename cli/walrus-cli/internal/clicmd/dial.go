@@ -1,13 +1,13 @@
 package clicmd
 
 import (
-	"time"
-
 	"context"
+	"time"
 
 	"github.com/walrus-go/walrus/cli/walrus-cli/internal/bench"
 	"github.com/walrus-go/walrus/node/client"
 	"github.com/walrus-go/walrus/node/protocol"
+	"github.com/walrus-go/walrus/node/status"
 )
 
 // conn is what the commands use of a node connection (node/client.Client).
@@ -16,7 +16,19 @@ type conn interface {
 	Do(ctx context.Context, req protocol.Request) (protocol.Reply, error)
 	DoLine(ctx context.Context, line string) (protocol.Reply, error)
 	Close() error
+
+	// The log commands (see node/client/log.go).
+	Offsets(ctx context.Context, topic string) (status.Offsets, error)
+	Seek(ctx context.Context, topic string, unixMs int64) (uint64, error)
+	Fetch(ctx context.Context, topic string, offset uint64, max int) (status.Fetch, error)
+	Commit(ctx context.Context, group, topic string, offset uint64) error
+	Committed(ctx context.Context, group, topic string) (status.Committed, error)
+	Read(ctx context.Context, group, topic string, max int, ackWait time.Duration) (status.Read, error)
+	Ack(ctx context.Context, group, topic string, offsets ...uint64) error
+	Groups(ctx context.Context, topic string) ([]status.Group, error)
 }
+
+var _ conn = (*client.Client)(nil)
 
 type dialFunc func(ctx context.Context, addr string, timeout time.Duration) (conn, error)
 

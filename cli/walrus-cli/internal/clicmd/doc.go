@@ -1,6 +1,8 @@
 // Package clicmd is the command tree of walrus-cli: the interactive shell, the
 // one-shot protocol commands (register, put, get, state, metrics, do), the
-// operator helpers (status, topics, watch) and the load generator front end
+// log commands (offsets, seek, fetch, commit, committed, groups, and the
+// consume loop), the operator helpers (status, topics, watch) and the load
+// generator front end
 // (bench produce / bench consume, whose engine is internal/bench).
 //
 // Every command is built by its own constructor from an *app that carries the

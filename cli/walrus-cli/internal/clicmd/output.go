@@ -80,6 +80,7 @@ func colorJSON(p palette, indented []byte) string {
 // writeJSONValue prints v as JSON (indented when pretty) followed by a newline.
 func writeJSONValue(w io.Writer, v any, pretty bool) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // payloads are shown as they are, not made safe for HTML
 	if pretty {
 		enc.SetIndent("", "  ")
 	}

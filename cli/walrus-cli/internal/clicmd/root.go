@@ -78,6 +78,7 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
   walrus-cli --addr 127.0.0.1:9091 put logs hello world
   walrus-cli --addr 127.0.0.1:9091 get logs
   walrus-cli --addr 127.0.0.1:9091 metrics | jq -e '.state == "Leader"'
+  walrus-cli --addr 127.0.0.1:9091 consume logs --group billing
   walrus-cli status --addrs 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -100,6 +101,13 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
 		newDoCmd(a),
 		newStatusCmd(a),
 		newTopicsCmd(a),
+		newOffsetsCmd(a),
+		newSeekCmd(a),
+		newFetchCmd(a),
+		newCommitCmd(a),
+		newCommittedCmd(a),
+		newGroupsCmd(a),
+		newConsumeCmd(a),
 		newWatchCmd(a),
 		newBenchCmd(a),
 	)

@@ -23,8 +23,33 @@ const shellHelp = `Commands are sent to the node as typed (case-insensitive):
   STATE <topic>             topic metadata                           -> JSON
   METRICS                   Raft metrics of this node                -> JSON
   TOPICS                    all topics (extension)                   -> JSON
+Log commands (consumer groups keep their position on the node):
+  OFFSETS <topic>                          readable range            -> JSON
+  SEEK <topic> <unix_ms>                   first offset at/after     -> JSON
+  FETCH <topic> <offset> [max]             entries, no group         -> JSON | EMPTY
+  COMMIT <group> <topic> <offset>          set a group's position    -> OK
+  COMMITTED <group> <topic>                a group's position, lag   -> JSON
+  READ <group> <topic> [max] [ack_wait_ms] lease entries to a group  -> JSON | EMPTY
+  ACK <group> <topic> <offset>...          acknowledge read entries  -> OK
+  GROUPS [<topic>]                         groups, lag, pending      -> JSON
 Any other line is sent as it is; the node answers ERR for what it does not know.
 Shell commands: help, exit, quit (or Ctrl-D).`
+
+// shellWords are the words Tab completes at the start of a line: every
+// command in shellHelp, then the shell's own.
+var shellWords = [...]string{
+	"REGISTER", "PUT", "GET", "STATE", "METRICS", "TOPICS",
+	"OFFSETS", "SEEK", "FETCH", "COMMIT", "COMMITTED", "READ", "ACK", "GROUPS",
+	"help", "exit", "quit",
+}
+
+func shellCompleter() *readline.PrefixCompleter {
+	items := make([]readline.PrefixCompleterInterface, len(shellWords))
+	for i, w := range shellWords {
+		items[i] = readline.PcItem(w)
+	}
+	return readline.NewPrefixCompleter(items...)
+}
 
 // historyPath is where the shell keeps its history: $WALRUS_CLI_HISTORY, or
 // ~/.walrus_cli_history; "" (no history) when neither can be determined.
@@ -68,15 +93,11 @@ func (sh *shell) interactive(ctx context.Context) error {
 		Prompt:            sh.pal.bold("walrus "+sh.a.addr) + "> ",
 		HistoryFile:       historyPath(sh.a.io.Getenv),
 		HistorySearchFold: true,
-		AutoComplete: readline.NewPrefixCompleter(
-			readline.PcItem("REGISTER"), readline.PcItem("PUT"), readline.PcItem("GET"),
-			readline.PcItem("STATE"), readline.PcItem("METRICS"), readline.PcItem("TOPICS"),
-			readline.PcItem("help"), readline.PcItem("exit"), readline.PcItem("quit"),
-		),
-		InterruptPrompt: "^C",
-		EOFPrompt:       "exit",
-		Stdout:          sh.out,
-		Stderr:          sh.errw,
+		AutoComplete:      shellCompleter(),
+		InterruptPrompt:   "^C",
+		EOFPrompt:         "exit",
+		Stdout:            sh.out,
+		Stderr:            sh.errw,
 	})
 	if err != nil {
 		return fmt.Errorf("start line editor: %w", err)

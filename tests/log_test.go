@@ -539,7 +539,7 @@ func testLogAfterRegister(t *testing.T, c *testcluster.Cluster) {
 			{"OFFSETS " + topic, `{"topic":"` + topic + `","earliest":0,"latest":0}`},
 			{"FETCH " + topic + " 0", "EMPTY"},
 			{"SEEK " + topic + " 0", `{"topic":"` + topic + `","offset":0}`},
-			{"COMMITTED g " + topic, `{"group":"g","topic":"` + topic + `","offset":-1,"lag":0}`},
+			{"COMMITTED g " + topic, `{"group":"g","topic":"` + topic + `","offset":-1,"lag":0,"skipped":0}`},
 		} {
 			if r := l.do(q.line); r != q.want {
 				failures = append(failures, fmt.Sprintf("%s: got %q, want %q", q.line, r, q.want))

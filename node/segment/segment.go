@@ -363,21 +363,22 @@ func (m *Manager) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.Fetc
 	if !ok { // this node's metadata lags the caller's: a retry finds it
 		return nil, &wire.NotLeaderError{Topic: req.Topic, Segment: req.Segment}
 	}
-	id := engine.SegmentID{Topic: req.Topic, Segment: req.Segment}
 	rep := &wire.FetchReply{Sealed: sealed, Readable: count}
 	if !sealed {
+		// A holder out of touch with the Raft leader (restarted, paused)
+		// may have stale metadata and cannot vouch for a bound.
 		lim, replicated := m.readLimit(req.Topic, req.Segment)
+		var err error
 		switch {
+		case holder != m.cfg.Self || !m.leaseFresh():
+			err = &wire.NotLeaderError{Topic: req.Topic, Segment: req.Segment, Leader: holder}
 		case replicated:
 			rep.Readable = lim
-		case holder == m.cfg.Self:
-			n, err := m.count(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			rep.Readable = n
 		default:
-			return nil, &wire.NotLeaderError{Topic: req.Topic, Segment: req.Segment, Leader: holder}
+			rep.Readable, err = m.count(ctx, engine.SegmentID{Topic: req.Topic, Segment: req.Segment})
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	if req.Max == 0 || req.Offset >= rep.Readable {
@@ -391,9 +392,8 @@ func (m *Manager) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.Fetc
 	return rep, nil
 }
 
-// ReadStored reads what this node's store holds of a segment from off,
-// never at or past upto (a bound the caller got from the segment's
-// leader), at most limit entries and about maxBytes.
+// ReadStored reads this node's copy of a segment from off up to upto (a
+// bound from the segment's leader), at most limit entries and ~maxBytes.
 func (m *Manager) ReadStored(ctx context.Context, topic string, seg, off uint64, limit, maxBytes int, upto uint64) ([][]byte, error) {
 	if off >= upto || limit < 1 {
 		return nil, nil

@@ -51,9 +51,9 @@ func TestLogOneShotCommands(t *testing.T) {
 		t.Fatalf("--max must be sent only when given: %q", f.logRequests())
 	}
 
-	expect(t, cli(t, a, "committed", "billing", "logs"), 0, `{"group":"billing","topic":"logs","offset":-1,"lag":3}`+"\n")
+	expect(t, cli(t, a, "committed", "billing", "logs"), 0, `{"group":"billing","topic":"logs","offset":-1,"lag":3,"skipped":0}`+"\n")
 	expect(t, cli(t, a, "commit", "billing", "logs", "2"), 0, "OK\n")
-	expect(t, cli(t, a, "committed", "billing", "logs"), 0, `{"group":"billing","topic":"logs","offset":2,"lag":1}`+"\n")
+	expect(t, cli(t, a, "committed", "billing", "logs"), 0, `{"group":"billing","topic":"logs","offset":2,"lag":1,"skipped":0}`+"\n")
 
 	expect(t, cli(t, a, "groups", "nothing-here"), 1, "") // unknown topic: ERR
 	f.mu.Lock()
@@ -67,7 +67,7 @@ func TestLogOneShotCommands(t *testing.T) {
 		strings.Join(strings.Fields(lines[1]), " ") != "billing logs 2 1 0" {
 		t.Fatalf("groups table: %s", r)
 	}
-	expect(t, cli(t, a, "groups", "logs", "-o", "json"), 0, `[{"group":"billing","topic":"logs","offset":2,"lag":1,"pending":0}]`+"\n")
+	expect(t, cli(t, a, "groups", "logs", "-o", "json"), 0, `[{"group":"billing","topic":"logs","offset":2,"lag":1,"pending":0,"skipped":0}]`+"\n")
 }
 
 func TestLogCommandsBadInput(t *testing.T) {

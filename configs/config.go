@@ -41,6 +41,10 @@ type Config struct {
 	// segments it held are copied to another node.
 	ReplicaRepairTimeoutMS int64 `mapstructure:"replica_repair_timeout_ms"`
 
+	// Retention are the default limits of topics (0 = unlimited, the
+	// default) and how often the Raft leader applies them.
+	Retention RetentionConfig `mapstructure:"retention"`
+
 	Raft    RaftConfig    `mapstructure:"raft"`
 	Client  ClientConfig  `mapstructure:"client"`
 	HTTP    HTTPConfig    `mapstructure:"http"`
@@ -50,6 +54,17 @@ type Config struct {
 
 	// File is the config file Load read ("" when none). Not a YAML key.
 	File string `mapstructure:"-"`
+}
+
+// RetentionConfig are the limits of topics that do not set their own
+// (CREATE ... max_age_ms=, ALTER); 0 means no limit. Changing them and
+// restarting applies them to every such topic.
+type RetentionConfig struct {
+	MaxAgeMS   int64  `mapstructure:"max_age_ms"`
+	MaxBytes   uint64 `mapstructure:"max_bytes"`
+	MaxEntries uint64 `mapstructure:"max_entries"`
+	// CheckMS is how often the Raft leader applies the limits.
+	CheckMS int64 `mapstructure:"check_ms"`
 }
 
 // RaftConfig is the Raft (and internal RPC) listener.
@@ -154,6 +169,7 @@ func Default() Config {
 		Topics:            TopicsConfig{AutoCreate: true},
 
 		ReplicaRepairTimeoutMS: 60_000,
+		Retention:              RetentionConfig{CheckMS: 5_000},
 
 		Storage: StorageConfig{
 			Backend:        BackendMmap,

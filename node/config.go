@@ -60,9 +60,9 @@ type Config struct {
 	// that must hold an entry before PUT answers OK; 0 = a majority of the
 	// segment's replica set. Default 0.
 	AckQuorum int
-	// Retention are the limits of topics created without their own
-	// (zero: unlimited).
-	Retention metadata.Retention
+	// Retention are the limits of topics that do not set their own
+	// (zero: unlimited), applied by the Raft leader.
+	Retention metadata.Limits
 	// RetentionInterval is how often the Raft leader applies the limits
 	// (default 5 s).
 	RetentionInterval time.Duration

@@ -97,7 +97,7 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		if !ok {
 			return protocol.Errf("unknown topic %s", req.Topic)
 		}
-		return jsonReply(stateDoc(t, p.roll.UnderReplicatedIn(req.Topic)))
+		return jsonReply(stateDoc(t, p.roll.UnderReplicatedIn(req.Topic), n.cfg.Retention))
 	case protocol.CmdMetrics:
 		doc, err := n.metricsDoc()
 		if err != nil {

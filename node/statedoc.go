@@ -9,7 +9,7 @@ import (
 
 // stateDoc builds the STATE document of one topic; under lists the
 // cluster's under-replicated segments (those of other topics are skipped).
-func stateDoc(t metadata.Topic, under []status.UnderReplicated) status.State {
+func stateDoc(t metadata.Topic, under []status.UnderReplicated, def metadata.Limits) status.State {
 	s := status.State{
 		Topic:          t.Name,
 		CurrentSegment: t.CurrentSegment,
@@ -23,7 +23,7 @@ func stateDoc(t metadata.Topic, under []status.UnderReplicated) status.State {
 		ReplicationFactor: max(t.ReplicationFactor, 1),
 		AckQuorum:         t.SegmentAckQuorum(t.CurrentSegment),
 		Earliest:          t.Earliest,
-		Retention:         status.Retention(t.Retention),
+		Retention:         status.Retention(t.Retention.Effective(def)),
 		Skipped:           t.Skipped[""],
 	}
 	for k, v := range t.SealedSegments {
@@ -51,9 +51,9 @@ func stateDoc(t metadata.Topic, under []status.UnderReplicated) status.State {
 }
 
 // summaryDoc summarises a topic whose open segment holds openCount entries.
-func summaryDoc(t metadata.Topic, openCount uint64) status.TopicSummary {
+func summaryDoc(t metadata.Topic, openCount uint64, def metadata.Limits) status.TopicSummary {
 	return status.TopicSummary{
 		Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments),
-		Entries: t.SealedOffset + openCount - t.Earliest, Earliest: t.Earliest, Retention: status.Retention(t.Retention),
+		Entries: t.SealedOffset + openCount - t.Earliest, Earliest: t.Earliest, Retention: status.Retention(t.Retention.Effective(def)),
 	}
 }

@@ -146,7 +146,7 @@ func (n *Node) topicsDoc() []status.TopicSummary {
 		} else {
 			open = p.cluster.ReportedCount(t.LeaderNode, name, t.CurrentSegment)
 		}
-		out = append(out, summaryDoc(*t, open))
+		out = append(out, summaryDoc(*t, open, n.cfg.Retention))
 	}
 	return out
 }

@@ -56,13 +56,12 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		CommitInterval: n.cfg.CursorCommitInterval,
 	})
 	p.retain = retention.New(retention.Deps{
-		Cons: cons, FSM: n.fsm, Times: p.topics, Logger: n.logger, Interval: n.cfg.RetentionInterval,
+		Cons: cons, FSM: n.fsm, Times: p.topics, Logger: n.logger, Interval: n.cfg.RetentionInterval, Defaults: n.cfg.Retention,
 		Peer: func(id uint64) retention.Holder { return p.peerOf(id) },
 	})
 	p.janitor = &retention.Janitor{Store: n.store, FSM: n.fsm, Forget: p.seg, Logger: n.logger, Interval: n.cfg.RetentionInterval}
 	p.router = router.New(router.Config{
 		Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, ReplicationFactor: n.cfg.ReplicationFactor, AckQuorum: n.cfg.AckQuorum,
-		Retention: n.cfg.Retention,
 	}, router.Deps{
 		Cons: cons, FSM: n.fsm, Leader: p.cluster, Local: p.seg,
 		Peer:    func(id uint64) router.Forwarder { return p.cluster.Client(id) },

@@ -74,8 +74,6 @@ type CreateTopic struct {
 	// from older versions lack it, and a topic they created holds bare
 	// payloads until a Timed rollover.
 	Timed bool `json:"timed,omitempty"`
-	// Retention are the topic's limits.
-	Retention Retention `json:"retention,omitzero"`
 }
 
 // SetReplicas replaces the replica set of a sealed segment after its data

@@ -141,7 +141,6 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 		SegmentLeaders: map[uint64]uint64{first: c.Leader},
 		Cursor:         Cursor{Segment: first},
 		Base:           first,
-		Retention:      c.Retention,
 		Incarnation:    f.index,
 
 		ReplicationFactor: c.ReplicationFactor,

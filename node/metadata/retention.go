@@ -11,20 +11,22 @@ func (f *FSM) applyAlter(c AlterTopic) Result {
 	if !ok {
 		return Result{Err: fmt.Errorf("metadata: alter %q: %w", c.Topic, ErrUnknownTopic)}
 	}
-	r := t.Retention
-	if c.MaxAgeMs != nil {
-		if *c.MaxAgeMs < 0 {
-			return invalid("alter %q: max_age_ms %d < 0", c.Topic, *c.MaxAgeMs)
-		}
-		r.MaxAgeMs = *c.MaxAgeMs
+	if c.MaxAgeMs != nil && *c.MaxAgeMs < 0 {
+		return invalid("alter %q: max_age_ms %d < 0", c.Topic, *c.MaxAgeMs)
 	}
-	if c.MaxBytes != nil {
-		r.MaxBytes = *c.MaxBytes
+	next := Retention{MaxAgeMs: c.MaxAgeMs, MaxBytes: c.MaxBytes, MaxEntries: c.MaxEntries}.clone()
+	r := t.Retention.clone()
+	changed := false
+	if next.MaxAgeMs != nil && (r.MaxAgeMs == nil || *r.MaxAgeMs != *next.MaxAgeMs) {
+		r.MaxAgeMs, changed = next.MaxAgeMs, true
 	}
-	if c.MaxEntries != nil {
-		r.MaxEntries = *c.MaxEntries
+	if next.MaxBytes != nil && (r.MaxBytes == nil || *r.MaxBytes != *next.MaxBytes) {
+		r.MaxBytes, changed = next.MaxBytes, true
 	}
-	if r == t.Retention {
+	if next.MaxEntries != nil && (r.MaxEntries == nil || *r.MaxEntries != *next.MaxEntries) {
+		r.MaxEntries, changed = next.MaxEntries, true
+	}
+	if !changed {
 		return Result{Status: NoOp}
 	}
 	t.Retention = r

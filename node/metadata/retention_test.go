@@ -7,7 +7,7 @@ import (
 
 func TestDeleteSegmentsMovesEarliestCursorAndGroups(t *testing.T) {
 	f := NewFSM()
-	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Timed: true, Retention: Retention{MaxEntries: 10}})
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Timed: true})
 	for seg, n := range []uint64{5, 0, 7, 3} {
 		mustApply(t, f, Rollover{Topic: "a", Segment: uint64(seg) + 1, Count: n, NextLeader: 1, Timed: true})
 	}
@@ -44,11 +44,19 @@ func TestDeleteSegmentsMovesEarliestCursorAndGroups(t *testing.T) {
 
 func TestAlterTopic(t *testing.T) {
 	f := NewFSM()
-	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Retention: Retention{MaxAgeMs: 1000, MaxBytes: 5}})
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1})
+	age, five := int64(1000), uint64(5)
+	mustApply(t, f, AlterTopic{Topic: "a", MaxAgeMs: &age, MaxBytes: &five})
 	zero, n := uint64(0), uint64(9)
 	mustApply(t, f, AlterTopic{Topic: "a", MaxBytes: &zero, MaxEntries: &n})
-	if tp, _ := f.Topic("a"); tp.Retention != (Retention{MaxAgeMs: 1000, MaxEntries: 9}) {
-		t.Fatalf("retention %+v", tp.Retention)
+	// max_bytes 0 is "no limit" even when the default has one; the age
+	// limit set earlier stays; nothing else follows the default.
+	def := Limits{MaxAgeMs: 1, MaxBytes: 2, MaxEntries: 3}
+	if tp, _ := f.Topic("a"); tp.Retention.Effective(def) != (Limits{MaxAgeMs: 1000, MaxEntries: 9}) {
+		t.Fatalf("retention %+v", tp.Retention.Effective(def))
+	}
+	if tp, _ := f.Topic("a"); (Retention{}).Effective(def) != def || tp.Retention.Effective(Limits{}) != (Limits{MaxAgeMs: 1000, MaxEntries: 9}) {
+		t.Fatal("defaults")
 	}
 	if r := mustApply(t, f, AlterTopic{Topic: "a", MaxEntries: &n}); r.Status != NoOp {
 		t.Fatalf("same alter: %+v", r)

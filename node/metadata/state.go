@@ -78,22 +78,62 @@ type Topic struct {
 	// Incarnation is the Raft index that created the topic: a topic
 	// deleted and created again under the same name is another one.
 	Incarnation uint64 `json:"incarnation,omitempty"`
-	// Retention are the topic's limits (zero: unlimited).
+	// Retention are the limits set on the topic itself; a limit not set
+	// follows the cluster's default (the Raft leader's configuration).
 	Retention Retention `json:"retention,omitzero"`
 	// Skipped counts entries the shared cursor (key "") and each group
 	// skipped because retention deleted them before they were read.
 	Skipped map[string]uint64 `json:"skipped,omitempty"`
 }
 
-// Retention are a topic's retention limits; 0 means no limit.
-type Retention struct {
+// Limits are retention limits; 0 means no limit.
+type Limits struct {
 	MaxAgeMs   int64  `json:"max_age_ms"`
 	MaxBytes   uint64 `json:"max_bytes"`
 	MaxEntries uint64 `json:"max_entries"`
 }
 
 // Limited reports whether any limit is set.
-func (r Retention) Limited() bool { return r.MaxAgeMs > 0 || r.MaxBytes > 0 || r.MaxEntries > 0 }
+func (l Limits) Limited() bool { return l.MaxAgeMs > 0 || l.MaxBytes > 0 || l.MaxEntries > 0 }
+
+// Retention are the limits a topic sets itself: nil follows the default,
+// 0 is "no limit" whatever the default.
+type Retention struct {
+	MaxAgeMs   *int64  `json:"max_age_ms,omitempty"`
+	MaxBytes   *uint64 `json:"max_bytes,omitempty"`
+	MaxEntries *uint64 `json:"max_entries,omitempty"`
+}
+
+// Effective returns the limits in force given the defaults.
+func (r Retention) Effective(def Limits) Limits {
+	if r.MaxAgeMs != nil {
+		def.MaxAgeMs = *r.MaxAgeMs
+	}
+	if r.MaxBytes != nil {
+		def.MaxBytes = *r.MaxBytes
+	}
+	if r.MaxEntries != nil {
+		def.MaxEntries = *r.MaxEntries
+	}
+	return def
+}
+
+func (r Retention) clone() Retention {
+	c := Retention{}
+	if r.MaxAgeMs != nil {
+		v := *r.MaxAgeMs
+		c.MaxAgeMs = &v
+	}
+	if r.MaxBytes != nil {
+		v := *r.MaxBytes
+		c.MaxBytes = &v
+	}
+	if r.MaxEntries != nil {
+		v := *r.MaxEntries
+		c.MaxEntries = &v
+	}
+	return c
+}
 
 // BaseSegment returns the first retained segment.
 func (t *Topic) BaseSegment() uint64 { return max(t.Base, FirstSegment) }
@@ -175,6 +215,7 @@ func (t *Topic) Clone() Topic {
 	c := *t
 	c.Groups = maps.Clone(t.Groups)
 	c.Skipped = maps.Clone(t.Skipped)
+	c.Retention = t.Retention.clone()
 	c.SealedSegments = maps.Clone(t.SealedSegments)
 	c.SegmentLeaders = maps.Clone(t.SegmentLeaders)
 	if c.SealedSegments == nil {

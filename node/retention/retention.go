@@ -42,6 +42,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Interval is how often the limits are applied.
 	Interval time.Duration
+	// Defaults are the limits of topics that do not set their own.
+	Defaults metadata.Limits
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -96,10 +98,11 @@ func (e *Enforcer) Pass(ctx context.Context) error {
 			continue
 		}
 		e.prune(&t)
-		if !t.Retention.Limited() {
+		limits := t.Retention.Effective(e.Defaults)
+		if !limits.Limited() {
 			continue
 		}
-		through, ok, err := e.plan(ctx, &t)
+		through, ok, err := e.plan(ctx, &t, limits)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -141,8 +144,7 @@ func (e *Enforcer) prune(t *metadata.Topic) {
 // segment goes when all its entries are older than max_age_ms, or when the
 // topic would still hold at least max_bytes / max_entries without it.
 // Segments go oldest first and never the open one.
-func (e *Enforcer) plan(ctx context.Context, t *metadata.Topic) (uint64, bool, error) {
-	r := t.Retention
+func (e *Enforcer) plan(ctx context.Context, t *metadata.Topic, r metadata.Limits) (uint64, bool, error) {
 	base := t.BaseSegment()
 	// What the topic holds: sealed entries plus the open segment's.
 	openEntries, openBytes, err := e.openSize(ctx, t, r.MaxBytes > 0)

@@ -109,8 +109,9 @@ func (r *Router) appliedHere(cmd metadata.Command) bool {
 		return !ok
 	case metadata.AlterTopic:
 		t, ok := r.FSM.Topic(c.Topic)
-		return ok && (c.MaxAgeMs == nil || t.Retention.MaxAgeMs == *c.MaxAgeMs) &&
-			(c.MaxBytes == nil || t.Retention.MaxBytes == *c.MaxBytes) && (c.MaxEntries == nil || t.Retention.MaxEntries == *c.MaxEntries)
+		l := t.Retention.Effective(metadata.Limits{})
+		return ok && (c.MaxAgeMs == nil || l.MaxAgeMs == *c.MaxAgeMs) &&
+			(c.MaxBytes == nil || l.MaxBytes == *c.MaxBytes) && (c.MaxEntries == nil || l.MaxEntries == *c.MaxEntries)
 	}
 	return true
 }

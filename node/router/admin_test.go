@@ -19,7 +19,7 @@ func TestCreateAlterDelete(t *testing.T) {
 	if rep := h.r.Create(ctx, []string{"r", "rf=1", "max_age_ms=60000", "max_entries=10"}); rep.Kind != protocol.ReplyOK {
 		t.Fatalf("create: %s", rep.String())
 	}
-	if tp, _ := h.fsm.Topic("r"); tp.Retention != (metadata.Retention{MaxAgeMs: 60000, MaxEntries: 10}) {
+	if tp, _ := h.fsm.Topic("r"); tp.Retention.Effective(metadata.Limits{MaxBytes: 7}) != (metadata.Limits{MaxAgeMs: 60000, MaxBytes: 7, MaxEntries: 10}) {
 		t.Fatalf("retention %+v", tp.Retention)
 	}
 	// CREATE of an existing topic keeps its settings.
@@ -29,7 +29,7 @@ func TestCreateAlterDelete(t *testing.T) {
 	if rep := h.r.Alter(ctx, []string{"r", "max_entries=0", "MAX_BYTES=4096"}); rep.Kind != protocol.ReplyOK {
 		t.Fatalf("alter: %s", rep.String())
 	}
-	if tp, _ := h.fsm.Topic("r"); tp.Retention != (metadata.Retention{MaxAgeMs: 60000, MaxBytes: 4096}) {
+	if tp, _ := h.fsm.Topic("r"); tp.Retention.Effective(metadata.Limits{MaxEntries: 7}) != (metadata.Limits{MaxAgeMs: 60000, MaxBytes: 4096}) {
 		t.Fatalf("after alter %+v", tp.Retention)
 	}
 	for args, want := range map[string]string{

@@ -34,8 +34,6 @@ type Config struct {
 	AutoCreateTopics  bool
 	ReplicationFactor int
 	AckQuorum         int
-	// Retention are the limits of topics created without their own.
-	Retention metadata.Retention
 }
 
 // Leader is what the router asks of the Raft leader (routed there by the
@@ -197,7 +195,7 @@ func (r *Router) CreateTopicLocal(ctx context.Context, topic string, rf, ack int
 	if ack < 0 {
 		ack = r.cfg.AckQuorum
 	}
-	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack, Replicas: placement.NextReplicas(rf, leader, live), Timed: true, Retention: r.cfg.Retention}
+	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack, Replicas: placement.NextReplicas(rf, leader, live), Timed: true}
 	res, err := r.Cons.Propose(ctx, cmd)
 	if err != nil {
 		if !wire.IsNotRaftLeader(err) {

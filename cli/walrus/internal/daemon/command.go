@@ -13,6 +13,7 @@ import (
 	"github.com/walrus-go/walrus/configs"
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node"
+	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 )
 
@@ -137,6 +138,8 @@ func NodeConfig(c configs.Config) node.Config {
 	n.ReplicationFactor = c.ReplicationFactor
 	n.AckQuorum = c.AckQuorum
 	n.CursorCommitInterval = c.CursorCommitInterval()
+	n.Retention = metadata.Limits{MaxAgeMs: c.Retention.MaxAgeMS, MaxBytes: c.Retention.MaxBytes, MaxEntries: c.Retention.MaxEntries}
+	n.RetentionInterval = time.Duration(c.Retention.CheckMS) * time.Millisecond
 	n.FailureTimeout = c.FailureTimeout()
 	n.ReplicaRepairTimeout = c.ReplicaRepairTimeout()
 	return n

@@ -22,6 +22,10 @@ type Config struct {
 	// MaxSegmentEntries is the entry count at which the monitor seals the
 	// open segment and rolls over to the next node.
 	MaxSegmentEntries uint64 `mapstructure:"max_segment_entries"`
+	// MaxSegmentBytes and MaxSegmentAgeMS also roll a non-empty open
+	// segment over by size and age (0: off).
+	MaxSegmentBytes uint64 `mapstructure:"max_segment_bytes"`
+	MaxSegmentAgeMS int64  `mapstructure:"max_segment_age_ms"`
 	// MonitorCheckMS is the rollover monitor period in milliseconds.
 	MonitorCheckMS int64 `mapstructure:"monitor_check_ms"`
 	// LeaseSyncMS is the period at which a node re-reads which segments it

@@ -108,6 +108,7 @@ func (c Config) Validate() error {
 	intRange("replication_factor", int64(c.ReplicationFactor), 1, replicationMax)
 	intRange("replica_repair_timeout_ms", c.ReplicaRepairTimeoutMS, 1_000, 86_400_000)
 	intRange("retention.max_age_ms", c.Retention.MaxAgeMS, 0, 1<<53)
+	intRange("max_segment_age_ms", c.MaxSegmentAgeMS, 0, 1<<53)
 	intRange("retention.check_ms", c.Retention.CheckMS, 10, 86_400_000)
 	if c.AckQuorum < 1 || c.AckQuorum > max(c.ReplicationFactor, 1) {
 		bad("ack_quorum", c.AckQuorum, "must be in 1..replication_factor (%d)", c.ReplicationFactor)

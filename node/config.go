@@ -63,6 +63,10 @@ type Config struct {
 	// Retention are the limits of topics that do not set their own
 	// (zero: unlimited), applied by the Raft leader.
 	Retention metadata.Limits
+	// MaxSegmentBytes and MaxSegmentAge roll an open segment over by size
+	// and age too (0: off).
+	MaxSegmentBytes uint64
+	MaxSegmentAge   time.Duration
 	// RetentionInterval is how often the Raft leader applies the limits
 	// (default 5 s).
 	RetentionInterval time.Duration

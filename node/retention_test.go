@@ -146,3 +146,36 @@ func TestDeleteTopicAndRecreate(t *testing.T) {
 		t.Fatalf("groups survived DELETE: %s", got)
 	}
 }
+
+// TestAgeRetentionOnAQuietTopic: a segment rolls over by age, so an age
+// limit empties a topic nobody writes to any more.
+func TestAgeRetentionOnAQuietTopic(t *testing.T) {
+	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) {
+		c.MaxSegmentAge = 200 * time.Millisecond
+		c.MonitorInterval = 50 * time.Millisecond
+		c.RetentionInterval = 50 * time.Millisecond
+	})
+	ctx := t.Context()
+	c := nodetest.Dial(t, nodes[0])
+	if got := do(t, c, "CREATE quiet max_age_ms=600"); got != "OK" {
+		t.Fatal(got)
+	}
+	for i := range 5 {
+		if err := c.Put(ctx, "quiet", fmt.Appendf(nil, "q%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, 20*time.Second, "the quiet topic emptied by age", func() bool {
+		off := decode[status.Offsets](t, c, "OFFSETS quiet")
+		return off.Earliest == 5 && off.Latest == 5
+	})
+	if got := do(t, c, "FETCH quiet 5"); got != "EMPTY" {
+		t.Fatalf("FETCH at latest: %s", got)
+	}
+	if err := c.Put(ctx, "quiet", []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if f := decode[status.Fetch](t, c, "FETCH quiet 5"); len(f.Entries) != 1 || f.Entries[0].Payload != "again" {
+		t.Fatalf("after: %+v", f)
+	}
+}

@@ -69,6 +69,7 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 	})
 	p.roll = rollover.New(rollover.Config{
 		Self: p.self, MaxSegmentEntries: n.cfg.MaxSegmentEntries, MonitorInterval: n.cfg.MonitorInterval,
+		MaxSegmentBytes: n.cfg.MaxSegmentBytes, MaxSegmentAge: n.cfg.MaxSegmentAge,
 		FailureTimeout: n.cfg.FailureTimeout, ReplicaRepairTimeout: n.cfg.ReplicaRepairTimeout,
 		HandoffOnShutdown: n.cfg.HandoffOnShutdown, FailoverInterval: cluster.HeartbeatInterval,
 	}, rollover.Deps{

@@ -74,6 +74,9 @@ type CreateTopic struct {
 	// from older versions lack it, and a topic they created holds bare
 	// payloads until a Timed rollover.
 	Timed bool `json:"timed,omitempty"`
+	// OpenedMs is the proposer's clock when it opened the segment (Unix
+	// ms; segments roll over by age from it).
+	OpenedMs int64 `json:"opened_ms,omitempty"`
 }
 
 // SetReplicas replaces the replica set of a sealed segment after its data
@@ -95,6 +98,8 @@ type Rollover struct {
 	NextReplicas []uint64 `json:"next_replicas,omitempty"`
 	// Timed: the segment opened holds timed records (see CreateTopic).
 	Timed bool `json:"timed,omitempty"`
+	// OpenedMs: see CreateTopic.
+	OpenedMs int64 `json:"opened_ms,omitempty"`
 }
 
 // UpsertNode records (or replaces) a node's addresses.

@@ -142,6 +142,7 @@ func (f *FSM) applyCreate(c CreateTopic) Result {
 		Cursor:         Cursor{Segment: first},
 		Base:           first,
 		Incarnation:    f.index,
+		OpenedAtMs:     c.OpenedMs,
 
 		ReplicationFactor: c.ReplicationFactor,
 		AckQuorum:         c.AckQuorum,
@@ -177,6 +178,7 @@ func (f *FSM) applyRollover(c Rollover) Result {
 	t.LeaderNode = c.NextLeader
 	t.Epoch = 1
 	t.OpenedAt = f.index
+	t.OpenedAtMs = c.OpenedMs
 	t.SegmentLeaders[t.CurrentSegment] = c.NextLeader
 	if c.Timed && t.TimedFrom == 0 {
 		t.TimedFrom = t.CurrentSegment

@@ -42,6 +42,9 @@ type Topic struct {
 	// restarted after it may have lost entries and checks its replicas
 	// before it appends.
 	OpenedAt uint64 `json:"opened_at,omitempty"`
+	// OpenedAtMs is when CurrentSegment was opened, by the proposer's
+	// clock (0: unknown).
+	OpenedAtMs int64 `json:"opened_at_ms,omitempty"`
 	// SealedSegments maps a sealed segment to its final entry count.
 	SealedSegments map[uint64]uint64 `json:"sealed_segments"`
 	// SegmentLeaders maps every segment (sealed and open) to its leader.

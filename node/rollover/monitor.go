@@ -102,10 +102,28 @@ func (r *Rollover) rollNow(ctx context.Context, topic string, rt metadata.Route,
 
 // rolloverIfFull asks the segment leader to fence the open segment if it
 // holds >= MaxSegmentEntries (the fence is an op in the topic writer's
-// queue, so the count is exact), then seals it there and opens the next
-// segment on the next voter in id order.
+// queue, so the count is exact), or any entry once it is older than
+// MaxSegmentAge or holds MaxSegmentBytes, then seals it there and opens
+// the next segment on the next voter in id order.
 func (r *Rollover) rolloverIfFull(ctx context.Context, topic string, rt metadata.Route, live []uint64) error {
-	return r.roll(ctx, topic, rt, live, r.cfg.MaxSegmentEntries)
+	return r.roll(ctx, topic, rt, live, r.minToRoll(ctx, topic, rt))
+}
+
+// minToRoll is the entry count at which the open segment rolls now.
+func (r *Rollover) minToRoll(ctx context.Context, topic string, rt metadata.Route) uint64 {
+	if age := r.cfg.MaxSegmentAge; age > 0 {
+		var opened int64
+		r.FSM.View(topic, func(t *metadata.Topic) { opened = t.OpenedAtMs })
+		if opened > 0 && time.Since(time.UnixMilli(opened)) >= age {
+			return 1
+		}
+	}
+	if r.cfg.MaxSegmentBytes > 0 {
+		if _, b, err := r.Peer(rt.Leader).Stat(ctx, topic, rt.Segment); err == nil && b >= r.cfg.MaxSegmentBytes {
+			return 1
+		}
+	}
+	return r.cfg.MaxSegmentEntries
 }
 
 // roll fences the open segment on its leader if it holds >= min entries

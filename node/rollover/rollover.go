@@ -24,6 +24,10 @@ import (
 type Config struct {
 	Self                 uint64
 	MaxSegmentEntries    uint64
+	// MaxSegmentBytes and MaxSegmentAge also roll a non-empty open
+	// segment over (0: off), so age limits work on quiet topics.
+	MaxSegmentBytes      uint64
+	MaxSegmentAge        time.Duration
 	MonitorInterval      time.Duration
 	FailureTimeout       time.Duration
 	ReplicaRepairTimeout time.Duration
@@ -57,6 +61,7 @@ type Peer interface {
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
 	ReplicaPull(ctx context.Context, topic string, seg, count uint64, sources []uint64) (uint64, error)
 	RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
+	Stat(ctx context.Context, topic string, seg uint64) (entries, bytes uint64, err error)
 }
 
 // Segments is this node's segment part, for the shutdown handoff.
@@ -144,7 +149,7 @@ type seal struct {
 // back) and re-proposes the same idempotent rollover. A proposal rejected
 // by Apply never takes effect, so the fence is lifted.
 func (r *Rollover) sealAndOpen(ctx context.Context, s seal) error {
-	cmd := metadata.Rollover{Topic: s.topic, Segment: s.seg, Count: s.count, NextLeader: s.next, NextReplicas: r.nextReplicas(s.topic, s.next, s.live), Timed: true}
+	cmd := metadata.Rollover{Topic: s.topic, Segment: s.seg, Count: s.count, NextLeader: s.next, NextReplicas: r.nextReplicas(s.topic, s.next, s.live), Timed: true, OpenedMs: time.Now().UnixMilli()}
 	var rejected, err error
 	if s.direct {
 		err = r.Cluster.ProposeDirect(ctx, cmd)

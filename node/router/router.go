@@ -195,7 +195,7 @@ func (r *Router) CreateTopicLocal(ctx context.Context, topic string, rf, ack int
 	if ack < 0 {
 		ack = r.cfg.AckQuorum
 	}
-	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack, Replicas: placement.NextReplicas(rf, leader, live), Timed: true}
+	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack, Replicas: placement.NextReplicas(rf, leader, live), Timed: true, OpenedMs: time.Now().UnixMilli()}
 	res, err := r.Cons.Propose(ctx, cmd)
 	if err != nil {
 		if !wire.IsNotRaftLeader(err) {

@@ -140,6 +140,8 @@ func NodeConfig(c configs.Config) node.Config {
 	n.CursorCommitInterval = c.CursorCommitInterval()
 	n.Retention = metadata.Limits{MaxAgeMs: c.Retention.MaxAgeMS, MaxBytes: c.Retention.MaxBytes, MaxEntries: c.Retention.MaxEntries}
 	n.RetentionInterval = time.Duration(c.Retention.CheckMS) * time.Millisecond
+	n.MaxSegmentBytes = c.MaxSegmentBytes
+	n.MaxSegmentAge = time.Duration(c.MaxSegmentAgeMS) * time.Millisecond
 	n.FailureTimeout = c.FailureTimeout()
 	n.ReplicaRepairTimeout = c.ReplicaRepairTimeout()
 	return n

@@ -22,8 +22,8 @@ import (
 
 // Config is the rollover part's share of the node's configuration.
 type Config struct {
-	Self                 uint64
-	MaxSegmentEntries    uint64
+	Self              uint64
+	MaxSegmentEntries uint64
 	// MaxSegmentBytes and MaxSegmentAge also roll a non-empty open
 	// segment over (0: off), so age limits work on quiet topics.
 	MaxSegmentBytes      uint64

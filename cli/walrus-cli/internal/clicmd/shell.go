@@ -23,6 +23,9 @@ const shellHelp = `Commands are sent to the node as typed (case-insensitive):
   STATE <topic>             topic metadata                           -> JSON
   METRICS                   Raft metrics of this node                -> JSON
   TOPICS                    all topics (extension)                   -> JSON
+  CREATE <topic> [rf=N] [ack=N] [max_age_ms=N] [max_bytes=N] [max_entries=N] -> OK
+  ALTER <topic> max_age_ms=N|max_bytes=N|max_entries=N...  retention -> OK
+  DELETE <topic>            delete a topic and its data everywhere   -> OK
 Log commands (consumer groups keep their position on the node):
   OFFSETS <topic>                          readable range            -> JSON
   SEEK <topic> <unix_ms>                   first offset at/after     -> JSON
@@ -38,7 +41,7 @@ Shell commands: help, exit, quit (or Ctrl-D).`
 // shellWords are the words Tab completes at the start of a line: every
 // command in shellHelp, then the shell's own.
 var shellWords = [...]string{
-	"REGISTER", "PUT", "GET", "STATE", "METRICS", "TOPICS",
+	"REGISTER", "PUT", "GET", "STATE", "METRICS", "TOPICS", "CREATE", "ALTER", "DELETE",
 	"OFFSETS", "SEEK", "FETCH", "COMMIT", "COMMITTED", "READ", "ACK", "GROUPS",
 	"help", "exit", "quit",
 }

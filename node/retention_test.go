@@ -115,6 +115,10 @@ func TestDeleteTopicAndRecreate(t *testing.T) {
 	if got := do(t, c, "READ g gone 3"); !strings.HasPrefix(got, "{") {
 		t.Fatal(got)
 	}
+	// The shared cursor has prefetched the old topic's entries.
+	if p, ok, err := c.Get(ctx, "gone"); err != nil || !ok || string(p) != "old-0" {
+		t.Fatalf("GET before DELETE: %q %v %v", p, ok, err)
+	}
 	if got := do(t, c, "DELETE gone"); got != "OK" {
 		t.Fatal(got)
 	}

@@ -74,6 +74,7 @@ type topicCursor struct {
 	// starting at pos.
 	pos metadata.Cursor
 	abs uint64 // topic-wide offset of pos
+	inc uint64 // the topic's incarnation
 	buf [][]byte
 	// dirty: pos moved since the last cursor commit was proposed.
 	dirty bool
@@ -99,15 +100,20 @@ func (s *Cursors) cursorFor(ctx context.Context, topic string) (*topicCursor, er
 		}
 	}
 	defer s.mu.Unlock()
-	if c, ok := s.m[topic]; ok {
+	var inc uint64
+	exists := s.FSM.View(topic, func(t *metadata.Topic) { inc = t.Incarnation })
+	if c, ok := s.m[topic]; ok && exists && c.inc == inc {
 		return c, nil
 	}
+	// New, or its topic was deleted (and maybe created again): a cursor
+	// never carries entries of a deleted topic over.
+	delete(s.m, topic)
 	t, ok := s.FSM.Topic(topic)
 	if !ok {
 		return nil, fmt.Errorf("%w %s", wire.ErrUnknownTopic, topic)
 	}
 	start, _ := t.SegmentStart(t.Cursor.Segment)
-	c := &topicCursor{pos: t.Cursor, abs: start + t.Cursor.Offset}
+	c := &topicCursor{pos: t.Cursor, abs: start + t.Cursor.Offset, inc: t.Incarnation}
 	s.m[topic] = c
 	return c, nil
 }
@@ -286,6 +292,11 @@ func (s *Cursors) Commit(ctx context.Context) error {
 		took []*topicCursor
 	)
 	for topic, c := range s.m {
+		var inc uint64
+		if !s.FSM.View(topic, func(t *metadata.Topic) { inc = t.Incarnation }) || inc != c.inc {
+			delete(s.m, topic) // its topic was deleted: nothing to commit
+			continue
+		}
 		c.mu.Lock()
 		if c.dirty {
 			cmd.Cursors = append(cmd.Cursors, metadata.CursorCommit{Topic: topic, Cursor: c.pos})

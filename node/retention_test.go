@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,16 +47,30 @@ func TestRetentionByEntriesDeletesEverywhere(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var off status.Offsets
-	nodetest.Eventually(t, 20*time.Second, "retention moved earliest", func() bool {
+	// Retention settles once the oldest sealed segment is needed to keep
+	// 25 entries (nothing more is written).
+	var (
+		off status.Offsets
+		st  status.State
+	)
+	nodetest.Eventually(t, 20*time.Second, "retention settled", func() bool {
+		st = nodetest.State(t, c, "ret")
 		off = decode[status.Offsets](t, c, "OFFSETS ret")
-		return off.Earliest >= 60
+		if off.Earliest < 60 || st.Earliest != off.Earliest {
+			return false
+		}
+		oldest := ^uint64(0)
+		for k := range st.SealedSegments {
+			n, _ := strconv.ParseUint(k, 10, 64)
+			oldest = min(oldest, n)
+		}
+		count := st.SealedSegments[strconv.FormatUint(oldest, 10)]
+		return oldest == ^uint64(0) || off.Latest-off.Earliest-count < 25
 	})
 	if off.Latest != 100 || off.Latest-off.Earliest < 25 {
 		t.Fatalf("offsets %+v: fewer than max_entries kept", off)
 	}
 	// The files of deleted segments are gone from every replica.
-	st := nodetest.State(t, c, "ret")
 	nodetest.Eventually(t, 10*time.Second, "files deleted on every node", func() bool {
 		for _, n := range nodes {
 			for _, s := range segmentsHeld(t, n, "ret") {

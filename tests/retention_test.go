@@ -32,8 +32,11 @@ const (
 )
 
 // startRetCluster starts 3 nodes with small segments, a fast monitor and
-// retention pass, and small preallocated segment files (64 KiB instead of
-// 64 MiB, so the sizes on disk stay small and readable).
+// retention pass, and segment files preallocated to 4 KiB instead of
+// 64 MiB: a segment of 20 entries fits, so every file is 3-4 KiB whether
+// or not its copy was trimmed at sealing yet (a file preallocated to
+// 64 KiB weighs 20 sealed ones, and the sizes before and after would
+// say more about trimming than about deletion).
 func startRetCluster(t *testing.T, extra map[string]any) *testcluster.Cluster {
 	t.Helper()
 	opts := testcluster.Options{
@@ -42,7 +45,7 @@ func startRetCluster(t *testing.T, extra map[string]any) *testcluster.Cluster {
 		MonitorInterval:   retMonitor,
 		Extra: map[string]any{
 			"retention.check_ms":              retCheckMs,
-			"storage.mmap.segment_file_bytes": 64 << 10,
+			"storage.mmap.segment_file_bytes": 4 << 10,
 		},
 	}
 	for k, v := range extra {

@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,13 +286,7 @@ func topicSizes(t *testing.T, c *testcluster.Cluster, ids []uint64, topic string
 // node's directory holds less after.
 func checkShrunk(t *testing.T, what string, before, after map[uint64]diskSize) {
 	t.Helper()
-	for _, id := range slices.Sorted(func(yield func(uint64) bool) {
-		for id := range before {
-			if !yield(id) {
-				return
-			}
-		}
-	}) {
+	for _, id := range slices.Sorted(maps.Keys(before)) {
 		b, a := before[id], after[id]
 		t.Logf("%s: node %d: %v before, %v after", what, id, b, a)
 		if a.apparent >= b.apparent || a.allocated >= b.allocated {

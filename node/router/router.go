@@ -50,9 +50,11 @@ type Appender interface {
 	Append(ctx context.Context, topic string, entries [][]byte) error
 }
 
-// Forwarder sends an append to another node (a wire.Client).
+// Forwarder sends an append to another node (a wire.Client): one
+// request whose entries are the parts in order; the parts are not used
+// after AppendPartsAsync returns.
 type Forwarder interface {
-	AppendAsync(topic string, entries [][]byte, cb func(error))
+	AppendPartsAsync(topic string, parts [][][]byte, cb func(error))
 }
 
 // Deps are the parts the router uses.

@@ -203,12 +203,23 @@ func (f *forwarder) complete(b *fwdBatch, err error) {
 	f.inflight--
 	next := f.takeLocked()
 	f.mu.Unlock()
-	for _, op := range b.ops {
-		m := fwdMsg{err: err, final: true}
-		if next != nil && op.state.CompareAndSwap(opSent, opClaimed) {
-			m.next, next = next, nil
+	// The waiter readied last runs first on this P (Go's runnext): make it
+	// the one that sends next.
+	duty := -1
+	for i := len(b.ops) - 1; i >= 0 && next != nil; i-- {
+		if b.ops[i].state.CompareAndSwap(opSent, opClaimed) {
+			duty = i
+			break
 		}
-		op.done <- m
+	}
+	for i, op := range b.ops {
+		if i != duty {
+			op.done <- fwdMsg{err: err, final: true}
+		}
+	}
+	if duty >= 0 {
+		b.ops[duty].done <- fwdMsg{err: err, final: true, next: next}
+		return
 	}
 	for next != nil {
 		next = f.handOff(next)

@@ -51,9 +51,11 @@ type Appender interface {
 	Append(ctx context.Context, topic string, entries [][]byte) error
 }
 
-// Forwarder sends an append to another node (a wire.Client).
+// Forwarder sends an append to another node (a wire.Client): one
+// request whose entries are the parts in order; the parts are not used
+// after AppendPartsAsync returns.
 type Forwarder interface {
-	AppendAsync(topic string, entries [][]byte, cb func(error))
+	AppendPartsAsync(topic string, parts [][][]byte, cb func(error))
 }
 
 // Deps are the parts the router uses.
@@ -280,19 +282,13 @@ func (r *Router) Puts(ctx context.Context, reqs []protocol.Request, replies []pr
 		g.idx = append(g.idx, i)
 	}
 	run := func(g *group) {
-		// Copy the payloads: requests alias the connection's read buffer,
-		// and an append that outlives a timed-out request must not see it
-		// reused.
-		size := 0
-		for _, i := range g.idx {
-			size += len(reqs[i].Payload)
-		}
-		buf := make([]byte, 0, size)
+		// No copy of the payloads: the server never reuses their memory
+		// (server.Handler), so an append that outlives a timed-out request,
+		// or a forwarded batch encoded later, still reads them intact.
 		entries := make([][]byte, len(g.idx))
 		for k, i := range g.idx {
-			off := len(buf)
-			buf = append(buf, reqs[i].Payload...)
-			entries[k] = buf[off:len(buf):len(buf)]
+			p := reqs[i].Payload
+			entries[k] = p[:len(p):len(p)]
 		}
 		rep := protocol.OK()
 		if err := r.Put(ctx, g.topic, entries); err != nil {

@@ -62,10 +62,12 @@ type fakeForwarder struct {
 	err error
 }
 
-func (f *fakeForwarder) AppendAsync(_ string, entries [][]byte, cb func(error)) {
+func (f *fakeForwarder) AppendPartsAsync(_ string, parts [][][]byte, cb func(error)) {
 	f.mu.Lock()
 	if f.err == nil {
-		f.got[f.id] = append(f.got[f.id], entries...)
+		for _, p := range parts {
+			f.got[f.id] = append(f.got[f.id], p...)
+		}
 	}
 	err := f.err
 	f.mu.Unlock()

@@ -130,7 +130,7 @@ func (c *clientConn) call(ctx context.Context, method byte, payload []byte) ([]b
 // goCall sends a request whose response is delivered to cb (on the
 // connection's reader goroutine: cb must not block). The call fails with
 // ErrTimeout if no response arrives within timeout.
-func (c *clientConn) goCall(method byte, payload []byte, timeout time.Duration, cb func([]byte, error)) {
+func (c *clientConn) goCall(method byte, payload []byte, enc Encoder, timeout time.Duration, cb func([]byte, error)) {
 	c.mu.Lock()
 	if c.broken != nil {
 		err := c.broken
@@ -142,14 +142,19 @@ func (c *clientConn) goCall(method byte, payload []byte, timeout time.Duration, 
 	id := c.nextID
 	c.pending[id] = pendingCall{cb: cb, deadline: time.Now().Add(timeout)}
 	c.mu.Unlock()
-	if err := c.w.enqueue(id, method, payload); err != nil {
+	if err := c.w.enqueueEnc(id, method, payload, enc); err != nil {
 		c.mu.Lock()
 		_, ok := c.pending[id]
 		delete(c.pending, id)
 		c.mu.Unlock()
-		if ok {
-			cb(nil, fmt.Errorf("%w: %s: %v", ErrConnLost, c.addr, err))
+		if !ok {
+			return
 		}
+		if errors.Is(err, ErrPayloadTooLarge) {
+			cb(nil, err) // refused before anything was sent
+			return
+		}
+		cb(nil, fmt.Errorf("%w: %s: %v", ErrConnLost, c.addr, err))
 	}
 }
 
@@ -236,7 +241,19 @@ func (p *Pool) Go(ctx context.Context, addr string, method byte, payload []byte,
 		cb(nil, err)
 		return
 	}
-	c.goCall(method, payload, timeout, cb)
+	c.goCall(method, payload, nil, timeout, cb)
+}
+
+// GoEncoded is Go with a payload that enc encodes straight into the
+// connection's send buffer (it is called once, before GoEncoded returns,
+// unless the call fails first).
+func (p *Pool) GoEncoded(ctx context.Context, addr string, method byte, enc Encoder, timeout time.Duration, cb func([]byte, error)) {
+	c, err := p.get(ctx, addr)
+	if err != nil {
+		cb(nil, err)
+		return
+	}
+	c.goCall(method, nil, enc, timeout, cb)
 }
 
 // Call sends one request to addr and waits for its response (bounded by

@@ -30,13 +30,27 @@ func newWriter(c net.Conn) *writer {
 // enqueue adds a frame; it writes at most one batch inline and never waits
 // for another goroutine's write.
 func (w *writer) enqueue(id uint64, kind byte, payload []byte) error {
+	return w.enqueueEnc(id, kind, payload, nil)
+}
+
+// enqueueEnc is enqueue with the payload given either as bytes or, when
+// enc is not nil, encoded by enc into the pending buffer.
+func (w *writer) enqueueEnc(id uint64, kind byte, payload []byte, enc Encoder) error {
 	w.mu.Lock()
 	if w.err != nil {
 		err := w.err
 		w.mu.Unlock()
 		return err
 	}
-	w.pending = appendFrame(w.pending, id, kind, payload)
+	if enc != nil {
+		var err error
+		if w.pending, err = appendEncodedFrame(w.pending, id, kind, enc); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+	} else {
+		w.pending = appendFrame(w.pending, id, kind, payload)
+	}
 	if w.writing {
 		w.mu.Unlock()
 		return nil

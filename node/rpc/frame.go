@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // MaxFrameBytes bounds one frame (a forwarded append batch fits with room:
@@ -39,6 +40,34 @@ func appendFrame(dst []byte, id uint64, kind byte, payload []byte) []byte {
 	h[12] = kind
 	dst = append(dst, h[:]...)
 	return append(dst, payload...)
+}
+
+// Encoder is a payload that encodes itself straight into a connection's
+// send buffer, saving the copy (and the allocation) of a payload encoded
+// on its own first. EncodedLen is the exact length AppendTo appends.
+type Encoder interface {
+	EncodedLen() int
+	AppendTo(dst []byte) []byte
+}
+
+// ErrPayloadTooLarge: a payload does not fit in one frame.
+var ErrPayloadTooLarge = errors.New("rpc: payload too large")
+
+// appendEncodedFrame appends one frame whose payload enc encodes.
+func appendEncodedFrame(dst []byte, id uint64, kind byte, enc Encoder) ([]byte, error) {
+	n := enc.EncodedLen()
+	if n > MaxFrameBytes-9 {
+		return dst, fmt.Errorf("%w: %d bytes", ErrPayloadTooLarge, n)
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, headerBytes+n)
+	dst = appendFrame(dst, id, kind, nil)
+	dst = enc.AppendTo(dst)
+	if got := len(dst) - start - headerBytes; got != n {
+		panic(fmt.Sprintf("rpc: encoder appended %d bytes, announced %d", got, n))
+	}
+	binary.LittleEndian.PutUint32(dst[start:start+4], uint32(8+1+n))
+	return dst, nil
 }
 
 // readFrame reads one frame. The payload is freshly allocated.

@@ -151,3 +151,43 @@ func TestGoAsyncAndExpiry(t *testing.T) {
 		t.Fatal("async call never expired")
 	}
 }
+
+// bytesEnc encodes a fixed payload; len is what EncodedLen announces
+// (a frame-sized one is refused before AppendTo runs).
+type bytesEnc struct {
+	b   []byte
+	len int
+}
+
+func (e bytesEnc) EncodedLen() int            { return e.len }
+func (e bytesEnc) AppendTo(dst []byte) []byte { return append(dst, e.b...) }
+
+// TestGoEncoded: a payload encoded into the send buffer arrives as if it
+// had been passed as bytes, and one too large for a frame is refused
+// before anything is sent.
+func TestGoEncoded(t *testing.T) {
+	addr, stop := startServer(t, HandlerFunc(func(ctx context.Context, m byte, p []byte) ([]byte, error) {
+		return append([]byte{m}, p...), nil
+	}))
+	defer stop()
+	p := NewPool(tcpDial, slog.New(slog.DiscardHandler))
+	defer p.Close()
+	type res struct {
+		b   []byte
+		err error
+	}
+	got := make(chan res, 2)
+	cb := func(b []byte, err error) { got <- res{b, err} }
+	p.GoEncoded(t.Context(), addr, 4, bytesEnc{b: []byte("hello"), len: 5}, 5*time.Second, cb)
+	if r := <-got; r.err != nil || string(r.b) != "\x04hello" {
+		t.Fatalf("got %q, %v", r.b, r.err)
+	}
+	p.GoEncoded(t.Context(), addr, 4, bytesEnc{len: MaxFrameBytes}, 5*time.Second, cb)
+	if r := <-got; !errors.Is(r.err, ErrPayloadTooLarge) || errors.Is(r.err, ErrConnLost) {
+		t.Fatalf("too large: %v", r.err)
+	}
+	// The connection still works.
+	if b, err := p.Call(t.Context(), addr, 5, []byte("x")); err != nil || string(b) != "\x05x" {
+		t.Fatalf("after refusal: %q, %v", b, err)
+	}
+}

@@ -537,3 +537,46 @@ func TestErrorReplySurvivesUnreadInput(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestPayloadsAreNotReused: a handler may keep the payloads it was given
+// (node/router appends and forwards them without copying): later batches
+// on the connection leave them intact.
+func TestPayloadsAreNotReused(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		kept [][]byte
+	)
+	_, addr := start(t, server.DefaultConfig(), server.HandlerFunc(func(_ context.Context, reqs []protocol.Request) []protocol.Reply {
+		replies := make([]protocol.Reply, len(reqs))
+		mu.Lock()
+		for i, q := range reqs {
+			kept = append(kept, q.Payload)
+			replies[i] = protocol.OK()
+		}
+		mu.Unlock()
+		return replies
+	}))
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	const batches, per = 20, 50
+	for b := range batches {
+		var ss []string
+		for i := range per {
+			ss = append(ss, fmt.Sprintf("PUT t %06d", b*per+i))
+		}
+		if _, err := c.Write(frames(ss...)); err != nil {
+			t.Fatal(err)
+		}
+		readReplies(t, r, per)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(kept) != batches*per {
+		t.Fatalf("kept %d payloads", len(kept))
+	}
+	for i, p := range kept {
+		if want := fmt.Sprintf("%06d", i); string(p) != want {
+			t.Fatalf("payload %d = %q, want %q: its memory was reused", i, p, want)
+		}
+	}
+}

@@ -6,12 +6,16 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/rpc"
 )
 
 // Caller carries requests to an address (node/rpc's Pool).
 type Caller interface {
 	Call(ctx context.Context, addr string, method byte, payload []byte) ([]byte, error)
 	Go(ctx context.Context, addr string, method byte, payload []byte, timeout time.Duration, cb func([]byte, error))
+	// GoEncoded is Go with a payload encoded straight into the
+	// connection's send buffer.
+	GoEncoded(ctx context.Context, addr string, method byte, enc rpc.Encoder, timeout time.Duration, cb func([]byte, error))
 }
 
 // Client is the sending side of every method for one peer. Each call is
@@ -65,8 +69,21 @@ func (c Client) goCall(method byte, payload []byte, cb func([]byte, error)) {
 // AppendAsync forwards entries to the segment leader; cb may run on the
 // connection's reader goroutine.
 func (c Client) AppendAsync(topic string, entries [][]byte, cb func(error)) {
-	req := AppendRequest{Topic: topic, Entries: entries}
-	c.goCall(MethodAppend, req.Append(nil), func(_ []byte, err error) { cb(err) })
+	c.AppendPartsAsync(topic, [][][]byte{entries}, cb)
+}
+
+// AppendPartsAsync forwards one AppendRequest whose entries are the parts
+// in order, encoded straight into the connection's send buffer (no copy of
+// the batch is made first); cb may run on the connection's reader
+// goroutine. The parts are not used after AppendPartsAsync returns.
+func (c Client) AppendPartsAsync(topic string, parts [][][]byte, cb func(error)) {
+	if c.Err != nil {
+		cb(c.Err)
+		return
+	}
+	c.Caller.GoEncoded(context.Background(), c.Addr, MethodAppend, appendParts{topic: topic, parts: parts}, c.Timeout, func(_ []byte, err error) {
+		cb(FromRPC(err))
+	})
 }
 
 func (c Client) Append(ctx context.Context, topic string, entries [][]byte) error {

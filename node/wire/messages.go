@@ -45,6 +45,37 @@ func (m *AppendRequest) Append(b []byte) []byte {
 	return e.b
 }
 
+// appendParts encodes an AppendRequest whose entries are the
+// concatenation of parts, straight into an RPC frame (rpc.Encoder).
+type appendParts struct {
+	topic string
+	parts [][][]byte
+}
+
+func (a appendParts) EncodedLen() int {
+	n := 4 + len(a.topic) + 4
+	for _, p := range a.parts {
+		n += listSize(p) - 4
+	}
+	return n
+}
+
+func (a appendParts) AppendTo(b []byte) []byte {
+	e := enc{b: b}
+	e.str(a.topic)
+	n := 0
+	for _, p := range a.parts {
+		n += len(p)
+	}
+	e.u32(uint32(n))
+	for _, p := range a.parts {
+		for _, x := range p {
+			e.bytes(x)
+		}
+	}
+	return e.b
+}
+
 func (m *AppendRequest) Decode(b []byte) error {
 	d := dec{b: b}
 	m.Topic, m.Entries = d.str(), d.list()

@@ -184,3 +184,19 @@ func TestDecodeRejectsTruncation(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendPartsEncoding: an append encoded from parts straight into a
+// frame is the AppendRequest of the parts' entries in order.
+func TestAppendPartsEncoding(t *testing.T) {
+	parts := [][][]byte{{[]byte("a"), []byte("")}, nil, {[]byte("ccc")}}
+	enc := appendParts{topic: "t", parts: parts}
+	got := enc.AppendTo([]byte("prefix"))
+	want := (&AppendRequest{Topic: "t", Entries: [][]byte{[]byte("a"), []byte(""), []byte("ccc")}}).Append(nil)
+	if string(got) != "prefix"+string(want) || enc.EncodedLen() != len(want) {
+		t.Fatalf("encoded %q (len %d), want %q", got, enc.EncodedLen(), want)
+	}
+	var req AppendRequest
+	if err := req.Decode(got[len("prefix"):]); err != nil || len(req.Entries) != 3 || string(req.Entries[2]) != "ccc" {
+		t.Fatalf("decoded %+v, %v", req, err)
+	}
+}

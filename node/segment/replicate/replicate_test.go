@@ -90,12 +90,23 @@ func newHarnessWith(t *testing.T, ack int, memory *Budget, followers ...uint64) 
 // first probe on.
 func newHarnessDown(t *testing.T, ack int, memory *Budget, down []uint64, followers ...uint64) *harness {
 	t.Helper()
+	return newHarnessSetup(t, ack, memory, func(h *harness) {
+		for _, id := range down {
+			h.followers[id].down = true
+		}
+	}, followers...)
+}
+
+// newHarnessSetup lets setup change the followers before the replicator
+// starts (and may probe them).
+func newHarnessSetup(t *testing.T, ack int, memory *Budget, setup func(*harness), followers ...uint64) *harness {
+	t.Helper()
 	h := &harness{store: memstore.New(), followers: map[uint64]*fakeFollower{}, id: engine.SegmentID{Topic: "t", Segment: 1}, stop: make(chan struct{}), deposed: make(chan struct{}, 1)}
 	for _, id := range followers {
 		h.followers[id] = &fakeFollower{}
 	}
-	for _, id := range down {
-		h.followers[id].down = true
+	if setup != nil {
+		setup(h)
 	}
 	h.sealed = func() (uint64, bool) { return 0, false }
 	h.r = New(Config{
@@ -243,8 +254,11 @@ func TestAwaitFollowersAndPending(t *testing.T) {
 // (the leader lost entries: a wiped disk) must not be written to, nothing
 // more is acknowledged, and the leader asks to be replaced.
 func TestFollowerAheadStepsDown(t *testing.T) {
-	h := newHarness(t, 2, 2)
-	h.followers[2].entries = [][]byte{[]byte("x"), []byte("y"), []byte("z")}
+	// Ahead before the replicator starts: set later, it raced with (and
+	// could miss) the first probe.
+	h := newHarnessSetup(t, 2, nil, func(h *harness) {
+		h.followers[2].entries = [][]byte{[]byte("x"), []byte("y"), []byte("z")}
+	}, 2)
 	if err := waitAck(t, h.appendBatch(t, 1)); !errors.Is(err, wire.ErrUnacked) {
 		t.Fatalf("append through a follower ahead of the leader: %v, want ErrUnacked", err)
 	}

@@ -139,6 +139,7 @@ func TestErrorTable(t *testing.T) {
 		{"err_not_raft_leader", ErrNotRaftLeader, ErrNotRaftLeader},
 		{"err_replica_fenced", ErrReplicaFenced, ErrReplicaFenced},
 		{"err_replica_gap", &ReplicaGapError{Count: 12}, ErrReplicaGap},
+		{"err_disk_full", fmt.Errorf("append t/1: %w", &DiskFullError{Node: 2, FreeBytes: 3670016, RequiredBytes: 256 << 20}), ErrDiskFull},
 	}
 	for _, c := range cases {
 		var re *rpc.Error
@@ -162,6 +163,14 @@ func TestErrorTable(t *testing.T) {
 	if !IsNotLeader(FromRPC(ToRPC(relayed))) {
 		t.Error("a not-leader error relayed through a second node loses its kind")
 	}
+	df := &DiskFullError{Node: 7, FreeBytes: 123456789, RequiredBytes: 268435456}
+	back, ok := errors.AsType[*DiskFullError](FromRPC(ToRPC(df)))
+	if !ok || back.Error() != df.Error() || back.Node != 7 {
+		t.Errorf("DiskFullError crossed as %v, want %q", back, df.Error())
+	}
+	if !errors.Is(FromRPC(ToRPC(ErrDiskFull)), ErrDiskFull) {
+		t.Error("a bare ErrDiskFull does not cross as disk full")
+	}
 	plain := errors.New("disk on fire")
 	if ToRPC(plain) != plain || FromRPC(plain) != plain {
 		t.Error("an unmapped error must pass through unchanged")
@@ -183,4 +192,45 @@ func TestDecodeRejectsTruncation(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	cases := []struct {
+		name string
+		n    uint64
+		want string
+	}{
+		{"bytes", 512, "512 B"},
+		{"kib", 1536, "1.5 KiB"},
+		{"mib", 256 << 20, "256.0 MiB"},
+		{"gib", 5<<30 + 1<<29, "5.5 GiB"},
+		{"zero", 0, "0 B"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := FormatBytes(c.n)
+			if got != c.want {
+				t.Fatalf("FormatBytes(%d) = %q, want %q", c.n, got, c.want)
+			}
+			back, ok := parseBytes(got)
+			if !ok || FormatBytes(back) != got {
+				t.Fatalf("parseBytes(%q) = %d, %v", got, back, ok)
+			}
+		})
+	}
+}
+
+func FuzzParseDiskFull(f *testing.F) {
+	f.Add("disk full on node 2: 3.5 MiB free, 256.0 MiB required")
+	f.Add("disk full on node 1: 0 B free, 1.0 KiB required")
+	f.Fuzz(func(t *testing.T, msg string) {
+		e, ok := parseDiskFull(msg)
+		if !ok {
+			return
+		}
+		again, ok := parseDiskFull(e.Error())
+		if !ok || again.Error() != e.Error() {
+			t.Fatalf("%q: reparse of %q gave %v", msg, e.Error(), again)
+		}
+	})
 }

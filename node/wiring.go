@@ -9,6 +9,7 @@ import (
 	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/cursor"
+	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/group"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/retention"
@@ -40,7 +41,11 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		Hint:     func(topic string) { p.roll.Hint(topic) },
 		StepDown: p.cluster.StepDown,
 		Floor:    func(ctx context.Context, topic string, seg uint64) int64 { return p.topics.TimeBefore(ctx, topic, seg) },
-		Metrics:  n.m, Logger: n.logger,
+		Disk: diskguard.New(diskguard.Config{
+			Node: p.self, Dir: nodeDir, MinFreeBytes: n.cfg.MinFreeBytes, MinFreePercent: n.cfg.MinFreePercent,
+			Stat: n.cfg.DiskStat, Full: n.m.DiskFull, Refused: n.m.DiskFullRefusals, Logger: n.logger.With("component", "diskguard"),
+		}),
+		Metrics: n.m, Logger: n.logger,
 	})
 	p.cursors = cursor.New(cursor.Deps{
 		Self: p.self, Cons: cons, FSM: n.fsm, Live: p.cluster,

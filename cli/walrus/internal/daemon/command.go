@@ -142,5 +142,7 @@ func NodeConfig(c configs.Config) node.Config {
 	n.RetentionInterval = time.Duration(c.Retention.CheckMS) * time.Millisecond
 	n.FailureTimeout = c.FailureTimeout()
 	n.ReplicaRepairTimeout = c.ReplicaRepairTimeout()
+	n.MinFreeBytes = c.Storage.MinFreeBytes
+	n.MinFreePercent = c.Storage.MinFreePercent
 	return n
 }

@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -121,8 +123,16 @@ func TestDiskFullFollower(t *testing.T) {
 	if v := testutil.ToFloat64(follower.Metrics().DiskFull); v != 1 {
 		t.Fatalf("walrus_disk_full on the follower = %v", v)
 	}
+	// Its heartbeats say so: the open segment shows under-replicated.
+	key := strconv.FormatUint(rt.Segment, 10)
+	nodetest.Eventually(t, 10*time.Second, "segment under-replicated in STATE", func() bool {
+		return slices.Contains(nodetest.State(t, c, "dff").UnderReplicated[key], follower.Config.NodeID)
+	})
 	follower.Faults().DiskFull(false)
 	nodetest.Eventually(t, 15*time.Second, "freed follower caught up", func() bool {
 		return follower.Count(t, "dff", rt.Segment) >= uint64(n)
+	})
+	nodetest.Eventually(t, 10*time.Second, "segment no longer under-replicated", func() bool {
+		return len(nodetest.State(t, c, "dff").UnderReplicated[key]) == 0
 	})
 }

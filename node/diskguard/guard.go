@@ -100,17 +100,27 @@ func (g *Guard) Check() error {
 	if g == nil {
 		return nil
 	}
-	if time.Now().UnixNano() >= g.nextAt.Load() && g.mu.TryLock() {
-		g.refreshLocked(time.Now())
-		g.mu.Unlock()
-	}
-	if v := g.cur.Load(); v.err != nil {
+	if v := g.verdict(); v.err != nil {
 		if g.cfg.Refused != nil {
 			g.cfg.Refused.Inc()
 		}
 		return v.err
 	}
 	return nil
+}
+
+// Full reports whether appends are refused now (heartbeats tell the Raft
+// leader); it refreshes like Check but counts no refusal.
+func (g *Guard) Full() bool { return g != nil && g.verdict().err != nil }
+
+// verdict returns the current verdict, refreshing it first when stale
+// and no one else is.
+func (g *Guard) verdict() *verdict {
+	if time.Now().UnixNano() >= g.nextAt.Load() && g.mu.TryLock() {
+		g.refreshLocked(time.Now())
+		g.mu.Unlock()
+	}
+	return g.cur.Load()
 }
 
 // Refresh reads the file system now (tests, and a caller that just freed

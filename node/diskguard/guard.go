@@ -18,8 +18,9 @@ const (
 	DefaultMinFreePercent = 5
 	// DefaultRefresh bounds how often statfs runs.
 	DefaultRefresh = 250 * time.Millisecond
-	// logEvery rate-limits the trip/clear log lines of a flapping disk.
-	logEvery = 10 * time.Second
+	// DefaultLogEvery rate-limits the trip/clear log lines of a flapping
+	// disk.
+	DefaultLogEvery = 10 * time.Second
 )
 
 // Usage is what a file system reports: the bytes an unprivileged writer
@@ -47,6 +48,10 @@ type Config struct {
 	MinFreePercent float64
 	// Refresh is the longest a verdict is reused; 0 means DefaultRefresh.
 	Refresh time.Duration
+	// LogEvery is the shortest gap between two trip/clear log lines; a
+	// change inside it is logged at the first refresh after it (if it
+	// still holds). 0 means DefaultLogEvery.
+	LogEvery time.Duration
 	// Stat reads the usage; nil means statfs (unix) or "never full".
 	Stat StatFunc
 	// Full, when set, is 1 while appends are refused and 0 otherwise.
@@ -67,9 +72,10 @@ type Guard struct {
 	cur    atomic.Pointer[verdict]
 	nextAt atomic.Int64 // unix nanoseconds after which the verdict is stale
 
-	mu         sync.Mutex // held by the one caller refreshing
+	mu         sync.Mutex // held by the one caller refreshing; guards the rest
 	loggedAt   time.Time
-	suppressed int // transitions not logged since the last log line
+	loggedFull bool // the state the last log line reported
+	changes    int  // verdict changes since the last log line
 	statFailed bool
 }
 
@@ -77,6 +83,9 @@ type Guard struct {
 func New(cfg Config) *Guard {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.LogEvery <= 0 {
+		cfg.LogEvery = DefaultLogEvery
 	}
 	if cfg.Stat == nil {
 		cfg.Stat = statfs
@@ -161,23 +170,24 @@ func (g *Guard) refreshLocked(now time.Time) {
 	g.set(now, &verdict{})
 }
 
-// set installs v and logs (rate-limited) and gauges a change of verdict.
+// set installs v, gauges a change of verdict, and logs the state when it
+// differs from the last line logged, at most once per LogEvery (so a
+// flapping disk writes few lines, and the last one tells the truth).
 func (g *Guard) set(now time.Time, v *verdict) {
 	old := g.cur.Swap(v)
 	full := v.err != nil
-	if (old.err != nil) == full {
+	if (old.err != nil) != full {
+		g.changes++
+		if g.cfg.Full != nil {
+			g.cfg.Full.Set(map[bool]float64{false: 0, true: 1}[full])
+		}
+	}
+	if full == g.loggedFull || (!g.loggedAt.IsZero() && now.Sub(g.loggedAt) < g.cfg.LogEvery) {
 		return
 	}
-	if g.cfg.Full != nil {
-		g.cfg.Full.Set(map[bool]float64{false: 0, true: 1}[full])
-	}
-	if !g.loggedAt.IsZero() && now.Sub(g.loggedAt) < logEvery {
-		g.suppressed++
-		return
-	}
-	g.loggedAt = now
-	flaps := g.suppressed
-	g.suppressed = 0
+	g.loggedAt, g.loggedFull = now, full
+	flaps := g.changes - 1
+	g.changes = 0
 	if full {
 		g.cfg.Logger.Warn("disk full: refusing appends until space is freed", "node_id", g.cfg.Node, "dir", g.cfg.Dir,
 			"free_bytes", v.err.FreeBytes, "required_bytes", v.err.RequiredBytes, "changes_not_logged", flaps)

@@ -116,9 +116,45 @@ func TestCachedAndRecovers(t *testing.T) {
 	if !strings.Contains(out, "disk full: refusing appends") {
 		t.Fatalf("no trip line in %q", out)
 	}
-	// The clear came within logEvery of the trip: rate-limited away.
+	// The clear came within LogEvery of the trip: rate-limited away.
 	if strings.Contains(out, "accepting appends") {
 		t.Fatalf("clear line not rate-limited: %q", out)
+	}
+}
+
+// TestLogLinesTellTheLastState: flaps inside LogEvery are not logged one
+// by one, but once the window passes the state that holds is logged.
+func TestLogLinesTellTheLastState(t *testing.T) {
+	fs := newFake(0, 1000)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+	g := New(Config{Node: 1, MinFreeBytes: 100, Refresh: time.Hour, LogEvery: 50 * time.Millisecond, Stat: fs.stat, Logger: logger})
+	g.Check() // trips: logged
+	for i := range 6 {
+		fs.free.Store(uint64(i%2) * 500) // clear, full, clear, ...
+		g.Refresh()
+	}
+	fs.free.Store(500)
+	g.Refresh()
+	count := func(s string) int {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return strings.Count(logs.String(), s)
+	}
+	if n := count("accepting appends"); n > 1 {
+		t.Fatalf("%d clear lines inside the window", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count("accepting appends") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the clear that holds was never logged")
+		}
+		time.Sleep(10 * time.Millisecond)
+		g.Refresh()
+	}
+	if n := count("refusing appends"); n != 1 {
+		t.Fatalf("%d trip lines, want 1", n)
 	}
 }
 

@@ -17,8 +17,9 @@ const replicationTick = time.Second
 
 // UnderReplicated lists segments with a replica that is down or no longer
 // a voter (or, for an open segment, refuses appends on a full disk: its
-// leader streams to it in vain), and segments with fewer replicas than their topic's factor asks
-// for when enough voters are up.
+// leader streams to it in vain), and segments with fewer replicas than
+// their topic's factor asks for when enough voters are up. A full disk
+// alone triggers no repair (the node is seen, so never gone long).
 func (r *Rollover) UnderReplicated() []status.UnderReplicated {
 	m, err := r.Cons.Membership()
 	if err != nil {

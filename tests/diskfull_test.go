@@ -137,6 +137,20 @@ func TestDiskFullRecovers(t *testing.T) {
 		}
 		return nil
 	})
+	// The log tells both changes (the clear at most 10 s after the trip:
+	// rate-limited).
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		b, err := os.ReadFile(c.Node(1).LogPath)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"disk full: refusing appends until space is freed", "disk space available again: accepting appends"} {
+			if !strings.Contains(string(b), want) {
+				return fmt.Errorf("log has no %q", want)
+			}
+		}
+		return nil
+	})
 }
 
 func scrape(t *testing.T, addr string) string {

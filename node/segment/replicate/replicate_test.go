@@ -250,7 +250,10 @@ func TestAwaitFollowersAndPending(t *testing.T) {
 // more is acknowledged, and the leader asks to be replaced.
 func TestFollowerAheadStepsDown(t *testing.T) {
 	h := newHarness(t, 2, 2)
+	// Under its lock: the sender may be probing already.
+	h.followers[2].mu.Lock()
 	h.followers[2].entries = [][]byte{[]byte("x"), []byte("y"), []byte("z")}
+	h.followers[2].mu.Unlock()
 	if err := waitAck(t, h.appendBatch(t, 1)); !errors.Is(err, wire.ErrUnacked) {
 		t.Fatalf("append through a follower ahead of the leader: %v, want ErrUnacked", err)
 	}

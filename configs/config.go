@@ -116,7 +116,12 @@ type StorageConfig struct {
 	// Durability is none, interval or always (engine.Durability).
 	Durability string `mapstructure:"durability"`
 	// SyncIntervalMS is the fsync period for durability interval.
-	SyncIntervalMS int64        `mapstructure:"sync_interval_ms"`
+	SyncIntervalMS int64 `mapstructure:"sync_interval_ms"`
+	// MinFreeBytes and MinFreePercent: below either, free on the data
+	// directory's file system, the node refuses appends ("ERR disk full")
+	// until space is freed; 0 turns a threshold off.
+	MinFreeBytes   uint64       `mapstructure:"min_free_bytes"`
+	MinFreePercent float64      `mapstructure:"min_free_percent"`
 	Mmap           MmapConfig   `mapstructure:"mmap"`
 	Plugin         PluginConfig `mapstructure:"plugin"`
 }
@@ -179,6 +184,8 @@ func Default() Config {
 			Backend:        BackendMmap,
 			Durability:     "none",
 			SyncIntervalMS: 100,
+			MinFreeBytes:   256 << 20,
+			MinFreePercent: 5,
 			Plugin:         PluginConfig{Args: []string{}, Env: []string{}, StartTimeoutMS: 30_000},
 		},
 		Log: LogConfig{Level: "info", Format: "text"},

@@ -29,6 +29,8 @@ const (
 	maxFrameBytesMax     = 256 << 20
 	syncIntervalMSMin    = 1
 	syncIntervalMSMax    = 60_000
+	minFreeBytesMax      = 1 << 50
+	minFreePercentMax    = 50
 	startTimeoutMSMin    = 100
 	startTimeoutMSMax    = 600_000
 	segmentFileBytesMin  = 4 << 10
@@ -138,6 +140,12 @@ func (c Config) Validate() error {
 	oneOf("storage.backend", s.Backend, BackendMmap, BackendBadger, BackendPlugin)
 	oneOf("storage.durability", s.Durability, "none", "interval", "always")
 	intRange("storage.sync_interval_ms", s.SyncIntervalMS, syncIntervalMSMin, syncIntervalMSMax)
+	if s.MinFreeBytes > minFreeBytesMax {
+		bad("storage.min_free_bytes", s.MinFreeBytes, "must be in 0..%d (1 PiB)", uint64(minFreeBytesMax))
+	}
+	if !(s.MinFreePercent >= 0 && s.MinFreePercent <= minFreePercentMax) {
+		bad("storage.min_free_percent", s.MinFreePercent, "must be in 0..%d", minFreePercentMax)
+	}
 	if s.Mmap.SegmentFileBytes != 0 {
 		intRange("storage.mmap.segment_file_bytes", s.Mmap.SegmentFileBytes, segmentFileBytesMin, segmentFileBytesMax)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/node/consensus"
+	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/placement"
@@ -92,6 +93,15 @@ type Config struct {
 	// Server tunes the client listener; zero fields take server defaults
 	// (MaxFrameBytes above wins over Server.MaxFrameBytes).
 	Server server.Config
+	// MinFreeBytes and MinFreePercent (0..100) of the file system holding
+	// DataDir: below either, this node refuses appends, its own and
+	// replicas', with a *wire.DiskFullError until space is freed; 0 turns
+	// a threshold off. Defaults 256 MiB and 5.
+	MinFreeBytes   uint64
+	MinFreePercent float64
+	// DiskStat, when set, replaces statfs of DataDir (tests inject a full
+	// disk through it; see node/nodetest).
+	DiskStat diskguard.StatFunc
 	// Metrics is the instrumentation to update; nil makes the node create
 	// its own (metrics.New(NodeID)).
 	Metrics *metrics.Metrics
@@ -125,6 +135,8 @@ func DefaultConfig() Config {
 		ReplicaRepairTimeout: time.Minute,
 		FailureTimeout:       5 * time.Second,
 		CursorCommitInterval: 100 * time.Millisecond,
+		MinFreeBytes:         diskguard.DefaultMinFreeBytes,
+		MinFreePercent:       diskguard.DefaultMinFreePercent,
 	}
 }
 
@@ -171,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrameBytes < minFrameBytes || c.MaxFrameBytes > server.MaxFrameBytesMax {
 		bad("MaxFrameBytes %d: must be %d..%d", c.MaxFrameBytes, minFrameBytes, server.MaxFrameBytesMax)
+	}
+	if !(c.MinFreePercent >= 0 && c.MinFreePercent <= 100) {
+		bad("MinFreePercent %v: must be 0..100", c.MinFreePercent)
 	}
 	if c.RetentionInterval <= 0 {
 		bad("RetentionInterval %v: must be > 0", c.RetentionInterval)

@@ -16,6 +16,7 @@ import (
 	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/cursor"
+	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/group"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
@@ -75,6 +76,7 @@ type parts struct {
 	retain  *retention.Enforcer
 	janitor *retention.Janitor
 	store   engine.SegmentStore
+	disk    *diskguard.Guard
 }
 
 // New validates cfg and binds the Raft and client listeners (so a port

@@ -9,6 +9,7 @@ import (
 	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/cursor"
+	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/group"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/retention"
@@ -25,10 +26,15 @@ import (
 // implementation for itself and an RPC stub for any other node.
 func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 	p := &parts{self: n.cfg.NodeID, cons: cons, store: n.store}
+	p.disk = diskguard.New(diskguard.Config{
+		Node: p.self, Dir: nodeDir, MinFreeBytes: n.cfg.MinFreeBytes, MinFreePercent: n.cfg.MinFreePercent,
+		Stat: n.cfg.DiskStat, Full: n.m.DiskFull, Refused: n.m.DiskFullRefusals, Logger: n.logger.With("component", "diskguard"),
+	})
 	loc := local{p}
 	p.cluster = cluster.New(cluster.Config{Self: n.net.self, Join: n.cfg.Join, FailureTimeout: n.cfg.FailureTimeout}, cluster.Deps{
 		Cons: cons, FSM: n.fsm, Caller: n.net.pool, Local: loc, Led: loc,
 		Metrics: n.m, Logger: n.logger, Stopping: n.life.stopping,
+		SelfDiskFull: func() bool { return p.disk.Full() },
 	})
 	p.seg = segment.New(segment.Config{
 		Self: p.self, Dir: filepath.Join(nodeDir, "replica_meta"), MaxSegmentEntries: n.cfg.MaxSegmentEntries,
@@ -40,7 +46,7 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		Hint:     func(topic string) { p.roll.Hint(topic) },
 		StepDown: p.cluster.StepDown,
 		Floor:    func(ctx context.Context, topic string, seg uint64) int64 { return p.topics.TimeBefore(ctx, topic, seg) },
-		Metrics:  n.m, Logger: n.logger,
+		Disk:     p.disk, Metrics: n.m, Logger: n.logger,
 	})
 	p.cursors = cursor.New(cursor.Deps{
 		Self: p.self, Cons: cons, FSM: n.fsm, Live: p.cluster,

@@ -56,6 +56,8 @@ type Progress struct {
 	Open map[SegmentRef]uint64
 	// RaftAddr is the address the peer advertises now.
 	RaftAddr string
+	// DiskFull: the peer refuses appends on a full disk.
+	DiskFull bool
 }
 
 // SegmentRef names a segment.
@@ -90,6 +92,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Stopping is closed when the node begins its shutdown.
 	Stopping <-chan struct{}
+	// SelfDiskFull reports whether this node refuses appends on a full
+	// disk (told in heartbeats; nil: never).
+	SelfDiskFull func() bool
 }
 
 // Cluster is this node's membership and view of the others.
@@ -120,7 +125,7 @@ func (c *Cluster) ID() uint64 { return c.cfg.Self.ID }
 
 // Record stores a heartbeat.
 func (c *Cluster) Record(hb *wire.Heartbeat) {
-	p := Progress{LastIndex: hb.LastIndex, Applied: hb.Applied, Seen: time.Now(), RaftAddr: hb.RaftAddr, Open: make(map[SegmentRef]uint64, len(hb.Open))}
+	p := Progress{LastIndex: hb.LastIndex, Applied: hb.Applied, Seen: time.Now(), RaftAddr: hb.RaftAddr, DiskFull: hb.DiskFull, Open: make(map[SegmentRef]uint64, len(hb.Open))}
 	for _, o := range hb.Open {
 		p.Open[SegmentRef{o.Topic, o.Segment}] = o.Count
 	}
@@ -232,6 +237,16 @@ func (c *Cluster) AliveStrict(id uint64) bool {
 	}
 	p, ok := c.Peer(id)
 	return ok && time.Since(p.Seen) <= c.cfg.FailureTimeout
+}
+
+// DiskFull reports whether node id said in its last heartbeat (or, for
+// this node, says now) that it refuses appends on a full disk.
+func (c *Cluster) DiskFull(id uint64) bool {
+	if id == c.cfg.Self.ID {
+		return c.SelfDiskFull != nil && c.SelfDiskFull()
+	}
+	p, ok := c.Peer(id)
+	return ok && p.DiskFull
 }
 
 // Heard reports whether node id has heartbeated this node since it
@@ -401,7 +416,8 @@ func (c *Cluster) Beat(ctx context.Context) {
 
 func (c *Cluster) heartbeat(ctx context.Context) *wire.Heartbeat {
 	r := c.Cons.Raft()
-	return &wire.Heartbeat{ID: c.cfg.Self.ID, LastIndex: r.LastIndex(), Applied: r.AppliedIndex(), Open: c.Led.OpenCounts(ctx), RaftAddr: c.cfg.Self.RaftAddr}
+	full := c.SelfDiskFull != nil && c.SelfDiskFull()
+	return &wire.Heartbeat{ID: c.cfg.Self.ID, LastIndex: r.LastIndex(), Applied: r.AppliedIndex(), Open: c.Led.OpenCounts(ctx), RaftAddr: c.cfg.Self.RaftAddr, DiskFull: full}
 }
 
 // join asks the configured members to add this node, until one accepts.

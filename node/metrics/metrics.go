@@ -91,6 +91,13 @@ type Metrics struct {
 	UnderReplicatedSegments prometheus.Gauge
 	ReplicaFailovers        prometheus.Counter
 
+	// Disk guard: DiskFull is 1 while this node refuses appends because its
+	// data directory's file system is below storage.min_free_bytes or
+	// min_free_percent; DiskFullRefusals counts the refused append batches
+	// (client and replica).
+	DiskFull         prometheus.Gauge
+	DiskFullRefusals prometheus.Counter
+
 	// Monitor loop ("monitor tick failed").
 	MonitorTicks        prometheus.Counter
 	MonitorTickFailures prometheus.Counter
@@ -197,6 +204,9 @@ func New(nodeID uint64) *Metrics {
 
 		UnderReplicatedSegments: gauge("replication", "under_replicated_segments", "Segments with a replica that is down or gone (Raft leader's view)."),
 		ReplicaFailovers:        counter("replication", "failovers_total", "Open segments sealed from their replicas after their leader died."),
+
+		DiskFull:         gauge("", "disk_full", "1 while this node refuses appends because its data directory's file system is below storage.min_free_bytes or min_free_percent."),
+		DiskFullRefusals: counter("", "disk_full_refusals_total", "Append batches (client and replica) refused because the disk is full."),
 
 		MonitorTicks:        counter("monitor", "ticks_total", "Rollover monitor ticks run."),
 		MonitorTickFailures: counter("monitor", "tick_failures_total", "Rollover monitor ticks that failed (\"monitor tick failed\")."),

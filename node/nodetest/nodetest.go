@@ -22,6 +22,7 @@ import (
 	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/client"
 	"github.com/walrus-go/walrus/node/consensus"
+	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/mux"
 	"github.com/walrus-go/walrus/node/rpc"
 	"github.com/walrus-go/walrus/node/status"
@@ -77,6 +78,9 @@ func Start(t testing.TB, cfg node.Config, store engine.SegmentStore) *Node {
 	}
 	f := &Faults{}
 	cfg.Intercept = f.intercept
+	if cfg.DiskStat == nil {
+		cfg.DiskStat = f.diskStat
+	}
 	n, err := node.New(cfg, store, Logger(t).With("test_node", cfg.NodeID))
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +158,7 @@ func (n *Node) RPC(t testing.TB) wire.Client {
 type Faults struct {
 	dropStream  atomic.Bool
 	refuseFence atomic.Bool
+	diskFull    atomic.Bool
 	mu          sync.Mutex
 	custom      wire.Interceptor
 }
@@ -172,6 +177,26 @@ func (f *Faults) DropReplicaStream(on bool) { f.dropStream.Store(on) }
 // RefuseFence refuses recoveries' fences, as if this node were
 // unreachable for recovery.
 func (f *Faults) RefuseFence(on bool) { f.refuseFence.Store(on) }
+
+// Disk sizes the node's data directory appears to have (its real file
+// system is not consulted): 1 GiB, with DiskFreeBytes free while DiskFull
+// is on (below the default 256 MiB minimum) and nearly all of it free
+// otherwise.
+const (
+	DiskTotalBytes = 1 << 30
+	DiskFreeBytes  = 1 << 20
+)
+
+// DiskFull makes the node's disk guard see a full disk (on) or a roomy
+// one; the guard notices within its refresh period (250 ms).
+func (f *Faults) DiskFull(on bool) { f.diskFull.Store(on) }
+
+func (f *Faults) diskStat(string) (diskguard.Usage, error) {
+	if f.diskFull.Load() {
+		return diskguard.Usage{FreeBytes: DiskFreeBytes, TotalBytes: DiskTotalBytes}, nil
+	}
+	return diskguard.Usage{FreeBytes: DiskTotalBytes - DiskFreeBytes, TotalBytes: DiskTotalBytes}, nil
+}
 
 // Intercept installs (or, with nil, removes) an interceptor of its own.
 func (f *Faults) Intercept(i wire.Interceptor) {

@@ -100,3 +100,13 @@ func (c *Clock) Next(nowMs int64) int64 {
 	c.Last = max(c.Last, nowMs)
 	return c.Last
 }
+
+// Bytes is the total length of entries (payload bytes for the metrics and
+// the per-append bounds).
+func Bytes(entries [][]byte) int {
+	b := 0
+	for _, e := range entries {
+		b += len(e)
+	}
+	return b
+}

@@ -16,8 +16,10 @@ import (
 const replicationTick = time.Second
 
 // UnderReplicated lists segments with a replica that is down or no longer
-// a voter, and segments with fewer replicas than their topic's factor asks
-// for when enough voters are up.
+// a voter (or, for an open segment, refuses appends on a full disk: its
+// leader streams to it in vain), and segments with fewer replicas than
+// their topic's factor asks for when enough voters are up. A full disk
+// alone triggers no repair (the node is seen, so never gone long).
 func (r *Rollover) UnderReplicated() []status.UnderReplicated {
 	m, err := r.Cons.Membership()
 	if err != nil {
@@ -53,15 +55,15 @@ func (r *Rollover) underReplicated(t metadata.Topic, voters []uint64) []status.U
 	var out []status.UnderReplicated
 	for _, seg := range slices.Sorted(maps.Keys(t.Replicas)) {
 		set := t.Replicas[seg]
+		_, sealed := t.SealedSegments[seg]
 		var missing []uint64
 		for _, id := range set {
-			if !slices.Contains(voters, id) || !r.Cluster.AliveStrict(id) {
+			if !slices.Contains(voters, id) || !r.Cluster.AliveStrict(id) || (!sealed && r.Cluster.DiskFull(id)) {
 				missing = append(missing, id)
 			}
 		}
 		short := len(set) < min(rf, len(voters))
 		if len(missing) > 0 || short {
-			_, sealed := t.SealedSegments[seg]
 			out = append(out, status.UnderReplicated{Topic: t.Name, Segment: seg, Replicas: slices.Clone(set), Missing: missing, Sealed: sealed, Short: short})
 		}
 	}

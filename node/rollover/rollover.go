@@ -42,6 +42,8 @@ type Cluster interface {
 	LiveVoters() ([]uint64, error)
 	Alive(id uint64) bool
 	AliveStrict(id uint64) bool
+	// DiskFull: the node refuses appends (its replicas') on a full disk.
+	DiskFull(id uint64) bool
 	Heard(id uint64) bool
 	LastSeen(id uint64) (time.Time, bool)
 	PeerApplied(id uint64) uint64

@@ -253,10 +253,15 @@ func (r *Router) KnownTopic(ctx context.Context, topic string) bool {
 // ErrReply renders an error for the client. Unknown topics use the
 // original's wording.
 func ErrReply(err error) protocol.Reply {
-	var nl *wire.NotLeaderError
+	var (
+		nl *wire.NotLeaderError
+		df *wire.DiskFullError
+	)
 	switch {
 	case errors.As(err, &nl):
 		return protocol.ErrReply(nl)
+	case errors.As(err, &df): // exactly "ERR disk full on node <id>: ..."
+		return protocol.ErrReply(df)
 	case errors.Is(err, context.DeadlineExceeded):
 		return protocol.Errf("timed out: %v", err)
 	}

@@ -1,14 +1,12 @@
 package segment
 
 import (
-	"time"
-
-	"github.com/walrus-go/walrus/node/metadata"
-
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
 )

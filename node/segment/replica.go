@@ -77,6 +77,9 @@ func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, f
 			entries = entries[:rest]
 		}
 	}
+	if err := m.Disk.Check(); err != nil {
+		return count, err // the leader backs off as from an unreachable follower
+	}
 	if _, err := m.Store.Append(ctx, id, entries); err != nil {
 		if errors.Is(err, engine.ErrSealed) {
 			return count, nil

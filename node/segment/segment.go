@@ -24,12 +24,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/walrus-go/walrus/node/segment/meta"
-
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/retry"
+	"github.com/walrus-go/walrus/node/segment/meta"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
 )
@@ -82,7 +83,10 @@ type Deps struct {
 	StepDown func(ctx context.Context, topic string, seg uint64) error
 	// Floor returns the time of the last entry of a topic before segment
 	// seg (0 when there is none or it cannot be read).
-	Floor   func(ctx context.Context, topic string, seg uint64) int64
+	Floor func(ctx context.Context, topic string, seg uint64) int64
+	// Disk refuses appends (client and replica) while the disk is full;
+	// nil never refuses.
+	Disk    *diskguard.Guard
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 }
@@ -271,7 +275,7 @@ func (m *Manager) readStore(ctx context.Context, topic string, seg, off uint64, 
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %d: %w", id, off, err)
 	}
-	m.Metrics.ObserveRead(topic, len(entries), payloadBytes(entries))
+	m.Metrics.ObserveRead(topic, len(entries), record.Bytes(entries))
 	return entries, nil
 }
 

@@ -7,10 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/walrus-go/walrus/node/segment/meta"
-
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/record"
+	"github.com/walrus-go/walrus/node/segment/meta"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
 )
@@ -232,6 +231,10 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		failAll(ops, fmt.Errorf("topic %s segment %d: %w", w.topic, seg, wire.ErrFenced))
 		return
 	}
+	if err := m.Disk.Check(); err != nil { // a *wire.DiskFullError, answered as is
+		failAll(ops, err)
+		return
+	}
 	id := engine.SegmentID{Topic: w.topic, Segment: seg}
 	if w.stamp.seg != seg {
 		w.stamp = m.stampFor(w.topic, seg)
@@ -348,19 +351,11 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 	return writeResult{err: fmt.Errorf("writer: unknown op %d", op.kind)}
 }
 
-func payloadBytes(entries [][]byte) int {
-	b := 0
-	for _, e := range entries {
-		b += len(e)
-	}
-	return b
-}
-
 // Append appends entries to the topic's open segment led here; it returns
 // once they are stored (and, for a replicated segment, held by the ack
 // quorum).
 func (m *Manager) Append(ctx context.Context, topic string, entries [][]byte) error {
-	return m.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: payloadBytes(entries)}).err
+	return m.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: record.Bytes(entries)}).err
 }
 
 // AppendAsync queues entries for the topic's writer without blocking; cb
@@ -372,7 +367,7 @@ func (m *Manager) AppendAsync(topic string, entries [][]byte, cb func(error)) bo
 		cb(err)
 		return true
 	}
-	op := &writeOp{kind: opAppend, entries: entries, bytes: payloadBytes(entries), cb: func(r writeResult) { cb(r.err) }}
+	op := &writeOp{kind: opAppend, entries: entries, bytes: record.Bytes(entries), cb: func(r writeResult) { cb(r.err) }}
 	if w.tryInline(op) {
 		return true
 	}

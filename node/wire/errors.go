@@ -73,6 +73,7 @@ const (
 	codeUnknownTopic  uint8 = 2
 	codeNotRaftLeader uint8 = 3
 	codeFenced        uint8 = 4
+	codeDiskFull      uint8 = 5 // text: DiskFullError.Error()
 	codeReplicaFenced uint8 = 32
 	codeReplicaGap    uint8 = 33
 )
@@ -94,10 +95,16 @@ func ToRPC(err error) error {
 	var (
 		nl  *NotLeaderError
 		gap *ReplicaGapError
+		df  *DiskFullError
 	)
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &df):
+		// Only the error's own text: a PUT answers exactly it.
+		return &rpc.Error{Code: codeDiskFull, Message: df.Error()}
+	case errors.Is(err, ErrDiskFull):
+		return &rpc.Error{Code: codeDiskFull, Message: err.Error()}
 	case errors.Is(err, ErrReplicaFenced):
 		return &rpc.Error{Code: codeReplicaFenced, Message: err.Error()}
 	case errors.As(err, &gap):
@@ -138,6 +145,11 @@ func FromRPC(err error) error {
 		kind = ErrReplicaFenced
 	case codeReplicaGap:
 		kind = ErrReplicaGap
+	case codeDiskFull:
+		if df, ok := parseDiskFull(re.Message); ok {
+			return df
+		}
+		kind = ErrDiskFull
 	default:
 		return err
 	}

@@ -243,6 +243,9 @@ type Heartbeat struct {
 	// RaftAddr is the address the sender advertises now (optional for
 	// old senders).
 	RaftAddr string
+	// DiskFull: the sender refuses appends, its replicas' included, until
+	// space is freed on its disk (optional; written only when set).
+	DiskFull bool
 }
 
 func (m *Heartbeat) Append(b []byte) []byte {
@@ -257,6 +260,9 @@ func (m *Heartbeat) Append(b []byte) []byte {
 		e.u64(o.Count)
 	}
 	e.str(m.RaftAddr)
+	if m.DiskFull {
+		e.u8(1)
+	}
 	return e.b
 }
 
@@ -279,9 +285,12 @@ func (m *Heartbeat) Decode(b []byte) error {
 		o := OpenSegment{Topic: d.str(), Segment: d.u64(), Count: d.u64()}
 		m.Open = append(m.Open, o)
 	}
-	m.RaftAddr = ""
+	m.RaftAddr, m.DiskFull = "", false
 	if d.err == nil && len(d.b) > 0 {
 		m.RaftAddr = d.str()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		m.DiskFull = d.u8() == 1
 	}
 	return d.done("heartbeat")
 }

@@ -56,6 +56,7 @@ func goldenMessages() map[string]message {
 		"create_topic_req_ack2":     &CreateTopicRequest{Topic: "t1", RF: 0, Ack: 2},
 		"join_req":                  &JoinRequest{ID: 4, Addr: "127.0.0.1:6004"},
 		"heartbeat":                 &Heartbeat{ID: 2, LastIndex: 100, Applied: 99, Open: []OpenSegment{{Topic: "t1", Segment: 5, Count: 1234}}, RaftAddr: "127.0.0.1:6002"},
+		"heartbeat_disk_full":       &Heartbeat{ID: 2, LastIndex: 100, Applied: 99, RaftAddr: "127.0.0.1:6002", DiskFull: true},
 		"fence_req":                 &FenceRequest{Topic: "t1", Segment: 5, Min: 1000000},
 		"fence_resp_fenced":         &FenceReply{Fenced: true, Count: 77},
 		"fence_resp_not_fenced":     &FenceReply{Count: 76},
@@ -139,6 +140,7 @@ func TestErrorTable(t *testing.T) {
 		{"err_not_raft_leader", ErrNotRaftLeader, ErrNotRaftLeader},
 		{"err_replica_fenced", ErrReplicaFenced, ErrReplicaFenced},
 		{"err_replica_gap", &ReplicaGapError{Count: 12}, ErrReplicaGap},
+		{"err_disk_full", fmt.Errorf("append t/1: %w", &DiskFullError{Node: 2, FreeBytes: 3670016, RequiredBytes: 256 << 20}), ErrDiskFull},
 	}
 	for _, c := range cases {
 		var re *rpc.Error
@@ -161,6 +163,14 @@ func TestErrorTable(t *testing.T) {
 	relayed := fmt.Errorf("read from node 3: %w", FromRPC(ToRPC(&NotLeaderError{Topic: "t"})))
 	if !IsNotLeader(FromRPC(ToRPC(relayed))) {
 		t.Error("a not-leader error relayed through a second node loses its kind")
+	}
+	df := &DiskFullError{Node: 7, FreeBytes: 123456789, RequiredBytes: 268435456}
+	back, ok := errors.AsType[*DiskFullError](FromRPC(ToRPC(df)))
+	if !ok || back.Error() != df.Error() || back.Node != 7 {
+		t.Errorf("DiskFullError crossed as %v, want %q", back, df.Error())
+	}
+	if !errors.Is(FromRPC(ToRPC(ErrDiskFull)), ErrDiskFull) {
+		t.Error("a bare ErrDiskFull does not cross as disk full")
 	}
 	plain := errors.New("disk on fire")
 	if ToRPC(plain) != plain || FromRPC(plain) != plain {
@@ -199,4 +209,44 @@ func TestAppendPartsEncoding(t *testing.T) {
 	if err := req.Decode(got[len("prefix"):]); err != nil || len(req.Entries) != 3 || string(req.Entries[2]) != "ccc" {
 		t.Fatalf("decoded %+v, %v", req, err)
 	}
+}
+func TestFormatBytes(t *testing.T) {
+	cases := []struct {
+		name string
+		n    uint64
+		want string
+	}{
+		{"bytes", 512, "512 B"},
+		{"kib", 1536, "1.5 KiB"},
+		{"mib", 256 << 20, "256.0 MiB"},
+		{"gib", 5<<30 + 1<<29, "5.5 GiB"},
+		{"zero", 0, "0 B"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := FormatBytes(c.n)
+			if got != c.want {
+				t.Fatalf("FormatBytes(%d) = %q, want %q", c.n, got, c.want)
+			}
+			back, ok := parseBytes(got)
+			if !ok || FormatBytes(back) != got {
+				t.Fatalf("parseBytes(%q) = %d, %v", got, back, ok)
+			}
+		})
+	}
+}
+
+func FuzzParseDiskFull(f *testing.F) {
+	f.Add("disk full on node 2: 3.5 MiB free, 256.0 MiB required")
+	f.Add("disk full on node 1: 0 B free, 1.0 KiB required")
+	f.Fuzz(func(t *testing.T, msg string) {
+		e, ok := parseDiskFull(msg)
+		if !ok {
+			return
+		}
+		again, ok := parseDiskFull(e.Error())
+		if !ok || again.Error() != e.Error() {
+			t.Fatalf("%q: reparse of %q gave %v", msg, e.Error(), again)
+		}
+	})
 }

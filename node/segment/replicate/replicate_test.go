@@ -21,6 +21,9 @@ type fakeFollower struct {
 	entries [][]byte
 	down    bool
 	fenced  bool
+	// full refuses appends (not probes) as a replica on a full disk does.
+	full    bool
+	refused int
 }
 
 func (f *fakeFollower) apply(first uint64, entries [][]byte) (uint64, error) {
@@ -31,6 +34,9 @@ func (f *fakeFollower) apply(first uint64, entries [][]byte) (uint64, error) {
 		return 0, fmt.Errorf("test: %w", wire.ErrReplicaFenced)
 	case f.down:
 		return 0, errors.New("test: follower down")
+	case f.full && len(entries) > 0:
+		f.refused++
+		return uint64(len(f.entries)), &wire.DiskFullError{Node: 9, FreeBytes: 1 << 20, RequiredBytes: 256 << 20}
 	}
 	have := uint64(len(f.entries))
 	if first > have {
@@ -317,5 +323,49 @@ func TestFirstAppendWaitsForStartQuorum(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Refuse after the follower returned: %v", h.r.Refuse())
 		}
+	}
+}
+
+// TestDiskFullFollower: a follower whose disk is full refuses appends but
+// answers probes. The leader treats it like an unreachable follower: it
+// acknowledges with the rest of the quorum, backs off instead of hammering
+// it, and catches it up once space is freed.
+func TestDiskFullFollower(t *testing.T) {
+	h := newHarness(t, 2, 2, 3)
+	full := h.followers[3]
+	full.mu.Lock()
+	full.full = true
+	full.mu.Unlock()
+	for range 3 {
+		if err := waitAck(t, h.appendBatch(t, 4)); err != nil {
+			t.Fatalf("ack with one follower's disk full: %v", err)
+		}
+	}
+	if got := h.followers[2].count(); got != 12 {
+		t.Fatalf("healthy follower holds %d of 12", got)
+	}
+	// Backoff: over ~1.5 s a retry loop without one would try hundreds
+	// of times; with 100 ms doubling it is a handful.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if err := waitAck(t, h.appendBatch(t, 1)); err != nil {
+			t.Fatalf("ack while backing off: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	full.mu.Lock()
+	refused := full.refused
+	full.full = false
+	full.mu.Unlock()
+	if refused == 0 || refused > 15 {
+		t.Fatalf("full follower was sent %d appends in ~1.5 s; want a few (backoff)", refused)
+	}
+	want := int(h.r.ReadLimit())
+	deadline = time.Now().Add(10 * time.Second)
+	for full.count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("freed follower holds %d of %d", full.count(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

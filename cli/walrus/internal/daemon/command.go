@@ -144,5 +144,7 @@ func NodeConfig(c configs.Config) node.Config {
 	n.MaxSegmentAge = time.Duration(c.MaxSegmentAgeMS) * time.Millisecond
 	n.FailureTimeout = c.FailureTimeout()
 	n.ReplicaRepairTimeout = c.ReplicaRepairTimeout()
+	n.MinFreeBytes = c.Storage.MinFreeBytes
+	n.MinFreePercent = c.Storage.MinFreePercent
 	return n
 }

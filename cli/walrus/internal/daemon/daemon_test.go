@@ -31,6 +31,8 @@ func TestNodeConfigMapsEveryField(t *testing.T) {
 	c.CursorCommitMS = 30
 	c.FailureTimeoutMS = 900
 	c.Topics.AutoCreate = false
+	c.Storage.MinFreeBytes = 1234
+	c.Storage.MinFreePercent = 7.5
 	n := NodeConfig(c)
 	if n.NodeID != 7 || n.DataDir != "/d" || n.RaftHost != "10.0.0.1" || n.RaftPort != 7001 ||
 		n.RaftAdvertiseHost != "" || n.ClientHost != "10.0.0.2" || n.ClientPort != 7002 ||
@@ -38,7 +40,7 @@ func TestNodeConfigMapsEveryField(t *testing.T) {
 		n.MaxSegmentEntries != 55 || n.MonitorInterval != 250*time.Millisecond ||
 		n.LeaseSyncInterval != 20*time.Millisecond || n.CursorCommitInterval != 30*time.Millisecond ||
 		n.FailureTimeout != 900*time.Millisecond || n.MaxFrameBytes != 4096 || n.AutoCreateTopics ||
-		n.ReplicationFactor != 3 || n.AckQuorum != 2 {
+		n.ReplicationFactor != 3 || n.AckQuorum != 2 || n.MinFreeBytes != 1234 || n.MinFreePercent != 7.5 {
 		t.Fatalf("NodeConfig = %+v", n)
 	}
 	c.Raft.AdvertiseHost = "node7.example"

@@ -137,18 +137,12 @@ func (m *GroupReply) Decode(b []byte) error {
 
 func (c Client) Fetch(ctx context.Context, req *FetchRequest) (*FetchReply, error) {
 	var r FetchReply
-	if err := c.call(ctx, MethodFetch, req, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return &r, c.call(ctx, MethodFetch, req, &r)
 }
 
 func (c Client) Group(ctx context.Context, req *GroupRequest) (*GroupReply, error) {
 	var r GroupReply
-	if err := c.call(ctx, MethodGroup, req, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return &r, c.call(ctx, MethodGroup, req, &r)
 }
 
 // StatReply reports what a node's store holds of one segment (the answer

@@ -152,7 +152,7 @@ func Open(cfg Config) (*Consensus, error) {
 		Timeout: 5 * time.Second,
 		Logger:  hl.Named("transport"),
 	})
-	r, err := raft.NewRaft(rc, cfg.FSM, logs, bolt, snaps, trans)
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, bolt, snaps, unpipelined{trans})
 	if err != nil {
 		_ = trans.Close()
 		_ = bolt.Close()
@@ -340,4 +340,17 @@ func (c *Consensus) LastVote() (term uint64, candidate string) {
 	term, _ = c.bolt.GetUint64([]byte("LastVoteTerm"))
 	cand, _ := c.bolt.Get([]byte("LastVoteCand"))
 	return term, string(cand)
+}
+
+// unpipelined is the network transport without pipelined replication.
+// hashicorp/raft v1.7.3 can hang in Shutdown when a pipeline is busy: its
+// response decoder blocks handing a result to the replication goroutine
+// that already stopped, the pipeline's queue fills, and the goroutine
+// sending into it never sees the stop (seen as nodes that never finish
+// stopping under load). Metadata traffic is small, so plain AppendEntries
+// calls cost little.
+type unpipelined struct{ *raft.NetworkTransport }
+
+func (unpipelined) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }

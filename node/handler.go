@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
@@ -14,6 +15,10 @@ import (
 )
 
 var _ server.Handler = (*Node)(nil)
+
+// maxConcurrentRegisters bounds the REGISTERs of one pipelined run served
+// at once.
+const maxConcurrentRegisters = 256
 
 // Extension commands.
 const (
@@ -55,6 +60,20 @@ func (n *Node) Handle(ctx context.Context, reqs []protocol.Request) []protocol.R
 				j++
 			}
 			rt.Gets(ctx, reqs[i].Topic, replies[i:j])
+			n.observe(reqs[i:j], replies[i:j], start)
+			i = j
+		case protocol.CmdRegister:
+			// A pipelined run of REGISTERs is served concurrently, so the
+			// Raft leader can create the topics in a few batched entries.
+			j := i + 1
+			for j < len(reqs) && j-i < maxConcurrentRegisters && reqs[j].Command == protocol.CmdRegister {
+				j++
+			}
+			var wg sync.WaitGroup
+			for k := i; k < j; k++ {
+				wg.Go(func() { replies[k] = n.handleOne(ctx, reqs[k]) })
+			}
+			wg.Wait()
 			n.observe(reqs[i:j], replies[i:j], start)
 			i = j
 		default:

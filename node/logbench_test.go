@@ -131,3 +131,29 @@ func BenchmarkLogGroup(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRegisterPipelined creates topics with one connection
+// pipelining 512 REGISTERs (one topic per op); the Raft leader batches
+// concurrent creations into few entries:
+//
+//	go test -run XXX -bench RegisterPipelined -benchtime 5000x ./node/
+func BenchmarkRegisterPipelined(b *testing.B) {
+	nodes := nodetest.StartCluster(b, 3, nil)
+	c := nodetest.Dial(b, nodes[1])
+	reqs := make([]protocol.Request, 512)
+	b.ResetTimer()
+	for done := 0; done < b.N; done += len(reqs) {
+		for i := range reqs {
+			reqs[i] = protocol.Request{Command: protocol.CmdRegister, Topic: fmt.Sprintf("t-%d-%d", b.N, done+i)}
+		}
+		replies, err := c.Pipeline(context.Background(), reqs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range replies {
+			if r.Kind != protocol.ReplyOK {
+				b.Fatal(r.String())
+			}
+		}
+	}
+}

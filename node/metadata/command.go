@@ -21,6 +21,7 @@ const (
 	KindAlterTopic    Kind = 8
 	KindDeleteSegs    Kind = 9
 	KindDeleteTopic   Kind = 10
+	KindCreateTopics  Kind = 11
 )
 
 func (k Kind) String() string {
@@ -45,6 +46,8 @@ func (k Kind) String() string {
 		return "delete_segments"
 	case KindDeleteTopic:
 		return "delete_topic"
+	case KindCreateTopics:
+		return "create_topics"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -161,6 +164,12 @@ type DeleteTopic struct {
 	Topic string `json:"topic"`
 }
 
+// CreateTopics creates several topics in one entry (the Raft leader
+// batches concurrent creations); each is applied as a CreateTopic.
+type CreateTopics struct {
+	Topics []CreateTopic `json:"topics"`
+}
+
 // Command is one of the command types above.
 type Command interface {
 	Kind() Kind
@@ -176,6 +185,7 @@ func (CommitGroups) Kind() Kind   { return KindCommitGroups }
 func (AlterTopic) Kind() Kind     { return KindAlterTopic }
 func (DeleteSegments) Kind() Kind { return KindDeleteSegs }
 func (DeleteTopic) Kind() Kind    { return KindDeleteTopic }
+func (CreateTopics) Kind() Kind   { return KindCreateTopics }
 
 // Encode renders a command as one kind byte followed by its JSON body.
 // JSON keeps the log readable and forward compatible (unknown fields are
@@ -224,6 +234,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeJSON[DeleteSegments](body)
 	case KindDeleteTopic:
 		c, err = decodeJSON[DeleteTopic](body)
+	case KindCreateTopics:
+		c, err = decodeJSON[CreateTopics](body)
 	default:
 		return nil, fmt.Errorf("metadata: unknown command kind %d: %w", b[0], ErrInvalidCommand)
 	}

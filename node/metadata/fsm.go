@@ -101,6 +101,8 @@ func (f *FSM) apply(idx uint64, cmd Command) Result {
 		r = f.applyDeleteSegments(c)
 	case DeleteTopic:
 		r = f.applyDeleteTopic(c)
+	case CreateTopics:
+		r = f.applyCreateTopics(c)
 	default:
 		r = Result{Err: fmt.Errorf("metadata: command %T: %w", cmd, ErrInvalidCommand)}
 	}

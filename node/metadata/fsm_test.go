@@ -225,6 +225,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		RemoveNode{ID: 3},
 		CommitCursors{Cursors: []CursorCommit{{Topic: "a", Cursor: Cursor{2, 5}}}},
 		CommitGroups{Commits: []GroupCommit{{Group: "g", Topic: "a", Offset: 7}}},
+		CreateTopics{Topics: []CreateTopic{{Topic: "x", Leader: 1, Timed: true}, {Topic: "y", Leader: 2}}},
 	}
 	for _, c := range cmds {
 		b, err := Encode(c)

@@ -95,3 +95,21 @@ func (f *FSM) applyDeleteTopic(c DeleteTopic) Result {
 	delete(f.state.Topics, c.Topic)
 	return Result{Status: Applied}
 }
+
+// applyCreateTopics applies each creation; an invalid one fails alone
+// (the proposer validated them) and the others still apply.
+func (f *FSM) applyCreateTopics(c CreateTopics) Result {
+	if len(c.Topics) == 0 {
+		return invalid("create topics: empty")
+	}
+	res := Result{Status: NoOp}
+	for _, ct := range c.Topics {
+		switch r := f.applyCreate(ct); {
+		case r.Err != nil && res.Err == nil:
+			res.Err = r.Err
+		case r.Status == Applied:
+			res.Status = Applied
+		}
+	}
+	return res
+}

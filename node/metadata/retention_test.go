@@ -130,3 +130,24 @@ func TestSnapshotStaysFlatUnderRetention(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateTopicsInOneEntry(t *testing.T) {
+	f := NewFSM()
+	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1})
+	r := mustApply(t, f, CreateTopics{Topics: []CreateTopic{{Topic: "a", Leader: 2}, {Topic: "b", Leader: 2, Timed: true}, {Topic: "bad/name", Leader: 1}, {Topic: "c", Leader: 3}}})
+	if r.Status != Applied || !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("result %+v", r)
+	}
+	if tp, _ := f.Topic("a"); tp.LeaderNode != 1 {
+		t.Fatal("an existing topic changed")
+	}
+	if tp, ok := f.Topic("b"); !ok || tp.LeaderNode != 2 || !tp.Timed(1) {
+		t.Fatalf("b: %+v", tp)
+	}
+	if _, ok := f.Topic("c"); !ok || f.TopicCount() != 3 {
+		t.Fatal("c missing (an invalid sibling must not stop the others)")
+	}
+	if r := mustApply(t, f, CreateTopics{}); !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("empty: %+v", r)
+	}
+}

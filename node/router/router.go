@@ -76,6 +76,9 @@ type Router struct {
 	cfg Config
 	Deps
 	fwd forwarders
+	// creates batches the topic creations this node proposes as the
+	// Raft leader.
+	creates creations
 	// reqIDs numbers GETs sent to the cursor owner; it starts at a random
 	// value so ids from before a restart are not reused.
 	reqIDs atomic.Uint64
@@ -177,39 +180,6 @@ func (r *Router) CreateTopic(ctx context.Context, topic string, rf, ack int) err
 		return nil
 	}
 	return r.Leader.CreateTopic(ctx, topic, rf, ack)
-}
-
-// CreateTopicLocal is the Raft leader's side of topic creation: it picks
-// the first segment's leader round-robin over the live voters (spreading
-// topics) and its replica set, and proposes the topic.
-func (r *Router) CreateTopicLocal(ctx context.Context, topic string, rf, ack int) error {
-	if _, ok := r.FSM.Route(topic); ok {
-		return nil
-	}
-	live, err := r.Leader.LiveVoters()
-	if err != nil {
-		return err
-	}
-	leader := placement.FirstLeader(live, r.FSM.TopicCount(), r.cfg.Self)
-	if rf <= 0 {
-		rf = r.cfg.ReplicationFactor
-	}
-	if ack < 0 {
-		ack = r.cfg.AckQuorum
-	}
-	cmd := metadata.CreateTopic{Topic: topic, Leader: leader, ReplicationFactor: rf, AckQuorum: ack, Replicas: placement.NextReplicas(rf, leader, live), Timed: true, OpenedMs: time.Now().UnixMilli()}
-	res, err := r.Cons.Propose(ctx, cmd)
-	if err != nil {
-		if !wire.IsNotRaftLeader(err) {
-			r.Logger.Error("Raft consensus failed", "op", "create_topic", "topic", topic, "err", err)
-		}
-		return err
-	}
-	if res.Err != nil {
-		return res.Err
-	}
-	r.Logger.Info("topic created", "topic", topic, "leader", leader)
-	return nil
 }
 
 // waitFor waits until cond holds, re-checking at every metadata change.

@@ -14,11 +14,17 @@ type Options struct {
 	// Store holds the settings every backend shares: durability mode, sync
 	// interval and size limits. Default engine.DefaultOptions().
 	Store engine.Options
-	// SegmentFileBytes is the preallocated size of a new segment file
-	// (default 64 MiB, at least 4 KiB, at most 1 TiB). A segment that
-	// outgrows its file is extended (doubling, at most +1 GiB at a time)
-	// and remapped; sealing trims the file to the bytes used.
+	// SegmentFileBytes is the growth step of a segment file (default
+	// 64 MiB, at least 4 KiB, at most 1 TiB). A new file starts at
+	// InitialFileBytes (or SegmentFileBytes when that is smaller) and a
+	// segment that outgrows its file is extended, doubling until it
+	// reaches SegmentFileBytes and by SegmentFileBytes (at most 1 GiB)
+	// after that, and remapped; sealing trims the file to the bytes used.
+	// So an empty or small segment costs disk in proportion to its data.
 	SegmentFileBytes int64
+	// InitialFileBytes is the size of a new segment file (default 64 KiB,
+	// at least 4 KiB).
+	InitialFileBytes int64
 	// MaxMappedSegments bounds how many sealed segments are memory-mapped
 	// at once (default 64, 1..1048576). Sealed segments are mapped on
 	// demand and unmapped least-recently-used first; a sealed segment
@@ -34,6 +40,7 @@ func DefaultOptions() Options {
 	return Options{
 		Store:             engine.DefaultOptions(),
 		SegmentFileBytes:  64 << 20,
+		InitialFileBytes:  64 << 10,
 		MaxMappedSegments: 64,
 	}
 }
@@ -56,6 +63,9 @@ func (o Options) Validate() error {
 	if o.Store.Limits.MaxBatchBytes > maxBatchBytesMax {
 		errs = append(errs, fmt.Errorf("Store.Limits.MaxBatchBytes %d: must be <= %d: %w", o.Store.Limits.MaxBatchBytes, maxBatchBytesMax, engine.ErrInvalidArgument))
 	}
+	if o.InitialFileBytes != 0 && (o.InitialFileBytes < minSegmentFileBytes || o.InitialFileBytes > maxSegmentFileBytes) {
+		errs = append(errs, fmt.Errorf("InitialFileBytes %d: must be 0 (default) or in [%d, %d]: %w", o.InitialFileBytes, minSegmentFileBytes, int64(maxSegmentFileBytes), engine.ErrInvalidArgument))
+	}
 	if o.SegmentFileBytes < minSegmentFileBytes || o.SegmentFileBytes > maxSegmentFileBytes {
 		errs = append(errs, fmt.Errorf("SegmentFileBytes %d: must be in [%d, %d]: %w", o.SegmentFileBytes, minSegmentFileBytes, int64(maxSegmentFileBytes), engine.ErrInvalidArgument))
 	}
@@ -63,4 +73,13 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("MaxMappedSegments %d: must be in [1, %d]: %w", o.MaxMappedSegments, maxMappedSegmentsMax, engine.ErrInvalidArgument))
 	}
 	return errors.Join(errs...)
+}
+
+// initialBytes is the page-rounded size of a new segment file.
+func (o Options) initialBytes() int64 {
+	n := o.InitialFileBytes
+	if n <= 0 {
+		n = 64 << 10
+	}
+	return roundUpPage(max(min(n, o.SegmentFileBytes), minSegmentFileBytes))
 }

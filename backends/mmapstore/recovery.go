@@ -200,7 +200,7 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 	// Zero everything after the valid data: cut the file back, then
 	// preallocate again. Stale bytes from this crash could otherwise line up
 	// with a later, shorter batch and be scanned as data after the next one.
-	newSize := max(roundUpPage(size), roundUpPage(e.opts.SegmentFileBytes), roundUpPage(int64(valid.end)))
+	newSize := max(roundUpPage(size), e.opts.initialBytes(), roundUpPage(int64(valid.end)))
 	if err := f.Truncate(int64(valid.end)); err != nil {
 		return nil, fmt.Errorf("truncate %s: %w", path, err)
 	}

@@ -147,7 +147,7 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 	if err != nil {
 		return nil, fmt.Errorf("create segment file: %w: %w", err, engine.ErrUnavailable)
 	}
-	size := roundUpPage(e.opts.SegmentFileBytes)
+	size := e.opts.initialBytes()
 	var hdr [fileHeaderLen]byte
 	putFileHeader(hdr[:], fileHeader{segment: id.Segment})
 	err = preallocate(f, 0, size)
@@ -294,9 +294,10 @@ func recoverFault(err *error) {
 // pointer swap.
 func (sg *segment) growLocked(need uint64) error {
 	cur := uint64(len(sg.m))
+	step := uint64(roundUpPage(min(sg.env.opts.SegmentFileBytes, 1<<30)))
 	next := cur * 2
-	if cur >= 1<<30 {
-		next = cur + 1<<30
+	if cur >= step {
+		next = cur + step
 	}
 	if next < need {
 		next = need

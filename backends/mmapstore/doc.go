@@ -11,8 +11,9 @@
 //
 // One concept per file: frame.go is the pure codec; filewrite.go the
 // pwrite path for large batches; index.go the in-memory offset index of
-// open segments; segment.go one segment file (append, read, grow, seal,
-// sync, close); mapped.go the LRU bound on mapped sealed segments;
+// open segments; segment.go one segment file (create, append, grow, seal,
+// sync, close) and segread.go its read path (copying entries out,
+// mapping and evicting sealed files); mapped.go the LRU bound on mapped sealed segments;
 // syncer.go the group-commit goroutine; recovery.go open-time verification
 // and torn-tail repair; store.go the SegmentStore methods.
 //

@@ -351,6 +351,8 @@ func TestDiskFullFollower(t *testing.T) {
 		if err := waitAck(t, h.appendBatch(t, 1)); err != nil {
 			t.Fatalf("ack while backing off: %v", err)
 		}
+		// Pacing, not waiting: the test counts what reaches the full
+		// follower while time passes.
 		time.Sleep(50 * time.Millisecond)
 	}
 	full.mu.Lock()

@@ -66,16 +66,7 @@ func testLogReplay(t *testing.T, c *testcluster.Cluster) {
 			next = nx
 		}
 		if !done {
-			select {
-			case err := <-produced:
-				if err != nil {
-					t.Fatal(err)
-				}
-				done = true
-			default:
-				return fmt.Errorf("producers still writing (replay at %d)", next)
-			}
-			return fmt.Errorf("producers done; one more FETCH to reach the end")
+			return producersDone(t, produced, &done, "replay", next)
 		}
 		st, err := c.State(1, topic)
 		if err != nil {
@@ -251,16 +242,7 @@ func testLogTailRollovers(t *testing.T, c *testcluster.Cluster, switching bool) 
 			next = nx
 		}
 		if !done {
-			select {
-			case err := <-produced:
-				if err != nil {
-					t.Fatal(err)
-				}
-				done = true
-			default:
-				return fmt.Errorf("producers still writing (reader at %d)", next)
-			}
-			return fmt.Errorf("producers done; one more FETCH to reach the end")
+			return producersDone(t, produced, &done, "reader", next)
 		}
 		return nil
 	})
@@ -346,4 +328,20 @@ func testLogSeek(t *testing.T, c *testcluster.Cluster) {
 		}
 	}
 	t.Logf("%d SEEKs over %d entries with %d distinct timestamps", len(probes), n, distinct)
+}
+
+// producersDone is the end check of a tail reader that caught up: while
+// the producers still write it says so; once they finish (a failure ends
+// the test) it asks for one more FETCH to reach the end.
+func producersDone(t *testing.T, produced <-chan error, done *bool, who string, at uint64) error {
+	select {
+	case err := <-produced:
+		if err != nil {
+			t.Fatal(err)
+		}
+		*done = true
+		return fmt.Errorf("producers done; one more FETCH to reach the end")
+	default:
+		return fmt.Errorf("producers still writing (%s at %d)", who, at)
+	}
 }

@@ -136,10 +136,17 @@ func (s *Store) lookupOrCreate(id engine.SegmentID) (*segment, error) {
 
 		sg, err = createSegment(s.env, s.topicsDir, id)
 
+		// The segment appears in segs and the creation ends in one
+		// critical section: a Delete that finds the segment must never
+		// see this creation still registered (it would take the slot
+		// over, and two creations of one file could then run at once).
 		s.mu.Lock()
 		closedMeanwhile := err == nil && s.closed
-		if err == nil && !closedMeanwhile {
-			s.segs[id] = sg
+		if !closedMeanwhile {
+			if err == nil {
+				s.segs[id] = sg
+			}
+			s.endCreationLocked(id, done)
 		}
 		s.mu.Unlock()
 		if closedMeanwhile {
@@ -149,12 +156,26 @@ func (s *Store) lookupOrCreate(id engine.SegmentID) (*segment, error) {
 			_ = sg.closeLocked(engine.ErrClosed, false)
 			sg.wmu.Unlock()
 			sg, err = nil, engine.ErrClosed
+			s.mu.Lock()
+			s.endCreationLocked(id, done)
+			s.mu.Unlock()
 		}
-		s.mu.Lock()
-		delete(s.creating, id)
-		close(done)
-		s.mu.Unlock()
 		return sg, err
+	}
+}
+
+// endCreationLocked ends the creation (or deletion) that registered done
+// for id (s.mu held), waking its waiters. The slot is cleared only if it
+// is still done's: clearing another's would let two creations of one
+// file run at once.
+func (s *Store) endCreationLocked(id engine.SegmentID, done chan struct{}) {
+	if s.creating[id] == done {
+		delete(s.creating, id)
+	}
+	select {
+	case <-done:
+	default:
+		close(done)
 	}
 }
 
@@ -317,13 +338,16 @@ func (s *Store) Delete(ctx context.Context, id engine.SegmentID) error {
 	s.mu.Lock()
 	if s.segs[id] == sg {
 		delete(s.segs, id)
+		s.creating[id] = done
+	} else {
+		// Not the registered segment (never expected: only Delete takes a
+		// segment out, and it marks it gone first); leave the slot alone.
+		close(done)
 	}
-	s.creating[id] = done
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.creating, id)
-		close(done)
+		s.endCreationLocked(id, done)
 		s.mu.Unlock()
 	}()
 	// Nothing to flush: the data is going away.

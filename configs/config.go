@@ -56,6 +56,13 @@ type Config struct {
 	Storage StorageConfig `mapstructure:"storage"`
 	Log     LogConfig     `mapstructure:"log"`
 
+	// Security: TLS for clients and peers, users, ACLs (configs/security.go).
+	TLS        TLSConfig        `mapstructure:"tls"`
+	ClusterTLS ClusterTLSConfig `mapstructure:"cluster_tls"`
+	Users      []UserConfig     `mapstructure:"users"`
+	ACLs       []ACLConfig      `mapstructure:"acls"`
+	Security   SecurityConfig   `mapstructure:"security"`
+
 	// File is the config file Load read ("" when none). Not a YAML key.
 	File string `mapstructure:"-"`
 }

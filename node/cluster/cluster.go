@@ -162,6 +162,22 @@ func (c *Cluster) ReportedCount(id uint64, topic string, seg uint64) uint64 {
 	return p.Open[SegmentRef{topic, seg}]
 }
 
+// TopicsAtLeast lists the topics whose open segment a peer reported, in
+// its latest heartbeat, to hold at least min entries.
+func (c *Cluster) TopicsAtLeast(min uint64) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, p := range c.peers {
+		for ref, n := range p.Open {
+			if n >= min {
+				out = append(out, ref.Topic)
+			}
+		}
+	}
+	return out
+}
+
 // LeaderSince is when this node became Raft leader (zero when it is not).
 func (c *Cluster) LeaderSince() time.Time {
 	c.mu.Lock()

@@ -49,6 +49,8 @@ type FSM struct {
 	version uint64
 	// index is the Raft index of the command being applied (under mu).
 	index uint64
+	// changes lists which topics recent versions changed (ChangesSince).
+	changes changeLog
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -107,6 +109,7 @@ func (f *FSM) apply(idx uint64, cmd Command) Result {
 		r = Result{Err: fmt.Errorf("metadata: command %T: %w", cmd, ErrInvalidCommand)}
 	}
 	if r.Err == nil && r.Status == Applied {
+		f.recordLocked(cmd)
 		f.notifyLocked()
 	}
 	return r
@@ -481,6 +484,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.state = s
+	f.changes.reset(f.version + 1)
 	f.notifyLocked()
 	f.mu.Unlock()
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,26 @@ func (r *Rollover) isDeposed(topic string, rt metadata.Route) bool {
 	return ok
 }
 
+// suspects are the topics whose open segment leader is not alive or
+// stepped down: only those need a look, so a tick with every leader alive
+// costs a few map reads however many topics there are.
+func (r *Rollover) suspects() []string {
+	r.leaders.Refresh(r.FSM)
+	var out []string
+	for _, id := range r.leaders.Leaders() {
+		if !r.Cluster.Alive(id) {
+			out = append(out, r.leaders.TopicsLedBy(id)...)
+		}
+	}
+	r.mu.Lock()
+	for k := range r.deposed {
+		out = append(out, k.topic)
+	}
+	r.mu.Unlock()
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 func (r *Rollover) failoverDead(ctx context.Context) error {
 	live, err := r.Cluster.LiveVoters()
 	if err != nil {
@@ -66,8 +87,12 @@ func (r *Rollover) failoverDead(ctx context.Context) error {
 	}
 	var errs []error
 	verified := false
-	for topic, rt := range r.FSM.Routes() {
+	for _, topic := range r.suspects() {
 		if ctx.Err() != nil {
+			continue
+		}
+		rt, ok := r.FSM.Route(topic)
+		if !ok {
 			continue
 		}
 		deposed := r.isDeposed(topic, rt)

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/retry"
 )
 
@@ -97,46 +98,84 @@ func (m *Manager) confirmTick(ctx context.Context) {
 	}
 }
 
-// syncLeases recomputes the lease table from the committed metadata.
-// Leases lost to a rollover are sealed in the store (the count is final);
-// after a failover, recovery decides the count instead.
+// syncLeases brings the lease table up to the committed metadata: the
+// topics whose routes changed since the last sync (the metadata's change
+// log), or every topic on the first sync and when the log no longer
+// covers the gap. A sync with no change costs nothing. Leases lost to a
+// rollover are sealed in the store (the count is final); after a
+// failover, recovery decides the count instead.
 func (m *Manager) syncLeases() {
 	m.leaseSync.Lock()
 	defer m.leaseSync.Unlock()
-	next := make(map[string]uint64)
-	for topic, r := range m.FSM.Routes() {
-		if r.Leader == m.cfg.Self {
-			next[topic] = r.Segment
+	var changed []string
+	now, ok := m.FSM.ChangesSince(m.leaseSeen, metadata.ChangeRoute, func(t string) { changed = append(changed, t) })
+	if m.leaseScanned && ok {
+		for _, topic := range changed {
+			r, found := m.FSM.Route(topic)
+			m.setLease(topic, r.Segment, found && r.Leader == m.cfg.Self)
 		}
+		m.leaseSeen = now
+	} else {
+		now = m.FSM.Version()
+		next := make(map[string]uint64)
+		for topic, r := range m.FSM.Routes() {
+			if r.Leader == m.cfg.Self {
+				next[topic] = r.Segment
+			}
+		}
+		m.leaseMu.RLock()
+		var gone []string
+		for topic := range m.leases {
+			if _, ok := next[topic]; !ok {
+				gone = append(gone, topic)
+			}
+		}
+		m.leaseMu.RUnlock()
+		for _, topic := range gone {
+			m.setLease(topic, 0, false)
+		}
+		for topic, seg := range next {
+			m.setLease(topic, seg, true)
+		}
+		m.repMu.Lock()
+		for k := range m.unreplicated {
+			if seg, ok := next[k.Topic]; !ok || seg != k.Segment {
+				delete(m.unreplicated, k)
+			}
+		}
+		m.repMu.Unlock()
+		m.leaseScanned, m.leaseSeen = true, now
 	}
-	m.leaseMu.Lock()
-	prev := m.leases
-	m.leases = next
-	m.leaseMu.Unlock()
+	m.leaseMu.RLock()
+	m.Metrics.LeasesHeld.Set(float64(len(m.leases)))
+	m.leaseMu.RUnlock()
+}
 
-	for topic, seg := range prev {
-		if cur, ok := next[topic]; ok && cur == seg {
-			continue
-		}
+// setLease records whether this node leads topic's open segment seg
+// (leaseSync held), sealing a segment lost to a rollover and dropping the
+// unreplicated mark of a lost lease (those only matter for segments led
+// here).
+func (m *Manager) setLease(topic string, seg uint64, lead bool) {
+	m.leaseMu.Lock()
+	old, had := m.leases[topic]
+	if lead {
+		m.leases[topic] = seg
+	} else {
+		delete(m.leases, topic)
+	}
+	m.leaseMu.Unlock()
+	if had && (!lead || old != seg) {
 		m.Metrics.LeaseChanges.WithLabelValues("lost").Inc()
-		if _, _, sealed, _ := m.FSM.SegmentInfo(topic, seg); sealed {
-			m.enqueueSeal(topic, seg)
+		if _, _, sealed, _ := m.FSM.SegmentInfo(topic, old); sealed {
+			m.enqueueSeal(topic, old)
 		}
+		m.repMu.Lock()
+		delete(m.unreplicated, segKey{Topic: topic, Segment: old})
+		m.repMu.Unlock()
 	}
-	for topic, seg := range next {
-		if old, ok := prev[topic]; !ok || old != seg {
-			m.Metrics.LeaseChanges.WithLabelValues("gained").Inc()
-		}
+	if lead && (!had || old != seg) {
+		m.Metrics.LeaseChanges.WithLabelValues("gained").Inc()
 	}
-	m.Metrics.LeasesHeld.Set(float64(len(next)))
-	// The unreplicated marks only matter for segments led here.
-	m.repMu.Lock()
-	for k := range m.unreplicated {
-		if seg, ok := next[k.Topic]; !ok || seg != k.Segment {
-			delete(m.unreplicated, k)
-		}
-	}
-	m.repMu.Unlock()
 }
 
 func (m *Manager) leaseLoop(ctx context.Context) {

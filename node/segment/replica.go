@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
-	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -141,61 +139,4 @@ func (m *Manager) ReplicaPull(ctx context.Context, topic string, seg, count uint
 		return have, fmt.Errorf("seal %s: %w", id, err)
 	}
 	return have, nil
-}
-
-// catchUpTick is the period of the replica catch-up pass.
-const catchUpTick = time.Second
-
-func (m *Manager) catchUpLoop(ctx context.Context) { retry.Every(ctx, catchUpTick, m.catchUp) }
-
-// catchUp brings this node's replicas of sealed segments up to their
-// sealed count (a node that was down or lagging at the seal) and seals
-// them locally. One segment per pass keeps it rate-limited.
-func (m *Manager) catchUp(ctx context.Context) {
-	st := m.FSM.State()
-	m.completeMu.Lock()
-	for k := range m.complete {
-		if t, ok := st.Topics[k.Topic]; !ok || !slices.Contains(t.Replicas[k.Segment], m.cfg.Self) {
-			delete(m.complete, k)
-		}
-	}
-	m.completeMu.Unlock()
-	for name, t := range st.Topics {
-		for seg, set := range t.Replicas {
-			count, sealed := t.SealedSegments[seg]
-			if !sealed || !slices.Contains(set, m.cfg.Self) {
-				continue
-			}
-			k := segKey{Topic: name, Segment: seg}
-			m.completeMu.Lock()
-			done := m.complete[k]
-			m.completeMu.Unlock()
-			if done {
-				continue
-			}
-			id := engine.SegmentID{Topic: name, Segment: seg}
-			info, err := m.Store.Stat(ctx, id)
-			if err != nil && !errors.Is(err, engine.ErrNotFound) {
-				continue
-			}
-			if info.Entries >= count {
-				if !info.Sealed && info.Entries > 0 {
-					_, _ = m.Store.Seal(ctx, id)
-				}
-				m.completeMu.Lock()
-				m.complete[k] = true
-				m.completeMu.Unlock()
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			got, err := m.ReplicaPull(pctx, name, seg, count, set)
-			cancel()
-			if err != nil {
-				m.Logger.Warn("replica catch-up failed; will retry", "topic", name, "segment", seg, "have", got, "sealed_count", count, "err", err)
-			} else {
-				m.Logger.Info("replica caught up", "topic", name, "segment", seg, "entries", got)
-			}
-			return
-		}
-	}
 }

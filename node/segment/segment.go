@@ -30,6 +30,7 @@ import (
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/retry"
+	"github.com/walrus-go/walrus/node/segment/catchup"
 	"github.com/walrus-go/walrus/node/segment/meta"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
@@ -117,6 +118,10 @@ type Manager struct {
 	leaseMu   sync.RWMutex
 	leases    map[string]uint64 // topic -> open segment led here
 	leaseSync sync.Mutex        // serialises syncs (loop and on-demand)
+	// The metadata version the table reflects, and whether it was built
+	// from a full scan once (both under leaseSync).
+	leaseSeen    uint64
+	leaseScanned bool
 
 	// Writers.
 	mu       sync.Mutex
@@ -143,10 +148,6 @@ type Manager struct {
 	segLocks [64]sync.Mutex
 	epochs   meta.Epochs
 	fences   meta.Fences
-	// complete marks sealed segments held here in full (catch-up done);
-	// pruned to the segments the metadata still lists.
-	completeMu sync.Mutex
-	complete   map[segKey]bool
 }
 
 // replMemoryLimit bounds the appended batches all replicators of a node
@@ -168,7 +169,6 @@ func New(cfg Config, d Deps) *Manager {
 		replMemory:   replicate.Budget{Limit: replMemoryLimit},
 		epochs:       meta.Epochs{Dir: cfg.Dir},
 		fences:       meta.Fences{Dir: cfg.Dir},
-		complete:     map[segKey]bool{},
 		stepping:     map[segKey]bool{},
 	}
 	m.bootIndex.Store(cfg.BootIndex)
@@ -182,7 +182,8 @@ func (m *Manager) Run(ctx context.Context) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		m.catchUpLoop(ctx)
+		c := &catchup.Catcher{FSM: m.FSM, Store: m.Store, Pull: m.ReplicaPull, Self: m.cfg.Self, Logger: m.Logger}
+		c.Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()

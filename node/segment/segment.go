@@ -8,7 +8,7 @@
 // to what the ack quorum holds while a segment is open.
 //
 // Lock order (outer first): topicWriter.mu → Manager.leaseSync →
-// Manager.leaseMu / Manager.repMu; Manager.mu → Manager.applyMu; a
+// Manager.leaseMu / Manager.repMu; a
 // segment lock (segLock) → epochTable.mu / fenceSet.mu. The locks on the
 // right are leaves: nothing is called while holding them that takes
 // another lock of this package.
@@ -30,6 +30,7 @@ import (
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/retry"
+	"github.com/walrus-go/walrus/node/segment/applyq"
 	"github.com/walrus-go/walrus/node/segment/catchup"
 	"github.com/walrus-go/walrus/node/segment/meta"
 	"github.com/walrus-go/walrus/node/segment/replicate"
@@ -52,6 +53,9 @@ type Config struct {
 	// unknown (a node joining without state learns it from its first
 	// contact with the Raft leader).
 	BootIndex uint64
+	// WriterIdle is how long a topic's writer may have no work before it
+	// goes away (0: 10 s).
+	WriterIdle time.Duration
 }
 
 // Contact proves that this node is in contact with the Raft leader (or
@@ -131,9 +135,7 @@ type Manager struct {
 	writerWG sync.WaitGroup
 
 	// Replica apply queues, one per segment streamed here.
-	applyMu  sync.Mutex
-	appliers map[segKey]*applier
-	applyWG  sync.WaitGroup
+	applyQ *applyq.Queues
 
 	// Leader-side replicators and the segments known unreplicated.
 	repMu        sync.Mutex
@@ -161,7 +163,6 @@ func New(cfg Config, d Deps) *Manager {
 		Deps:         d,
 		leases:       map[string]uint64{},
 		writers:      map[string]*topicWriter{},
-		appliers:     map[segKey]*applier{},
 		stop:         make(chan struct{}),
 		reps:         map[segKey]*replicate.Replicator{},
 		unreplicated: map[segKey]error{},
@@ -171,6 +172,7 @@ func New(cfg Config, d Deps) *Manager {
 		fences:       meta.Fences{Dir: cfg.Dir},
 		stepping:     map[segKey]bool{},
 	}
+	m.applyQ = applyq.New(m.ReplicaAppend, wire.ErrShuttingDown)
 	m.bootIndex.Store(cfg.BootIndex)
 	return m
 }
@@ -197,17 +199,14 @@ func (m *Manager) Run(ctx context.Context) {
 // ErrShuttingDown and pending ones as unacked.
 func (m *Manager) Close() {
 	m.mu.Lock()
-	m.applyMu.Lock()
 	if !m.stopped.Load() {
 		m.stopped.Store(true)
 		close(m.stop)
 	}
-	m.applyMu.Unlock()
 	m.mu.Unlock()
+	m.applyQ.Close()
 	m.writerWG.Wait()
 	m.stepWG.Wait()
-	m.applyWG.Wait()
-	m.failQueuedApplies()
 
 	m.repMu.Lock()
 	if !m.repClosed {

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,10 @@ import (
 const (
 	writerQueueCap     = 4096 // ops waiting for a writer goroutine
 	writerDrainOpLimit = 1024 // ops taken per wake-up
+	// defaultWriterIdle: a writer with no work for this long goes away
+	// (with its goroutine and queue), so an idle topic costs no memory
+	// here (Config.WriterIdle).
+	defaultWriterIdle = 10 * time.Second
 )
 
 type opKind uint8
@@ -77,8 +82,13 @@ type topicWriter struct {
 	hintedSeg uint64
 	// stamp is the timestamp state of the segment appended to last.
 	stamp stamp
+	// users counts callers between getting the writer and queueing their
+	// op (guarded by Manager.mu): an idle writer retires only at zero.
+	users int
 }
 
+// writer returns the topic's writer, starting one if needed; the caller
+// calls release once its op is queued or done.
 func (m *Manager) writer(topic string) (*topicWriter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -86,6 +96,7 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 		return nil, wire.ErrShuttingDown
 	}
 	if w, ok := m.writers[topic]; ok {
+		w.users++
 		return w, nil
 	}
 	w := &topicWriter{m: m, topic: topic, ops: make(chan *writeOp, writerQueueCap)}
@@ -98,6 +109,7 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 			w.fencedSeg = r.Segment
 		}
 	}
+	w.users++
 	m.writers[topic] = w
 	m.writerWG.Add(1)
 	go func() {
@@ -107,12 +119,42 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 	return w, nil
 }
 
+// Writers is how many topics have a writer now (idle ones retire).
+func (m *Manager) Writers() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.writers)
+}
+
+func (m *Manager) release(w *topicWriter) {
+	m.mu.Lock()
+	w.users--
+	m.mu.Unlock()
+}
+
+// retire removes an idle writer (its goroutine, after it returns true,
+// exits): nobody is about to queue, nothing is queued, nothing is being
+// processed inline.
+func (m *Manager) retire(w *topicWriter) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w.users > 0 || len(w.ops) > 0 || !w.mu.TryLock() {
+		return false
+	}
+	w.mu.Unlock() // users is 0 under m.mu: no one can take it again
+	if m.writers[w.topic] == w {
+		delete(m.writers, w.topic)
+	}
+	return true
+}
+
 // submit queues op and waits for its result.
 func (m *Manager) submit(ctx context.Context, topic string, op *writeOp) writeResult {
 	w, err := m.writer(topic)
 	if err != nil {
 		return writeResult{err: err}
 	}
+	defer m.release(w)
 	op.done = make(chan writeResult, 1)
 	if w.tryInline(op) {
 		return <-op.done
@@ -135,11 +177,20 @@ func (m *Manager) submit(ctx context.Context, topic string, op *writeOp) writeRe
 
 func (w *topicWriter) run(stop <-chan struct{}) {
 	batch := make([]*writeOp, 0, 64)
+	writerIdle := cmp.Or(w.m.cfg.WriterIdle, defaultWriterIdle)
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-stop:
 			w.drainFail()
 			return
+		case <-idle.C:
+			if w.m.retire(w) {
+				return
+			}
+			idle.Reset(writerIdle)
+			continue
 		case op := <-w.ops:
 			batch = append(batch[:0], op)
 		}
@@ -156,6 +207,7 @@ func (w *topicWriter) run(stop <-chan struct{}) {
 		w.process(batch)
 		w.mu.Unlock()
 		clear(batch)
+		idle.Reset(writerIdle)
 	}
 }
 
@@ -367,6 +419,7 @@ func (m *Manager) AppendAsync(topic string, entries [][]byte, cb func(error)) bo
 		cb(err)
 		return true
 	}
+	defer m.release(w)
 	op := &writeOp{kind: opAppend, entries: entries, bytes: record.Bytes(entries), cb: func(r writeResult) { cb(r.err) }}
 	if w.tryInline(op) {
 		return true
@@ -415,6 +468,7 @@ func (m *Manager) enqueueSeal(topic string, seg uint64) {
 	if err != nil {
 		return
 	}
+	defer m.release(w)
 	select {
 	case w.ops <- &writeOp{kind: opSeal, seg: seg, done: make(chan writeResult, 1)}:
 	default:

@@ -169,7 +169,7 @@ func TestGetByteBudget(t *testing.T) {
 	}
 	for i := range 3 {
 		if replies[i].Kind != protocol.ReplyPayload || len(replies[i].Body) != entry || replies[i].Body[0] != byte('a'+i) {
-			t.Fatalf("reply %d: kind %v len %d", i, replies[i].Kind, len(replies[i].Body))
+			t.Fatalf("reply %d: kind %v len %d (%.80q)", i, replies[i].Kind, len(replies[i].Body), replies[i].Body)
 		}
 	}
 	if replies[3].Kind != protocol.ReplyEmpty {

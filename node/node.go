@@ -424,3 +424,12 @@ func (n *Node) Peer(id uint64) (cluster.Progress, bool) {
 	}
 	return cluster.Progress{}, false
 }
+
+// ReportedCount is the count node id last reported (heartbeats) for a
+// segment it leads (tests).
+func (n *Node) ReportedCount(id uint64, topic string, seg uint64) uint64 {
+	if p := n.parts; p != nil {
+		return p.cluster.ReportedCount(id, topic, seg)
+	}
+	return 0
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walrus-go/walrus/node/copyrange"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/placement"
 	"github.com/walrus-go/walrus/node/retry"
@@ -219,7 +220,7 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 		// Bounded: a far-behind survivor finishes through catch-up after
 		// the seal instead of delaying the failover.
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
-		err := wire.CopyRange(cctx, r.Peer(src), r.Peer(a.ID), topic, rt.Segment, epoch, a.Count, count, 5*time.Second)
+		err := copyrange.Copy(cctx, r.Peer(src), r.Peer(a.ID), topic, rt.Segment, epoch, a.Count, count, 5*time.Second)
 		ccancel()
 		if err != nil {
 			r.Logger.Warn("recovery: copying to a lagging replica failed", "topic", topic, "segment", rt.Segment, "replica", a.ID, "err", fmt.Errorf("from node %d: %w", src, err))

@@ -69,6 +69,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64, forAppend bool) (*repl
 		Followers:      set[1:],
 		AckQuorum:      t.SegmentAckQuorum(seg),
 		Local:          local,
+		Confirmed:      m.retiredLAC[k],
 		PendingTimeout: max(2*m.cfg.FailureTimeout, 2*time.Second),
 		Peer:           func(id uint64) replicate.Follower { return m.Peer(id) },
 		Store:          m.Store,
@@ -86,6 +87,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64, forAppend bool) (*repl
 		Logger:  m.Logger,
 	})
 	m.reps[k] = r
+	delete(m.retiredLAC, k)
 	if m.repClosed {
 		// No goroutines once the replicators were stopped.
 		r.Fail(false)

@@ -10,6 +10,14 @@ import (
 	"github.com/walrus-go/walrus/node/retry"
 )
 
+// leaseOf is the lease table's entry for topic (no sync).
+func (m *Manager) leaseOf(topic string) (uint64, bool) {
+	m.leaseMu.RLock()
+	defer m.leaseMu.RUnlock()
+	seg, ok := m.leases[topic]
+	return seg, ok
+}
+
 // leaseFor returns the open segment of topic this node leads.
 func (m *Manager) leaseFor(topic string) (uint64, bool) {
 	m.leaseMu.RLock()
@@ -143,6 +151,11 @@ func (m *Manager) syncLeases() {
 				delete(m.unreplicated, k)
 			}
 		}
+		for k := range m.retiredLAC {
+			if seg, ok := next[k.Topic]; !ok || seg != k.Segment {
+				delete(m.retiredLAC, k)
+			}
+		}
 		m.repMu.Unlock()
 		m.leaseScanned, m.leaseSeen = true, now
 	}
@@ -171,6 +184,7 @@ func (m *Manager) setLease(topic string, seg uint64, lead bool) {
 		}
 		m.repMu.Lock()
 		delete(m.unreplicated, segKey{Topic: topic, Segment: old})
+		delete(m.retiredLAC, segKey{Topic: topic, Segment: old})
 		m.repMu.Unlock()
 	}
 	if lead && (!had || old != seg) {

@@ -4,30 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"sync"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/copyrange"
 	"github.com/walrus-go/walrus/node/wire"
 )
-
-var segLockSeed = maphash.MakeSeed()
-
-// segLock returns the lock serialising replica appends, fences and
-// catch-up of one segment on this node. Locks are striped over a fixed
-// array, so nothing grows with the number of segments.
-func (m *Manager) segLock(k segKey) *sync.Mutex {
-	var h maphash.Hash
-	h.SetSeed(segLockSeed)
-	_, _ = h.WriteString(k.Topic)
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(k.Segment >> (8 * i))
-	}
-	_, _ = h.Write(b[:])
-	return &m.segLocks[h.Sum64()%uint64(len(m.segLocks))]
-}
 
 // ReplicaAppend stores entries of a segment led elsewhere (or copied by
 // recovery/repair) at offset first, under epoch, and returns the local
@@ -38,7 +20,7 @@ func (m *Manager) segLock(k segKey) *sync.Mutex {
 // the sealed count is final) but never an entry past the sealed count.
 func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error) {
 	k := segKey{Topic: topic, Segment: seg}
-	l := m.segLock(k)
+	l := m.segLocks.For(k)
 	l.Lock()
 	defer l.Unlock()
 	_, sealedCount, sealed, _ := m.FSM.SegmentInfo(topic, seg)
@@ -96,7 +78,7 @@ func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, f
 // count can only grow through appends at the fence epoch (recovery).
 func (m *Manager) ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error) {
 	k := segKey{Topic: topic, Segment: seg}
-	l := m.segLock(k)
+	l := m.segLocks.For(k)
 	l.Lock()
 	defer l.Unlock()
 	if err := m.epochs.Raise(k, epoch); err != nil {
@@ -125,7 +107,7 @@ func (m *Manager) ReplicaPull(ctx context.Context, topic string, seg, count uint
 		if src == m.cfg.Self {
 			continue
 		}
-		if err := wire.CopyRange(ctx, m.Peer(src), m, topic, seg, 0, have, count, copyCallTimeout); err != nil {
+		if err := copyrange.Copy(ctx, m.Peer(src), m, topic, seg, 0, have, count, copyCallTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("from node %d: %w", src, err))
 		}
 		if have, err = m.count(ctx, id); err != nil {

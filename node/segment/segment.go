@@ -134,6 +134,10 @@ type Manager struct {
 	stopped  atomic.Bool
 	writerWG sync.WaitGroup
 
+	// counted: topics appended to since the last ChangedCounts.
+	countedMu sync.Mutex
+	counted   map[string]struct{}
+
 	// Replica apply queues, one per segment streamed here.
 	applyQ *applyq.Queues
 
@@ -141,13 +145,18 @@ type Manager struct {
 	repMu        sync.Mutex
 	reps         map[segKey]*replicate.Replicator
 	unreplicated map[segKey]error // nil: append freely; else why not
+	// retiredLAC: what the quorum confirmed of a segment whose idle
+	// replicator retired (the next one starts there).
+	retiredLAC map[segKey]uint64
 	// replMemory bounds the batches all replicators keep in memory.
 	replMemory replicate.Budget
 	repStop    chan struct{}
 	repClosed  bool
 
 	// Replica side.
-	segLocks [64]sync.Mutex
+	// segLocks serialise replica appends, fences and catch-up of one
+	// segment on this node.
+	segLocks meta.Locks
 	epochs   meta.Epochs
 	fences   meta.Fences
 }
@@ -166,11 +175,13 @@ func New(cfg Config, d Deps) *Manager {
 		stop:         make(chan struct{}),
 		reps:         map[segKey]*replicate.Replicator{},
 		unreplicated: map[segKey]error{},
+		retiredLAC:   map[segKey]uint64{},
 		repStop:      make(chan struct{}),
 		replMemory:   replicate.Budget{Limit: replMemoryLimit},
 		epochs:       meta.Epochs{Dir: cfg.Dir},
 		fences:       meta.Fences{Dir: cfg.Dir},
 		stepping:     map[segKey]bool{},
+		counted:      map[string]struct{}{},
 	}
 	m.applyQ = applyq.New(m.ReplicaAppend, wire.ErrShuttingDown)
 	m.bootIndex.Store(cfg.BootIndex)
@@ -343,8 +354,26 @@ func (m *Manager) Led() map[string]uint64 {
 	return maps.Clone(m.leases)
 }
 
+// ChangedCounts lists the open segments led here whose count changed
+// since the last call (what delta heartbeats report).
+func (m *Manager) ChangedCounts(ctx context.Context) []wire.OpenSegment {
+	m.countedMu.Lock()
+	changed := m.counted
+	m.counted = map[string]struct{}{}
+	m.countedMu.Unlock()
+	out := make([]wire.OpenSegment, 0, len(changed))
+	for topic := range changed {
+		if seg, ok := m.leaseFor(topic); ok {
+			if c, err := m.Count(ctx, topic, seg); err == nil {
+				out = append(out, wire.OpenSegment{Topic: topic, Segment: seg, Count: c})
+			}
+		}
+	}
+	return out
+}
+
 // OpenCounts lists the open segments led here with their entry counts
-// (what heartbeats report).
+// (what full heartbeats report).
 func (m *Manager) OpenCounts(ctx context.Context) []wire.OpenSegment {
 	led := m.Led()
 	out := make([]wire.OpenSegment, 0, len(led))

@@ -40,11 +40,21 @@ func (c *contact) set(err error) {
 type replica struct {
 	mu    sync.Mutex
 	count uint64
+	down  bool // unreachable
+}
+
+func (r *replica) setDown(down bool) {
+	r.mu.Lock()
+	r.down = down
+	r.mu.Unlock()
 }
 
 func (r *replica) ReplicaAppend(_ context.Context, _ string, _, _, first uint64, entries [][]byte) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.down {
+		return 0, errors.New("replica unreachable")
+	}
 	if first > r.count {
 		return r.count, &wire.ReplicaGapError{Count: r.count}
 	}
@@ -212,6 +222,25 @@ func TestIdleWritersRetire(t *testing.T) {
 	}
 	if err := f.m.Append(ctx, "b", one("z")); !errors.Is(err, wire.ErrFenced) {
 		t.Fatalf("append to a fenced topic after its writer retired: %v, want ErrFenced", err)
+	}
+
+	// A replicated topic's replicator retires with its writer; what its
+	// quorum confirmed stays readable even while no follower answers.
+	f.create(t, "r", []uint64{1, 2, 3})
+	if err := f.m.Append(ctx, "r", [][]byte{[]byte("1"), []byte("2")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle replicator to retire", func() bool { return f.m.Writers() == 0 && f.m.Replicators() == 0 })
+	f.replicas[2].setDown(true)
+	f.replicas[3].setDown(true)
+	rep, err := f.m.Fetch(ctx, &wire.FetchRequest{Topic: "r", Segment: 1, Max: 10, MaxBytes: 1 << 20})
+	if err != nil || rep.Readable != 2 || len(rep.Entries) != 2 {
+		t.Fatalf("fetch with the followers down after the replicator retired: %+v, %v; want 2 readable", rep, err)
+	}
+	f.replicas[2].setDown(false)
+	f.replicas[3].setDown(false)
+	if err := f.m.Append(ctx, "r", one("3")); err != nil {
+		t.Fatalf("append after the replicator retired: %v", err)
 	}
 }
 

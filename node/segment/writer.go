@@ -119,11 +119,18 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 	return w, nil
 }
 
-// Writers is how many topics have a writer now (idle ones retire).
+// Writers and Replicators are how many topics have a writer, and open
+// segments a replicator, now (idle ones retire).
 func (m *Manager) Writers() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.writers)
+}
+
+func (m *Manager) Replicators() int {
+	m.repMu.Lock()
+	defer m.repMu.Unlock()
+	return len(m.reps)
 }
 
 func (m *Manager) release(w *topicWriter) {
@@ -141,11 +148,34 @@ func (m *Manager) retire(w *topicWriter) bool {
 	if w.users > 0 || len(w.ops) > 0 || !w.mu.TryLock() {
 		return false
 	}
+	// With w.mu held no append is between getting the replicator and
+	// handing it the batch, and m.mu keeps a new writer from starting.
+	m.retireReplicator(w.topic)
 	w.mu.Unlock() // users is 0 under m.mu: no one can take it again
 	if m.writers[w.topic] == w {
 		delete(m.writers, w.topic)
 	}
 	return true
+}
+
+// retireReplicator stops the replicator of topic's open segment led here
+// if it is idle, keeping the count its quorum confirmed for the next one.
+func (m *Manager) retireReplicator(topic string) {
+	seg, ok := m.leaseOf(topic)
+	if !ok {
+		return
+	}
+	k := segKey{Topic: topic, Segment: seg}
+	m.repMu.Lock()
+	r := m.reps[k]
+	if r == nil || !r.Idle() {
+		m.repMu.Unlock()
+		return
+	}
+	delete(m.reps, k)
+	m.retiredLAC[k] = r.LAC()
+	m.repMu.Unlock()
+	r.Fail(false)
 }
 
 // submit queues op and waits for its result.
@@ -327,6 +357,9 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		}
 		first, err := m.Store.Append(context.Background(), id, all)
 		if err == nil {
+			m.countedMu.Lock()
+			m.counted[w.topic] = struct{}{}
+			m.countedMu.Unlock()
 			m.Metrics.ObserveAppend(w.topic, entries, bytes)
 			if first+uint64(len(all)) >= m.cfg.MaxSegmentEntries && w.hintedSeg != seg {
 				// Full: ask the monitor to roll now rather than at its next

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/status"
@@ -152,17 +153,23 @@ func (n *Node) topicsDoc() []status.TopicSummary {
 }
 
 func (n *Node) clusterStats() metrics.ClusterStats {
-	st := n.fsm.State()
-	out := metrics.ClusterStats{Topics: make([]metrics.TopicStats, 0, len(st.Topics))}
-	for name, t := range st.Topics {
+	var out metrics.ClusterStats
+	self := n.cfg.NodeID
+	n.fsm.EachTopic(func(t *metadata.Topic) {
+		led := 0
+		for seg, leader := range t.SegmentLeaders {
+			if leader == self && seg != t.CurrentSegment {
+				led++
+			}
+		}
 		out.Topics = append(out.Topics, metrics.TopicStats{
-			Name:           name,
+			Name:           t.Name,
 			CurrentSegment: t.CurrentSegment,
 			LeaderNode:     t.LeaderNode,
 			SealedSegments: len(t.SealedSegments),
 			SealedEntries:  t.SealedOffset,
-			SegmentLeaders: t.SegmentLeaders,
+			SealedLedHere:  led,
 		})
-	}
+	})
 	return out
 }

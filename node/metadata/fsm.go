@@ -414,6 +414,16 @@ func (f *FSM) Routes() map[string]Route {
 	return out
 }
 
+// EachTopic calls fn for every topic, in no order, under the FSM's read
+// lock and without copying: fn must not keep t or call the FSM.
+func (f *FSM) EachTopic(fn func(t *Topic)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, t := range f.state.Topics {
+		fn(t)
+	}
+}
+
 // TopicCount returns the number of topics.
 func (f *FSM) TopicCount() int {
 	f.mu.RLock()

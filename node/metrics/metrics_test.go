@@ -260,8 +260,8 @@ func TestClusterCollector(t *testing.T) {
 	m.SetClusterSource(func() ClusterStats {
 		return ClusterStats{Topics: []TopicStats{
 			{Name: "logs", CurrentSegment: 3, LeaderNode: 2, SealedSegments: 2, SealedEntries: 1950000,
-				SegmentLeaders: map[uint64]uint64{1: 1, 2: 2, 3: 2}},
-			{Name: "events", CurrentSegment: 1, LeaderNode: 1, SegmentLeaders: map[uint64]uint64{1: 1}},
+				SealedLedHere: 1},
+			{Name: "events", CurrentSegment: 1, LeaderNode: 1, SealedLedHere: 0},
 		}}
 	})
 	want := `

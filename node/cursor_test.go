@@ -168,15 +168,18 @@ func TestGetByteBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if terms(nodes) != startTerms {
+		// A GET whose reply is lost in a leader change is gone (the
+		// shared cursor's documented semantics), and a new leader may
+		// deliver again: neither is what this test checks.
+		t.Skipf("raft leader changed (%v -> %v)", startTerms, terms(nodes))
+	}
 	for i := range 3 {
 		if replies[i].Kind != protocol.ReplyPayload || len(replies[i].Body) != entry || replies[i].Body[0] != byte('a'+i) {
 			t.Fatalf("reply %d: kind %v len %d (%.80q)", i, replies[i].Kind, len(replies[i].Body), replies[i].Body)
 		}
 	}
 	if replies[3].Kind != protocol.ReplyEmpty {
-		if terms(nodes) != startTerms {
-			t.Skipf("raft leader changed (%v -> %v); redelivery allowed", startTerms, terms(nodes))
-		}
 		t.Fatalf("reply 3 = %v (%d bytes starting %.1q)", replies[3].Kind, len(replies[3].Body), replies[3].Body)
 	}
 }

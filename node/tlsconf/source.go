@@ -239,5 +239,11 @@ func (s *Source) PeerClientConfig(addr string) (*tls.Config, error) {
 		return nil, fmt.Errorf("tls %s: peer address %q: %w", s.name, addr, err)
 	}
 	m := s.cur.Load()
-	return &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, RootCAs: m.pool, Certificates: []tls.Certificate{m.cert}}, nil
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12, ServerName: host, RootCAs: m.pool,
+		// Always present the certificate (crypto/tls would withhold one the
+		// peer's CA list does not name), so a peer of another CA is refused
+		// for its certificate and says so in its log.
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &m.cert, nil },
+	}, nil
 }

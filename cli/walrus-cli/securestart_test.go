@@ -147,6 +147,13 @@ func TestSecureQuickStart(t *testing.T) {
 	if body := get("https://127.0.0.1:9101/healthz"); body != "ok\n" {
 		t.Fatalf("/healthz = %q", body)
 	}
+	if curl, err := exec.LookPath("curl"); err == nil {
+		cmd := exec.CommandContext(t.Context(), curl, "-sS", "--max-time", "5", "--cacert", "certs/ca.crt", "https://127.0.0.1:9101/healthz")
+		cmd.Dir = work
+		if out, err := cmd.Output(); err != nil || string(out) != "ok\n" {
+			t.Fatalf("curl /healthz: %q %v", out, err)
+		}
+	}
 	if body := get("https://127.0.0.1:9101/metrics"); !strings.Contains(body, `walrus_tls_cert_expiry_timestamp_seconds{listener="cluster"`) {
 		t.Fatal("/metrics lacks the cluster certificate expiry")
 	}

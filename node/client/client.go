@@ -347,7 +347,7 @@ const staleAfter = 200 * time.Millisecond
 // old connection. Called with mu held.
 func (c *Client) reconnectIfStale(ctx context.Context) error {
 	if c.redial == nil || c.br.Buffered() != 0 || c.bw.Buffered() != 0 ||
-		time.Since(c.lastUsed) < staleAfter || !peerClosed(c.conn) {
+		time.Since(c.lastUsed) < staleAfter || !connClosed(c.conn) {
 		return nil
 	}
 	conn, err := c.redial(ctx)

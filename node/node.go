@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,6 +163,17 @@ func (n *Node) RaftAddr() string { return n.net.self.RaftAddr }
 // SIGHUP); a source whose files fail keeps its certificate in use.
 func (n *Node) ReloadTLS() error { return n.net.tls.Reload() }
 
+// ListenerTLS is the TLS configuration of a client-facing listener, nil
+// when tls.cert_file is not set: the client and HTTP ports use it, and so
+// must any new listener (the Kafka port). Reloads apply to later
+// handshakes; wrap the listener with tlsconf.NewListener.
+func (n *Node) ListenerTLS() *tls.Config {
+	if c := n.net.tls.Client; c != nil {
+		return c.ServerConfig()
+	}
+	return nil
+}
+
 // ID is the node id.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
 
@@ -270,8 +282,8 @@ func (n *Node) Run(ctx context.Context) error {
 	var httpSrv *metrics.HTTPServer
 	if n.cfg.HTTPPort != 0 {
 		httpSrv = metrics.NewHTTPServer(net.JoinHostPort(n.cfg.HTTPHost, strconv.Itoa(n.cfg.HTTPPort)), n.m, n.readiness, n.logger.With("component", "http"))
-		if c := n.net.tls.Client; c != nil {
-			httpSrv.SetTLS(c.ServerConfig())
+		if cfg := n.ListenerTLS(); cfg != nil {
+			httpSrv.SetTLS(cfg)
 		}
 		if err := httpSrv.Start(loopCtx); err != nil {
 			n.logger.Error("metrics http server failed to start", "err", err)
@@ -283,8 +295,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	srvDone := make(chan error, 1)
 	clientLn := n.m.CountListener(n.net.clientLn, metrics.PortClient)
-	if c := n.net.tls.Client; c != nil {
-		clientLn = tlsconf.NewListener(clientLn, c.ServerConfig(), n.logger.With("component", "server"))
+	if cfg := n.ListenerTLS(); cfg != nil {
+		clientLn = tlsconf.NewListener(clientLn, cfg, n.logger.With("component", "server"))
 	}
 	go func() { srvDone <- n.net.srv.Serve(loopCtx, clientLn) }()
 	close(n.life.ready)

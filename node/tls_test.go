@@ -242,6 +242,35 @@ func TestTLSCluster(t *testing.T) {
 		if err := nodetest.Dial(t, n).Put(ctx, "smoke", []byte("after rotation")); err != nil {
 			t.Fatal(err)
 		}
+
+		// The peer port rotates the same way: node 2 dialing node 1 sees
+		// node 1's new cluster certificate, and the cluster keeps working.
+		peer, err := tlsconf.NewSource("cluster", tlsconf.Files{
+			CertFile: filepath.Join(tc.dir, "node2-cluster.crt"), KeyFile: filepath.Join(tc.dir, "node2-cluster.key"), CAFile: filepath.Join(tc.dir, "node2-cluster-ca.crt"),
+		}, true, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nextPeer := tc.clusterCA.Issue(t, testcerts.LeafOptions{CommonName: "node1-cluster-rotated", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+		testcerts.WriteFiles(t, tc.dir, "node1-cluster", tc.clusterCA, nextPeer)
+		peerServed := func() string {
+			cfg, err := peer.PeerClientConfig(n.RaftAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			conn, err := mux.DialTLS(dctx, n.RaftAddr(), mux.TagRPC, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			return conn.(*tls.Conn).ConnectionState().PeerCertificates[0].Subject.CommonName
+		}
+		nodetest.Eventually(t, 10*time.Second, "the rotated peer certificate served", func() bool { return peerServed() == "node1-cluster-rotated" })
+		if err := nodetest.Dial(t, nodes[2]).Put(ctx, "smoke", []byte("after peer rotation")); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("openssl s_client", func(t *testing.T) {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -40,6 +41,9 @@ type Config struct {
 	// servers that do not store what was produced, like servertest.Echo).
 	NoVerify bool
 	Dial     DialFunc
+	// TLS is the client TLS configuration of the fetch and group runs'
+	// own connections (nil: plaintext); Dial carries its own.
+	TLS *tls.Config
 	// Page is the entries per FETCH or READ (fetch and group runs).
 	Page int
 	// Group is the consumer group of a group run.

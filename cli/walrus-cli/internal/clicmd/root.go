@@ -2,6 +2,7 @@ package clicmd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/walrus-go/walrus/node/tlsconf"
 )
 
 // DefaultAddr is the node walrus-cli talks to without --addr or WALRUS_ADDR:
@@ -31,12 +34,16 @@ type app struct {
 	timeout time.Duration
 	pretty  bool
 	dial    dialFunc
+	// --tls-ca, --tls-cert, --tls-key, and the client configuration built
+	// from them before any command runs (nil: plaintext).
+	tlsCA, tlsCert, tlsKey string
+	tls                    *tls.Config
 }
 
 // Run builds the command tree, executes it with args and returns the exit
 // code. ctx is cancelled on SIGINT/SIGTERM by main.
 func Run(ctx context.Context, args []string, stdio IO) int {
-	return run(ctx, args, stdio, dialClient)
+	return run(ctx, args, stdio, nil)
 }
 
 func run(ctx context.Context, args []string, stdio IO, dial dialFunc) int {
@@ -44,6 +51,9 @@ func run(ctx context.Context, args []string, stdio IO, dial dialFunc) int {
 		stdio.Getenv = os.Getenv
 	}
 	a := &app{io: stdio, dial: dial}
+	if a.dial == nil {
+		a.dial = a.dialClient
+	}
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	root.SetIn(stdio.In)
@@ -91,6 +101,10 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
 	f.StringVar(&a.addr, "addr", defAddr, "client address HOST:PORT of the node (env WALRUS_ADDR)")
 	f.DurationVar(&a.timeout, "timeout", 5*time.Second, "deadline for connecting plus one request (per request in shell, watch and bench)")
 	f.BoolVar(&a.pretty, "pretty", false, "indent JSON replies (the shell always does)")
+	f.StringVar(&a.tlsCA, "tls-ca", a.io.Getenv("WALRUS_TLS_CA"), "speak TLS, verifying the node's certificate with this CA file (PEM; env WALRUS_TLS_CA)")
+	f.StringVar(&a.tlsCert, "tls-cert", a.io.Getenv("WALRUS_TLS_CERT"), "client certificate (PEM) for a node with tls.client_ca_file; implies TLS (env WALRUS_TLS_CERT)")
+	f.StringVar(&a.tlsKey, "tls-key", a.io.Getenv("WALRUS_TLS_KEY"), "key of --tls-cert (PEM; env WALRUS_TLS_KEY)")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return a.loadTLS() }
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	cmd.AddCommand(
 		newRegisterCmd(a),
@@ -144,6 +158,20 @@ func minArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// loadTLS builds the client TLS configuration from the --tls-* flags:
+// any of them turns TLS on; none keeps plaintext.
+func (a *app) loadTLS() error {
+	if a.tlsCA == "" && a.tlsCert == "" && a.tlsKey == "" {
+		return nil
+	}
+	cfg, err := tlsconf.ClientConfig(a.tlsCA, a.tlsCert, a.tlsKey)
+	if err != nil {
+		return usagef("--tls-ca/--tls-cert/--tls-key: %v", err)
+	}
+	a.tls = cfg
+	return nil
 }
 
 // withTimeout bounds one request by --timeout (0 = no bound).

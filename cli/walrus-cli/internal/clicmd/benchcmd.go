@@ -53,7 +53,7 @@ ACK (use a new --group to read everything again).
 Exit code 1 when a request got ERR or (consume) verification found a problem.`,
 		Args: noArgs,
 	}
-	cmd.AddCommand(newBenchProduceCmd(a), newBenchConsumeCmd(a), newBenchLogCmd(a, "fetch"), newBenchLogCmd(a, "group"))
+	cmd.AddCommand(newBenchProduceCmd(a), newBenchConsumeCmd(a), newBenchLogCmd(a, "fetch"), newBenchLogCmd(a, "group"), newBenchTopicsCmd(a))
 	return cmd
 }
 

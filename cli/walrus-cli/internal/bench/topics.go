@@ -86,10 +86,10 @@ type TopicsReport struct {
 
 // TopicsPhase is one phase: one request per topic.
 type TopicsPhase struct {
-	Name       string  `json:"name"`    // register, put, get or fetch
-	Done       uint64  `json:"done"`    // topics whose answer was right
-	Errors     uint64  `json:"errors"`  // ERR replies
-	Wrong      uint64  `json:"wrong"`   // GET/FETCH answers that were not the entry written to that topic
+	Name       string  `json:"name"`   // register, put, get or fetch
+	Done       uint64  `json:"done"`   // topics whose answer was right
+	Errors     uint64  `json:"errors"` // ERR replies
+	Wrong      uint64  `json:"wrong"`  // GET/FETCH answers that were not the entry written to that topic
 	FirstError string  `json:"first_error,omitempty"`
 	Seconds    float64 `json:"seconds"` // first request sent to last answer
 	PerSec     float64 `json:"topics_per_sec"`

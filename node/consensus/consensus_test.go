@@ -49,12 +49,15 @@ func open(t *testing.T, dir, addr string) *instance {
 
 func waitLeader(t *testing.T, c *Consensus) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !c.IsLeader() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatal("no leader")
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -17,29 +17,33 @@ import (
 )
 
 // Per-topic cost bounds of TestTopicCost (issue 17). The disk bound is the
-// issue's target (measured: 64.3 KiB, the first 64 KiB segment file). The
-// RSS bound is about 2.8x what this test measured on the 2-core dev machine
-// (2026-12-04): 3000 topics grew the Raft leader's RSS by 57 KiB per topic
-// (followers 49-51 KiB), close to `walrus-cli bench topics` at 10k topics
-// (76 KiB on the leader, 60-65 KiB on followers); most of
-// it is per-topic writer/replicator state and the copies of the whole
-// cluster state that the periodic sweeps make. 160 KiB catches a return to
-// the ~110 KiB+ per topic the issue was filed with plus any new per-topic
-// buffer, while GC timing cannot make it flake. Lower it as items 2 and 3
-// of the issue land.
+// issue's target (measured: 64.2 KiB per replica, the first 64 KiB segment
+// file). The RSS bound is 2.2-3x what this test measured on the 2-core dev
+// machine (2026-12-04, five runs with 2000 or 3000 topics, load average
+// 8-24 from other work): 53-74 KiB per topic on every node, the leader not
+// always the highest, close to `walrus-cli bench topics` at 10k topics
+// (74 KiB on the leader, 58-63 KiB on followers). Most of it is per-topic
+// writer/replicator state created by the first PUT and garbage from the
+// periodic sweeps over all topics (docs/benchmarks.md#many-topics).
+// 160 KiB catches a return to the ~110 KiB+ per topic the issue was filed
+// with, or a new per-topic buffer, while GC timing cannot make it flake.
+// Lower it as items 2 and 3 of the issue land. 2000 topics keep the test
+// under a minute on 2 busy cores (creation, writes, replication, the walk
+// of 6000 segment files, the stop, and the removal of the files).
 const (
-	costTopics              = 3000
+	costTopics              = 2000
 	maxDiskPerTopicReplica  = 1 << 20
 	maxRSSGrowthPerTopic    = 160 << 10
 	topicCostPipelineWindow = 500
 )
 
-// TestTopicCost creates 3000 topics on a 3-node cluster with default
+// TestTopicCost creates 2000 topics on a 3-node cluster with default
 // settings, writes one small entry to each and reads it back, and checks
 // what each topic costs: data-directory blocks per topic per replica, and
 // every node's RSS growth per topic.
 func TestTopicCost(t *testing.T) {
 	skipShort(t)
+	began := time.Now()
 	c := testcluster.Start(t, testcluster.Options{HTTP: true})
 	ids := c.IDs()
 	leader := c.Leader()
@@ -96,15 +100,22 @@ func TestTopicCost(t *testing.T) {
 			t.Errorf("node %d: RSS grew %.1f KiB per topic, want <= %d KiB", id, growth/1024, maxRSSGrowthPerTopic>>10)
 		}
 	}
+	stopping := time.Now()
+	c.StopAll() // here rather than in cleanup, to log how long it takes
+	t.Logf("checks done %v after the start; the nodes stopped (SIGTERM, in parallel) in %v",
+		stopping.Sub(began).Round(time.Millisecond), time.Since(stopping).Round(time.Millisecond))
 }
 
 // pipelined sends req(i) for every topic i, keeping at most
-// topicCostPipelineWindow requests in flight, and fails the test on the
-// first reply ok rejects.
+// topicCostPipelineWindow requests in flight. An ERR reply (a Raft
+// election on a loaded machine: this test is about cost, not
+// availability) is retried alone until it succeeds or a minute passes;
+// any other reply ok rejects fails the test.
 func pipelined(t *testing.T, c *testcluster.Conn, what string, req func(int) string, ok func(int, string) bool) {
 	t.Helper()
 	start := time.Now()
 	sent, recvd := 0, 0
+	var failed []int
 	for recvd < costTopics {
 		for sent < costTopics && sent-recvd < topicCostPipelineWindow {
 			if err := c.Send(req(sent)); err != nil {
@@ -116,12 +127,32 @@ func pipelined(t *testing.T, c *testcluster.Conn, what string, req func(int) str
 		if err != nil {
 			t.Fatalf("%s %d: %v", what, recvd, err)
 		}
-		if !ok(recvd, r) {
+		switch {
+		case ok(recvd, r):
+		case strings.HasPrefix(r, "ERR "):
+			failed = append(failed, recvd)
+		default:
 			t.Fatalf("%s %d: %q", what, recvd, abbrev(r))
 		}
 		recvd++
 	}
-	t.Logf("%s: %d topics in %v", what, costTopics, time.Since(start).Round(time.Millisecond))
+	for _, i := range failed {
+		var last string
+		err := testcluster.Poll(time.Minute, func() error {
+			r, err := c.Do(req(i))
+			if err != nil {
+				return err
+			}
+			if last = r; !ok(i, r) {
+				return fmt.Errorf("%q", abbrev(r))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s %d, retried: %v (last %q)", what, i, err, abbrev(last))
+		}
+	}
+	t.Logf("%s: %d topics in %v (%d retried after ERR)", what, costTopics, time.Since(start).Round(time.Millisecond), len(failed))
 }
 
 // replicaDirs counts the topic directories named prefix* on node n that

@@ -60,6 +60,8 @@ func (n *Node) raftStats() metrics.RaftStats {
 		Voters:        []uint64{},
 		Learners:      []uint64{},
 	}
+	ss := p.cons.SnapshotStats()
+	s.SnapshotBytes, s.SnapshotPersist, s.SnapshotRestore = ss.Bytes, ss.PersistDuration, ss.RestoreDuration
 	if m, err := p.cons.Membership(); err == nil {
 		s.Voters, s.Learners = m.Voters, m.Learners
 		if r.State() == raft.Leader {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,19 +48,28 @@ const maxMetricsBytes = 64 << 20
 // directory walk is older than since is scraped again every second until
 // the walk is newer or wait has passed (then DataDirStale is set). A node
 // that cannot be scraped gets Error and zeros.
-func ScrapeNodes(ctx context.Context, addrs []string, since time.Time, wait time.Duration) []NodeStats {
+//
+// With tlsConf set, addresses without a scheme are scraped over HTTPS
+// with it (the nodes' tls.* settings cover the HTTP port too).
+func ScrapeNodes(ctx context.Context, addrs []string, since time.Time, wait time.Duration, tlsConf *tls.Config) []NodeStats {
 	out := make([]NodeStats, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
-		wg.Go(func() { out[i] = scrapeNode(ctx, addr, since, wait) })
+		if tlsConf != nil && !strings.Contains(addr, "://") {
+			addr = "https://" + addr
+		}
+		wg.Go(func() { out[i] = scrapeNode(ctx, addr, since, wait, tlsConf) })
 	}
 	wg.Wait()
 	return out
 }
 
-func scrapeNode(ctx context.Context, addr string, since time.Time, wait time.Duration) NodeStats {
+func scrapeNode(ctx context.Context, addr string, since time.Time, wait time.Duration, tlsConf *tls.Config) NodeStats {
 	deadline := time.Now().Add(wait)
 	hc := &http.Client{Timeout: 30 * time.Second}
+	if tlsConf != nil {
+		hc.Transport = &http.Transport{TLSClientConfig: tlsConf}
+	}
 	for {
 		st, walked, err := scrapeOnce(ctx, hc, addr)
 		if err != nil {

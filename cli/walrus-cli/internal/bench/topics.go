@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ type TopicsConfig struct {
 	// HTTP are the nodes' HTTP addresses (host:port) whose /metrics give
 	// the per-node figures; none = no node figures.
 	HTTP []string
+	// TLS is the client TLS configuration: of the Walrus connections
+	// (through Dial) and of the scrapes of HTTP.
+	TLS *tls.Config
 	// StatsWait bounds the wait for a data-directory walk newer than the
 	// end of the run (the nodes walk at most every 15 s).
 	StatsWait time.Duration
@@ -152,7 +156,7 @@ func Topics(ctx context.Context, cfg TopicsConfig) (*TopicsReport, error) {
 	}
 	end := time.Now()
 	if len(cfg.HTTP) > 0 {
-		r.Nodes = ScrapeNodes(ctx, cfg.HTTP, end, cfg.StatsWait)
+		r.Nodes = ScrapeNodes(ctx, cfg.HTTP, end, cfg.StatsWait, cfg.TLS)
 	}
 	return r, nil
 }

@@ -74,7 +74,7 @@ func (a *app) runBenchTopics(cmd *cobra.Command, f *benchTopicsFlags) error {
 	cfg := bench.TopicsConfig{
 		Addrs: splitAddrs(f.addrs), HTTP: splitAddrs(f.http), Conns: f.conns, Topics: f.topics,
 		Prefix: f.prefix, Pipeline: f.pipeline, Size: f.payload, StatsWait: f.statsWait,
-		Dial: benchDialer(a.timeout),
+		Dial: a.benchDialer(), TLS: a.tls,
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = []string{a.addr}

@@ -2,12 +2,9 @@ package segment
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/walrus-go/walrus/node/metadata"
-	"github.com/walrus-go/walrus/node/retry"
 )
 
 // leaseOf is the lease table's entry for topic (no sync).
@@ -37,74 +34,9 @@ func (m *Manager) leaseFor(topic string) (uint64, bool) {
 	return seg, ok
 }
 
-// leaseClock is when this node last proved contact with the Raft leader
-// (the time it asked) and last tried to.
-type leaseClock struct {
-	confirmed, attempted atomic.Int64 // unix ns
-	mu                   sync.Mutex   // one confirmation at a time
-}
-
-// leaseValid is how long a confirmation lets this node use its leases.
-func (m *Manager) leaseValid() time.Duration { return m.cfg.FailureTimeout / 2 }
-
-// confirmEvery is the period of the background confirmation.
-func (m *Manager) confirmEvery() time.Duration {
-	return min(max(m.cfg.FailureTimeout/8, 20*time.Millisecond), 250*time.Millisecond)
-}
-
-// leaseFresh reports whether this node may use its leases now: it is not
-// draining and proved contact with the Raft leader within leaseValid. A
-// node that has not tried for that long (it led nothing) confirms now.
-func (m *Manager) leaseFresh() bool {
-	if m.draining.Load() {
-		return false
-	}
-	if time.Since(time.Unix(0, m.lease.confirmed.Load())) < m.leaseValid() {
-		return true
-	}
-	if time.Since(time.Unix(0, m.lease.attempted.Load())) < m.leaseValid() {
-		return false // the background confirmation is failing: fail fast
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.leaseValid())
-	defer cancel()
-	m.confirm(ctx)
-	return time.Since(time.Unix(0, m.lease.confirmed.Load())) < m.leaseValid()
-}
-
-// confirm proves contact with the Raft leader once.
-func (m *Manager) confirm(ctx context.Context) {
-	m.lease.mu.Lock()
-	defer m.lease.mu.Unlock()
-	m.lease.attempted.Store(time.Now().UnixNano())
-	at, index, err := m.Contact.ConfirmContact(ctx)
-	if err != nil {
-		return
-	}
-	// The first proof after start tells which segments opened while this
-	// node was up: only those are known to be whole in its store.
-	m.bootIndex.CompareAndSwap(0, max(index, 1))
-	if at.UnixNano() > m.lease.confirmed.Load() {
-		m.lease.confirmed.Store(at.UnixNano())
-	}
-}
-
-// confirmLoop keeps the lease confirmed while this node leads segments.
-func (m *Manager) confirmLoop(ctx context.Context) {
-	retry.Every(ctx, m.confirmEvery(), m.confirmTick)
-}
-
-func (m *Manager) confirmTick(ctx context.Context) {
-	m.leaseMu.RLock()
-	leading := len(m.leases) > 0
-	m.leaseMu.RUnlock()
-	// Until the first proof after start, confirm anyway: it fixes
-	// bootIndex, which tells inherited segments from fresh ones.
-	if (leading || m.bootIndex.Load() == 0) && !m.draining.Load() {
-		cctx, cancel := context.WithTimeout(ctx, m.leaseValid())
-		m.confirm(cctx)
-		cancel()
-	}
-}
+// leaseFresh reports whether this node may use its leases now (package
+// contact).
+func (m *Manager) leaseFresh() bool { return m.lease.Fresh() }
 
 // syncLeases brings the lease table up to the committed metadata: the
 // topics whose routes changed since the last sync (the metadata's change

@@ -32,6 +32,7 @@ import (
 	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/segment/applyq"
 	"github.com/walrus-go/walrus/node/segment/catchup"
+	"github.com/walrus-go/walrus/node/segment/contact"
 	"github.com/walrus-go/walrus/node/segment/meta"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
@@ -106,12 +107,8 @@ type Manager struct {
 
 	draining     atomic.Bool
 	notLeaderLog retry.Limit
-	lease        leaseClock
-	// bootIndex is the Raft commit index this node had applied when it
-	// first proved contact after starting (0: not yet; the confirmation
-	// loop gets it right after start). A segment opened after it was led
-	// by this process from its first entry.
-	bootIndex atomic.Uint64
+	// lease proves contact with the Raft leader and knows the boot index.
+	lease *contact.Clock
 
 	// Segments this node is stepping down from (one goroutine each).
 	stepMu   sync.Mutex
@@ -184,7 +181,14 @@ func New(cfg Config, d Deps) *Manager {
 		counted:      map[string]struct{}{},
 	}
 	m.applyQ = applyq.New(m.ReplicaAppend, wire.ErrShuttingDown)
-	m.bootIndex.Store(cfg.BootIndex)
+	m.lease = &contact.Clock{Prover: d.Contact, FailureTimeout: cfg.FailureTimeout,
+		Draining: m.draining.Load,
+		Leading: func() bool {
+			m.leaseMu.RLock()
+			defer m.leaseMu.RUnlock()
+			return len(m.leases) > 0
+		}}
+	m.lease.SetBootIndex(cfg.BootIndex)
 	return m
 }
 
@@ -200,7 +204,7 @@ func (m *Manager) Run(ctx context.Context) {
 	}()
 	go func() {
 		defer wg.Done()
-		m.confirmLoop(ctx)
+		m.lease.Run(ctx)
 	}()
 	m.leaseLoop(ctx)
 	wg.Wait()

@@ -237,6 +237,9 @@ func TestIdleWritersRetire(t *testing.T) {
 	if err != nil || rep.Readable != 2 || len(rep.Entries) != 2 {
 		t.Fatalf("fetch with the followers down after the replicator retired: %+v, %v; want 2 readable", rep, err)
 	}
+	if n := f.m.Replicators(); n != 0 {
+		t.Fatalf("a read made %d replicators for a retired segment", n)
+	}
 	f.replicas[2].setDown(false)
 	f.replicas[3].setDown(false)
 	if err := f.m.Append(ctx, "r", one("3")); err != nil {

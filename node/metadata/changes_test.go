@@ -57,16 +57,8 @@ func TestChangesSinceOverflowAndRestoreAskForRescan(t *testing.T) {
 		t.Fatalf("changes since %d: %d topics, ok %v; want %d", v, len(got), ok, changeLogCap)
 	}
 
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
 	g := NewFSM()
-	if err := g.Restore(io.NopCloser(&sink)); err != nil {
+	if err := g.Restore(io.NopCloser(persisted(t, f))); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := changed(t, g, 0, ChangeRoute); ok {
@@ -95,4 +87,18 @@ func TestLeaderIndexFollowsRoutes(t *testing.T) {
 	if got := x.TopicsLedBy(2); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("node 2 leads %v", got)
 	}
+}
+
+// persisted is f's snapshot as Persist writes it.
+func persisted(t *testing.T, f *FSM) *memSink {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	return &sink
 }

@@ -1,0 +1,248 @@
+package shim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/walrus-go/walrus/engine"
+)
+
+const (
+	// shmMetadataKey is the gRPC metadata of OpenDataChannel that
+	// negotiates the ring: the host offers it in the request, a plugin that
+	// can map the ring echoes it in the response header. An older plugin
+	// ignores it, and the host keeps framing appends on the socket.
+	shmMetadataKey   = "walrus-data-shm"
+	shmMetadataValue = "v1"
+	// shmAck is the byte a plugin answers the hello with once it mapped
+	// the ring.
+	shmAck = 'K'
+)
+
+// wakeByte is what either side writes to wake the other.
+var wakeByte = []byte{1}
+
+// shmHost is the host's side of a ring: the free slots, a waiter per slot,
+// and the mapping, unmapped once every caller left (dataClient.wait).
+type shmHost struct {
+	ring      *shmRing
+	free      chan int // capacity ring.slots: every slot not in use
+	waiters   []shmWaiter
+	spinners  atomic.Int32
+	calls     sync.WaitGroup
+	unmapOnce sync.Once
+}
+
+type shmWaiter struct {
+	mu        sync.Mutex
+	ch        chan struct{} // capacity 1: the reader's "your response is there"
+	abandoned bool          // the caller gave up; the reader frees the slot
+}
+
+func newShmHost(ring *shmRing) *shmHost {
+	h := &shmHost{ring: ring, free: make(chan int, ring.slots), waiters: make([]shmWaiter, ring.slots)}
+	for i := range ring.slots {
+		h.free <- i
+		h.waiters[i].ch = make(chan struct{}, 1)
+	}
+	return h
+}
+
+// shmFrameFits reports whether a batch's request frame fits one slot.
+func shmFrameFits(topic string, entries [][]byte, total uint64) bool {
+	return requestFrameFits(topic, entries, total) &&
+		uint64(4+8+8+2+len(topic)+4+4*len(entries))+total <= shmSlotBytes
+}
+
+// openShm sets up the ring on a fresh data channel connection: it sends
+// the token with the hello and the memfd, and waits for the plugin's ack.
+func openShm(ctx context.Context, conn net.Conn, token []byte) (*dataClient, error) {
+	mem, fd, err := createShm(shmSlots, shmSlotBytes)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := newShmRing(mem, shmSlots, shmSlotBytes)
+	if err == nil {
+		err = sendShm(conn, token, shmHello(shmSlots, shmSlotBytes), fd)
+	}
+	closeFd(fd) // the plugin holds its own copy now, or never will
+	if err == nil {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			dl = time.Now().Add(tokenTimeout)
+		}
+		_ = conn.SetReadDeadline(dl)
+		var ack [1]byte
+		if _, err = io.ReadFull(conn, ack[:]); err == nil && ack[0] != shmAck {
+			err = fmt.Errorf("%w: plugin answered the hello with %q", errShm, ack[0])
+		}
+	}
+	if err != nil {
+		unmapShm(mem)
+		return nil, err
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	_ = conn.SetWriteDeadline(time.Time{}) // wake-ups are single bytes
+	dc := &dataClient{conn: conn, w: frameWriter{conn: conn}, pending: map[uint64]chan dcResponse{}, done: make(chan struct{}), shm: newShmHost(ring)}
+	dc.wg.Add(1)
+	go dc.shmReadLoop()
+	return dc, nil
+}
+
+// shmReadLoop takes the plugin's wake-ups: each byte (or many at once)
+// means "look at the slots", and it hands every answered slot whose caller
+// parked to that caller. It ends, failing the channel, when the socket
+// does: the plugin died or the client closed.
+func (dc *dataClient) shmReadLoop() {
+	defer dc.wg.Done()
+	h := dc.shm
+	buf := make([]byte, 64)
+	for {
+		if _, err := dc.conn.Read(buf); err != nil {
+			dc.fail(err)
+			return
+		}
+		// Cleared before the scan: a response published after it either
+		// is seen by the scan or sends another byte.
+		h.ring.hostWakePending().Store(0)
+		for i := range h.ring.slots {
+			if h.ring.state(i).Load() == slotResponse && h.ring.parked(i).CompareAndSwap(1, 0) {
+				h.deliver(i)
+			}
+		}
+	}
+}
+
+func (h *shmHost) deliver(i int) {
+	w := &h.waiters[i]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.abandoned {
+		w.abandoned = false
+		h.release(i)
+		return
+	}
+	w.ch <- struct{}{}
+}
+
+func (h *shmHost) release(i int) {
+	h.ring.state(i).Store(slotFree)
+	h.free <- i // never blocks: one place per slot
+}
+
+func (dc *dataClient) unavailable(what string, err error) error {
+	return fmt.Errorf("plugin: %s: %w: data channel: %v", what, engine.ErrUnavailable, err)
+}
+
+// shmAppend sends one batch (shmFrameFits holds) through a slot and waits
+// for its answer: polling for up to shmSpin, then parked until the reader
+// hands it over. A broken channel is ErrUnavailable (indeterminate).
+func (dc *dataClient) shmAppend(ctx context.Context, what string, id engine.SegmentID, entries [][]byte) (uint64, error) {
+	h := dc.shm
+	dc.mu.Lock()
+	if dc.err != nil {
+		err := dc.err
+		dc.mu.Unlock()
+		return 0, dc.unavailable(what, err)
+	}
+	h.calls.Add(1) // under mu: wait() only waits once err is set
+	dc.mu.Unlock()
+	defer h.calls.Done()
+
+	var i int
+	select {
+	case i = <-h.free:
+	case <-dc.done:
+		return 0, dc.unavailable(what, dc.err)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+	}
+	data := h.ring.data(i)
+	frame := appendRequestFrame(data[:0], uint64(i), id.Topic, id.Segment, entries)
+	if len(frame) > len(data) || &frame[0] != &data[0] {
+		panic("shim: a request frame that fits no slot reached the ring") // shmFrameFits was checked
+	}
+	h.ring.length(i).Store(uint32(len(frame)))
+	h.ring.state(i).Store(slotRequest)
+	if h.ring.pluginSleeping().Load() == 1 && h.ring.pluginSleeping().CompareAndSwap(1, 0) {
+		if _, err := dc.conn.Write(wakeByte); err != nil {
+			dc.fail(err)
+			return 0, dc.unavailable(what, err)
+		}
+	}
+	return dc.shmWait(ctx, what, i)
+}
+
+func (dc *dataClient) shmWait(ctx context.Context, what string, i int) (uint64, error) {
+	h := dc.shm
+	st := h.ring.state(i)
+	answered := func() bool { return st.Load() == slotResponse }
+	if h.spinners.Add(1) <= shmSpinnersMax {
+		ok := spin(answered)
+		h.spinners.Add(-1)
+		if ok {
+			return dc.shmConsume(what, i)
+		}
+	} else {
+		h.spinners.Add(-1)
+	}
+	w := &h.waiters[i]
+	h.ring.parked(i).Store(1)
+	if answered() && h.ring.parked(i).CompareAndSwap(1, 0) {
+		return dc.shmConsume(what, i)
+	}
+	// Parked: either the plugin sees parked and wakes the reader, or the
+	// reader already claimed the slot and is handing it over.
+	select {
+	case <-w.ch:
+		return dc.shmConsume(what, i)
+	case <-dc.done:
+		select {
+		case <-w.ch:
+			return dc.shmConsume(what, i)
+		default:
+		}
+		return 0, dc.unavailable(what, dc.err)
+	case <-ctx.Done():
+		w.mu.Lock()
+		select {
+		case <-w.ch:
+			w.mu.Unlock()
+			return dc.shmConsume(what, i)
+		default:
+			w.abandoned = true // the slot is freed when its answer comes
+		}
+		w.mu.Unlock()
+		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+	}
+}
+
+// shmConsume decodes slot i's response and frees the slot.
+func (dc *dataClient) shmConsume(what string, i int) (uint64, error) {
+	h := dc.shm
+	body, err := h.ring.frameBody(i)
+	var r dcResponse
+	if err == nil {
+		r, err = decodeResponse(body)
+	}
+	if err == nil && r.id != uint64(i) {
+		err = fmt.Errorf("%w: slot %d answered for request %d", errShm, i, r.id)
+	}
+	if err != nil {
+		dc.fail(err)
+		return 0, dc.unavailable(what, err)
+	}
+	h.release(i)
+	return dataResult(r)
+}
+
+// waitShm waits for the callers of a failed ring, then unmaps it.
+func (h *shmHost) waitAndUnmap() {
+	h.calls.Wait()
+	h.unmapOnce.Do(func() { unmapShm(h.ring.mem) })
+}

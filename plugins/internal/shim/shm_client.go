@@ -34,6 +34,7 @@ type shmHost struct {
 	free      chan int // capacity ring.slots: every slot not in use
 	waiters   []shmWaiter
 	spinners  atomic.Int32
+	spin      spinPolicy // how long callers poll for their answer
 	calls     sync.WaitGroup
 	unmapOnce sync.Once
 }
@@ -140,7 +141,7 @@ func (dc *dataClient) unavailable(what string, err error) error {
 }
 
 // shmAppend sends one batch (shmFrameFits holds) through a slot and waits
-// for its answer: polling for up to shmSpin, then parked until the reader
+// for its answer: polling for a while (spinPolicy), then parked until the reader
 // hands it over. A broken channel is ErrUnavailable (indeterminate).
 func (dc *dataClient) shmAppend(ctx context.Context, what string, id engine.SegmentID, entries [][]byte) (uint64, error) {
 	h := dc.shm
@@ -168,6 +169,7 @@ func (dc *dataClient) shmAppend(ctx context.Context, what string, id engine.Segm
 		panic("shim: a request frame that fits no slot reached the ring") // shmFrameFits was checked
 	}
 	h.ring.length(i).Store(uint32(len(frame)))
+	start := time.Now()
 	h.ring.state(i).Store(slotRequest)
 	if h.ring.pluginSleeping().Load() == 1 && h.ring.pluginSleeping().CompareAndSwap(1, 0) {
 		if _, err := dc.conn.Write(wakeByte); err != nil {
@@ -175,18 +177,22 @@ func (dc *dataClient) shmAppend(ctx context.Context, what string, id engine.Segm
 			return 0, dc.unavailable(what, err)
 		}
 	}
-	return dc.shmWait(ctx, what, i)
+	return dc.shmWait(ctx, what, i, start)
 }
 
-func (dc *dataClient) shmWait(ctx context.Context, what string, i int) (uint64, error) {
+func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start time.Time) (uint64, error) {
 	h := dc.shm
 	st := h.ring.state(i)
 	answered := func() bool { return st.Load() == slotResponse }
+	consume := func() (uint64, error) {
+		h.spin.observe(time.Since(start))
+		return dc.shmConsume(what, i)
+	}
 	if h.spinners.Add(1) <= shmSpinnersMax {
-		ok := spin(answered)
+		ok := spin(answered, h.spin.budget())
 		h.spinners.Add(-1)
 		if ok {
-			return dc.shmConsume(what, i)
+			return consume()
 		}
 	} else {
 		h.spinners.Add(-1)
@@ -194,17 +200,17 @@ func (dc *dataClient) shmWait(ctx context.Context, what string, i int) (uint64, 
 	w := &h.waiters[i]
 	h.ring.parked(i).Store(1)
 	if answered() && h.ring.parked(i).CompareAndSwap(1, 0) {
-		return dc.shmConsume(what, i)
+		return consume()
 	}
 	// Parked: either the plugin sees parked and wakes the reader, or the
 	// reader already claimed the slot and is handing it over.
 	select {
 	case <-w.ch:
-		return dc.shmConsume(what, i)
+		return consume()
 	case <-dc.done:
 		select {
 		case <-w.ch:
-			return dc.shmConsume(what, i)
+			return consume()
 		default:
 		}
 		return 0, dc.unavailable(what, dc.err)
@@ -213,7 +219,7 @@ func (dc *dataClient) shmWait(ctx context.Context, what string, i int) (uint64, 
 		select {
 		case <-w.ch:
 			w.mu.Unlock()
-			return dc.shmConsume(what, i)
+			return consume()
 		default:
 			w.abandoned = true // the slot is freed when its answer comes
 		}

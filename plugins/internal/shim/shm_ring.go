@@ -35,8 +35,8 @@ import (
 // pluginSleeping (and the host is the one that clears it); the plugin sends
 // a byte only if the slot's caller parked (set parked) and no wake-up is
 // pending already, so one byte can wake the host's reader for many slots.
-// Both sides spin for shmSpin before sleeping, so a steady stream of calls
-// needs no syscall at all.
+// Both sides poll briefly before sleeping (spinPolicy), so a steady stream
+// of calls to a fast store needs no syscall at all.
 const (
 	shmMagic   = 0x4d485357 // "WSHM"
 	shmVersion = 1
@@ -47,12 +47,15 @@ const (
 	// path (AppendPipe up to ChunkBytes, the streaming Append beyond). The
 	// memory is only touched where slots are used.
 	shmSlotBytes = 256 << 10
-	// shmSpin is how long a side polls before it sleeps on the socket. It
-	// covers a fast store's append (mmap, 128 x 100 B: ~14 µs) and the
-	// host's turn-around between calls, so back-to-back calls cost no
-	// wake-up; it is short enough that an idle plugin stops burning CPU at
-	// once. Polling yields the processor between probes.
-	shmSpin = 50 * time.Microsecond
+	// shmSpinMax bounds how long a side polls before it sleeps on the
+	// socket. Each side polls for about twice the wait it has been seeing
+	// (spinPolicy) and not at all once that passes shmSpinMax: a fast
+	// store (mmap, 128 x 100 B: ~14 µs) and the host's turn-around between
+	// calls are caught without a wake-up, while a slow store (fsync) or a
+	// machine too busy to run the other side soon does not burn CPU.
+	shmSpinMax = 100 * time.Microsecond
+	// shmSpinMin is the poll of a side that has seen no waits yet.
+	shmSpinMin = 5 * time.Microsecond
 	// shmSpinnersMax bounds how many host callers poll at once; the others
 	// park straight away (16 appenders polling on 2 cores would starve the
 	// plugin).
@@ -164,10 +167,35 @@ func parseShmHello(b []byte) (slots, slotBytes int, err error) {
 	return int(binary.LittleEndian.Uint32(b[8:])), int(binary.LittleEndian.Uint32(b[12:])), nil
 }
 
-// spinner polls cond until it holds or shmSpin passed, yielding the
-// processor between probes. It reports whether cond held.
-func spin(cond func() bool) bool {
-	deadline := time.Now().Add(shmSpin)
+// spinPolicy decides how long to poll from the waits seen so far: a moving
+// average (1/8 weight per observation) of how long a wait took, including
+// the ones that ended in a sleep. Shared by goroutines; races between
+// observations only blur the average.
+type spinPolicy struct{ avgNs atomic.Int64 }
+
+func (p *spinPolicy) budget() time.Duration {
+	avg := time.Duration(p.avgNs.Load())
+	if avg > shmSpinMax {
+		return 0
+	}
+	return min(shmSpinMax, max(shmSpinMin, 2*avg))
+}
+
+func (p *spinPolicy) observe(d time.Duration) {
+	// Clamped, so a long idle spell turns polling off without keeping it
+	// off for the next hundred quick calls.
+	d = min(d, 4*shmSpinMax)
+	old := p.avgNs.Load()
+	p.avgNs.Store(old + (int64(d)-old)/8)
+}
+
+// spin polls cond until it holds or budget passed, yielding the processor
+// between probes. It reports whether cond held.
+func spin(cond func() bool, budget time.Duration) bool {
+	if budget <= 0 {
+		return cond()
+	}
+	deadline := time.Now().Add(budget)
 	for i := 0; ; i++ {
 		if cond() {
 			return true

@@ -48,7 +48,7 @@ func (d *dataServer) serveShm(ctx context.Context, c net.Conn, fd int) {
 
 // runShm is the plugin's dispatcher: it claims requests from the slots and
 // runs them (inline when it is the only one, concurrently otherwise, so the
-// store can group-commit them), polling for shmSpin when idle and then
+// store can group-commit them), polling for a while (spinPolicy) when idle and then
 // sleeping on the socket until the host's wake-up byte.
 func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -70,12 +70,18 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 	}
 	found := make([]int, 0, ring.slots)
 	buf := make([]byte, 64)
+	var policy spinPolicy // how long to poll for the next request
+	var idleSince time.Time
 	for ctx.Err() == nil {
 		found = found[:0]
 		for i := range ring.slots {
 			if ring.state(i).CompareAndSwap(slotRequest, slotBusy) {
 				found = append(found, i)
 			}
+		}
+		if len(found) > 0 && !idleSince.IsZero() {
+			policy.observe(time.Since(idleSince))
+			idleSince = time.Time{}
 		}
 		switch {
 		case len(found) == 1 && running.Load() == 0:
@@ -91,7 +97,10 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 			}
 			continue
 		}
-		if spin(pending) {
+		if idleSince.IsZero() {
+			idleSince = time.Now()
+		}
+		if spin(pending, policy.budget()) {
 			continue
 		}
 		// Announce the sleep, then look once more: a request published

@@ -163,6 +163,15 @@ func (c *Client) Read(ctx context.Context, id engine.SegmentID, offset uint64, m
 		return nil, err
 	}
 	defer cancel()
+	if shmReadFits(id.Topic) {
+		if dc := c.dataChannel(ctx); dc != nil && dc.shm != nil {
+			entries, ok, err := dc.shmRead(ctx, what, id, offset, maxEntries, maxBytes, uint64(c.opts.Limits.MaxEntryBytes))
+			if ok {
+				return entries, err
+			}
+			// Larger than a slot: the gRPC stream below chunks it.
+		}
+	}
 	stream, err := c.rpc.Read(ctx, &pb.ReadRequest{
 		Id: toPBID(id), Offset: offset, MaxEntries: int64(maxEntries), MaxBytes: int64(maxBytes),
 	})

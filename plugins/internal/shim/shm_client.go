@@ -141,52 +141,93 @@ func (dc *dataClient) unavailable(what string, err error) error {
 }
 
 // shmAppend sends one batch (shmFrameFits holds) through a slot and waits
-// for its answer: polling for a while (spinPolicy), then parked until the reader
-// hands it over. A broken channel is ErrUnavailable (indeterminate).
+// for its answer. A broken channel is ErrUnavailable (indeterminate).
 func (dc *dataClient) shmAppend(ctx context.Context, what string, id engine.SegmentID, entries [][]byte) (uint64, error) {
+	i, start, err := dc.shmSubmit(ctx, what, slotKindAppend, func(data []byte, i int) []byte {
+		return appendRequestFrame(data, uint64(i), id.Topic, id.Segment, entries)
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer dc.shm.calls.Done()
+	var r dcResponse
+	err = dc.shmWait(ctx, what, i, start, func(body []byte) error {
+		var derr error
+		r, derr = decodeResponse(body)
+		if derr == nil && r.id != uint64(i) {
+			derr = fmt.Errorf("%w: slot %d answered for request %d", errShm, i, r.id)
+		}
+		return derr
+	})
+	if err != nil {
+		return 0, err
+	}
+	return dataResult(r)
+}
+
+// shmSubmit takes a free slot, has encode write the request frame into it
+// (encode gets the slot's data with length 0 and the slot's index, the
+// request id), publishes it and wakes the plugin if it sleeps. On success
+// the caller must call h.calls.Done after shmWait.
+func (dc *dataClient) shmSubmit(ctx context.Context, what string, kind uint32, encode func([]byte, int) []byte) (int, time.Time, error) {
 	h := dc.shm
 	dc.mu.Lock()
 	if dc.err != nil {
 		err := dc.err
 		dc.mu.Unlock()
-		return 0, dc.unavailable(what, err)
+		return 0, time.Time{}, dc.unavailable(what, err)
 	}
 	h.calls.Add(1) // under mu: wait() only waits once err is set
 	dc.mu.Unlock()
-	defer h.calls.Done()
 
 	var i int
 	select {
 	case i = <-h.free:
 	case <-dc.done:
-		return 0, dc.unavailable(what, dc.err)
+		h.calls.Done()
+		return 0, time.Time{}, dc.unavailable(what, dc.err)
 	case <-ctx.Done():
-		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+		h.calls.Done()
+		return 0, time.Time{}, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
 	}
 	data := h.ring.data(i)
-	frame := appendRequestFrame(data[:0], uint64(i), id.Topic, id.Segment, entries)
+	frame := encode(data[:0], i)
 	if len(frame) > len(data) || &frame[0] != &data[0] {
-		panic("shim: a request frame that fits no slot reached the ring") // shmFrameFits was checked
+		panic("shim: a request frame that fits no slot reached the ring") // callers check the size first
 	}
 	h.ring.length(i).Store(uint32(len(frame)))
+	h.ring.kind(i).Store(kind)
 	start := time.Now()
 	h.ring.state(i).Store(slotRequest)
 	if h.ring.pluginSleeping().Load() == 1 && h.ring.pluginSleeping().CompareAndSwap(1, 0) {
 		if _, err := dc.conn.Write(wakeByte); err != nil {
 			dc.fail(err)
-			return 0, dc.unavailable(what, err)
+			h.calls.Done()
+			return 0, time.Time{}, dc.unavailable(what, err)
 		}
 	}
-	return dc.shmWait(ctx, what, i, start)
+	return i, start, nil
 }
 
-func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start time.Time) (uint64, error) {
+// shmWait waits for slot i's answer, polling for a while (spinPolicy),
+// then parked until the reader hands it over, and gives its frame body to
+// decode before freeing the slot. A decode error breaks the channel.
+func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start time.Time, decode func([]byte) error) error {
 	h := dc.shm
 	st := h.ring.state(i)
 	answered := func() bool { return st.Load() == slotResponse }
-	consume := func() (uint64, error) {
+	consume := func() error {
 		h.spin.observe(time.Since(start))
-		return dc.shmConsume(what, i)
+		body, err := h.ring.frameBody(i)
+		if err == nil {
+			err = decode(body)
+		}
+		if err != nil {
+			dc.fail(err)
+			return dc.unavailable(what, err)
+		}
+		h.release(i)
+		return nil
 	}
 	if h.spinners.Add(1) <= shmSpinnersMax {
 		ok := spin(answered, h.spin.budget())
@@ -213,7 +254,7 @@ func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start tim
 			return consume()
 		default:
 		}
-		return 0, dc.unavailable(what, dc.err)
+		return dc.unavailable(what, dc.err)
 	case <-ctx.Done():
 		w.mu.Lock()
 		select {
@@ -224,27 +265,8 @@ func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start tim
 			w.abandoned = true // the slot is freed when its answer comes
 		}
 		w.mu.Unlock()
-		return 0, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+		return fmt.Errorf("plugin: %s: %w", what, ctx.Err())
 	}
-}
-
-// shmConsume decodes slot i's response and frees the slot.
-func (dc *dataClient) shmConsume(what string, i int) (uint64, error) {
-	h := dc.shm
-	body, err := h.ring.frameBody(i)
-	var r dcResponse
-	if err == nil {
-		r, err = decodeResponse(body)
-	}
-	if err == nil && r.id != uint64(i) {
-		err = fmt.Errorf("%w: slot %d answered for request %d", errShm, i, r.id)
-	}
-	if err != nil {
-		dc.fail(err)
-		return 0, dc.unavailable(what, err)
-	}
-	h.release(i)
-	return dataResult(r)
 }
 
 // waitShm waits for the callers of a failed ring, then unmaps it.

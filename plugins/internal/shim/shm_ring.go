@@ -20,10 +20,10 @@ import (
 //	offset 0       header: u32 magic | u32 version | u32 slots | u32 slot bytes
 //	offset 64      u32 pluginSleeping  (plugin: "about to block on the socket")
 //	offset 128     u32 hostWakePending (plugin sent a wake-up the host has not taken)
-//	offset 4096    slots x 64 B control: u32 state | u32 parked | u32 length
+//	offset 4096    slots x 64 B control: u32 state | u32 parked | u32 length | u32 kind
 //	offset dataOff slots x slotBytes data: a data channel frame (request, then response)
 //
-// A slot's state moves free -> request (host) -> busy (plugin) -> response
+// Appends and reads (shm_read.go) both use the slots. A slot's state moves free -> request (host) -> busy (plugin) -> response
 // (plugin) -> free (host). Each side writes the data and the length before
 // it publishes the state with an atomic store, and reads them only after an
 // atomic load of that state showed the other side published; Go's atomics

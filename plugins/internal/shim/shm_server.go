@@ -119,7 +119,8 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 	}
 }
 
-// shmHandle runs the append in slot i and publishes its answer there.
+// shmHandle runs the request in slot i (an append or a read) and
+// publishes its answer there.
 func (d *dataServer) shmHandle(ctx context.Context, c net.Conn, ring *shmRing, i int, drop func()) {
 	body, err := ring.frameBody(i)
 	if err != nil {
@@ -128,10 +129,33 @@ func (d *dataServer) shmHandle(ctx context.Context, c net.Conn, ring *shmRing, i
 	}
 	// A copy: the store may keep the entries, and the host must not be
 	// able to change a request under the decoder's feet.
-	req, err := decodeRequest(append([]byte(nil), body...))
+	own := append([]byte(nil), body...)
+	var out []byte
+	if ring.kind(i).Load() == slotKindRead {
+		out, err = d.shmHandleRead(ctx, ring, i, own)
+	} else {
+		out, err = d.shmHandleAppend(ctx, ring, i, own)
+	}
 	if err != nil {
 		drop()
 		return
+	}
+	if data := ring.data(i); len(out) > len(data) || &out[0] != &data[0] {
+		panic("shim: a response frame outgrew its slot") // bounded by shmErrorTextMax and the read's fit check
+	}
+	ring.length(i).Store(uint32(len(out)))
+	ring.state(i).Store(slotResponse)
+	if ring.parked(i).Load() == 1 && ring.hostWakePending().CompareAndSwap(0, 1) {
+		_, _ = c.Write(wakeByte) // fails only when the host is gone
+	}
+}
+
+// shmHandleAppend runs the append whose request (copied out) is body and
+// encodes its answer into slot i.
+func (d *dataServer) shmHandleAppend(ctx context.Context, ring *shmRing, i int, body []byte) ([]byte, error) {
+	req, err := decodeRequest(body)
+	if err != nil {
+		return nil, err
 	}
 	resp := dcResponse{id: req.id, ok: true}
 	first, err := d.store.Append(ctx, engine.SegmentID{Topic: req.topic, Segment: req.segment}, req.entries)
@@ -141,16 +165,7 @@ func (d *dataServer) shmHandle(ctx context.Context, c net.Conn, ring *shmRing, i
 	} else {
 		resp.first = first
 	}
-	data := ring.data(i)
-	out := appendResponseFrame(data[:0], resp)
-	if len(out) > len(data) || &out[0] != &data[0] {
-		panic("shim: a response frame outgrew its slot") // bounded by shmErrorTextMax
-	}
-	ring.length(i).Store(uint32(len(out)))
-	ring.state(i).Store(slotResponse)
-	if ring.parked(i).Load() == 1 && ring.hostWakePending().CompareAndSwap(0, 1) {
-		_, _ = c.Write(wakeByte) // fails only when the host is gone
-	}
+	return appendResponseFrame(ring.data(i)[:0], resp), nil
 }
 
 func truncate(s string) string {

@@ -285,3 +285,82 @@ func connectGlue(t *testing.T, p *Plugin) *Client {
 	t.Cleanup(c.Release)
 	return c
 }
+
+// TestShmCarriesReads: reads take the ring (they work with the gRPC server
+// stopped); a result larger than a slot is asked again over gRPC (which,
+// stopped, fails), and with gRPC up comes back whole.
+func TestShmCarriesReads(t *testing.T) {
+	c, server := connect(t, memstore.New())
+	id := engine.SegmentID{Topic: "r"}
+	big := bytes.Repeat([]byte("b"), shmSlotBytes)
+	if _, err := c.Append(t.Context(), id, [][]byte{[]byte("a0"), []byte("a1"), {}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Append(t.Context(), id, [][]byte{big}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Read(t.Context(), id, 0, 3, 1<<20)
+	if err != nil || len(got) != 3 || string(got[1]) != "a1" || len(got[2]) != 0 {
+		t.Fatalf("read over the ring: %q, %v", got, err)
+	}
+	// Over gRPC: the whole big entry.
+	got, err = c.Read(t.Context(), id, 3, 1, 1)
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0], big) {
+		t.Fatalf("read of an entry larger than a slot: %d entries, %v", len(got), err)
+	}
+	// The plugin's errors keep their sentinel.
+	if _, err := c.Read(t.Context(), engine.SegmentID{Topic: "none"}, 0, 1, 1); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("read of a missing segment: %v, want ErrNotFound", err)
+	}
+	server.Stop()
+	got, err = c.Read(t.Context(), id, 1, 10, 2)
+	if err != nil || len(got) != 2 || string(got[0]) != "a1" {
+		t.Fatalf("read over the ring with gRPC stopped: %q, %v", got, err)
+	}
+	if _, err := c.Read(t.Context(), id, 3, 1, 1); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("read larger than a slot with gRPC stopped: %v, want ErrUnavailable from the gRPC fallback", err)
+	}
+}
+
+// TestShmReadResponseBounds: a read answer that breaks the read's bounds
+// is refused (ErrCorrupt), never allocated past them; a malformed one
+// breaks the channel.
+func TestShmReadResponseBounds(t *testing.T) {
+	ok := appendReadResponseFrame(make([]byte, 0, 1024), 7, [][]byte{[]byte("abc"), []byte("de")})
+	body := ok[4:]
+	tests := []struct {
+		name                          string
+		body                          []byte
+		id, maxEntries, maxBytes, meb uint64
+		corrupt, malformed            bool
+	}{
+		{name: "fits", body: body, id: 7, maxEntries: 2, maxBytes: 5},
+		{name: "too many entries", body: body, id: 7, maxEntries: 1, maxBytes: 5, corrupt: true},
+		{name: "too many bytes", body: body, id: 7, maxEntries: 2, maxBytes: 4, corrupt: true},
+		{name: "other request", body: body, id: 8, maxEntries: 2, maxBytes: 5, malformed: true},
+		{name: "truncated", body: body[:len(body)-1], id: 7, maxEntries: 2, maxBytes: 5, corrupt: true},
+		{name: "short", body: body[:10], id: 7, maxEntries: 2, maxBytes: 5, malformed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := decodeReadResponse(tc.body, tc.id, tc.maxEntries, tc.maxBytes, tc.meb)
+			switch {
+			case tc.malformed:
+				if err == nil {
+					t.Fatalf("decoded %+v, want a malformed-frame error", res)
+				}
+			case tc.corrupt:
+				if err != nil || !errors.Is(res.corrupt, engine.ErrCorrupt) {
+					t.Fatalf("got %+v, %v; want ErrCorrupt", res, err)
+				}
+			default:
+				if err != nil || res.corrupt != nil || len(res.entries) != 2 || string(res.entries[1]) != "de" {
+					t.Fatalf("got %+v, %v", res, err)
+				}
+			}
+		})
+	}
+	if r := appendReadResponseFrame(make([]byte, 0, 16), 1, [][]byte{[]byte("too long for 16")}); r[4+8] != readTooLarge {
+		t.Fatalf("an answer larger than the slot is not marked too large: %v", r)
+	}
+}

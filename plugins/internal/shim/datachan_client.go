@@ -184,7 +184,15 @@ func (c *Client) SharedMemory() bool {
 	s := &c.data
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.dc != nil && s.dc.shm != nil && s.dc.err == nil
+	if s.dc == nil || s.dc.shm == nil {
+		return false
+	}
+	select {
+	case <-s.dc.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // closeData ends the data channel for good (Client Close/Release). With

@@ -216,8 +216,12 @@ func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start tim
 	h := dc.shm
 	st := h.ring.state(i)
 	answered := func() bool { return st.Load() == slotResponse }
+	// Only waits that polled say whether polling pays (see spinPolicy).
+	polled := false
 	consume := func() error {
-		h.spin.observe(time.Since(start))
+		if polled {
+			h.spin.observe(time.Since(start))
+		}
 		body, err := h.ring.frameBody(i)
 		if err == nil {
 			err = decode(body)
@@ -230,7 +234,9 @@ func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start tim
 		return nil
 	}
 	if h.spinners.Add(1) <= shmSpinnersMax {
-		ok := spin(answered, h.spin.budget())
+		budget := h.spin.budget()
+		polled = budget > 0
+		ok := spin(answered, budget)
 		h.spinners.Add(-1)
 		if ok {
 			return consume()

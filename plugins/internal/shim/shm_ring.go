@@ -171,11 +171,25 @@ func parseShmHello(b []byte) (slots, slotBytes int, err error) {
 // average (1/8 weight per observation) of how long a wait took, including
 // the ones that ended in a sleep. Shared by goroutines; races between
 // observations only blur the average.
-type spinPolicy struct{ avgNs atomic.Int64 }
+//
+// With polling off, one wait in shmProbeEvery still polls for shmSpinMax:
+// a wait that ends in a sleep and a wake-up always looks slow, so without
+// probes a spell of load would switch polling off for good, and every
+// call would then pay the wake-up (slower than no ring at all).
+type spinPolicy struct {
+	avgNs atomic.Int64
+	calls atomic.Int64
+}
+
+// shmProbeEvery is how often a side with polling off polls anyway.
+const shmProbeEvery = 16
 
 func (p *spinPolicy) budget() time.Duration {
 	avg := time.Duration(p.avgNs.Load())
 	if avg > shmSpinMax {
+		if p.calls.Add(1)%shmProbeEvery == 0 {
+			return shmSpinMax
+		}
 		return 0
 	}
 	return min(shmSpinMax, max(shmSpinMin, 2*avg))

@@ -72,6 +72,7 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 	buf := make([]byte, 64)
 	var policy spinPolicy // how long to poll for the next request
 	var idleSince time.Time
+	polled := false
 	for ctx.Err() == nil {
 		found = found[:0]
 		for i := range ring.slots {
@@ -80,7 +81,9 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 			}
 		}
 		if len(found) > 0 && !idleSince.IsZero() {
-			policy.observe(time.Since(idleSince))
+			if polled { // only waits that polled say whether polling pays
+				policy.observe(time.Since(idleSince))
+			}
 			idleSince = time.Time{}
 		}
 		switch {
@@ -100,7 +103,9 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 		if idleSince.IsZero() {
 			idleSince = time.Now()
 		}
-		if spin(pending, policy.budget()) {
+		budget := policy.budget()
+		polled = budget > 0
+		if spin(pending, budget) {
 			continue
 		}
 		// Announce the sleep, then look once more: a request published

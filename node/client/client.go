@@ -31,6 +31,10 @@ type Options struct {
 	// MaxFrameBytes is the largest reply accepted; 0 means
 	// protocol.DefaultMaxFrameBytes.
 	MaxFrameBytes int
+	// User and Password, when User is set, authenticate every connection
+	// Dial opens (and every redial) with AUTH before any request. Never
+	// logged.
+	User, Password string
 }
 
 func (o Options) timeout() time.Duration {
@@ -74,9 +78,23 @@ type Client struct {
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	timeout := opts.timeout()
 	d := net.Dialer{Timeout: timeout}
-	redial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	redial := func(ctx context.Context) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil || opts.User == "" {
+			return conn, err
+		}
+		if err := authenticate(ctx, conn, addr, opts); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
 	conn, err := redial(ctx)
 	if err != nil {
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			return nil, err
+		}
 		return nil, &ConnError{Addr: addr, Op: "dial", Err: err}
 	}
 	c := NewConn(conn, addr, opts)

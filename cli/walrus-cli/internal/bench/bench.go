@@ -40,6 +40,9 @@ type Config struct {
 	// servers that do not store what was produced, like servertest.Echo).
 	NoVerify bool
 	Dial     DialFunc
+	// User and Password authenticate the fetch and group runs'
+	// connections (the produce/consume runs authenticate in Dial).
+	User, Password string
 	// Page is the entries per FETCH or READ (fetch and group runs).
 	Page int
 	// Group is the consumer group of a group run.

@@ -35,15 +35,18 @@ type dialFunc func(ctx context.Context, addr string, timeout time.Duration) (con
 // clientOptions turns --timeout into node/client options: the client's own
 // bound (used where a call has no ctx deadline, e.g. bench's Recv) follows
 // --timeout, and --timeout 0 means no bound at all.
-func clientOptions(timeout time.Duration) client.Options {
+// --user and its password go into the options too.
+func (a *app) clientOptions(timeout time.Duration) client.Options {
+	o := client.Options{Timeout: timeout, User: a.user, Password: a.password}
 	if timeout <= 0 {
-		return client.Options{Timeout: -1}
+		o.Timeout = -1
 	}
-	return client.Options{Timeout: timeout}
+	return o
 }
 
-func dialClient(ctx context.Context, addr string, timeout time.Duration) (conn, error) {
-	c, err := client.Dial(ctx, addr, clientOptions(timeout))
+// dialClient is the real dialer: it authenticates when --user is set.
+func (a *app) dialClient(ctx context.Context, addr string, timeout time.Duration) (conn, error) {
+	c, err := client.Dial(ctx, addr, a.clientOptions(timeout))
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}
@@ -63,9 +66,9 @@ func (p clientPipe) Recv() (protocol.Reply, error) {
 	return p.c.Recv(context.Background())
 }
 
-func benchDialer(timeout time.Duration) bench.DialFunc {
+func (a *app) benchDialer(timeout time.Duration) bench.DialFunc {
 	return func(ctx context.Context, addr string) (bench.Pipe, error) {
-		c, err := client.Dial(ctx, addr, clientOptions(timeout))
+		c, err := client.Dial(ctx, addr, a.clientOptions(timeout))
 		if err != nil {
 			return nil, err
 		}

@@ -31,12 +31,15 @@ type app struct {
 	timeout time.Duration
 	pretty  bool
 	dial    dialFunc
+	// user is --user; password is resolved before the command runs
+	// (WALRUS_PASSWORD or a terminal prompt), never from a flag.
+	user, password string
 }
 
 // Run builds the command tree, executes it with args and returns the exit
 // code. ctx is cancelled on SIGINT/SIGTERM by main.
 func Run(ctx context.Context, args []string, stdio IO) int {
-	return run(ctx, args, stdio, dialClient)
+	return run(ctx, args, stdio, nil)
 }
 
 func run(ctx context.Context, args []string, stdio IO, dial dialFunc) int {
@@ -44,6 +47,9 @@ func run(ctx context.Context, args []string, stdio IO, dial dialFunc) int {
 		stdio.Getenv = os.Getenv
 	}
 	a := &app{io: stdio, dial: dial}
+	if dial == nil {
+		a.dial = a.dialClient
+	}
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	root.SetIn(stdio.In)
@@ -91,6 +97,8 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
 	f.StringVar(&a.addr, "addr", defAddr, "client address HOST:PORT of the node (env WALRUS_ADDR)")
 	f.DurationVar(&a.timeout, "timeout", 5*time.Second, "deadline for connecting plus one request (per request in shell, watch and bench)")
 	f.BoolVar(&a.pretty, "pretty", false, "indent JSON replies (the shell always does)")
+	f.StringVar(&a.user, "user", "", "authenticate as this user (AUTH on every connection); the password comes from WALRUS_PASSWORD or a prompt")
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return a.resolvePassword(cmd) }
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	cmd.AddCommand(
 		newRegisterCmd(a),
@@ -113,6 +121,7 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
 		newConsumeCmd(a),
 		newWatchCmd(a),
 		newBenchCmd(a),
+		newUserCmd(a),
 	)
 	return cmd
 }

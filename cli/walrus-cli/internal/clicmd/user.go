@@ -39,7 +39,7 @@ password_hash of a users entry in the node config (docs/security.md).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pw, err := a.readPassword("Password to hash: ", true)
 			if err != nil {
-				return err
+				return usagef("%v", err)
 			}
 			h, err := auth.HashPassword(pw)
 			if err != nil {

@@ -99,11 +99,11 @@ func (sh *shell) interactive(ctx context.Context) error {
 		// Saved by hand below, so an AUTH line (a password) never
 		// reaches the history file.
 		DisableAutoSaveHistory: true,
-		AutoComplete:      shellCompleter(),
-		InterruptPrompt:   "^C",
-		EOFPrompt:         "exit",
-		Stdout:            sh.out,
-		Stderr:            sh.errw,
+		AutoComplete:           shellCompleter(),
+		InterruptPrompt:        "^C",
+		EOFPrompt:              "exit",
+		Stdout:                 sh.out,
+		Stderr:                 sh.errw,
 	})
 	if err != nil {
 		return fmt.Errorf("start line editor: %w", err)

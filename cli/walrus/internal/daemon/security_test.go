@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,14 +21,15 @@ import (
 // TestRunWithUsersAndACLs: the users and acls keys reach the client
 // listener: AUTH is required, ACLs apply, and the password is not logged.
 func TestRunWithUsersAndACLs(t *testing.T) {
-	ports := testcluster.FreePorts(t, 2)
+	ports := testcluster.FreePorts(t, 3)
 	h, err := auth.HashPassword("daemon-secret")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := configs.Default()
 	c.DataDir = t.TempDir()
-	c.Raft.Port, c.Client.Port = ports[0], ports[1]
+	c.Raft.Port, c.Client.Port, c.HTTP.Port = ports[0], ports[1], ports[2]
+	c.Security.MetricsAuth = true
 	c.Log.File = filepath.Join(t.TempDir(), "walrus.log")
 	c.Log.Level = "debug"
 	c.Users = []configs.UserConfig{{Name: "app", PasswordHash: h}}
@@ -59,6 +62,31 @@ func TestRunWithUsersAndACLs(t *testing.T) {
 		}
 		return nil
 	})
+	metricsURL := "http://" + net.JoinHostPort("127.0.0.1", itoa(ports[2])) + "/metrics"
+	scrape := func(user, pass string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := scrape("", ""); code != http.StatusUnauthorized {
+		t.Fatalf("/metrics without basic auth: %d", code)
+	}
+	code, body := scrape("app", "daemon-secret")
+	counted := false
+	for line := range strings.SplitSeq(body, "\n") {
+		counted = counted || strings.HasPrefix(line, `walrus_auth_failures_total{listener="client"`) && strings.HasSuffix(line, `reason="bad_password"} 1`)
+	}
+	if code != http.StatusOK || !counted {
+		t.Fatalf("/metrics with basic auth: %d\n%.2000s", code, body)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -1,6 +1,8 @@
 package configs
 
 import (
+	"fmt"
+
 	"github.com/walrus-go/walrus/node/acl"
 	"github.com/walrus-go/walrus/node/auth"
 )
@@ -86,4 +88,29 @@ func (c Config) validateSecurity() []error {
 		errs = append(errs, &KeyError{Key: "security.metrics_auth", Value: "true", Problem: "needs users to check HTTP basic auth against: add users or set it false"})
 	}
 	return errs
+}
+
+// validateTLS checks that the TLS keys come in complete sets; whether the
+// files exist and hold usable PEM is checked when the node loads them
+// (the error names the file).
+func (c Config) validateTLS(bad func(key string, val any, format string, args ...any)) {
+	t := c.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		bad("tls.key_file", t.KeyFile, "tls.cert_file and tls.key_file must be set together (tls.cert_file = %q)", t.CertFile)
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		bad("tls.client_ca_file", t.ClientCAFile, "needs tls.cert_file and tls.key_file: client certificates are only checked on a TLS listener")
+	}
+	ct := c.ClusterTLS
+	if set := btoi(ct.CertFile != "") + btoi(ct.KeyFile != "") + btoi(ct.CAFile != ""); set != 0 && set != 3 {
+		bad("cluster_tls", fmt.Sprintf("cert_file=%q key_file=%q ca_file=%q", ct.CertFile, ct.KeyFile, ct.CAFile),
+			"set all three (this node's certificate, its key and the cluster CA) or none: peers authenticate each other with them")
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -165,6 +165,7 @@ func (c Config) Validate() error {
 	}
 	intRange("storage.plugin.start_timeout_ms", s.Plugin.StartTimeoutMS, startTimeoutMSMin, startTimeoutMSMax)
 
+	c.validateTLS(bad)
 	oneOf("log.level", strings.ToLower(c.Log.Level), "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
 	errs = append(errs, c.validateSecurity()...)

@@ -13,6 +13,7 @@ import (
 	"github.com/walrus-go/walrus/node/placement"
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/tlsconf"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -103,6 +104,14 @@ type Config struct {
 	// DiskStat, when set, replaces statfs of DataDir (tests inject a full
 	// disk through it; see node/nodetest).
 	DiskStat diskguard.StatFunc
+	// TLS is the certificate of the client and HTTP listeners; a CAFile
+	// makes them require client certificates from it. ClusterTLS is the
+	// mutual TLS of the Raft/RPC port (CAFile, the cluster CA, required).
+	// Empty CertFile: plaintext. See node/tlsconf and docs/security.md.
+	TLS, ClusterTLS tlsconf.Files
+	// TLSReloadInterval is how often the TLS files are checked for
+	// changes (SIGHUP reloads at once through ReloadTLS). Default 5s.
+	TLSReloadInterval time.Duration
 	// Metrics is the instrumentation to update; nil makes the node create
 	// its own (metrics.New(NodeID)).
 	Metrics *metrics.Metrics
@@ -141,6 +150,7 @@ func DefaultConfig() Config {
 		CursorCommitInterval: 100 * time.Millisecond,
 		MinFreeBytes:         diskguard.DefaultMinFreeBytes,
 		MinFreePercent:       diskguard.DefaultMinFreePercent,
+		TLSReloadInterval:    tlsconf.DefaultReloadInterval,
 	}
 }
 
@@ -179,7 +189,7 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"MonitorInterval": c.MonitorInterval, "LeaseSyncInterval": c.LeaseSyncInterval,
 		"ReplicaRepairTimeout": c.ReplicaRepairTimeout, "FailureTimeout": c.FailureTimeout,
-		"CursorCommitInterval": c.CursorCommitInterval,
+		"CursorCommitInterval": c.CursorCommitInterval, "TLSReloadInterval": c.TLSReloadInterval,
 	} {
 		if d <= 0 {
 			bad("%s %v: must be > 0", name, d)
@@ -205,10 +215,12 @@ func (c Config) Validate() error {
 	} else if err := placement.CheckReplication(c.ReplicationFactor, c.AckQuorum); err != nil {
 		bad("AckQuorum: %w", err)
 	}
-	if err := c.Security.CheckExposure("client.host", c.ClientHost); err != nil {
+	sec := c.Security
+	sec.TLS = sec.TLS || c.TLS.Enabled()
+	if err := sec.CheckExposure("client.host", c.ClientHost); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.Security.CheckExposure("http.host", c.HTTPHost); err != nil && c.HTTPPort != 0 {
+	if err := sec.CheckExposure("http.host", c.HTTPHost); err != nil && c.HTTPPort != 0 {
 		errs = append(errs, err)
 	}
 	if err := c.Server.Validate(); err != nil {

@@ -127,6 +127,7 @@ func TestGetByteBudget(t *testing.T) {
 	const entry = 7 << 20
 	nodes := nodetest.StartCluster(t, 3, func(c *node.Config) { c.MaxFrameBytes = entry + 1024 })
 	leader := nodetest.RaftLeader(t, nodes)
+	startTerms := terms(nodes)
 	follower := nodes[leader.ID()%3]
 	ctx := t.Context()
 	c, err := client.Dial(ctx, follower.ClientAddr(), client.Options{Timeout: 60 * time.Second, MaxFrameBytes: entry + 1024})
@@ -134,10 +135,28 @@ func TestGetByteBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// The entries go straight to the segment leader: a 7 MiB forward
+	// under -race on a loaded machine can outlast the RPC timeout, and
+	// forwarding is not what this test is about (the GETs are).
+	if err := c.Register(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	st := nodetest.State(t, c, "big")
+	segLeader := nodes[0]
+	for _, n := range nodes {
+		if n.ID() == st.LeaderNode {
+			segLeader = n
+		}
+	}
+	w, err := client.Dial(ctx, segLeader.ClientAddr(), client.Options{Timeout: 60 * time.Second, MaxFrameBytes: entry + 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	for i := range 3 {
 		p := make([]byte, entry)
 		p[0] = byte('a' + i)
-		if err := c.Put(ctx, "big", p); err != nil {
+		if err := w.Put(ctx, "big", p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -149,12 +168,18 @@ func TestGetByteBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if terms(nodes) != startTerms {
+		// A GET whose reply is lost in a leader change is gone (the
+		// shared cursor's documented semantics), and a new leader may
+		// deliver again: neither is what this test checks.
+		t.Skipf("raft leader changed (%v -> %v)", startTerms, terms(nodes))
+	}
 	for i := range 3 {
 		if replies[i].Kind != protocol.ReplyPayload || len(replies[i].Body) != entry || replies[i].Body[0] != byte('a'+i) {
-			t.Fatalf("reply %d: kind %v len %d", i, replies[i].Kind, len(replies[i].Body))
+			t.Fatalf("reply %d: kind %v len %d (%.80q)", i, replies[i].Kind, len(replies[i].Body), replies[i].Body)
 		}
 	}
 	if replies[3].Kind != protocol.ReplyEmpty {
-		t.Fatalf("reply 3 = %v", replies[3].Kind)
+		t.Fatalf("reply 3 = %v (%d bytes starting %.1q)", replies[3].Kind, len(replies[3].Body), replies[3].Body)
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/client"
-	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/nodetest"
 )
 
@@ -40,8 +39,7 @@ func TestSegmentLeaderFailover(t *testing.T) {
 	}
 	// Let a heartbeat carry the count, then stop the segment leader.
 	nodetest.Eventually(t, 5*time.Second, "count reported", func() bool {
-		p := peerOf(leader, victim.ID())
-		return p.Open[cluster.SegmentRef{Topic: topic, Segment: 1}] == 10
+		return leader.ReportedCount(victim.ID(), topic, 1) == 10
 	})
 	victim.Crash(t)
 	start := time.Now()
@@ -102,7 +100,7 @@ func TestRaftLeaderFailover(t *testing.T) {
 	}
 	nodetest.Eventually(t, 5*time.Second, "count reported to the other nodes", func() bool {
 		for _, tn := range nodes {
-			if tn != leader && peerOf(tn, leader.ID()).Open[cluster.SegmentRef{Topic: topic, Segment: 1}] != 7 {
+			if tn != leader && tn.ReportedCount(leader.ID(), topic, 1) != 7 {
 				return false
 			}
 		}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"github.com/walrus-go/walrus/node/rpc"
 	"github.com/walrus-go/walrus/node/segment"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/tlsconf"
 	"github.com/walrus-go/walrus/node/topiclog"
 )
 
@@ -52,6 +54,7 @@ type endpoints struct {
 	pool             *rpc.Pool
 	srv              *server.Server
 	self             metadata.Node
+	tls              *tlsconf.Set // nil members: plaintext
 }
 
 // lifecycle is the state of Run and Close.
@@ -97,6 +100,14 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("node_id", cfg.NodeID)
+	m := cfg.Metrics
+	if m == nil {
+		m = metrics.New(cfg.NodeID)
+	}
+	sec, err := tlsconf.NewSet(cfg.TLS, cfg.ClusterTLS, logger, m.SetTLSCertExpiry)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	raftLn, err := net.Listen("tcp", net.JoinHostPort(cfg.RaftHost, strconv.Itoa(cfg.RaftPort)))
 	if err != nil {
 		return nil, fmt.Errorf("node: raft listener: %w", err)
@@ -117,10 +128,6 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		_ = clientLn.Close()
 		return nil, fmt.Errorf("node: raft_advertise_host %q: %w", advHost, err)
 	}
-	m := cfg.Metrics
-	if m == nil {
-		m = metrics.New(cfg.NodeID)
-	}
 	n := &Node{
 		cfg:    cfg,
 		store:  store,
@@ -130,8 +137,11 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		life:   lifecycle{stopping: make(chan struct{}), ready: make(chan struct{})},
 	}
 	e := &n.net
-	e.raftLn, e.clientLn = raftLn, clientLn
+	e.raftLn, e.clientLn, e.tls = raftLn, clientLn, sec
 	e.mux = mux.New(raftLn, adv, logger.With("component", "mux"))
+	if sec.Cluster != nil {
+		e.mux.SetTLS(sec.Cluster.ServerConfig(), sec.Cluster.PeerClientConfig)
+	}
 	// Raft and the internal RPC share the Raft port: count both directions
 	// of every connection on it (walrus_network_bytes_total{port="raft"}).
 	e.mux.SetConnWrapper(func(c net.Conn) net.Conn { return m.CountConn(c, metrics.PortRaft) })
@@ -156,6 +166,21 @@ func (n *Node) ClientAddr() string { return n.net.clientLn.Addr().String() }
 
 // RaftAddr is the advertised Raft (and internal RPC) address.
 func (n *Node) RaftAddr() string { return n.net.self.RaftAddr }
+
+// ReloadTLS reads the TLS files again now (the daemon calls it on
+// SIGHUP); a source whose files fail keeps its certificate in use.
+func (n *Node) ReloadTLS() error { return n.net.tls.Reload() }
+
+// ListenerTLS is the TLS configuration of a client-facing listener, nil
+// when tls.cert_file is not set: the client and HTTP ports use it, and so
+// must any new listener (the Kafka port). Reloads apply to later
+// handshakes; wrap the listener with tlsconf.NewListener.
+func (n *Node) ListenerTLS() *tls.Config {
+	if c := n.net.tls.Client; c != nil {
+		return c.ServerConfig()
+	}
+	return nil
+}
 
 // ID is the node id.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
@@ -260,12 +285,16 @@ func (n *Node) Run(ctx context.Context) error {
 	goLoop(p.groups.Run)
 	goLoop(p.retain.Run)
 	goLoop(p.janitor.Run)
+	goLoop(func(ctx context.Context) { n.net.tls.Watch(ctx, n.cfg.TLSReloadInterval) })
 
 	var httpSrv *metrics.HTTPServer
 	if n.cfg.HTTPPort != 0 {
 		httpSrv = metrics.NewHTTPServer(net.JoinHostPort(n.cfg.HTTPHost, strconv.Itoa(n.cfg.HTTPPort)), n.m, n.readiness, n.logger.With("component", "http"))
 		sec := n.cfg.Security
 		httpSrv.RequireAuth(metrics.HTTPAuth{Metrics: sec.MetricsAuth, Healthz: sec.HealthzAuth, Check: sec.HTTPCheck})
+		if cfg := n.ListenerTLS(); cfg != nil {
+			httpSrv.SetTLS(cfg)
+		}
 		if err := httpSrv.Start(loopCtx); err != nil {
 			n.logger.Error("metrics http server failed to start", "err", err)
 			httpSrv = nil
@@ -275,7 +304,11 @@ func (n *Node) Run(ctx context.Context) error {
 		n.awaitReplay(ctx)
 	}
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- n.net.srv.Serve(loopCtx, n.m.CountListener(n.net.clientLn, metrics.PortClient)) }()
+	clientLn := n.m.CountListener(n.net.clientLn, metrics.PortClient)
+	if cfg := n.ListenerTLS(); cfg != nil {
+		clientLn = tlsconf.NewListener(clientLn, cfg, n.logger.With("component", "server"))
+	}
+	go func() { srvDone <- n.net.srv.Serve(loopCtx, clientLn) }()
 	close(n.life.ready)
 
 	var runErr error
@@ -433,4 +466,13 @@ func (n *Node) Peer(id uint64) (cluster.Progress, bool) {
 		return p.cluster.Peer(id)
 	}
 	return cluster.Progress{}, false
+}
+
+// ReportedCount is the count node id last reported (heartbeats) for a
+// segment it leads (tests).
+func (n *Node) ReportedCount(id uint64, topic string, seg uint64) uint64 {
+	if p := n.parts; p != nil {
+		return p.cluster.ReportedCount(id, topic, seg)
+	}
+	return 0
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/status"
@@ -59,6 +60,8 @@ func (n *Node) raftStats() metrics.RaftStats {
 		Voters:        []uint64{},
 		Learners:      []uint64{},
 	}
+	ss := p.cons.SnapshotStats()
+	s.SnapshotBytes, s.SnapshotPersist, s.SnapshotRestore = ss.Bytes, ss.PersistDuration, ss.RestoreDuration
 	if m, err := p.cons.Membership(); err == nil {
 		s.Voters, s.Learners = m.Voters, m.Learners
 		if r.State() == raft.Leader {
@@ -152,17 +155,23 @@ func (n *Node) topicsDoc() []status.TopicSummary {
 }
 
 func (n *Node) clusterStats() metrics.ClusterStats {
-	st := n.fsm.State()
-	out := metrics.ClusterStats{Topics: make([]metrics.TopicStats, 0, len(st.Topics))}
-	for name, t := range st.Topics {
+	var out metrics.ClusterStats
+	self := n.cfg.NodeID
+	n.fsm.EachTopic(func(t *metadata.Topic) {
+		led := 0
+		for seg, leader := range t.SegmentLeaders {
+			if leader == self && seg != t.CurrentSegment {
+				led++
+			}
+		}
 		out.Topics = append(out.Topics, metrics.TopicStats{
-			Name:           name,
+			Name:           t.Name,
 			CurrentSegment: t.CurrentSegment,
 			LeaderNode:     t.LeaderNode,
 			SealedSegments: len(t.SealedSegments),
 			SealedEntries:  t.SealedOffset,
-			SegmentLeaders: t.SegmentLeaders,
+			SealedLedHere:  led,
 		})
-	}
+	})
 	return out
 }

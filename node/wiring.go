@@ -225,6 +225,9 @@ func (l local) ReplicaPull(ctx context.Context, topic string, seg, count uint64,
 }
 
 func (l local) OpenCounts(ctx context.Context) []wire.OpenSegment { return l.p.seg.OpenCounts(ctx) }
+func (l local) ChangedCounts(ctx context.Context) []wire.OpenSegment {
+	return l.p.seg.ChangedCounts(ctx)
+}
 
 // rpcHandler serves the internal RPC: fault injection first (tests), then
 // the wire dispatcher onto local.

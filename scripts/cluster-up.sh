@@ -6,6 +6,7 @@
 #
 # Logs: .cluster/logs/<node>.log   PIDs: .cluster/pids/<node>.pid
 # Env: BIN, CLUSTER_DIR, CONFIGS, ADDRS (see lib.sh), UP_TIMEOUT (seconds, default 60).
+# TLS nodes (configs/secure): export WALRUS_TLS_CA=certs/ca.crt so the readiness check (walrus-cli) verifies them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"

@@ -19,9 +19,10 @@ type index struct {
 }
 
 const (
-	indexChunkShift = 12
-	indexChunkLen   = 1 << indexChunkShift
-	indexChunkMask  = indexChunkLen - 1
+	indexChunkShift  = 12
+	indexChunkLen    = 1 << indexChunkShift
+	indexChunkMask   = indexChunkLen - 1
+	indexChunkMinCap = 16
 )
 
 type indexChunk struct {
@@ -34,7 +35,9 @@ type indexChunk struct {
 func (ix *index) add(pos uint64) {
 	slot := ix.n & indexChunkMask
 	if slot == 0 {
-		ix.chunks = append(ix.chunks, &indexChunk{base: pos, narrow: make([]uint32, 0, indexChunkLen)})
+		// Small first, grown by append: a segment of a few entries (an
+		// idle topic's) must not cost a whole chunk (16 KiB).
+		ix.chunks = append(ix.chunks, &indexChunk{base: pos, narrow: make([]uint32, 0, indexChunkMinCap)})
 	}
 	c := ix.chunks[len(ix.chunks)-1]
 	switch d := pos - c.base; {

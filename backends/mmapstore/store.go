@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/walrus-go/walrus/engine"
 )
@@ -428,12 +429,22 @@ func (s *Store) close(abandon bool) error {
 	for _, done := range creating {
 		<-done
 	}
-	var errs []error
-	for _, sg := range segs {
-		sg.wmu.Lock()
-		errs = append(errs, sg.closeLocked(engine.ErrClosed, abandon))
-		sg.wmu.Unlock()
+	// Each open segment syncs and checkpoints on close: many at once, as
+	// in recovery, so a store with thousands of topics stops in seconds.
+	errs := make([]error, len(segs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(recoveryWorkers, len(segs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(segs); i = int(next.Add(1) - 1) {
+				sg := segs[i]
+				sg.wmu.Lock()
+				errs[i] = sg.closeLocked(engine.ErrClosed, abandon)
+				sg.wmu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	// After the segments: a writer still waiting for a round gets it from
 	// the last round (its data was synced by its segment's close).
 	s.syncer.close(abandon)

@@ -130,7 +130,13 @@ var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 // (escape codes removed).
 func (tm *term) expect(want string) {
 	tm.t.Helper()
-	err := testcluster.Poll(10*time.Second, func() error {
+	tm.expectWithin(10*time.Second, want)
+}
+
+// expectWithin is expect with its own deadline.
+func (tm *term) expectWithin(d time.Duration, want string) {
+	tm.t.Helper()
+	err := testcluster.Poll(d, func() error {
 		tm.mu.Lock()
 		defer tm.mu.Unlock()
 		plain := ansi.ReplaceAllString(tm.out.String(), "")
@@ -238,7 +244,7 @@ func TestShellSurvivesNodeRestart(t *testing.T) {
 // bench tests) it does not.
 func TestBenchProgressBarOnATerminal(t *testing.T) {
 	tm := startTerm(t, []string{"TERM=xterm"}, "bench", "produce", "--echo", "--messages", "1500000", "--clients", "4")
-	tm.expect("throughput")
+	tm.expectWithin(60*time.Second, "throughput") // ~10 s on a busy 2-core machine
 	if code := tm.wait(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}

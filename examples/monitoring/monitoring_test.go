@@ -401,7 +401,7 @@ func TestMetricNamesExist(t *testing.T) {
 	})
 	m.SetClusterSource(func() metrics.ClusterStats {
 		return metrics.ClusterStats{Topics: []metrics.TopicStats{{Name: "logs", CurrentSegment: 1, LeaderNode: 1,
-			SegmentLeaders: map[uint64]uint64{1: 1}}}}
+			SealedLedHere: 0}}}
 	})
 	m.SetDataDir(t.TempDir())
 	m.ObserveAppend("logs", 1, 5)

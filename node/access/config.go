@@ -16,7 +16,8 @@ type Config struct {
 	Users *auth.Store
 	// ACL: default deny once it has any rule.
 	ACL *acl.Authorizer
-	// TLS reports that the client and HTTP listeners use TLS.
+	// TLS reports that the client and HTTP listeners use TLS (node.Config
+	// also counts TLS.CertFile).
 	TLS bool
 	// Insecure lets a non-loopback listener start without TLS and users.
 	Insecure bool

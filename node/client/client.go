@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,6 +36,10 @@ type Options struct {
 	// Dial opens (and every redial) with AUTH before any request. Never
 	// logged.
 	User, Password string
+	// TLS, when set, makes Dial (and every redial) speak TLS with it. An
+	// empty ServerName is filled with the host of the dialed address, so
+	// the node's certificate must name that host (DNS or IP SAN).
+	TLS *tls.Config
 }
 
 func (o Options) timeout() time.Duration {
@@ -78,8 +83,22 @@ type Client struct {
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	timeout := opts.timeout()
 	d := net.Dialer{Timeout: timeout}
+	dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	if opts.TLS != nil {
+		cfg := opts.TLS
+		if cfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, &ConnError{Addr: addr, Op: "dial", Err: err}
+			}
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		td := tls.Dialer{NetDialer: &d, Config: cfg}
+		dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+	}
 	redial := func(ctx context.Context) (net.Conn, error) {
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		conn, err := dial(ctx)
 		if err != nil || opts.User == "" {
 			return conn, err
 		}
@@ -347,7 +366,7 @@ const staleAfter = 200 * time.Millisecond
 // old connection. Called with mu held.
 func (c *Client) reconnectIfStale(ctx context.Context) error {
 	if c.redial == nil || c.br.Buffered() != 0 || c.bw.Buffered() != 0 ||
-		time.Since(c.lastUsed) < staleAfter || !peerClosed(c.conn) {
+		time.Since(c.lastUsed) < staleAfter || !connClosed(c.conn) {
 		return nil
 	}
 	conn, err := c.redial(ctx)

@@ -51,9 +51,6 @@ type Progress struct {
 	LastIndex uint64
 	Applied   uint64
 	Seen      time.Time
-	// Open maps the open segments the peer leads to their entry count at
-	// the time of the heartbeat.
-	Open map[SegmentRef]uint64
 	// RaftAddr is the address the peer advertises now.
 	RaftAddr string
 	// DiskFull: the peer refuses appends on a full disk.
@@ -79,6 +76,8 @@ type LeaderLocal interface {
 // Led lists the open segments this node leads, with their counts.
 type Led interface {
 	OpenCounts(ctx context.Context) []wire.OpenSegment
+	// ChangedCounts lists those whose count changed since the last call.
+	ChangedCounts(ctx context.Context) []wire.OpenSegment
 }
 
 // Deps are the parts the cluster part uses.
@@ -104,6 +103,11 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	peers map[uint64]Progress
+	// open: per peer, the open segments it reported leading (topic ->
+	// segment and count), replaced by its full heartbeats, merged from
+	// its deltas (beat.go).
+	open map[uint64]map[string]segCount
+	beat beatState
 	// leaderSince is when this node last became Raft leader (zero when it
 	// is not); liveness verdicts wait FailureTimeout after it.
 	leaderSince time.Time
@@ -117,22 +121,11 @@ type Cluster struct {
 
 // New builds the cluster part; Run runs its loop.
 func New(cfg Config, d Deps) *Cluster {
-	return &Cluster{cfg: cfg, Deps: d, peers: map[uint64]Progress{}}
+	return &Cluster{cfg: cfg, Deps: d, peers: map[uint64]Progress{}, open: map[uint64]map[string]segCount{}, beat: beatState{lastFull: map[uint64]time.Time{}}}
 }
 
 // ID is this node's id.
 func (c *Cluster) ID() uint64 { return c.cfg.Self.ID }
-
-// Record stores a heartbeat.
-func (c *Cluster) Record(hb *wire.Heartbeat) {
-	p := Progress{LastIndex: hb.LastIndex, Applied: hb.Applied, Seen: time.Now(), RaftAddr: hb.RaftAddr, DiskFull: hb.DiskFull, Open: make(map[SegmentRef]uint64, len(hb.Open))}
-	for _, o := range hb.Open {
-		p.Open[SegmentRef{o.Topic, o.Segment}] = o.Count
-	}
-	c.mu.Lock()
-	c.peers[hb.ID] = p
-	c.mu.Unlock()
-}
 
 // Heartbeat is the receiving side of a heartbeat (wire.Handler).
 func (c *Cluster) Heartbeat(_ context.Context, hb *wire.Heartbeat) error {
@@ -153,13 +146,6 @@ func (c *Cluster) Peer(id uint64) (Progress, bool) {
 	defer c.mu.Unlock()
 	p, ok := c.peers[id]
 	return p, ok
-}
-
-// ReportedCount is the entry count node id last reported for a segment it
-// leads (0 when unknown).
-func (c *Cluster) ReportedCount(id uint64, topic string, seg uint64) uint64 {
-	p, _ := c.Peer(id)
-	return p.Open[SegmentRef{topic, seg}]
 }
 
 // LeaderSince is when this node became Raft leader (zero when it is not).
@@ -296,7 +282,7 @@ func (c *Cluster) ConfirmContact(ctx context.Context) (time.Time, uint64, error)
 		return time.Time{}, 0, wire.ErrNoRaftLeader
 	}
 	l := c.clientAt(addr)
-	if err := l.Heartbeat(ctx, c.heartbeat(ctx)); err != nil {
+	if err := l.Heartbeat(ctx, c.contactBeat(ctx)); err != nil {
 		return time.Time{}, 0, fmt.Errorf("confirm contact with raft leader %d: %w", id, err)
 	}
 	idx, err := l.ReadIndex(ctx)
@@ -386,38 +372,6 @@ func (c *Cluster) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// Beat reports this node's Raft progress and the entry counts of the open
-// segments it leads to every other member.
-func (c *Cluster) Beat(ctx context.Context) {
-	m, err := c.Cons.Membership()
-	if err != nil {
-		return
-	}
-	payload := c.heartbeat(ctx).Append(nil)
-	hctx, cancel := context.WithTimeout(ctx, HeartbeatInterval*4)
-	defer cancel()
-	var wg sync.WaitGroup
-	for id, addr := range m.Addrs {
-		if id == c.cfg.Self.ID {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(hctx, RPCTimeout)
-			defer cancel()
-			_, _ = c.Caller.Call(cctx, addr, wire.MethodHeartbeat, payload)
-		}()
-	}
-	wg.Wait()
-}
-
-func (c *Cluster) heartbeat(ctx context.Context) *wire.Heartbeat {
-	r := c.Cons.Raft()
-	full := c.SelfDiskFull != nil && c.SelfDiskFull()
-	return &wire.Heartbeat{ID: c.cfg.Self.ID, LastIndex: r.LastIndex(), Applied: r.AppliedIndex(), Open: c.Led.OpenCounts(ctx), RaftAddr: c.cfg.Self.RaftAddr, DiskFull: full}
 }
 
 // join asks the configured members to add this node, until one accepts.

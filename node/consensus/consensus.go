@@ -87,6 +87,7 @@ type Consensus struct {
 	fsm       *metadata.FSM
 	existing  bool
 	logger    *slog.Logger
+	snaps     *snapStats
 }
 
 // ServerID renders a node id as a Raft server id.
@@ -152,7 +153,11 @@ func Open(cfg Config) (*Consensus, error) {
 		Timeout: 5 * time.Second,
 		Logger:  hl.Named("transport"),
 	})
-	r, err := raft.NewRaft(rc, cfg.FSM, logs, bolt, snaps, unpipelined{trans})
+	st := &snapStats{}
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		st.bytes.Store(metas[0].Size) // newest first
+	}
+	r, err := raft.NewRaft(rc, measuredFSM{FSM: cfg.FSM, st: st}, logs, bolt, snaps, unpipelined{trans})
 	if err != nil {
 		_ = trans.Close()
 		_ = bolt.Close()
@@ -167,6 +172,7 @@ func Open(cfg Config) (*Consensus, error) {
 		fsm:       cfg.FSM,
 		existing:  existing,
 		logger:    logger,
+		snaps:     st,
 	}, nil
 }
 

@@ -49,12 +49,15 @@ func open(t *testing.T, dir, addr string) *instance {
 
 func waitLeader(t *testing.T, c *Consensus) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !c.IsLeader() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatal("no leader")
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -82,8 +85,15 @@ func TestBootstrapProposeSnapshotReopen(t *testing.T) {
 	if _, err := in.c.ProposeRaw(ctx, []byte{99}); err == nil {
 		t.Fatal("undecodable proposal accepted")
 	}
+	if st := in.c.SnapshotStats(); st != (SnapshotStats{}) {
+		t.Fatalf("snapshot stats before any snapshot: %+v", st)
+	}
 	if err := in.c.Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)
+	}
+	persisted := in.c.SnapshotStats()
+	if persisted.Bytes <= 0 || persisted.PersistDuration <= 0 || persisted.Restores != 0 {
+		t.Fatalf("snapshot stats after a snapshot: %+v", persisted)
 	}
 	if res, err := in.c.Propose(ctx, metadata.Rollover{Topic: "a", Segment: 1, Count: 3, NextLeader: 1}); err != nil || res.Err != nil {
 		t.Fatalf("rollover: %+v %v", res, err)
@@ -102,6 +112,10 @@ func TestBootstrapProposeSnapshotReopen(t *testing.T) {
 	waitLeader(t, in.c)
 	if err := in.c.Barrier(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Open found the snapshot on disk (its size) and Raft restored it.
+	if st := in.c.SnapshotStats(); st.Bytes != persisted.Bytes || st.RestoreBytes != persisted.Bytes || st.Restores != 1 || st.RestoreDuration <= 0 {
+		t.Fatalf("snapshot stats after a restart: %+v, persisted %+v", st, persisted)
 	}
 	tp, ok := in.fsm.Topic("a")
 	if !ok || tp.CurrentSegment != 2 || tp.SealedSegments[1] != 3 {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -66,7 +67,21 @@ type Cursors struct {
 	answers answers
 	// commitMu serialises commits (taken before mu).
 	commitMu sync.Mutex
+	// dirty are the cursors moved since the last commit (dirtyMu is a
+	// leaf lock), so a commit looks only at those; sweeps counts commits
+	// between sweeps of idle cursors.
+	dirtyMu sync.Mutex
+	dirty   map[string]*topicCursor
+	sweeps  int
 }
+
+// idleCursor: a cursor not used for this long (and committed) is dropped;
+// the next GET rebuilds it from the committed position.
+const idleCursor = time.Minute
+
+// sweepEvery is how many commit rounds pass between sweeps for idle
+// cursors and cursors of deleted topics.
+const sweepEvery = 100
 
 type topicCursor struct {
 	mu sync.Mutex
@@ -78,10 +93,16 @@ type topicCursor struct {
 	buf [][]byte
 	// dirty: pos moved since the last cursor commit was proposed.
 	dirty bool
+	// used is when a GET last used the cursor (for the idle sweep);
+	// dropped: the sweep removed it, a GET that still holds it starts over.
+	used    time.Time
+	dropped bool
 }
 
 // New builds the cursor part; Run runs its commit loop.
-func New(d Deps) *Cursors { return &Cursors{Deps: d, m: map[string]*topicCursor{}} }
+func New(d Deps) *Cursors {
+	return &Cursors{Deps: d, m: map[string]*topicCursor{}, dirty: map[string]*topicCursor{}}
+}
 
 func (s *Cursors) cursorFor(ctx context.Context, topic string) (*topicCursor, error) {
 	term := s.Cons.Raft().CurrentTerm()
@@ -97,6 +118,9 @@ func (s *Cursors) cursorFor(ctx context.Context, topic string) (*topicCursor, er
 		if s.term != term {
 			s.term = term
 			s.m = map[string]*topicCursor{}
+			s.dirtyMu.Lock()
+			s.dirty = map[string]*topicCursor{} // an earlier term's positions are not ours to commit
+			s.dirtyMu.Unlock()
 		}
 	}
 	defer s.mu.Unlock()
@@ -152,7 +176,22 @@ func (s *Cursors) get(ctx context.Context, topic string, max int) ([][]byte, err
 		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	for c.dropped {
+		c.mu.Unlock()
+		if c, err = s.cursorFor(ctx, topic); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+	}
+	defer func() {
+		c.used = time.Now()
+		if c.dirty {
+			s.dirtyMu.Lock()
+			s.dirty[topic] = c
+			s.dirtyMu.Unlock()
+		}
+		c.mu.Unlock()
+	}()
 	var out [][]byte
 	outBytes := 0
 	// Each iteration either delivers, advances a segment or reads; the
@@ -286,16 +325,20 @@ func (s *Cursors) Commit(ctx context.Context) error {
 	if !s.Cons.IsLeader() {
 		return fmt.Errorf("commit cursors: %w", wire.ErrNotRaftLeader)
 	}
-	s.mu.Lock()
+	s.sweep()
+	s.dirtyMu.Lock()
+	moved := s.dirty
+	s.dirty = map[string]*topicCursor{}
+	s.dirtyMu.Unlock()
 	var (
 		cmd  metadata.CommitCursors
 		took []*topicCursor
 	)
-	for topic, c := range s.m {
+	for _, topic := range slices.Sorted(maps.Keys(moved)) {
+		c := moved[topic]
 		var inc uint64
 		if !s.FSM.View(topic, func(t *metadata.Topic) { inc = t.Incarnation }) || inc != c.inc {
-			delete(s.m, topic) // its topic was deleted: nothing to commit
-			continue
+			continue // its topic was deleted: nothing to commit
 		}
 		c.mu.Lock()
 		if c.dirty {
@@ -305,7 +348,6 @@ func (s *Cursors) Commit(ctx context.Context) error {
 		}
 		c.mu.Unlock()
 	}
-	s.mu.Unlock()
 	if len(cmd.Cursors) == 0 {
 		return nil
 	}
@@ -317,14 +359,44 @@ func (s *Cursors) Commit(ctx context.Context) error {
 		if !wire.IsNotRaftLeader(err) {
 			s.Logger.Error("Raft consensus failed", "op", "commit_cursors", "err", err)
 		}
-		for _, c := range took {
+		for i, c := range took {
 			c.mu.Lock()
 			c.dirty = true
 			c.mu.Unlock()
+			s.dirtyMu.Lock()
+			if _, newer := s.dirty[cmd.Cursors[i].Topic]; !newer {
+				s.dirty[cmd.Cursors[i].Topic] = c
+			}
+			s.dirtyMu.Unlock()
 		}
 		return fmt.Errorf("commit cursors: %w", err)
 	}
 	return nil
+}
+
+// sweep, every sweepEvery commits, drops the cursors of deleted topics and
+// the committed cursors no GET used for idleCursor (commitMu held).
+func (s *Cursors) sweep() {
+	if s.sweeps++; s.sweeps < sweepEvery {
+		return
+	}
+	s.sweeps = 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, c := range s.m {
+		var inc uint64
+		if !s.FSM.View(topic, func(t *metadata.Topic) { inc = t.Incarnation }) || inc != c.inc {
+			delete(s.m, topic)
+			continue
+		}
+		if c.mu.TryLock() {
+			if !c.dirty && time.Since(c.used) > idleCursor {
+				delete(s.m, topic)
+				c.dropped = true
+			}
+			c.mu.Unlock()
+		}
+	}
 }
 
 // Run commits dirty positions every CommitInterval until ctx ends.

@@ -49,6 +49,8 @@ type FSM struct {
 	version uint64
 	// index is the Raft index of the command being applied (under mu).
 	index uint64
+	// changes lists which topics recent versions changed (ChangesSince).
+	changes changeLog
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -107,6 +109,7 @@ func (f *FSM) apply(idx uint64, cmd Command) Result {
 		r = Result{Err: fmt.Errorf("metadata: command %T: %w", cmd, ErrInvalidCommand)}
 	}
 	if r.Err == nil && r.Status == Applied {
+		f.recordLocked(cmd)
 		f.notifyLocked()
 	}
 	return r
@@ -411,6 +414,16 @@ func (f *FSM) Routes() map[string]Route {
 	return out
 }
 
+// EachTopic calls fn for every topic, in no order, under the FSM's read
+// lock and without copying: fn must not keep t or call the FSM.
+func (f *FSM) EachTopic(fn func(t *Topic)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, t := range f.state.Topics {
+		fn(t)
+	}
+}
+
 // TopicCount returns the number of topics.
 func (f *FSM) TopicCount() int {
 	f.mu.RLock()
@@ -481,6 +494,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.state = s
+	f.changes.reset(f.version + 1)
 	f.notifyLocked()
 	f.mu.Unlock()
 	return nil

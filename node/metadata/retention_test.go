@@ -102,17 +102,7 @@ func TestDeletedTopicNeverReusesSegmentIDs(t *testing.T) {
 func TestSnapshotStaysFlatUnderRetention(t *testing.T) {
 	f := NewFSM()
 	mustApply(t, f, CreateTopic{Topic: "a", Leader: 1, Replicas: []uint64{1, 2, 3}, Timed: true})
-	size := func() int {
-		snap, err := f.Snapshot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sink memSink
-		if err := snap.Persist(&sink); err != nil {
-			t.Fatal(err)
-		}
-		return sink.Len()
-	}
+	size := func() int { return persisted(t, f).Len() }
 	var sizes []int
 	for seg := uint64(1); seg <= 10_000; seg++ {
 		f.ApplyCommand(Rollover{Topic: "a", Segment: seg, Count: 1000, NextLeader: seg%3 + 1, NextReplicas: []uint64{seg%3 + 1, (seg+1)%3 + 1, (seg+2)%3 + 1}, Timed: true})

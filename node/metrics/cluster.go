@@ -25,9 +25,9 @@ type TopicStats struct {
 	// the sum of their final entry counts.
 	SealedSegments int
 	SealedEntries  uint64
-	// SegmentLeaders maps segment id to the node that led it (open and
-	// sealed), as in STATE's segment_leaders.
-	SegmentLeaders map[uint64]uint64
+	// SealedLedHere counts the sealed segments this node led (STATE's
+	// segment_leaders), counted by the caller so no map is copied.
+	SealedLedHere int
 }
 
 var (
@@ -88,11 +88,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		if t.LeaderNode == c.nodeID {
 			ledOpen++
 		}
-		for seg, leader := range t.SegmentLeaders {
-			if leader == c.nodeID && seg != t.CurrentSegment {
-				ledSealed++
-			}
-		}
+		ledSealed += t.SealedLedHere
 		if i >= MaxTopicLabels {
 			continue
 		}

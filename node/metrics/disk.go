@@ -17,6 +17,7 @@ const diskCacheTTL = 15 * time.Second
 
 var (
 	descDataDirBytes = prometheus.NewDesc("walrus_data_dir_bytes", "Bytes used by files under this node's data directory (refreshed at most every 15s).", nil, nil)
+	descDataDirWalk  = prometheus.NewDesc("walrus_data_dir_walk_timestamp_seconds", "Unix time of the data directory walk that walrus_data_dir_bytes reports.", nil, nil)
 	descDiskFree     = prometheus.NewDesc("walrus_disk_free_bytes", "Bytes available to the node on the data directory's filesystem.", nil, nil)
 	descDiskSize     = prometheus.NewDesc("walrus_disk_size_bytes", "Total size of the data directory's filesystem.", nil, nil)
 	descDiskErrors   = prometheus.NewDesc("walrus_disk_stat_errors_total", "Failures to walk or statfs the data directory.", nil, nil)
@@ -47,6 +48,7 @@ func (m *Metrics) SetDataDir(dir string) {
 
 func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDataDirBytes
+	ch <- descDataDirWalk
 	ch <- descDiskFree
 	ch <- descDiskSize
 	ch <- descDiskErrors
@@ -70,6 +72,7 @@ func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
 		c.walkedAt = now
 	}
 	ch <- prometheus.MustNewConstMetric(descDataDirBytes, prometheus.GaugeValue, c.dirBytes)
+	ch <- prometheus.MustNewConstMetric(descDataDirWalk, prometheus.GaugeValue, float64(c.walkedAt.UnixNano())/1e9)
 	var st unix.Statfs_t
 	if err := unix.Statfs(c.dir, &st); err != nil {
 		c.errors++

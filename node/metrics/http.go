@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,7 @@ type HTTPServer struct {
 	m      *Metrics
 
 	mu      sync.Mutex
+	tls     *tls.Config
 	started bool
 	closed  bool
 	ln      net.Listener
@@ -76,6 +78,14 @@ func NewHTTPServer(addr string, m *Metrics, ready func() (bool, string), logger 
 	s.mux = mux
 	s.m = m
 	return s
+}
+
+// SetTLS makes Start serve HTTPS with cfg (its handshakes are bounded by
+// the server's header timeout). Call it before Start.
+func (s *HTTPServer) SetTLS(cfg *tls.Config) {
+	s.mu.Lock()
+	s.tls = cfg
+	s.mu.Unlock()
 }
 
 // Handler returns the server's handler (for tests or embedding in another
@@ -123,6 +133,9 @@ func (s *HTTPServer) Start(ctx context.Context) error {
 		return fmt.Errorf("metrics: listen on %s: %w", s.addr, err)
 	}
 	s.started = true
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.mux,
@@ -131,7 +144,7 @@ func (s *HTTPServer) Start(ctx context.Context) error {
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	s.logger.Info("Metrics listener bound", "addr", ln.Addr().String())
+	s.logger.Info("Metrics listener bound", "addr", ln.Addr().String(), "tls", s.tls != nil)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()

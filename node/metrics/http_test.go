@@ -122,7 +122,7 @@ func BenchmarkScrape(b *testing.B) {
 	m.SetRaftSource(leaderStats)
 	topics := make([]TopicStats, 10)
 	for i := range topics {
-		topics[i] = TopicStats{Name: "t" + string(rune('a'+i)), CurrentSegment: 3, LeaderNode: 1, SegmentLeaders: map[uint64]uint64{1: 1, 2: 2, 3: 1}}
+		topics[i] = TopicStats{Name: "t" + string(rune('a'+i)), CurrentSegment: 3, LeaderNode: 1, SealedLedHere: 1}
 		m.ObserveAppend(topics[i].Name, 1, 100)
 	}
 	m.SetClusterSource(func() ClusterStats { return ClusterStats{Topics: topics} })

@@ -113,6 +113,11 @@ type Metrics struct {
 	// PluginRestarts counts restarts of a plugin backend process.
 	PluginRestarts prometheus.Counter
 
+	// TLSCertExpiry is the expiry (unix seconds) of the certificate each
+	// TLS listener serves (client|http|cluster); set at every load (use
+	// SetTLSCertExpiry). No series for a plaintext listener.
+	TLSCertExpiry *prometheus.GaugeVec // listener
+
 	// LogMessages counts log records at WARN and above by level (warn|error);
 	// fed by CountingHandler.
 	LogMessages *prometheus.CounterVec // level
@@ -226,6 +231,13 @@ func New(nodeID uint64) *Metrics {
 		NetworkBytes: counterVec("network", "bytes_total", "Bytes received (rx) and sent (tx) on this node's client and Raft ports.", "port", "direction"),
 
 		PluginRestarts: counter("plugin", "restarts_total", "Restarts of the plugin backend process."),
+
+		TLSCertExpiry: func() *prometheus.GaugeVec {
+			g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "tls", Name: "cert_expiry_timestamp_seconds",
+				Help: "Expiry (unix seconds) of the certificate a TLS listener serves, by listener (client, http, cluster)."}, []string{"listener"})
+			r.MustRegister(g)
+			return g
+		}(),
 
 		LogMessages: counterVec("log", "messages_total", "Log records at WARN or above, by level.", "level"),
 
@@ -391,4 +403,10 @@ func (m *Metrics) StorageHealthy() (bool, string) {
 		return true, ""
 	}
 	return false, fmt.Sprintf("storage backend error: %s failed %s ago", m.storageErrOp, ago.Round(time.Millisecond))
+}
+
+// SetTLSCertExpiry records the expiry of the certificate listener serves
+// (after every successful load or reload).
+func (m *Metrics) SetTLSCertExpiry(listener string, notAfter time.Time) {
+	m.TLSCertExpiry.WithLabelValues(listener).Set(float64(notAfter.Unix()))
 }

@@ -23,6 +23,7 @@ func leaderStats() RaftStats {
 	return RaftStats{
 		State: "Leader", Term: 5, LastLogIndex: 142, AppliedIndex: 141, CommitIndex: 142,
 		LeaderID: 1, HasLeader: true, SnapshotIndex: 100, SnapshotTerm: 4,
+		SnapshotBytes: 4096, SnapshotPersist: 250 * time.Millisecond, SnapshotRestore: 1500 * time.Millisecond,
 		Followers: map[uint64]Follower{
 			1: {MatchIndex: 142, NextIndex: 143}, // self: must be skipped
 			2: {MatchIndex: 142, NextIndex: 143},
@@ -65,6 +66,15 @@ walrus_raft_replication_lag_entries{follower_id="3",node_id="1"} 112
 # TYPE walrus_raft_replication_match_index gauge
 walrus_raft_replication_match_index{follower_id="2",node_id="1"} 142
 walrus_raft_replication_match_index{follower_id="3",node_id="1"} 30
+# HELP walrus_raft_snapshot_bytes Size of the latest metadata snapshot: persisted by this node, or the newest on disk at start.
+# TYPE walrus_raft_snapshot_bytes gauge
+walrus_raft_snapshot_bytes{node_id="1"} 4096
+# HELP walrus_raft_snapshot_persist_seconds Time the latest metadata snapshot took to persist (0 until one is taken).
+# TYPE walrus_raft_snapshot_persist_seconds gauge
+walrus_raft_snapshot_persist_seconds{node_id="1"} 0.25
+# HELP walrus_raft_snapshot_restore_seconds Time the latest metadata snapshot restore took (at start-up or installed from the leader; 0 until one happens).
+# TYPE walrus_raft_snapshot_restore_seconds gauge
+walrus_raft_snapshot_restore_seconds{node_id="1"} 1.5
 # HELP walrus_raft_snapshot_index Last log index covered by the latest snapshot.
 # TYPE walrus_raft_snapshot_index gauge
 walrus_raft_snapshot_index{node_id="1"} 100
@@ -87,7 +97,7 @@ walrus_raft_voters{node_id="1"} 3
 	names := []string{"walrus_raft_applied_index", "walrus_raft_commit_index", "walrus_raft_has_leader",
 		"walrus_raft_is_leader", "walrus_raft_log_index", "walrus_raft_leader_id", "walrus_raft_learners",
 		"walrus_raft_replication_lag_entries", "walrus_raft_replication_match_index", "walrus_raft_snapshot_index",
-		"walrus_raft_snapshot_term", "walrus_raft_state", "walrus_raft_term", "walrus_raft_voters"}
+		"walrus_raft_snapshot_term", "walrus_raft_snapshot_bytes", "walrus_raft_snapshot_persist_seconds", "walrus_raft_snapshot_restore_seconds", "walrus_raft_state", "walrus_raft_term", "walrus_raft_voters"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
@@ -260,8 +270,8 @@ func TestClusterCollector(t *testing.T) {
 	m.SetClusterSource(func() ClusterStats {
 		return ClusterStats{Topics: []TopicStats{
 			{Name: "logs", CurrentSegment: 3, LeaderNode: 2, SealedSegments: 2, SealedEntries: 1950000,
-				SegmentLeaders: map[uint64]uint64{1: 1, 2: 2, 3: 2}},
-			{Name: "events", CurrentSegment: 1, LeaderNode: 1, SegmentLeaders: map[uint64]uint64{1: 1}},
+				SealedLedHere: 1},
+			{Name: "events", CurrentSegment: 1, LeaderNode: 1, SealedLedHere: 0},
 		}}
 	})
 	want := `
@@ -340,9 +350,14 @@ func TestDiskCollector(t *testing.T) {
 	}
 	m := New(1)
 	m.SetDataDir(dir)
+	before := float64(time.Now().UnixNano()) / 1e9
 	first := gaugeValue(t, m.Registry(), "walrus_data_dir_bytes")
 	if first < 64<<10 {
 		t.Fatalf("data dir bytes = %v, want >= %d", first, 64<<10)
+	}
+	walked := gaugeValue(t, m.Registry(), "walrus_data_dir_walk_timestamp_seconds")
+	if walked < before || walked > float64(time.Now().UnixNano())/1e9 {
+		t.Fatalf("walk timestamp %v, want between %v and now", walked, before)
 	}
 	if free, size := gaugeValue(t, m.Registry(), "walrus_disk_free_bytes"), gaugeValue(t, m.Registry(), "walrus_disk_size_bytes"); free <= 0 || size < free {
 		t.Fatalf("free=%v size=%v", free, size)
@@ -360,6 +375,9 @@ func TestDiskCollector(t *testing.T) {
 	m.disk.mu.Unlock()
 	if got := gaugeValue(t, m.Registry(), "walrus_data_dir_bytes"); got < first+64<<10 {
 		t.Fatalf("after TTL data dir bytes = %v, want >= %v", got, first+64<<10)
+	}
+	if got := gaugeValue(t, m.Registry(), "walrus_data_dir_walk_timestamp_seconds"); got <= walked {
+		t.Fatalf("walk timestamp after a new walk = %v, want > %v", got, walked)
 	}
 	// A missing directory counts an error instead of failing the scrape.
 	m.SetDataDir(filepath.Join(dir, "missing"))

@@ -3,6 +3,7 @@ package metrics
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,6 +25,13 @@ type RaftStats struct {
 	HasLeader     bool
 	SnapshotIndex uint64
 	SnapshotTerm  uint64
+	// SnapshotBytes is the size of the latest metadata snapshot (persisted
+	// by this node, or the newest on disk at start); SnapshotPersist and
+	// SnapshotRestore are the latest persist and restore durations (0 when
+	// none happened since start). Not part of the METRICS JSON.
+	SnapshotBytes   int64
+	SnapshotPersist time.Duration
+	SnapshotRestore time.Duration
 	// Followers is the leader's view of each other voter/learner's
 	// replication progress, keyed by node id; empty on non-leaders.
 	Followers map[uint64]Follower
@@ -55,6 +63,9 @@ var (
 	descRaftIsLeader      = desc("is_leader", "1 when this node is the Raft leader.")
 	descRaftSnapshotIndex = desc("snapshot_index", "Last log index covered by the latest snapshot.")
 	descRaftSnapshotTerm  = desc("snapshot_term", "Term of the latest snapshot.")
+	descRaftSnapshotBytes = desc("snapshot_bytes", "Size of the latest metadata snapshot: persisted by this node, or the newest on disk at start.")
+	descRaftSnapPersist   = desc("snapshot_persist_seconds", "Time the latest metadata snapshot took to persist (0 until one is taken).")
+	descRaftSnapRestore   = desc("snapshot_restore_seconds", "Time the latest metadata snapshot restore took (at start-up or installed from the leader; 0 until one happens).")
 	descRaftVoters        = desc("voters", "Voting members in the current configuration.")
 	descRaftLearners      = desc("learners", "Non-voting members (learners) in the current configuration.")
 	descRaftMatchIndex    = desc("replication_match_index", "Leader only: highest log index known replicated on the follower.", "follower_id")
@@ -84,7 +95,7 @@ func (m *Metrics) SetRaftSource(fn func() RaftStats) {
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftLastLogIndex, descRaftAppliedIndex,
 		descRaftCommitIndex, descRaftLeaderID, descRaftHasLeader, descRaftIsLeader, descRaftSnapshotIndex,
-		descRaftSnapshotTerm, descRaftVoters, descRaftLearners, descRaftMatchIndex, descRaftNextIndex, descRaftLag,
+		descRaftSnapshotTerm, descRaftSnapshotBytes, descRaftSnapPersist, descRaftSnapRestore, descRaftVoters, descRaftLearners, descRaftMatchIndex, descRaftNextIndex, descRaftLag,
 		descRaftSourceUp} {
 		ch <- d
 	}
@@ -119,6 +130,9 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descRaftIsLeader, b2f(s.State == "Leader"))
 	gauge(descRaftSnapshotIndex, float64(s.SnapshotIndex))
 	gauge(descRaftSnapshotTerm, float64(s.SnapshotTerm))
+	gauge(descRaftSnapshotBytes, float64(s.SnapshotBytes))
+	gauge(descRaftSnapPersist, s.SnapshotPersist.Seconds())
+	gauge(descRaftSnapRestore, s.SnapshotRestore.Seconds())
 	gauge(descRaftVoters, float64(len(s.Voters)))
 	gauge(descRaftLearners, float64(len(s.Learners)))
 	if s.State != "Leader" {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -23,6 +24,7 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 	m.ObserveAppend("a", 1, 1)
 	m.ObserveRead("a", 1, 1)
 	m.SetGroup("g", "a", 1, 1) // group series exist once a group is reported
+	m.SetTLSCertExpiry("client", time.Now())
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

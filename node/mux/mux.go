@@ -2,6 +2,7 @@ package mux
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,11 @@ type Mux struct {
 	// byte (e.g. to count the port's traffic); see SetConnWrapper.
 	wrap func(net.Conn) net.Conn
 
+	// tlsServer and tlsClient, when set, put mutual TLS on every accepted
+	// and dialed connection before the tag byte; see SetTLS.
+	tlsServer *tls.Config
+	tlsClient func(addr string) (*tls.Config, error)
+
 	mu     sync.Mutex
 	subs   map[byte]*Listener
 	closed chan struct{}
@@ -71,13 +77,32 @@ func New(ln net.Listener, advertise net.Addr, logger *slog.Logger) *Mux {
 // tag). Call it before Serve and the first Dial; it is not synchronised.
 func (m *Mux) SetConnWrapper(w func(net.Conn) net.Conn) { m.wrap = w }
 
-// Dial connects to addr and writes tag, from this mux's dial address.
+// SetTLS puts TLS on the port: every accepted connection completes a
+// handshake with server (which should require a client certificate)
+// before its tag byte is read, bounded by the tag timeout, in the
+// connection's own goroutine; a connection whose handshake fails is
+// logged with its remote address and closed before anything it sent is
+// read. Dial uses client(addr) for every outgoing connection. Call it
+// before Serve and the first Dial; it is not synchronised.
+func (m *Mux) SetTLS(server *tls.Config, client func(addr string) (*tls.Config, error)) {
+	m.tlsServer, m.tlsClient = server, client
+}
+
+// Dial connects to addr and writes tag, from this mux's dial address
+// (over TLS when SetTLS was called).
 func (m *Mux) Dial(ctx context.Context, addr string, tag byte) (net.Conn, error) {
 	var d net.Dialer
 	if m.dialFrom != nil {
 		d.LocalAddr = m.dialFrom
 	}
-	c, err := dial(ctx, d, addr, tag)
+	var cfg *tls.Config
+	if m.tlsClient != nil {
+		var err error
+		if cfg, err = m.tlsClient(addr); err != nil {
+			return nil, err
+		}
+	}
+	c, err := dial(ctx, d, addr, tag, cfg)
 	if err != nil || m.wrap == nil {
 		return c, err
 	}
@@ -129,12 +154,24 @@ func (m *Mux) Serve(ctx context.Context) error {
 
 func (m *Mux) route(c net.Conn) {
 	var tag [1]byte
-	_ = c.SetReadDeadline(time.Now().Add(tagTimeout))
+	// One deadline bounds the handshake and the tag: a peer that stalls
+	// costs this goroutine tagTimeout, never the accept loop.
+	_ = c.SetDeadline(time.Now().Add(tagTimeout))
+	if m.tlsServer != nil {
+		tc := tls.Server(c, m.tlsServer)
+		if err := tc.Handshake(); err != nil {
+			m.logger.Warn("mux: peer connection refused: TLS handshake failed (is its certificate from the cluster CA, with client and server auth usages?)",
+				"remote", c.RemoteAddr().String(), "err", err)
+			_ = c.Close()
+			return
+		}
+		c = tc
+	}
 	if _, err := c.Read(tag[:]); err != nil {
 		_ = c.Close()
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	m.mu.Lock()
 	l, ok := m.subs[tag[0]]
 	m.mu.Unlock()
@@ -188,16 +225,33 @@ func (l *Listener) Addr() net.Addr { return l.mux.advertise }
 
 // Dial connects to addr and writes tag.
 func Dial(ctx context.Context, addr string, tag byte) (net.Conn, error) {
-	return dial(ctx, net.Dialer{}, addr, tag)
+	return dial(ctx, net.Dialer{}, addr, tag, nil)
 }
 
-func dial(ctx context.Context, d net.Dialer, addr string, tag byte) (net.Conn, error) {
+// DialTLS connects to addr over TLS with cfg (whose ServerName must name
+// the peer) and writes tag.
+func DialTLS(ctx context.Context, addr string, tag byte, cfg *tls.Config) (net.Conn, error) {
+	return dial(ctx, net.Dialer{}, addr, tag, cfg)
+}
+
+func dial(ctx context.Context, d net.Dialer, addr string, tag byte, cfg *tls.Config) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if cfg != nil {
+		hctx, cancel := context.WithTimeout(ctx, tagTimeout)
+		tc := tls.Client(c, cfg)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("mux: TLS handshake with %s: %w", addr, err)
+		}
+		c = tc
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetWriteDeadline(dl)

@@ -35,6 +35,10 @@ type Node struct {
 	Store  engine.SegmentStore
 	Config node.Config
 
+	// ClientOptions are what Dial uses (its Timeout is replaced); set TLS
+	// here for a node whose client port speaks TLS (StartClusterWith).
+	ClientOptions client.Options
+
 	faults  *Faults
 	cancel  context.CancelFunc
 	done    chan error
@@ -233,6 +237,13 @@ func (f *Faults) intercept(method byte, payload []byte) error {
 // and stops them all when the test ends. tweak may adjust each config.
 func StartCluster(t testing.TB, size int, tweak func(*node.Config)) []*Node {
 	t.Helper()
+	return StartClusterWith(t, size, tweak, client.Options{})
+}
+
+// StartClusterWith is StartCluster whose nodes are dialed with opts (e.g.
+// a TLS client configuration).
+func StartClusterWith(t testing.TB, size int, tweak func(*node.Config), opts client.Options) []*Node {
+	t.Helper()
 	dir := t.TempDir()
 	var nodes []*Node
 	for i := 1; i <= size; i++ {
@@ -243,7 +254,9 @@ func StartCluster(t testing.TB, size int, tweak func(*node.Config)) []*Node {
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		nodes = append(nodes, Start(t, cfg, nil))
+		tn := Start(t, cfg, nil)
+		tn.ClientOptions = opts
+		nodes = append(nodes, tn)
 	}
 	t.Cleanup(func() {
 		var wg sync.WaitGroup
@@ -302,7 +315,8 @@ func Dial(t testing.TB, n *Node) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	opts := client.Options{Timeout: 30 * time.Second}
+	opts := n.ClientOptions
+	opts.Timeout = 30 * time.Second
 	if n.Config.Security.Users.Enabled() {
 		opts.User, opts.Password = AdminUser, AdminPassword
 	}

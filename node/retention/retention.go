@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,16 +59,19 @@ type fact struct {
 	hasLast  bool
 }
 
-type segKey struct {
-	topic string
-	seg   uint64
-}
-
 // Enforcer applies the limits while this node is the Raft leader.
 type Enforcer struct {
 	Deps
-	mu    sync.Mutex
-	facts map[segKey]fact // pruned to the segments the metadata lists
+	mu sync.Mutex
+	// facts per topic and sealed segment; pruned to the segments the
+	// metadata lists, and dropped with a topic that needs no enforcing.
+	facts map[string]map[uint64]fact
+	// limited are the topics with a limit and a sealed segment (the only
+	// ones a pass looks at), kept up to date from the metadata's change
+	// log, so a pass over a cluster without limits costs nothing.
+	limited map[string]struct{}
+	seen    uint64
+	scanned bool
 }
 
 // New builds the enforcer; Run runs it.
@@ -74,7 +79,34 @@ func New(d Deps) *Enforcer {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Enforcer{Deps: d, facts: map[segKey]fact{}}
+	return &Enforcer{Deps: d, facts: map[string]map[uint64]fact{}, limited: map[string]struct{}{}}
+}
+
+// refresh brings the limited set up to the metadata.
+func (e *Enforcer) refresh() {
+	var changed []string
+	now, ok := e.FSM.ChangesSince(e.seen, metadata.ChangeRoute|metadata.ChangeRetention, func(t string) { changed = append(changed, t) })
+	if !e.scanned || !ok {
+		clear(e.limited)
+		now = e.FSM.Version()
+		changed = e.FSM.TopicNames()
+		e.scanned = true
+	}
+	e.seen = now
+	for _, name := range changed {
+		limited := false
+		e.FSM.View(name, func(t *metadata.Topic) {
+			limited = t.Retention.Effective(e.Defaults).Limited() && t.CurrentSegment > t.BaseSegment()
+		})
+		if limited {
+			e.limited[name] = struct{}{}
+			continue
+		}
+		delete(e.limited, name)
+		e.mu.Lock()
+		delete(e.facts, name)
+		e.mu.Unlock()
+	}
 }
 
 // Run applies the limits every Interval until ctx ends.
@@ -89,10 +121,12 @@ func (e *Enforcer) Pass(ctx context.Context) error {
 		e.mu.Lock()
 		clear(e.facts)
 		e.mu.Unlock()
+		e.scanned = false // a new term starts from a full scan
 		return nil
 	}
+	e.refresh()
 	var errs []error
-	for _, name := range e.FSM.TopicNames() {
+	for _, name := range slices.Sorted(maps.Keys(e.limited)) {
 		t, ok := e.FSM.Topic(name)
 		if !ok {
 			continue
@@ -126,16 +160,9 @@ func (e *Enforcer) Pass(ctx context.Context) error {
 func (e *Enforcer) prune(t *metadata.Topic) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k := range e.facts {
-		if k.topic == t.Name && k.seg < t.BaseSegment() {
-			delete(e.facts, k)
-		}
-	}
-	if len(e.facts) > 0 && len(e.facts)%1024 == 0 {
-		for k := range e.facts {
-			if _, ok := e.FSM.Route(k.topic); !ok {
-				delete(e.facts, k)
-			}
+	for seg := range e.facts[t.Name] {
+		if seg < t.BaseSegment() {
+			delete(e.facts[t.Name], seg)
 		}
 	}
 }
@@ -210,9 +237,8 @@ func (e *Enforcer) openSize(ctx context.Context, t *metadata.Topic, needBytes bo
 // fact returns (reading once) the size or the last time of a sealed
 // segment.
 func (e *Enforcer) fact(ctx context.Context, t *metadata.Topic, seg uint64, wantBytes, wantLast bool) (fact, error) {
-	k := segKey{t.Name, seg}
 	e.mu.Lock()
-	f := e.facts[k]
+	f := e.facts[t.Name][seg]
 	e.mu.Unlock()
 	if wantBytes && !f.hasBytes {
 		var errs []error
@@ -237,7 +263,10 @@ func (e *Enforcer) fact(ctx context.Context, t *metadata.Topic, seg uint64, want
 		f.last, f.hasLast = ts, true
 	}
 	e.mu.Lock()
-	e.facts[k] = f
+	if e.facts[t.Name] == nil {
+		e.facts[t.Name] = map[uint64]fact{}
+	}
+	e.facts[t.Name][seg] = f
 	e.mu.Unlock()
 	return f, nil
 }

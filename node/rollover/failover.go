@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/walrus-go/walrus/node/copyrange"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/placement"
 	"github.com/walrus-go/walrus/node/retry"
@@ -59,6 +61,26 @@ func (r *Rollover) isDeposed(topic string, rt metadata.Route) bool {
 	return ok
 }
 
+// suspects are the topics whose open segment leader is not alive or
+// stepped down: only those need a look, so a tick with every leader alive
+// costs a few map reads however many topics there are.
+func (r *Rollover) suspects() []string {
+	r.leaders.Refresh(r.FSM)
+	var out []string
+	for _, id := range r.leaders.Leaders() {
+		if !r.Cluster.Alive(id) {
+			out = append(out, r.leaders.TopicsLedBy(id)...)
+		}
+	}
+	r.mu.Lock()
+	for k := range r.deposed {
+		out = append(out, k.topic)
+	}
+	r.mu.Unlock()
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 func (r *Rollover) failoverDead(ctx context.Context) error {
 	live, err := r.Cluster.LiveVoters()
 	if err != nil {
@@ -66,8 +88,12 @@ func (r *Rollover) failoverDead(ctx context.Context) error {
 	}
 	var errs []error
 	verified := false
-	for topic, rt := range r.FSM.Routes() {
+	for _, topic := range r.suspects() {
 		if ctx.Err() != nil {
+			continue
+		}
+		rt, ok := r.FSM.Route(topic)
+		if !ok {
 			continue
 		}
 		deposed := r.isDeposed(topic, rt)
@@ -194,7 +220,7 @@ func (r *Rollover) recoverSegment(ctx context.Context, topic string, rt metadata
 		// Bounded: a far-behind survivor finishes through catch-up after
 		// the seal instead of delaying the failover.
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
-		err := wire.CopyRange(cctx, r.Peer(src), r.Peer(a.ID), topic, rt.Segment, epoch, a.Count, count, 5*time.Second)
+		err := copyrange.Copy(cctx, r.Peer(src), r.Peer(a.ID), topic, rt.Segment, epoch, a.Count, count, 5*time.Second)
 		ccancel()
 		if err != nil {
 			r.Logger.Warn("recovery: copying to a lagging replica failed", "topic", topic, "segment", rt.Segment, "replica", a.ID, "err", fmt.Errorf("from node %d: %w", src, err))

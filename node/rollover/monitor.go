@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/walrus-go/walrus/node/metadata"
@@ -81,9 +82,13 @@ func (r *Rollover) monitorTick(ctx context.Context) error {
 		return err
 	}
 	var errs []error
-	for topic, rt := range r.FSM.Routes() {
+	for _, topic := range r.fullCandidates(ctx) {
 		if ctx.Err() != nil {
 			break
+		}
+		rt, ok := r.FSM.Route(topic)
+		if !ok {
+			continue
 		}
 		if !r.Cluster.Alive(rt.Leader) {
 			continue // the failover loop moves it
@@ -93,6 +98,25 @@ func (r *Rollover) monitorTick(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// fullCandidates are the topics the tick asks to fence. With only the
+// entry limit set, those whose open segment was last counted at or over
+// it (heartbeats of the peers, this node's own counts): no RPC goes to a
+// segment that is not full. With a size or age limit every topic is a
+// candidate, as the count alone cannot tell.
+func (r *Rollover) fullCandidates(ctx context.Context) []string {
+	if r.cfg.MaxSegmentBytes > 0 || r.cfg.MaxSegmentAge > 0 {
+		return r.FSM.TopicNames()
+	}
+	out := r.Cluster.TopicsAtLeast(r.cfg.MaxSegmentEntries)
+	for topic, seg := range r.Segments.Led() {
+		if n, err := r.Segments.Count(ctx, topic, seg); err == nil && n >= r.cfg.MaxSegmentEntries {
+			out = append(out, topic)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // rollNow rolls the open segment over at once, at its exact count.

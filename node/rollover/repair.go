@@ -25,10 +25,14 @@ func (r *Rollover) UnderReplicated() []status.UnderReplicated {
 	if err != nil {
 		return nil
 	}
-	st := r.FSM.State()
+	bad := func(id uint64) bool {
+		return !slices.Contains(m.Voters, id) || !r.Cluster.AliveStrict(id) || r.Cluster.DiskFull(id)
+	}
 	var out []status.UnderReplicated
-	for _, name := range slices.Sorted(maps.Keys(st.Topics)) {
-		out = append(out, r.underReplicated(*st.Topics[name], m.Voters)...)
+	for _, name := range r.replicas.suspects(r.FSM, len(m.Voters), bad) {
+		if t, ok := r.FSM.Topic(name); ok {
+			out = append(out, r.underReplicated(t, m.Voters)...)
+		}
 	}
 	return out
 }

@@ -48,6 +48,7 @@ type Cluster interface {
 	LastSeen(id uint64) (time.Time, bool)
 	PeerApplied(id uint64) uint64
 	ReportedCount(id uint64, topic string, seg uint64) uint64
+	TopicsAtLeast(min uint64) []string
 	LeaderSince() time.Time
 	ProposeDirect(ctx context.Context, cmd metadata.Command) error
 	SendRollHint(ctx context.Context, topic string)
@@ -101,6 +102,10 @@ type Rollover struct {
 	// those of a dead leader. Pruned once the segment has moved.
 	mu      sync.Mutex
 	deposed map[segRef]time.Time
+	// leaders knows which topics each node leads (failover suspects),
+	// replicas where each topic's replicas are (under-replication).
+	leaders  metadata.LeaderIndex
+	replicas replicaIndex
 }
 
 // New builds the rollover part; Run runs its loops.

@@ -95,6 +95,11 @@ type forwarder struct {
 	r      *Router
 	topic  string
 	leader uint64
+	// users counts forward calls using f (guarded by forwarders.mu): the
+	// last one out removes f from the map, so the map holds only topics
+	// with PUTs in progress (a removed f keeps working for batches still
+	// in flight).
+	users int
 
 	mu       sync.Mutex
 	queue    []*fwdOp
@@ -116,11 +121,22 @@ func (r *Router) forwarder(topic string, leader uint64) (*forwarder, error) {
 		return nil, wire.ErrShuttingDown
 	}
 	if f, ok := s.m[key]; ok {
+		f.users++
 		return f, nil
 	}
-	f := &forwarder{r: r, topic: topic, leader: leader}
+	f := &forwarder{r: r, topic: topic, leader: leader, users: 1}
 	s.m[key] = f
 	return f, nil
+}
+
+func (r *Router) releaseForwarder(f *forwarder) {
+	s := &r.fwd
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f.users--
+	if key := (fwdKey{leader: f.leader, topic: f.topic}); f.users == 0 && s.m[key] == f {
+		delete(s.m, key)
+	}
 }
 
 // stop fails every queued op; batches in flight end with their RPCs.
@@ -278,6 +294,7 @@ func (r *Router) forward(ctx context.Context, leader uint64, topic string, entri
 	if err != nil {
 		return err
 	}
+	defer r.releaseForwarder(f)
 	op := &fwdOp{entries: entries, bytes: payloadBytes(entries), done: make(chan fwdMsg, 1)}
 	b, err := f.enqueue(ctx, op)
 	if err != nil {

@@ -293,6 +293,14 @@ func TestForwardConcurrentLoad(t *testing.T) {
 			if fail == nil && len(acked) < callers*each*5/7 {
 				t.Errorf("%d of %d acknowledged", len(acked), callers*each)
 			}
+			// Every forward is done: no batcher stays behind (an idle
+			// topic costs nothing here).
+			r.fwd.mu.Lock()
+			left := len(r.fwd.m)
+			r.fwd.mu.Unlock()
+			if left != 0 {
+				t.Errorf("%d forwarders left after the last forward returned", left)
+			}
 		})
 	}
 }

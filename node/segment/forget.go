@@ -11,6 +11,11 @@ func (m *Manager) Forget(gone func(topic string, seg uint64) bool) error {
 			delete(m.unreplicated, k)
 		}
 	}
+	for k := range m.retiredLAC {
+		if isGone(k) {
+			delete(m.retiredLAC, k)
+		}
+	}
 	for k, r := range m.reps {
 		if isGone(k) {
 			delete(m.reps, k)

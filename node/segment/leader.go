@@ -62,13 +62,14 @@ func (m *Manager) replicatorFor(topic string, seg uint64, forAppend bool) (*repl
 	if err != nil {
 		return nil, err
 	}
-	boot := m.bootIndex.Load()
+	boot := m.lease.BootIndex()
 	var r *replicate.Replicator
 	r = replicate.New(replicate.Config{
 		ID:             id,
 		Followers:      set[1:],
 		AckQuorum:      t.SegmentAckQuorum(seg),
 		Local:          local,
+		Confirmed:      m.retiredLAC[k],
 		PendingTimeout: max(2*m.cfg.FailureTimeout, 2*time.Second),
 		Peer:           func(id uint64) replicate.Follower { return m.Peer(id) },
 		Store:          m.Store,
@@ -86,6 +87,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64, forAppend bool) (*repl
 		Logger:  m.Logger,
 	})
 	m.reps[k] = r
+	delete(m.retiredLAC, k)
 	if m.repClosed {
 		// No goroutines once the replicators were stopped.
 		r.Fail(false)
@@ -116,7 +118,7 @@ func (m *Manager) dropReplicator(k segKey, r *replicate.Replicator) {
 // expect the lost ones, so the segment is handed back to be sealed and
 // the topic moves on.
 func (m *Manager) emptyInherited(t metadata.Topic, k segKey) bool {
-	boot := m.bootIndex.Load()
+	boot := m.lease.BootIndex()
 	if boot != 0 && t.OpenedAt > boot {
 		return false
 	}
@@ -147,12 +149,29 @@ func (m *Manager) readLimit(topic string, seg uint64) (uint64, bool) {
 	if r.Segment != seg || r.Leader != m.cfg.Self {
 		return 0, false
 	}
+	k := segKey{Topic: topic, Segment: seg}
+	m.repMu.Lock()
+	_, live := m.reps[k]
+	lac, retired := m.retiredLAC[k]
+	m.repMu.Unlock()
+	if !live && retired {
+		// Its replicator retired idle, and every append makes a new one
+		// first: the bound is what that one confirmed.
+		return lac, true
+	}
 	rep, err := m.replicatorFor(topic, seg, false)
 	if err != nil {
 		return 0, true // fenced: nothing is confirmed from here
 	}
 	if rep == nil {
 		return 0, false
+	}
+	if !live {
+		// A replicator made for reading (after a restart) retires with the
+		// topic's writer: make sure there is one to do it.
+		if w, err := m.writer(topic); err == nil {
+			m.release(w)
+		}
 	}
 	return rep.ReadLimit(), true
 }

@@ -2,12 +2,18 @@ package segment
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/walrus-go/walrus/node/retry"
+	"github.com/walrus-go/walrus/node/metadata"
 )
+
+// leaseOf is the lease table's entry for topic (no sync).
+func (m *Manager) leaseOf(topic string) (uint64, bool) {
+	m.leaseMu.RLock()
+	defer m.leaseMu.RUnlock()
+	seg, ok := m.leases[topic]
+	return seg, ok
+}
 
 // leaseFor returns the open segment of topic this node leads.
 func (m *Manager) leaseFor(topic string) (uint64, bool) {
@@ -28,115 +34,94 @@ func (m *Manager) leaseFor(topic string) (uint64, bool) {
 	return seg, ok
 }
 
-// leaseClock is when this node last proved contact with the Raft leader
-// (the time it asked) and last tried to.
-type leaseClock struct {
-	confirmed, attempted atomic.Int64 // unix ns
-	mu                   sync.Mutex   // one confirmation at a time
-}
+// leaseFresh reports whether this node may use its leases now (package
+// contact).
+func (m *Manager) leaseFresh() bool { return m.lease.Fresh() }
 
-// leaseValid is how long a confirmation lets this node use its leases.
-func (m *Manager) leaseValid() time.Duration { return m.cfg.FailureTimeout / 2 }
-
-// confirmEvery is the period of the background confirmation.
-func (m *Manager) confirmEvery() time.Duration {
-	return min(max(m.cfg.FailureTimeout/8, 20*time.Millisecond), 250*time.Millisecond)
-}
-
-// leaseFresh reports whether this node may use its leases now: it is not
-// draining and proved contact with the Raft leader within leaseValid. A
-// node that has not tried for that long (it led nothing) confirms now.
-func (m *Manager) leaseFresh() bool {
-	if m.draining.Load() {
-		return false
-	}
-	if time.Since(time.Unix(0, m.lease.confirmed.Load())) < m.leaseValid() {
-		return true
-	}
-	if time.Since(time.Unix(0, m.lease.attempted.Load())) < m.leaseValid() {
-		return false // the background confirmation is failing: fail fast
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.leaseValid())
-	defer cancel()
-	m.confirm(ctx)
-	return time.Since(time.Unix(0, m.lease.confirmed.Load())) < m.leaseValid()
-}
-
-// confirm proves contact with the Raft leader once.
-func (m *Manager) confirm(ctx context.Context) {
-	m.lease.mu.Lock()
-	defer m.lease.mu.Unlock()
-	m.lease.attempted.Store(time.Now().UnixNano())
-	at, index, err := m.Contact.ConfirmContact(ctx)
-	if err != nil {
-		return
-	}
-	// The first proof after start tells which segments opened while this
-	// node was up: only those are known to be whole in its store.
-	m.bootIndex.CompareAndSwap(0, max(index, 1))
-	if at.UnixNano() > m.lease.confirmed.Load() {
-		m.lease.confirmed.Store(at.UnixNano())
-	}
-}
-
-// confirmLoop keeps the lease confirmed while this node leads segments.
-func (m *Manager) confirmLoop(ctx context.Context) {
-	retry.Every(ctx, m.confirmEvery(), m.confirmTick)
-}
-
-func (m *Manager) confirmTick(ctx context.Context) {
-	m.leaseMu.RLock()
-	leading := len(m.leases) > 0
-	m.leaseMu.RUnlock()
-	// Until the first proof after start, confirm anyway: it fixes
-	// bootIndex, which tells inherited segments from fresh ones.
-	if (leading || m.bootIndex.Load() == 0) && !m.draining.Load() {
-		cctx, cancel := context.WithTimeout(ctx, m.leaseValid())
-		m.confirm(cctx)
-		cancel()
-	}
-}
-
-// syncLeases recomputes the lease table from the committed metadata.
-// Leases lost to a rollover are sealed in the store (the count is final);
-// after a failover, recovery decides the count instead.
+// syncLeases brings the lease table up to the committed metadata: the
+// topics whose routes changed since the last sync (the metadata's change
+// log), or every topic on the first sync and when the log no longer
+// covers the gap. A sync with no change costs nothing. Leases lost to a
+// rollover are sealed in the store (the count is final); after a
+// failover, recovery decides the count instead.
 func (m *Manager) syncLeases() {
 	m.leaseSync.Lock()
 	defer m.leaseSync.Unlock()
-	next := make(map[string]uint64)
-	for topic, r := range m.FSM.Routes() {
-		if r.Leader == m.cfg.Self {
-			next[topic] = r.Segment
+	var changed []string
+	now, ok := m.FSM.ChangesSince(m.leaseSeen, metadata.ChangeRoute, func(t string) { changed = append(changed, t) })
+	if m.leaseScanned && ok {
+		for _, topic := range changed {
+			r, found := m.FSM.Route(topic)
+			m.setLease(topic, r.Segment, found && r.Leader == m.cfg.Self)
 		}
+		m.leaseSeen = now
+	} else {
+		now = m.FSM.Version()
+		next := make(map[string]uint64)
+		for topic, r := range m.FSM.Routes() {
+			if r.Leader == m.cfg.Self {
+				next[topic] = r.Segment
+			}
+		}
+		m.leaseMu.RLock()
+		var gone []string
+		for topic := range m.leases {
+			if _, ok := next[topic]; !ok {
+				gone = append(gone, topic)
+			}
+		}
+		m.leaseMu.RUnlock()
+		for _, topic := range gone {
+			m.setLease(topic, 0, false)
+		}
+		for topic, seg := range next {
+			m.setLease(topic, seg, true)
+		}
+		m.repMu.Lock()
+		for k := range m.unreplicated {
+			if seg, ok := next[k.Topic]; !ok || seg != k.Segment {
+				delete(m.unreplicated, k)
+			}
+		}
+		for k := range m.retiredLAC {
+			if seg, ok := next[k.Topic]; !ok || seg != k.Segment {
+				delete(m.retiredLAC, k)
+			}
+		}
+		m.repMu.Unlock()
+		m.leaseScanned, m.leaseSeen = true, now
 	}
-	m.leaseMu.Lock()
-	prev := m.leases
-	m.leases = next
-	m.leaseMu.Unlock()
+	m.leaseMu.RLock()
+	m.Metrics.LeasesHeld.Set(float64(len(m.leases)))
+	m.leaseMu.RUnlock()
+}
 
-	for topic, seg := range prev {
-		if cur, ok := next[topic]; ok && cur == seg {
-			continue
-		}
+// setLease records whether this node leads topic's open segment seg
+// (leaseSync held), sealing a segment lost to a rollover and dropping the
+// unreplicated mark of a lost lease (those only matter for segments led
+// here).
+func (m *Manager) setLease(topic string, seg uint64, lead bool) {
+	m.leaseMu.Lock()
+	old, had := m.leases[topic]
+	if lead {
+		m.leases[topic] = seg
+	} else {
+		delete(m.leases, topic)
+	}
+	m.leaseMu.Unlock()
+	if had && (!lead || old != seg) {
 		m.Metrics.LeaseChanges.WithLabelValues("lost").Inc()
-		if _, _, sealed, _ := m.FSM.SegmentInfo(topic, seg); sealed {
-			m.enqueueSeal(topic, seg)
+		if _, _, sealed, _ := m.FSM.SegmentInfo(topic, old); sealed {
+			m.enqueueSeal(topic, old)
 		}
+		m.repMu.Lock()
+		delete(m.unreplicated, segKey{Topic: topic, Segment: old})
+		delete(m.retiredLAC, segKey{Topic: topic, Segment: old})
+		m.repMu.Unlock()
 	}
-	for topic, seg := range next {
-		if old, ok := prev[topic]; !ok || old != seg {
-			m.Metrics.LeaseChanges.WithLabelValues("gained").Inc()
-		}
+	if lead && (!had || old != seg) {
+		m.Metrics.LeaseChanges.WithLabelValues("gained").Inc()
 	}
-	m.Metrics.LeasesHeld.Set(float64(len(next)))
-	// The unreplicated marks only matter for segments led here.
-	m.repMu.Lock()
-	for k := range m.unreplicated {
-		if seg, ok := next[k.Topic]; !ok || seg != k.Segment {
-			delete(m.unreplicated, k)
-		}
-	}
-	m.repMu.Unlock()
 }
 
 func (m *Manager) leaseLoop(ctx context.Context) {

@@ -4,32 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
-	"github.com/walrus-go/walrus/node/retry"
+	"github.com/walrus-go/walrus/node/copyrange"
 	"github.com/walrus-go/walrus/node/wire"
 )
-
-var segLockSeed = maphash.MakeSeed()
-
-// segLock returns the lock serialising replica appends, fences and
-// catch-up of one segment on this node. Locks are striped over a fixed
-// array, so nothing grows with the number of segments.
-func (m *Manager) segLock(k segKey) *sync.Mutex {
-	var h maphash.Hash
-	h.SetSeed(segLockSeed)
-	_, _ = h.WriteString(k.Topic)
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(k.Segment >> (8 * i))
-	}
-	_, _ = h.Write(b[:])
-	return &m.segLocks[h.Sum64()%uint64(len(m.segLocks))]
-}
 
 // ReplicaAppend stores entries of a segment led elsewhere (or copied by
 // recovery/repair) at offset first, under epoch, and returns the local
@@ -40,7 +20,7 @@ func (m *Manager) segLock(k segKey) *sync.Mutex {
 // the sealed count is final) but never an entry past the sealed count.
 func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error) {
 	k := segKey{Topic: topic, Segment: seg}
-	l := m.segLock(k)
+	l := m.segLocks.For(k)
 	l.Lock()
 	defer l.Unlock()
 	_, sealedCount, sealed, _ := m.FSM.SegmentInfo(topic, seg)
@@ -98,7 +78,7 @@ func (m *Manager) ReplicaAppend(ctx context.Context, topic string, seg, epoch, f
 // count can only grow through appends at the fence epoch (recovery).
 func (m *Manager) ReplicaFence(ctx context.Context, topic string, seg, epoch uint64) (uint64, error) {
 	k := segKey{Topic: topic, Segment: seg}
-	l := m.segLock(k)
+	l := m.segLocks.For(k)
 	l.Lock()
 	defer l.Unlock()
 	if err := m.epochs.Raise(k, epoch); err != nil {
@@ -127,7 +107,7 @@ func (m *Manager) ReplicaPull(ctx context.Context, topic string, seg, count uint
 		if src == m.cfg.Self {
 			continue
 		}
-		if err := wire.CopyRange(ctx, m.Peer(src), m, topic, seg, 0, have, count, copyCallTimeout); err != nil {
+		if err := copyrange.Copy(ctx, m.Peer(src), m, topic, seg, 0, have, count, copyCallTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("from node %d: %w", src, err))
 		}
 		if have, err = m.count(ctx, id); err != nil {
@@ -141,61 +121,4 @@ func (m *Manager) ReplicaPull(ctx context.Context, topic string, seg, count uint
 		return have, fmt.Errorf("seal %s: %w", id, err)
 	}
 	return have, nil
-}
-
-// catchUpTick is the period of the replica catch-up pass.
-const catchUpTick = time.Second
-
-func (m *Manager) catchUpLoop(ctx context.Context) { retry.Every(ctx, catchUpTick, m.catchUp) }
-
-// catchUp brings this node's replicas of sealed segments up to their
-// sealed count (a node that was down or lagging at the seal) and seals
-// them locally. One segment per pass keeps it rate-limited.
-func (m *Manager) catchUp(ctx context.Context) {
-	st := m.FSM.State()
-	m.completeMu.Lock()
-	for k := range m.complete {
-		if t, ok := st.Topics[k.Topic]; !ok || !slices.Contains(t.Replicas[k.Segment], m.cfg.Self) {
-			delete(m.complete, k)
-		}
-	}
-	m.completeMu.Unlock()
-	for name, t := range st.Topics {
-		for seg, set := range t.Replicas {
-			count, sealed := t.SealedSegments[seg]
-			if !sealed || !slices.Contains(set, m.cfg.Self) {
-				continue
-			}
-			k := segKey{Topic: name, Segment: seg}
-			m.completeMu.Lock()
-			done := m.complete[k]
-			m.completeMu.Unlock()
-			if done {
-				continue
-			}
-			id := engine.SegmentID{Topic: name, Segment: seg}
-			info, err := m.Store.Stat(ctx, id)
-			if err != nil && !errors.Is(err, engine.ErrNotFound) {
-				continue
-			}
-			if info.Entries >= count {
-				if !info.Sealed && info.Entries > 0 {
-					_, _ = m.Store.Seal(ctx, id)
-				}
-				m.completeMu.Lock()
-				m.complete[k] = true
-				m.completeMu.Unlock()
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			got, err := m.ReplicaPull(pctx, name, seg, count, set)
-			cancel()
-			if err != nil {
-				m.Logger.Warn("replica catch-up failed; will retry", "topic", name, "segment", seg, "have", got, "sealed_count", count, "err", err)
-			} else {
-				m.Logger.Info("replica caught up", "topic", name, "segment", seg, "entries", got)
-			}
-			return
-		}
-	}
 }

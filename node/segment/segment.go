@@ -8,7 +8,7 @@
 // to what the ack quorum holds while a segment is open.
 //
 // Lock order (outer first): topicWriter.mu → Manager.leaseSync →
-// Manager.leaseMu / Manager.repMu; Manager.mu → Manager.applyMu; a
+// Manager.leaseMu / Manager.repMu; a
 // segment lock (segLock) → epochTable.mu / fenceSet.mu. The locks on the
 // right are leaves: nothing is called while holding them that takes
 // another lock of this package.
@@ -30,6 +30,9 @@ import (
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/retry"
+	"github.com/walrus-go/walrus/node/segment/applyq"
+	"github.com/walrus-go/walrus/node/segment/catchup"
+	"github.com/walrus-go/walrus/node/segment/contact"
 	"github.com/walrus-go/walrus/node/segment/meta"
 	"github.com/walrus-go/walrus/node/segment/replicate"
 	"github.com/walrus-go/walrus/node/wire"
@@ -51,6 +54,9 @@ type Config struct {
 	// unknown (a node joining without state learns it from its first
 	// contact with the Raft leader).
 	BootIndex uint64
+	// WriterIdle is how long a topic's writer may have no work before it
+	// goes away (0: 10 s).
+	WriterIdle time.Duration
 }
 
 // Contact proves that this node is in contact with the Raft leader (or
@@ -101,12 +107,8 @@ type Manager struct {
 
 	draining     atomic.Bool
 	notLeaderLog retry.Limit
-	lease        leaseClock
-	// bootIndex is the Raft commit index this node had applied when it
-	// first proved contact after starting (0: not yet; the confirmation
-	// loop gets it right after start). A segment opened after it was led
-	// by this process from its first entry.
-	bootIndex atomic.Uint64
+	// lease proves contact with the Raft leader and knows the boot index.
+	lease *contact.Clock
 
 	// Segments this node is stepping down from (one goroutine each).
 	stepMu   sync.Mutex
@@ -117,6 +119,10 @@ type Manager struct {
 	leaseMu   sync.RWMutex
 	leases    map[string]uint64 // topic -> open segment led here
 	leaseSync sync.Mutex        // serialises syncs (loop and on-demand)
+	// The metadata version the table reflects, and whether it was built
+	// from a full scan once (both under leaseSync).
+	leaseSeen    uint64
+	leaseScanned bool
 
 	// Writers.
 	mu       sync.Mutex
@@ -125,28 +131,31 @@ type Manager struct {
 	stopped  atomic.Bool
 	writerWG sync.WaitGroup
 
+	// counted: topics appended to since the last ChangedCounts.
+	countedMu sync.Mutex
+	counted   map[string]struct{}
+
 	// Replica apply queues, one per segment streamed here.
-	applyMu  sync.Mutex
-	appliers map[segKey]*applier
-	applyWG  sync.WaitGroup
+	applyQ *applyq.Queues
 
 	// Leader-side replicators and the segments known unreplicated.
 	repMu        sync.Mutex
 	reps         map[segKey]*replicate.Replicator
 	unreplicated map[segKey]error // nil: append freely; else why not
+	// retiredLAC: what the quorum confirmed of a segment whose idle
+	// replicator retired (the next one starts there).
+	retiredLAC map[segKey]uint64
 	// replMemory bounds the batches all replicators keep in memory.
 	replMemory replicate.Budget
 	repStop    chan struct{}
 	repClosed  bool
 
 	// Replica side.
-	segLocks [64]sync.Mutex
+	// segLocks serialise replica appends, fences and catch-up of one
+	// segment on this node.
+	segLocks meta.Locks
 	epochs   meta.Epochs
 	fences   meta.Fences
-	// complete marks sealed segments held here in full (catch-up done);
-	// pruned to the segments the metadata still lists.
-	completeMu sync.Mutex
-	complete   map[segKey]bool
 }
 
 // replMemoryLimit bounds the appended batches all replicators of a node
@@ -160,18 +169,26 @@ func New(cfg Config, d Deps) *Manager {
 		Deps:         d,
 		leases:       map[string]uint64{},
 		writers:      map[string]*topicWriter{},
-		appliers:     map[segKey]*applier{},
 		stop:         make(chan struct{}),
 		reps:         map[segKey]*replicate.Replicator{},
 		unreplicated: map[segKey]error{},
+		retiredLAC:   map[segKey]uint64{},
 		repStop:      make(chan struct{}),
 		replMemory:   replicate.Budget{Limit: replMemoryLimit},
 		epochs:       meta.Epochs{Dir: cfg.Dir},
 		fences:       meta.Fences{Dir: cfg.Dir},
-		complete:     map[segKey]bool{},
 		stepping:     map[segKey]bool{},
+		counted:      map[string]struct{}{},
 	}
-	m.bootIndex.Store(cfg.BootIndex)
+	m.applyQ = applyq.New(m.ReplicaAppend, wire.ErrShuttingDown)
+	m.lease = &contact.Clock{Prover: d.Contact, FailureTimeout: cfg.FailureTimeout,
+		Draining: m.draining.Load,
+		Leading: func() bool {
+			m.leaseMu.RLock()
+			defer m.leaseMu.RUnlock()
+			return len(m.leases) > 0
+		}}
+	m.lease.SetBootIndex(cfg.BootIndex)
 	return m
 }
 
@@ -182,11 +199,12 @@ func (m *Manager) Run(ctx context.Context) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		m.catchUpLoop(ctx)
+		c := &catchup.Catcher{FSM: m.FSM, Store: m.Store, Pull: m.ReplicaPull, Self: m.cfg.Self, Logger: m.Logger}
+		c.Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()
-		m.confirmLoop(ctx)
+		m.lease.Run(ctx)
 	}()
 	m.leaseLoop(ctx)
 	wg.Wait()
@@ -196,17 +214,14 @@ func (m *Manager) Run(ctx context.Context) {
 // ErrShuttingDown and pending ones as unacked.
 func (m *Manager) Close() {
 	m.mu.Lock()
-	m.applyMu.Lock()
 	if !m.stopped.Load() {
 		m.stopped.Store(true)
 		close(m.stop)
 	}
-	m.applyMu.Unlock()
 	m.mu.Unlock()
+	m.applyQ.Close()
 	m.writerWG.Wait()
 	m.stepWG.Wait()
-	m.applyWG.Wait()
-	m.failQueuedApplies()
 
 	m.repMu.Lock()
 	if !m.repClosed {
@@ -343,8 +358,26 @@ func (m *Manager) Led() map[string]uint64 {
 	return maps.Clone(m.leases)
 }
 
+// ChangedCounts lists the open segments led here whose count changed
+// since the last call (what delta heartbeats report).
+func (m *Manager) ChangedCounts(ctx context.Context) []wire.OpenSegment {
+	m.countedMu.Lock()
+	changed := m.counted
+	m.counted = map[string]struct{}{}
+	m.countedMu.Unlock()
+	out := make([]wire.OpenSegment, 0, len(changed))
+	for topic := range changed {
+		if seg, ok := m.leaseFor(topic); ok {
+			if c, err := m.Count(ctx, topic, seg); err == nil {
+				out = append(out, wire.OpenSegment{Topic: topic, Segment: seg, Count: c})
+			}
+		}
+	}
+	return out
+}
+
 // OpenCounts lists the open segments led here with their entry counts
-// (what heartbeats report).
+// (what full heartbeats report).
 func (m *Manager) OpenCounts(ctx context.Context) []wire.OpenSegment {
 	led := m.Led()
 	out := make([]wire.OpenSegment, 0, len(led))

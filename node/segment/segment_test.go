@@ -40,11 +40,21 @@ func (c *contact) set(err error) {
 type replica struct {
 	mu    sync.Mutex
 	count uint64
+	down  bool // unreachable
+}
+
+func (r *replica) setDown(down bool) {
+	r.mu.Lock()
+	r.down = down
+	r.mu.Unlock()
 }
 
 func (r *replica) ReplicaAppend(_ context.Context, _ string, _, _, first uint64, entries [][]byte) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.down {
+		return 0, errors.New("replica unreachable")
+	}
 	if first > r.count {
 		return r.count, &wire.ReplicaGapError{Count: r.count}
 	}
@@ -71,6 +81,8 @@ type fixture struct {
 	steps    chan string
 	dir      string
 	stop     func()
+	// writerIdle is Config.WriterIdle (0: the default).
+	writerIdle time.Duration
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -82,7 +94,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) start(t *testing.T) {
 	t.Helper()
-	f.m = segment.New(segment.Config{Self: 1, Dir: f.dir, MaxSegmentEntries: 1000, FailureTimeout: time.Second, LeaseSyncInterval: 10 * time.Millisecond}, segment.Deps{
+	f.m = segment.New(segment.Config{Self: 1, Dir: f.dir, MaxSegmentEntries: 1000, FailureTimeout: time.Second, LeaseSyncInterval: 10 * time.Millisecond, WriterIdle: f.writerIdle}, segment.Deps{
 		Store: f.store, FSM: f.fsm, Contact: f.contact,
 		Peer: func(id uint64) segment.Peer { return f.replicas[id] },
 		Hint: func(string) {},
@@ -182,6 +194,56 @@ func TestRolloverFenceSurvivesRestart(t *testing.T) {
 	}
 	if err := f.m.Append(ctx, "u", one("c")); err != nil {
 		t.Fatalf("append after unfence: %v", err)
+	}
+}
+
+// TestIdleWritersRetire (issue 17): a topic's writer goes away after a
+// quiet period and comes back on the next append, with its fence and its
+// entries intact.
+func TestIdleWritersRetire(t *testing.T) {
+	f := &fixture{fsm: metadata.NewFSM(), store: memstore.New(), contact: &contact{}, replicas: map[uint64]*replica{2: {}, 3: {}}, steps: make(chan string, 16), dir: t.TempDir(), writerIdle: 20 * time.Millisecond}
+	f.start(t)
+	ctx := t.Context()
+	for _, topic := range []string{"a", "b"} {
+		f.create(t, topic, nil)
+		if err := f.m.Append(ctx, topic, one("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, fenced, err := f.m.Fence(ctx, "b", 1, 0); err != nil || !fenced {
+		t.Fatalf("fence: %v %v", fenced, err)
+	}
+	waitFor(t, "idle writers to retire", func() bool { return f.m.Writers() == 0 })
+	if err := f.m.Append(ctx, "a", one("y")); err != nil {
+		t.Fatalf("append after the writer retired: %v", err)
+	}
+	if n, err := f.m.Count(ctx, "a", 1); err != nil || n != 2 {
+		t.Fatalf("count after the writer came back: %d, %v; want 2", n, err)
+	}
+	if err := f.m.Append(ctx, "b", one("z")); !errors.Is(err, wire.ErrFenced) {
+		t.Fatalf("append to a fenced topic after its writer retired: %v, want ErrFenced", err)
+	}
+
+	// A replicated topic's replicator retires with its writer; what its
+	// quorum confirmed stays readable even while no follower answers.
+	f.create(t, "r", []uint64{1, 2, 3})
+	if err := f.m.Append(ctx, "r", [][]byte{[]byte("1"), []byte("2")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle replicator to retire", func() bool { return f.m.Writers() == 0 && f.m.Replicators() == 0 })
+	f.replicas[2].setDown(true)
+	f.replicas[3].setDown(true)
+	rep, err := f.m.Fetch(ctx, &wire.FetchRequest{Topic: "r", Segment: 1, Max: 10, MaxBytes: 1 << 20})
+	if err != nil || rep.Readable != 2 || len(rep.Entries) != 2 {
+		t.Fatalf("fetch with the followers down after the replicator retired: %+v, %v; want 2 readable", rep, err)
+	}
+	if n := f.m.Replicators(); n != 0 {
+		t.Fatalf("a read made %d replicators for a retired segment", n)
+	}
+	f.replicas[2].setDown(false)
+	f.replicas[3].setDown(false)
+	if err := f.m.Append(ctx, "r", one("3")); err != nil {
+		t.Fatalf("append after the replicator retired: %v", err)
 	}
 }
 
@@ -305,5 +367,17 @@ func TestLostStoreUnreplicatedStepsDown(t *testing.T) {
 	// The Raft leader fences it at its count (0) to seal it.
 	if c, fenced, err := f.m.Fence(ctx, "u", 1, 0); err != nil || !fenced || c != 0 {
 		t.Fatalf("fence for the roll: %d %v %v", c, fenced, err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // a poll inside a deadline loop
 	}
 }

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,10 @@ import (
 const (
 	writerQueueCap     = 4096 // ops waiting for a writer goroutine
 	writerDrainOpLimit = 1024 // ops taken per wake-up
+	// defaultWriterIdle: a writer with no work for this long goes away
+	// (with its goroutine and queue), so an idle topic costs no memory
+	// here (Config.WriterIdle).
+	defaultWriterIdle = 10 * time.Second
 )
 
 type opKind uint8
@@ -77,8 +82,13 @@ type topicWriter struct {
 	hintedSeg uint64
 	// stamp is the timestamp state of the segment appended to last.
 	stamp stamp
+	// users counts callers between getting the writer and queueing their
+	// op (guarded by Manager.mu): an idle writer retires only at zero.
+	users int
 }
 
+// writer returns the topic's writer, starting one if needed; the caller
+// calls release once its op is queued or done.
 func (m *Manager) writer(topic string) (*topicWriter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -86,6 +96,7 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 		return nil, wire.ErrShuttingDown
 	}
 	if w, ok := m.writers[topic]; ok {
+		w.users++
 		return w, nil
 	}
 	w := &topicWriter{m: m, topic: topic, ops: make(chan *writeOp, writerQueueCap)}
@@ -98,6 +109,7 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 			w.fencedSeg = r.Segment
 		}
 	}
+	w.users++
 	m.writers[topic] = w
 	m.writerWG.Add(1)
 	go func() {
@@ -107,12 +119,72 @@ func (m *Manager) writer(topic string) (*topicWriter, error) {
 	return w, nil
 }
 
+// Writers and Replicators are how many topics have a writer, and open
+// segments a replicator, now (idle ones retire).
+func (m *Manager) Writers() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.writers)
+}
+
+func (m *Manager) Replicators() int {
+	m.repMu.Lock()
+	defer m.repMu.Unlock()
+	return len(m.reps)
+}
+
+func (m *Manager) release(w *topicWriter) {
+	m.mu.Lock()
+	w.users--
+	m.mu.Unlock()
+}
+
+// retire removes an idle writer (its goroutine, after it returns true,
+// exits): nobody is about to queue, nothing is queued, nothing is being
+// processed inline.
+func (m *Manager) retire(w *topicWriter) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w.users > 0 || len(w.ops) > 0 || !w.mu.TryLock() {
+		return false
+	}
+	// With w.mu held no append is between getting the replicator and
+	// handing it the batch, and m.mu keeps a new writer from starting.
+	m.retireReplicator(w.topic)
+	w.mu.Unlock() // users is 0 under m.mu: no one can take it again
+	if m.writers[w.topic] == w {
+		delete(m.writers, w.topic)
+	}
+	return true
+}
+
+// retireReplicator stops the replicator of topic's open segment led here
+// if it is idle, keeping the count its quorum confirmed for the next one.
+func (m *Manager) retireReplicator(topic string) {
+	seg, ok := m.leaseOf(topic)
+	if !ok {
+		return
+	}
+	k := segKey{Topic: topic, Segment: seg}
+	m.repMu.Lock()
+	r := m.reps[k]
+	if r == nil || !r.Idle() {
+		m.repMu.Unlock()
+		return
+	}
+	delete(m.reps, k)
+	m.retiredLAC[k] = r.LAC()
+	m.repMu.Unlock()
+	r.Fail(false)
+}
+
 // submit queues op and waits for its result.
 func (m *Manager) submit(ctx context.Context, topic string, op *writeOp) writeResult {
 	w, err := m.writer(topic)
 	if err != nil {
 		return writeResult{err: err}
 	}
+	defer m.release(w)
 	op.done = make(chan writeResult, 1)
 	if w.tryInline(op) {
 		return <-op.done
@@ -135,11 +207,20 @@ func (m *Manager) submit(ctx context.Context, topic string, op *writeOp) writeRe
 
 func (w *topicWriter) run(stop <-chan struct{}) {
 	batch := make([]*writeOp, 0, 64)
+	writerIdle := cmp.Or(w.m.cfg.WriterIdle, defaultWriterIdle)
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-stop:
 			w.drainFail()
 			return
+		case <-idle.C:
+			if w.m.retire(w) {
+				return
+			}
+			idle.Reset(writerIdle)
+			continue
 		case op := <-w.ops:
 			batch = append(batch[:0], op)
 		}
@@ -156,6 +237,7 @@ func (w *topicWriter) run(stop <-chan struct{}) {
 		w.process(batch)
 		w.mu.Unlock()
 		clear(batch)
+		idle.Reset(writerIdle)
 	}
 }
 
@@ -275,6 +357,9 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		}
 		first, err := m.Store.Append(context.Background(), id, all)
 		if err == nil {
+			m.countedMu.Lock()
+			m.counted[w.topic] = struct{}{}
+			m.countedMu.Unlock()
 			m.Metrics.ObserveAppend(w.topic, entries, bytes)
 			if first+uint64(len(all)) >= m.cfg.MaxSegmentEntries && w.hintedSeg != seg {
 				// Full: ask the monitor to roll now rather than at its next
@@ -367,6 +452,7 @@ func (m *Manager) AppendAsync(topic string, entries [][]byte, cb func(error)) bo
 		cb(err)
 		return true
 	}
+	defer m.release(w)
 	op := &writeOp{kind: opAppend, entries: entries, bytes: record.Bytes(entries), cb: func(r writeResult) { cb(r.err) }}
 	if w.tryInline(op) {
 		return true
@@ -415,6 +501,7 @@ func (m *Manager) enqueueSeal(topic string, seg uint64) {
 	if err != nil {
 		return
 	}
+	defer m.release(w)
 	select {
 	case w.ops <- &writeOp{kind: opSeal, seg: seg, done: make(chan writeResult, 1)}:
 	default:

@@ -244,8 +244,12 @@ type Heartbeat struct {
 	// old senders).
 	RaftAddr string
 	// DiskFull: the sender refuses appends, its replicas' included, until
-	// space is freed on its disk (optional; written only when set).
-	DiskFull bool
+	// space is freed on its disk. Delta: Open lists only the segments whose
+	// count changed since the sender's last heartbeat the receiver took
+	// (merge, do not replace). Both optional, in one flags byte written
+	// only when one is set; a delta is never disk-full (an older receiver
+	// reads the byte as DiskFull == 1).
+	DiskFull, Delta bool
 }
 
 func (m *Heartbeat) Append(b []byte) []byte {
@@ -260,10 +264,17 @@ func (m *Heartbeat) Append(b []byte) []byte {
 		e.u64(o.Count)
 	}
 	e.str(m.RaftAddr)
-	if m.DiskFull {
-		e.u8(1)
+	if m.DiskFull || m.Delta {
+		e.u8(b2u(m.DiskFull) | b2u(m.Delta)<<1)
 	}
 	return e.b
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (m *Heartbeat) Decode(b []byte) error {
@@ -285,12 +296,13 @@ func (m *Heartbeat) Decode(b []byte) error {
 		o := OpenSegment{Topic: d.str(), Segment: d.u64(), Count: d.u64()}
 		m.Open = append(m.Open, o)
 	}
-	m.RaftAddr, m.DiskFull = "", false
+	m.RaftAddr, m.DiskFull, m.Delta = "", false, false
 	if d.err == nil && len(d.b) > 0 {
 		m.RaftAddr = d.str()
 	}
 	if d.err == nil && len(d.b) > 0 {
-		m.DiskFull = d.u8() == 1
+		f := d.u8()
+		m.DiskFull, m.Delta = f&1 != 0, f&2 != 0
 	}
 	return d.done("heartbeat")
 }

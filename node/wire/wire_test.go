@@ -57,6 +57,7 @@ func goldenMessages() map[string]message {
 		"join_req":                  &JoinRequest{ID: 4, Addr: "127.0.0.1:6004"},
 		"heartbeat":                 &Heartbeat{ID: 2, LastIndex: 100, Applied: 99, Open: []OpenSegment{{Topic: "t1", Segment: 5, Count: 1234}}, RaftAddr: "127.0.0.1:6002"},
 		"heartbeat_disk_full":       &Heartbeat{ID: 2, LastIndex: 100, Applied: 99, RaftAddr: "127.0.0.1:6002", DiskFull: true},
+		"heartbeat_delta":           &Heartbeat{ID: 2, LastIndex: 100, Applied: 99, Open: []OpenSegment{{Topic: "t1", Segment: 5, Count: 1235}}, RaftAddr: "127.0.0.1:6002", Delta: true},
 		"fence_req":                 &FenceRequest{Topic: "t1", Segment: 5, Min: 1000000},
 		"fence_resp_fenced":         &FenceReply{Fenced: true, Count: 77},
 		"fence_resp_not_fenced":     &FenceReply{Count: 76},

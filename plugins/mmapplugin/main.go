@@ -8,11 +8,14 @@
 //
 // Each flag falls back to an environment variable: WALRUS_MMAPPLUGIN_DIR,
 // WALRUS_MMAPPLUGIN_DURABILITY, WALRUS_MMAPPLUGIN_SEGMENT_FILE_BYTES.
+// WALRUS_MMAPPLUGIN_CPUPROFILE=path writes a CPU profile of the plugin
+// process until it exits (for profiling the plugin boundary).
 package main
 
 import (
 	"flag"
 	"os"
+	"runtime/pprof"
 	"strconv"
 
 	"github.com/walrus-go/walrus/backends/mmapstore"
@@ -46,6 +49,12 @@ func main() {
 	if err != nil {
 		logger.Error("mmapplugin: open store", "dir", *dir, "err", err)
 		os.Exit(1)
+	}
+	if path := os.Getenv("WALRUS_MMAPPLUGIN_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
 	}
 	pluginsdk.Serve(store, pluginsdk.WithLimits(opts.Store.Limits))
 }

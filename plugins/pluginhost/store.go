@@ -84,6 +84,15 @@ func (s *Store) PID() int {
 	return s.inst.pid
 }
 
+// SharedMemory reports whether appends currently travel through the
+// shared-memory ring (Linux, a plugin built with this SDK, after the first
+// append); false means the data channel socket or gRPC carries them.
+func (s *Store) SharedMemory() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.inst != nil && s.inst.store.SharedMemory()
+}
+
 // call runs fn against the live plugin, failing fast while it is down.
 func (s *Store) call(what string, fn func(engine.SegmentStore) error) error {
 	s.mu.RLock()

@@ -53,11 +53,18 @@ type Option func(*serveOptions)
 type serveOptions struct {
 	limits engine.Limits
 	logger hclog.Logger
+	noShm  bool
 }
 
 // WithLimits declares the limits the store enforces, so the server refuses
 // an over-limit batch before buffering it (default engine.DefaultLimits()).
 func WithLimits(l engine.Limits) Option { return func(o *serveOptions) { o.limits = l } }
+
+// WithoutSharedMemory declines the shared-memory ring the host offers for
+// appends (Linux); they are then framed on the data channel socket, as with
+// plugins built before the ring existed. For tests and for comparing the
+// two paths; there is no reason to turn it off otherwise.
+func WithoutSharedMemory() Option { return func(o *serveOptions) { o.noShm = true } }
 
 // Serve serves store to the host that started this process and blocks until
 // the host shuts the plugin down, the parent process goes away (orphan
@@ -89,7 +96,7 @@ func Serve(store engine.SegmentStore, opts ...Option) {
 			stopper.stop()
 		}
 	}()
-	glue := &shim.Plugin{Impl: store, Limits: o.limits}
+	glue := &shim.Plugin{Impl: store, Limits: o.limits, NoSharedMemory: o.noShm}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
 		Plugins:         plugin.PluginSet{shim.PluginName: glue},

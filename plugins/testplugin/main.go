@@ -12,6 +12,8 @@
 //	WALRUS_TESTPLUGIN_FAIL_IF_EXISTS=path   exit 1 at start while path exists
 //	WALRUS_TESTPLUGIN_HANG=1                never complete the handshake
 //	WALRUS_TESTPLUGIN_WEDGE_FILE=path       every call blocks while path exists
+//	WALRUS_TESTPLUGIN_NO_SHM=1              decline the shared-memory ring (an
+//	                                        older plugin)
 package main
 
 import (
@@ -78,8 +80,13 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	var opts []pluginsdk.Option
+	if os.Getenv("WALRUS_TESTPLUGIN_NO_SHM") == "1" {
+		// Behaves like a plugin built before the shared-memory ring.
+		opts = append(opts, pluginsdk.WithoutSharedMemory())
+	}
 	logger.Warn("testplugin serving memstore", "pid", os.Getpid())
-	pluginsdk.Serve(store)
+	pluginsdk.Serve(store, opts...)
 }
 
 // chatty prints to stdout on Sync, to test that the host logs a plugin's

@@ -99,6 +99,10 @@ type Config struct {
 	AckQuorum int
 	// Local is the number of entries the local store holds now.
 	Local uint64
+	// Confirmed is a count the ack quorum is known to hold already (an
+	// earlier replicator of the segment confirmed it before it retired):
+	// the readable bound starts there, never lower.
+	Confirmed uint64
 	// PendingTimeout bounds how long a batch waits for its quorum.
 	PendingTimeout time.Duration
 	Peer           func(id uint64) Follower
@@ -193,6 +197,8 @@ func New(cfg Config) *Replicator {
 	if cfg.AckQuorum <= 1 {
 		r.lac = cfg.Local
 		r.markReadyLocked()
+	} else {
+		r.lac = min(cfg.Confirmed, cfg.Local)
 	}
 	return r
 }
@@ -443,6 +449,31 @@ func (r *Replicator) sweep() {
 			return
 		}
 	}
+}
+
+// Idle reports a replicator with nothing to do: every streaming follower
+// holds every local entry, no append waits for its quorum, and nothing
+// (a fence, a cap) is in progress. Such a replicator may be retired and
+// a new one made on the next append, seeded with LAC.
+func (r *Replicator) Idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.fenced || r.limited || !r.readyDone || len(r.pending) > 0 || r.lac < r.local {
+		return false
+	}
+	for _, f := range r.followers {
+		if !f.fenced && f.acked < r.local {
+			return false
+		}
+	}
+	return true
+}
+
+// LAC is the count the ack quorum holds (last add confirmed).
+func (r *Replicator) LAC() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lac
 }
 
 // AwaitFollowers waits (bounded by ctx and 2 s) until every follower that

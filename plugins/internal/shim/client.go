@@ -27,6 +27,9 @@ type ClientOptions struct {
 	// result's single entry may be at most MaxEntryBytes; the zero value
 	// means engine.DefaultLimits().
 	Limits engine.Limits
+	// NoSharedMemory keeps appends off the shared ring even when the
+	// plugin offers it (frames on the data channel socket instead).
+	NoSharedMemory bool
 }
 
 // Client implements engine.SegmentStore by calling a plugin's Server.
@@ -101,7 +104,13 @@ func (c *Client) Append(ctx context.Context, id engine.SegmentID, entries [][]by
 	if total <= ChunkBytes && len(entries) <= chunkSizesMax {
 		if requestFrameFits(id.Topic, entries, total) {
 			if dc := c.dataChannel(ctx); dc != nil {
-				return dc.append(ctx, what, id, entries)
+				switch {
+				case dc.shm == nil:
+					return dc.append(ctx, what, id, entries)
+				case shmFrameFits(id.Topic, entries, total):
+					return dc.shmAppend(ctx, what, id, entries)
+				}
+				// Larger than a ring slot: AppendPipe below.
 			}
 		}
 		first, err := c.appendPiped(ctx, what, id, entries, total)
@@ -154,6 +163,15 @@ func (c *Client) Read(ctx context.Context, id engine.SegmentID, offset uint64, m
 		return nil, err
 	}
 	defer cancel()
+	if shmReadFits(id.Topic) {
+		if dc := c.dataChannel(ctx); dc != nil && dc.shm != nil {
+			entries, ok, err := dc.shmRead(ctx, what, id, offset, maxEntries, maxBytes, uint64(c.opts.Limits.MaxEntryBytes))
+			if ok {
+				return entries, err
+			}
+			// Larger than a slot: the gRPC stream below chunks it.
+		}
+	}
 	stream, err := c.rpc.Read(ctx, &pb.ReadRequest{
 		Id: toPBID(id), Offset: offset, MaxEntries: int64(maxEntries), MaxBytes: int64(maxBytes),
 	})

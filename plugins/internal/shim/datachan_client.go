@@ -9,11 +9,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/walrus-go/walrus/engine"
@@ -43,6 +46,10 @@ type dataClient struct {
 	// was dominated by the garbage: the scavenger's madvise and yields took
 	// ~45% of its CPU in BenchmarkAppend.
 	frames chan []byte
+
+	// shm is set when the connection carries appends through a shared
+	// ring (shm_client.go); the socket then only carries wake-ups.
+	shm *shmHost
 }
 
 const (
@@ -121,7 +128,13 @@ func (c *Client) dataChannel(ctx context.Context) *dataClient {
 }
 
 func (c *Client) openData(ctx context.Context) (*dataClient, string, error) {
-	resp, err := c.rpc.OpenDataChannel(ctx, &pb.OpenDataChannelRequest{})
+	offerShm := shmSupported && !c.opts.NoSharedMemory
+	callCtx := ctx
+	if offerShm {
+		callCtx = metadata.AppendToOutgoingContext(ctx, shmMetadataKey, shmMetadataValue)
+	}
+	var header metadata.MD
+	resp, err := c.rpc.OpenDataChannel(callCtx, &pb.OpenDataChannelRequest{}, grpc.Header(&header))
 	if err != nil {
 		return nil, "", err
 	}
@@ -129,8 +142,20 @@ func (c *Client) openData(ctx context.Context) (*dataClient, string, error) {
 		return nil, "", fmt.Errorf("data channel: unsupported %q address or token", resp.GetNetwork())
 	}
 	addr := resp.GetAddress()
-	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "unix", addr)
+	if offerShm && slices.Contains(header.Get(shmMetadataKey), shmMetadataValue) {
+		conn, err := dialData(ctx, addr)
+		if err != nil {
+			return nil, addr, err
+		}
+		dc, err := openShm(ctx, conn, resp.GetToken())
+		if err == nil {
+			return dc, addr, nil
+		}
+		// The plugin offered the ring but could not map it (or a limit
+		// differs): carry on with frames on the socket.
+		_ = conn.Close()
+	}
+	conn, err := dialData(ctx, addr)
 	if err != nil {
 		return nil, addr, err
 	}
@@ -145,6 +170,29 @@ func (c *Client) openData(ctx context.Context) (*dataClient, string, error) {
 	dc.wg.Add(1)
 	go dc.readLoop()
 	return dc, addr, nil
+}
+
+func dialData(ctx context.Context, addr string) (net.Conn, error) {
+	var dialer net.Dialer
+	return dialer.DialContext(ctx, "unix", addr)
+}
+
+// SharedMemory reports whether appends currently travel through a shared
+// ring (false before the first append, with an older plugin, on other
+// operating systems, and while the data channel is down).
+func (c *Client) SharedMemory() bool {
+	s := &c.data
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dc == nil || s.dc.shm == nil {
+		return false
+	}
+	select {
+	case <-s.dc.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // closeData ends the data channel for good (Client Close/Release). With
@@ -167,7 +215,14 @@ func (c *Client) closeData(removeSocket bool) {
 	}
 }
 
-func (dc *dataClient) wait() { dc.wg.Wait() }
+// wait waits for the reader and, for a ring, for every caller before it
+// unmaps the ring. Call it after fail.
+func (dc *dataClient) wait() {
+	dc.wg.Wait()
+	if dc.shm != nil {
+		dc.shm.waitAndUnmap()
+	}
+}
 
 // fail marks the connection broken (once), wakes every waiting caller and
 // closes the socket, which ends the reader.

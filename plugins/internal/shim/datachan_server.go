@@ -47,9 +47,14 @@ type dataServer struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+
+	// shm: connections may hand over a shared ring (shm_server.go).
+	shm bool
 }
 
-func startDataServer(store engine.SegmentStore) (*dataServer, error) {
+// startDataServer starts the channel; with shm, connections that bring a
+// ring descriptor with their token are served through the ring.
+func startDataServer(store engine.SegmentStore, shm bool) (*dataServer, error) {
 	dir, err := os.MkdirTemp("", dataDirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("data channel: %w", err)
@@ -62,7 +67,7 @@ func startDataServer(store engine.SegmentStore) (*dataServer, error) {
 	token := make([]byte, tokenBytes)
 	_, _ = rand.Read(token) // crypto/rand.Read never fails
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dataServer{store: store, ln: ln, dir: dir, token: token, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	d := &dataServer{store: store, ln: ln, dir: dir, token: token, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, shm: shm}
 	d.wg.Add(1)
 	go d.acceptLoop()
 	return d, nil
@@ -128,8 +133,15 @@ func (d *dataServer) serveConn(c net.Conn) {
 	defer handlers.Wait()
 
 	_ = c.SetReadDeadline(time.Now().Add(tokenTimeout))
-	got := make([]byte, tokenBytes)
-	if _, err := io.ReadFull(c, got); err != nil || subtle.ConstantTimeCompare(got, d.token) != 1 {
+	got, fd, err := readToken(c)
+	if err != nil || subtle.ConstantTimeCompare(got, d.token) != 1 {
+		if fd >= 0 {
+			closeFd(fd)
+		}
+		return
+	}
+	if fd >= 0 {
+		d.serveShm(ctx, c, fd)
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})

@@ -66,7 +66,7 @@ func TestDataChannelConcurrentAppends(t *testing.T) {
 // TestDataChannelRefusesWrongToken: a connection that does not present the
 // token is closed without being served.
 func TestDataChannelRefusesWrongToken(t *testing.T) {
-	d, err := startDataServer(memstore.New())
+	d, err := startDataServer(memstore.New(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,14 @@
 // coalesced into one request), and batches over a chunk always take the
 // client-streaming Append RPC.
 //
+// On Linux the data channel carries appends through shared memory instead
+// of socket frames when both sides agree (shm_*.go): the host passes a
+// memfd ring with its token (SCM_RIGHTS), requests and answers sit in
+// fixed slots, and the socket only carries wake-up bytes to a side that
+// announced it sleeps. Negotiated by gRPC metadata on OpenDataChannel, so
+// an older plugin keeps the socket framing; a batch larger than a slot
+// takes AppendPipe or the Append RPC.
+//
 // Batches and read results larger than one gRPC message are split into
 // chunks of at most ChunkBytes payload (chunk.go); lengths announced by the
 // peer are checked against limits before anything is allocated.

@@ -40,6 +40,9 @@ type Plugin struct {
 	Impl engine.SegmentStore
 	// Limits bound what one Append may announce (plugin side).
 	Limits engine.Limits
+	// NoSharedMemory declines the shared ring (plugin side); appends are
+	// framed on the data channel socket as with older plugins.
+	NoSharedMemory bool
 	// ClientOptions tune the dispensed client (host side).
 	ClientOptions ClientOptions
 
@@ -52,6 +55,9 @@ var _ plugin.GRPCPlugin = (*Plugin)(nil)
 // GRPCServer registers the store's server on s.
 func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	srv := NewServer(p.Impl, p.Limits)
+	if p.NoSharedMemory {
+		srv.DisableSharedMemory()
+	}
 	p.mu.Lock()
 	p.server = srv
 	p.mu.Unlock()

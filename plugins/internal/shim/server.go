@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/walrus-go/walrus/engine"
 	pb "github.com/walrus-go/walrus/plugins/proto/segmentstore/v1"
@@ -27,6 +31,7 @@ type Server struct {
 	dataMu      sync.Mutex
 	data        *dataServer // started by the first OpenDataChannel
 	dataStopped bool
+	noShm       bool // set before serving: never offer the shared ring
 }
 
 var _ pb.SegmentStoreServer = (*Server)(nil)
@@ -39,6 +44,11 @@ func NewServer(store engine.SegmentStore, limits engine.Limits) *Server {
 	}
 	return &Server{store: store, limits: limits}
 }
+
+// DisableSharedMemory makes the server decline the shared ring, as a plugin
+// built before it did: appends are framed on the data channel socket.
+// Call it before serving.
+func (s *Server) DisableSharedMemory() { s.noShm = true }
 
 func fromPBID(id *pb.SegmentID) engine.SegmentID {
 	return engine.SegmentID{Topic: id.GetTopic(), Segment: id.GetSegment()}
@@ -213,14 +223,25 @@ func (s *Server) Read(req *pb.ReadRequest, stream pb.SegmentStore_ReadServer) er
 
 // OpenDataChannel starts the data channel (once) and tells the host where
 // it is and which token to present.
-func (s *Server) OpenDataChannel(context.Context, *pb.OpenDataChannelRequest) (*pb.OpenDataChannelResponse, error) {
+//
+// A host that offers the shared ring (metadata shmMetadataKey) gets it
+// echoed in the response header when this build can map it; it then passes
+// the ring with its token (shm_server.go).
+func (s *Server) OpenDataChannel(ctx context.Context, _ *pb.OpenDataChannelRequest) (*pb.OpenDataChannelResponse, error) {
 	s.dataMu.Lock()
 	defer s.dataMu.Unlock()
 	if s.dataStopped {
 		return nil, toStatus(fmt.Errorf("shim: data channel: %w", engine.ErrClosed))
 	}
+	if shmSupported && !s.noShm {
+		if md, ok := metadata.FromIncomingContext(ctx); ok && slices.Contains(md.Get(shmMetadataKey), shmMetadataValue) {
+			// Fails only if the response was sent already; then the
+			// host simply does not see the offer.
+			_ = grpc.SetHeader(ctx, metadata.Pairs(shmMetadataKey, shmMetadataValue))
+		}
+	}
 	if s.data == nil {
-		d, err := startDataServer(s.store)
+		d, err := startDataServer(s.store, shmSupported && !s.noShm)
 		if err != nil {
 			return nil, toStatus(fmt.Errorf("shim: %v: %w", err, engine.ErrUnavailable))
 		}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -43,6 +44,9 @@ type Config struct {
 	// User and Password authenticate the fetch and group runs'
 	// connections (the produce/consume runs authenticate in Dial).
 	User, Password string
+	// TLS is the client TLS configuration of the fetch and group runs'
+	// own connections (nil: plaintext); Dial carries its own.
+	TLS *tls.Config
 	// Page is the entries per FETCH or READ (fetch and group runs).
 	Page int
 	// Group is the consumer group of a group run.

@@ -48,12 +48,14 @@ topics back and say how many messages were verified, missing, duplicated or
 corrupt. Run produce, then consume, with the same --topics/--topic-prefix.
 bench fetch replays the topics with FETCH pages (non-destructive: run it as
 often as you like); bench group reads them as a consumer group with READ and
-ACK (use a new --group to read everything again).
+ACK (use a new --group to read everything again). bench topics measures
+what a topic costs: it creates many topics, writes and reads one entry in
+each, and reports the rates and each node's memory, disk and Raft snapshot.
 
 Exit code 1 when a request got ERR or (consume) verification found a problem.`,
 		Args: noArgs,
 	}
-	cmd.AddCommand(newBenchProduceCmd(a), newBenchConsumeCmd(a), newBenchLogCmd(a, "fetch"), newBenchLogCmd(a, "group"))
+	cmd.AddCommand(newBenchProduceCmd(a), newBenchConsumeCmd(a), newBenchLogCmd(a, "fetch"), newBenchLogCmd(a, "group"), newBenchTopicsCmd(a))
 	return cmd
 }
 
@@ -135,7 +137,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool, mode str
 	cfg := bench.Config{
 		Addrs: splitAddrs(f.addrs), Clients: f.clients, Messages: f.messages, Size: f.size,
 		Topics: f.topics, TopicPrefix: f.prefix, Pipeline: f.pipeline, DrainWait: f.drainWait,
-		Dial: a.benchDialer(a.timeout), Page: f.page, Group: f.group,
+		Dial: a.benchDialer(), TLS: a.tls, Page: f.page, Group: f.group,
 		User: a.user, Password: a.password,
 	}
 	if mode == "group" && cfg.Group == "" {

@@ -32,19 +32,19 @@ var _ conn = (*client.Client)(nil)
 
 type dialFunc func(ctx context.Context, addr string, timeout time.Duration) (conn, error)
 
-// clientOptions turns --timeout into node/client options: the client's own
-// bound (used where a call has no ctx deadline, e.g. bench's Recv) follows
-// --timeout, and --timeout 0 means no bound at all.
-// --user and its password go into the options too.
+// clientOptions turns --timeout, the --tls-* flags and --user (with its
+// password) into node/client options: the client's own bound (used where a
+// call has no ctx deadline, e.g. bench's Recv) follows --timeout, and
+// --timeout 0 means no bound at all.
 func (a *app) clientOptions(timeout time.Duration) client.Options {
-	o := client.Options{Timeout: timeout, User: a.user, Password: a.password}
+	o := client.Options{Timeout: timeout, TLS: a.tls, User: a.user, Password: a.password}
 	if timeout <= 0 {
 		o.Timeout = -1
 	}
 	return o
 }
 
-// dialClient is the real dialer: it authenticates when --user is set.
+// dialClient is the real dialer: TLS with --tls-*, AUTH with --user.
 func (a *app) dialClient(ctx context.Context, addr string, timeout time.Duration) (conn, error) {
 	c, err := client.Dial(ctx, addr, a.clientOptions(timeout))
 	if err != nil {
@@ -66,9 +66,9 @@ func (p clientPipe) Recv() (protocol.Reply, error) {
 	return p.c.Recv(context.Background())
 }
 
-func (a *app) benchDialer(timeout time.Duration) bench.DialFunc {
+func (a *app) benchDialer() bench.DialFunc {
 	return func(ctx context.Context, addr string) (bench.Pipe, error) {
-		c, err := client.Dial(ctx, addr, a.clientOptions(timeout))
+		c, err := client.Dial(ctx, addr, a.clientOptions(a.timeout))
 		if err != nil {
 			return nil, err
 		}

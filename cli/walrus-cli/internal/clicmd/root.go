@@ -2,6 +2,7 @@ package clicmd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/walrus-go/walrus/node/tlsconf"
 )
 
 // DefaultAddr is the node walrus-cli talks to without --addr or WALRUS_ADDR:
@@ -34,6 +37,10 @@ type app struct {
 	// user is --user; password is resolved before the command runs
 	// (WALRUS_PASSWORD or a terminal prompt), never from a flag.
 	user, password string
+	// --tls-ca, --tls-cert, --tls-key, and the client configuration built
+	// from them before any command runs (nil: plaintext).
+	tlsCA, tlsCert, tlsKey string
+	tls                    *tls.Config
 }
 
 // Run builds the command tree, executes it with args and returns the exit
@@ -47,7 +54,7 @@ func run(ctx context.Context, args []string, stdio IO, dial dialFunc) int {
 		stdio.Getenv = os.Getenv
 	}
 	a := &app{io: stdio, dial: dial}
-	if dial == nil {
+	if a.dial == nil {
 		a.dial = a.dialClient
 	}
 	root := newRootCmd(a)
@@ -97,8 +104,16 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
 	f.StringVar(&a.addr, "addr", defAddr, "client address HOST:PORT of the node (env WALRUS_ADDR)")
 	f.DurationVar(&a.timeout, "timeout", 5*time.Second, "deadline for connecting plus one request (per request in shell, watch and bench)")
 	f.BoolVar(&a.pretty, "pretty", false, "indent JSON replies (the shell always does)")
+	f.StringVar(&a.tlsCA, "tls-ca", a.io.Getenv("WALRUS_TLS_CA"), "speak TLS, verifying the node's certificate with this CA file (PEM; env WALRUS_TLS_CA)")
+	f.StringVar(&a.tlsCert, "tls-cert", a.io.Getenv("WALRUS_TLS_CERT"), "client certificate (PEM) for a node with tls.client_ca_file; implies TLS (env WALRUS_TLS_CERT)")
+	f.StringVar(&a.tlsKey, "tls-key", a.io.Getenv("WALRUS_TLS_KEY"), "key of --tls-cert (PEM; env WALRUS_TLS_KEY)")
 	f.StringVar(&a.user, "user", "", "authenticate as this user (AUTH on every connection); the password comes from WALRUS_PASSWORD or a prompt")
-	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return a.resolvePassword(cmd) }
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := a.loadTLS(); err != nil {
+			return err
+		}
+		return a.resolvePassword(cmd)
+	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	cmd.AddCommand(
 		newRegisterCmd(a),
@@ -153,6 +168,20 @@ func minArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// loadTLS builds the client TLS configuration from the --tls-* flags:
+// any of them turns TLS on; none keeps plaintext.
+func (a *app) loadTLS() error {
+	if a.tlsCA == "" && a.tlsCert == "" && a.tlsKey == "" {
+		return nil
+	}
+	cfg, err := tlsconf.ClientConfig(a.tlsCA, a.tlsCert, a.tlsKey)
+	if err != nil {
+		return usagef("--tls-ca/--tls-cert/--tls-key: %v", err)
+	}
+	a.tls = cfg
+	return nil
 }
 
 // withTimeout bounds one request by --timeout (0 = no bound).

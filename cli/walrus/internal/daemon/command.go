@@ -15,6 +15,7 @@ import (
 	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
+	"github.com/walrus-go/walrus/node/tlsconf"
 )
 
 // closeTimeout bounds how long the store may take to close at shutdown.
@@ -99,7 +100,10 @@ func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) 
 	if err != nil {
 		return fmt.Errorf("start node %d: %w", cfg.NodeID, err)
 	}
-	if err := n.Run(ctx); err != nil {
+	stopHUP := reloadOnHUP(n.ReloadTLS, logger)
+	err = n.Run(ctx)
+	stopHUP()
+	if err != nil {
 		logger.Error("node stopped with an error", "err", err)
 		return fmt.Errorf("node %d: %w", cfg.NodeID, err)
 	}
@@ -150,5 +154,7 @@ func NodeConfig(c configs.Config) node.Config {
 	n.ReplicaRepairTimeout = c.ReplicaRepairTimeout()
 	n.MinFreeBytes = c.Storage.MinFreeBytes
 	n.MinFreePercent = c.Storage.MinFreePercent
+	n.TLS = tlsconf.Files{CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, CAFile: c.TLS.ClientCAFile}
+	n.ClusterTLS = tlsconf.Files{CertFile: c.ClusterTLS.CertFile, KeyFile: c.ClusterTLS.KeyFile, CAFile: c.ClusterTLS.CAFile}
 	return n
 }

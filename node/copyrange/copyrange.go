@@ -1,4 +1,6 @@
-package wire
+// Package copyrange owns copying a range of a segment from one replica to
+// another, a bounded batch at a time (catch-up, recovery, re-replication).
+package copyrange
 
 import (
 	"context"
@@ -9,19 +11,19 @@ import (
 // copyMaxEntries bounds one read and one append of a copy.
 const copyMaxEntries = 4096
 
-// CopySource reads a segment from one replica.
-type CopySource interface {
+// Source reads a segment from one replica.
+type Source interface {
 	RecoveryRead(ctx context.Context, topic string, seg, off uint64, max int) ([][]byte, error)
 }
 
-// CopyTarget stores entries on one replica.
-type CopyTarget interface {
+// Target stores entries on one replica.
+type Target interface {
 	ReplicaAppend(ctx context.Context, topic string, seg, epoch, first uint64, entries [][]byte) (uint64, error)
 }
 
-// CopyRange copies entries [from, to) of a segment from src to dst at
+// Copy copies entries [from, to) of a segment from src to dst at
 // epoch, a bounded batch at a time.
-func CopyRange(ctx context.Context, src CopySource, dst CopyTarget, topic string, seg, epoch, from, to uint64, callTimeout time.Duration) error {
+func Copy(ctx context.Context, src Source, dst Target, topic string, seg, epoch, from, to uint64, callTimeout time.Duration) error {
 	for from < to {
 		want := int(min(to-from, copyMaxEntries))
 		rctx, cancel := context.WithTimeout(ctx, callTimeout)

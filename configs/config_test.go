@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/walrus-go/walrus/node/acl"
+	"github.com/walrus-go/walrus/node/auth"
 )
 
 func writeYAML(t *testing.T, body string) string {
@@ -310,5 +313,53 @@ func TestValidateKeyErrors(t *testing.T) {
 	c.Client.Port = 8080
 	if err := c.Validate(); err != nil {
 		t.Fatalf("wildcard host with advertise host: %v", err)
+	}
+}
+
+// The secured sample loads, validates, and its hashes verify the example
+// passwords it documents.
+func TestAuthExampleConfig(t *testing.T) {
+	c, err := Load("auth-example.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Users) != 3 || len(c.ACLs) != 5 || !c.Security.MetricsAuth {
+		t.Fatalf("users %d acls %d metrics_auth %v", len(c.Users), len(c.ACLs), c.Security.MetricsAuth)
+	}
+	store, err := auth.NewStore(c.AuthUsers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range c.Users {
+		if err := store.Authenticate(u.Name, u.Name+"-change-me"); err != nil {
+			t.Errorf("user %s: %v", u.Name, err)
+		}
+	}
+	if _, err := acl.New(c.ACLSpecs()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Bad users and acls are refused at start, naming the entry.
+func TestSecurityKeysValidated(t *testing.T) {
+	c := Default()
+	c.Users = []UserConfig{{Name: "a", PasswordHash: "plaintext"}, {Name: ""}}
+	c.ACLs = []ACLConfig{{Principal: "", Resource: "*", Operations: []string{"read"}}, {Principal: "b", Resource: "x", Operations: []string{"fly"}}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("bad security keys accepted")
+	}
+	for _, want := range []string{"users[0] (a)", "users[1]: empty name", "acls[0]: empty principal", `acls[1] (b): unknown operation "fly"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q missing from %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "plaintext") {
+		t.Error("the error echoes a password_hash")
+	}
+	c = Default()
+	c.Security.MetricsAuth = true
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "security.metrics_auth") {
+		t.Fatalf("metrics_auth without users: %v", err)
 	}
 }

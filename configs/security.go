@@ -1,6 +1,11 @@
 package configs
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/walrus-go/walrus/node/acl"
+	"github.com/walrus-go/walrus/node/auth"
+)
 
 // TLSConfig is the certificate of the client-facing listeners (the Walrus
 // client port, the Kafka port, the HTTP port). Empty CertFile: plaintext.
@@ -41,6 +46,48 @@ type SecurityConfig struct {
 	// Insecure lets a listener bound to a non-loopback address start
 	// without TLS and authentication.
 	Insecure bool `mapstructure:"insecure"`
+	// MetricsAuth makes GET /metrics require HTTP basic authentication
+	// with one of the users.
+	MetricsAuth bool `mapstructure:"metrics_auth"`
+	// HealthzAuth makes GET /healthz require it too (off by default, so
+	// load balancers can probe it).
+	HealthzAuth bool `mapstructure:"healthz_auth"`
+}
+
+// AuthUsers returns the users key as node/auth users.
+func (c Config) AuthUsers() []auth.User {
+	out := make([]auth.User, len(c.Users))
+	for i, u := range c.Users {
+		out[i] = auth.User{Name: u.Name, PasswordHash: u.PasswordHash}
+	}
+	return out
+}
+
+// ACLSpecs returns the acls key as node/acl rules.
+func (c Config) ACLSpecs() []acl.Spec {
+	out := make([]acl.Spec, len(c.ACLs))
+	for i, a := range c.ACLs {
+		out[i] = acl.Spec{Principal: a.Principal, Resource: a.Resource, Operations: append([]string(nil), a.Operations...)}
+	}
+	return out
+}
+
+// validateSecurity checks the users and acls keys as the node will read
+// them (errors name the entry: users[i], acls[i]) and that
+// security.metrics_auth/healthz_auth have users to check against.
+func (c Config) validateSecurity() []error {
+	var errs []error
+	store, err := auth.NewStore(c.AuthUsers())
+	if err != nil {
+		errs = append(errs, &KeyError{Key: "users", Value: "(hidden)", Problem: err.Error()})
+	}
+	if _, err := acl.New(c.ACLSpecs()); err != nil {
+		errs = append(errs, &KeyError{Key: "acls", Value: "(see file)", Problem: err.Error()})
+	}
+	if err == nil && !store.Enabled() && (c.Security.MetricsAuth || c.Security.HealthzAuth) {
+		errs = append(errs, &KeyError{Key: "security.metrics_auth", Value: "true", Problem: "needs users to check HTTP basic auth against: add users or set it false"})
+	}
+	return errs
 }
 
 // validateTLS checks that the TLS keys come in complete sets; whether the

@@ -168,6 +168,7 @@ func (c Config) Validate() error {
 	c.validateTLS(bad)
 	oneOf("log.level", strings.ToLower(c.Log.Level), "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
+	errs = append(errs, c.validateSecurity()...)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/walrus-go/walrus/node/access"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/metadata"
@@ -117,6 +118,9 @@ type Config struct {
 	// Intercept, when set, sees every internal RPC this node receives and
 	// may refuse it (fault injection for tests; see node/nodetest).
 	Intercept wire.Interceptor
+	// Security is client authentication and authorization (users, ACLs,
+	// the exposure check); the zero value is open.
+	Security access.Config
 }
 
 // minFrameBytes is the smallest client frame limit the node can work with
@@ -210,6 +214,14 @@ func (c Config) Validate() error {
 		bad("AckQuorum %d: must be 0 (majority) or 1..ReplicationFactor (%d)", c.AckQuorum, c.ReplicationFactor)
 	} else if err := placement.CheckReplication(c.ReplicationFactor, c.AckQuorum); err != nil {
 		bad("AckQuorum: %w", err)
+	}
+	sec := c.Security
+	sec.TLS = sec.TLS || c.TLS.Enabled()
+	if err := sec.CheckExposure("client.host", c.ClientHost); err != nil {
+		errs = append(errs, err)
+	}
+	if err := sec.CheckExposure("http.host", c.HTTPHost); err != nil && c.HTTPPort != 0 {
+		errs = append(errs, err)
 	}
 	if err := c.Server.Validate(); err != nil {
 		bad("Server: %w", err)

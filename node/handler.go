@@ -40,7 +40,12 @@ const (
 // one reply per request. Runs of consecutive PUTs are appended as one batch
 // per topic (topics in parallel) and runs of GETs on one topic are served
 // with one cursor call, which is what makes pipelined clients fast.
+// With ACLs on, denied requests are answered first and never executed.
 func (n *Node) Handle(ctx context.Context, reqs []protocol.Request) []protocol.Reply {
+	return n.guard.Handle(ctx, reqs, n.handle)
+}
+
+func (n *Node) handle(ctx context.Context, reqs []protocol.Request) []protocol.Reply {
 	replies := make([]protocol.Reply, len(reqs))
 	rt := n.parts.router
 	for i := 0; i < len(reqs); {

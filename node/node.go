@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/node/access"
 	"github.com/walrus-go/walrus/node/cluster"
 	"github.com/walrus-go/walrus/node/consensus"
 	"github.com/walrus-go/walrus/node/cursor"
@@ -43,6 +44,7 @@ type Node struct {
 	// parts is set by Run before the client listener serves.
 	parts *parts
 	life  lifecycle
+	guard *access.Guard // ACL checks in front of Handle
 }
 
 // endpoints are the node's listeners and transports.
@@ -149,6 +151,12 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 	e.self = metadata.Node{ID: cfg.NodeID, RaftAddr: adv.String(), RPCAddr: adv.String(), ClientAddr: clientLn.Addr().String()}
 	scfg := cfg.Server
 	scfg.MaxFrameBytes = cfg.MaxFrameBytes
+	scfg.Auth = cfg.Security.Users
+	scfg.OnAuthFailure = func(reason string) { m.AuthFailures.WithLabelValues("client", reason).Inc() }
+	n.guard = &access.Guard{ACL: cfg.Security.ACL, AutoCreate: cfg.AutoCreateTopics, Exists: func(t string) bool {
+		_, ok := n.fsm.Topic(t)
+		return ok
+	}}
 	e.srv = server.New(scfg, n, logger.With("component", "server"))
 	return n, nil
 }
@@ -282,6 +290,8 @@ func (n *Node) Run(ctx context.Context) error {
 	var httpSrv *metrics.HTTPServer
 	if n.cfg.HTTPPort != 0 {
 		httpSrv = metrics.NewHTTPServer(net.JoinHostPort(n.cfg.HTTPHost, strconv.Itoa(n.cfg.HTTPPort)), n.m, n.readiness, n.logger.With("component", "http"))
+		sec := n.cfg.Security
+		httpSrv.RequireAuth(metrics.HTTPAuth{Metrics: sec.MetricsAuth, Healthz: sec.HealthzAuth, Check: sec.HTTPCheck})
 		if cfg := n.ListenerTLS(); cfg != nil {
 			httpSrv.SetTLS(cfg)
 		}

@@ -32,6 +32,10 @@ type Options struct {
 	// MaxFrameBytes is the largest reply accepted; 0 means
 	// protocol.DefaultMaxFrameBytes.
 	MaxFrameBytes int
+	// User and Password, when User is set, authenticate every connection
+	// Dial opens (and every redial) with AUTH before any request. Never
+	// logged.
+	User, Password string
 	// TLS, when set, makes Dial (and every redial) speak TLS with it. An
 	// empty ServerName is filled with the host of the dialed address, so
 	// the node's certificate must name that host (DNS or IP SAN).
@@ -79,7 +83,7 @@ type Client struct {
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	timeout := opts.timeout()
 	d := net.Dialer{Timeout: timeout}
-	redial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	if opts.TLS != nil {
 		cfg := opts.TLS
 		if cfg.ServerName == "" {
@@ -91,10 +95,25 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 			cfg.ServerName = host
 		}
 		td := tls.Dialer{NetDialer: &d, Config: cfg}
-		redial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+		dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+	}
+	redial := func(ctx context.Context) (net.Conn, error) {
+		conn, err := dial(ctx)
+		if err != nil || opts.User == "" {
+			return conn, err
+		}
+		if err := authenticate(ctx, conn, addr, opts); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return conn, nil
 	}
 	conn, err := redial(ctx)
 	if err != nil {
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			return nil, err
+		}
 		return nil, &ConnError{Addr: addr, Op: "dial", Err: err}
 	}
 	c := NewConn(conn, addr, opts)

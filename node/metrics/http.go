@@ -43,6 +43,8 @@ type HTTPServer struct {
 	ready  func() (bool, string)
 	logger *slog.Logger
 	mux    *http.ServeMux
+	auth   httpAuth
+	m      *Metrics
 
 	mu      sync.Mutex
 	tls     *tls.Config
@@ -62,18 +64,19 @@ func NewHTTPServer(addr string, m *Metrics, ready func() (bool, string), logger 
 	}
 	s := &HTTPServer{addr: addr, ready: ready, logger: logger.With("component", "metrics-http"), stop: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{
+	mux.Handle("/metrics", s.guard(true, promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{
 		ErrorLog:            promErrorLog{s.logger},
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: maxConcurrentScrapes,
 		Timeout:             scrapeTimeout,
-	}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	})))
+	mux.Handle("/healthz", s.guard(false, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
-	})
+	})))
 	mux.HandleFunc("/readyz", s.serveReady)
 	s.mux = mux
+	s.m = m
 	return s
 }
 

@@ -122,6 +122,10 @@ type Metrics struct {
 	// fed by CountingHandler.
 	LogMessages *prometheus.CounterVec // level
 
+	// AuthFailures counts refused authentications by listener (client,
+	// http) and reason (auth.Reason*).
+	AuthFailures *prometheus.CounterVec // listener, reason
+
 	raft    *raftCollector
 	cluster *clusterCollector
 	disk    *diskCollector
@@ -236,6 +240,8 @@ func New(nodeID uint64) *Metrics {
 		}(),
 
 		LogMessages: counterVec("log", "messages_total", "Log records at WARN or above, by level.", "level"),
+
+		AuthFailures: counterVec("auth", "failures_total", "Failed or missing client authentications, by listener (client, http) and reason.", "listener", "reason"),
 	}
 
 	// Pre-create the bounded label combinations so every series exists from

@@ -309,13 +309,17 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// Dial opens a client to the node, closed when the test ends.
+// Dial opens a client to the node, closed when the test ends; on a node
+// with users (see Secure) it authenticates as AdminUser.
 func Dial(t testing.TB, n *Node) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	opts := n.ClientOptions
 	opts.Timeout = 30 * time.Second
+	if n.Config.Security.Users.Enabled() {
+		opts.User, opts.Password = AdminUser, AdminPassword
+	}
 	c, err := client.Dial(ctx, n.ClientAddr(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -5,19 +5,21 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/walrus-go/walrus/node/auth"
 	"github.com/walrus-go/walrus/node/protocol"
 )
 
 // Limits on Config values; anything outside is a configuration mistake.
 const (
-	MaxBatchLimit     = 65536
-	MaxFrameBytesMax  = 256 << 20
-	bufferBytes       = 64 << 10
-	defaultMaxBatch   = 256
-	defaultBatchBytes = 4 << 20
-	defaultMaxConns   = 1024
-	defaultIdle       = 5 * time.Minute
-	defaultWriteLimit = 30 * time.Second
+	MaxBatchLimit       = 65536
+	MaxFrameBytesMax    = 256 << 20
+	bufferBytes         = 64 << 10
+	defaultMaxBatch     = 256
+	defaultBatchBytes   = 4 << 20
+	defaultMaxConns     = 1024
+	defaultIdle         = 5 * time.Minute
+	defaultWriteLimit   = 30 * time.Second
+	defaultAuthFailures = 3
 )
 
 // Config tunes the listener. Zero fields take their defaults (see
@@ -43,6 +45,16 @@ type Config struct {
 	// stops reading cannot pin a goroutine forever. Default 30s; negative
 	// disables it.
 	WriteTimeout time.Duration
+	// Auth, when it lists users, makes every connection authenticate
+	// (AUTH <user> <password>, or a verified TLS client certificate)
+	// before anything else. nil or empty: no authentication.
+	Auth *auth.Store
+	// MaxAuthFailures closes a connection after this many failed AUTHs.
+	// Default 3.
+	MaxAuthFailures int
+	// OnAuthFailure, if set, is called with the reason of every failed or
+	// missing authentication (auth.Reason*), e.g. to count it.
+	OnAuthFailure func(reason string)
 }
 
 // DefaultConfig returns a fresh Config with every default filled in.
@@ -77,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.MaxAuthFailures <= 0 {
+		c.MaxAuthFailures = defaultAuthFailures
 	}
 	return c
 }

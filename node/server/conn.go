@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,10 @@ type connState struct {
 	items   []item
 	reqs    []protocol.Request
 	idleSet time.Time // when the read deadline was last pushed forward
+
+	hctx     context.Context // the Handle context: s.ctx with the principal
+	authed   bool            // AUTH succeeded or a client certificate was verified
+	failures int             // failed AUTH commands on this connection
 }
 
 func newConnState(s *Server, conn net.Conn) *connState {
@@ -46,6 +51,7 @@ func newConnState(s *Server, conn net.Conn) *connState {
 		bw:    bufio.NewWriterSize(conn, bufferBytes),
 		items: make([]item, 0, 16),
 		reqs:  make([]protocol.Request, 0, 16),
+		hctx:  s.ctx,
 	}
 }
 
@@ -53,10 +59,15 @@ func newConnState(s *Server, conn net.Conn) *connState {
 // the stream breaks or the server closes.
 func (c *connState) serve() {
 	c.log.Debug("client connected")
+	if !c.tlsIdentity() {
+		return
+	}
 	for {
 		closeAfter, err := c.readBatch()
 		if len(c.items) > 0 {
-			c.handleBatch()
+			if c.handleBatch() {
+				err, closeAfter = nil, true
+			}
 			if werr := c.writeBatch(); werr != nil {
 				c.logEnd(werr)
 				return
@@ -153,12 +164,13 @@ func (c *connState) armIdle() {
 	_ = c.conn.SetReadDeadline(now.Add(idle))
 }
 
-// handleBatch passes the parsed requests to the Handler in one call and
-// stores the replies in their items. Requests rejected while parsing have
-// no effect, so answering them outside the Handler keeps the order intact.
-func (c *connState) handleBatch() {
+// handleRun passes the parsed, unanswered requests among items[from:to]
+// to the Handler in one call and stores the replies in their items.
+// Requests rejected while parsing have no effect, so answering them
+// outside the Handler keeps the order intact.
+func (c *connState) handleRun(from, to int) {
 	c.reqs = c.reqs[:0]
-	for i := range c.items {
+	for i := from; i < to; i++ {
 		if !c.items[i].answered {
 			c.reqs = append(c.reqs, c.items[i].req)
 		}
@@ -171,7 +183,7 @@ func (c *connState) handleBatch() {
 		c.log.Error("handler returned the wrong number of replies", "requests", len(c.reqs), "replies", len(replies))
 	}
 	j := 0
-	for i := range c.items {
+	for i := from; i < to; i++ {
 		it := &c.items[i]
 		if it.answered {
 			continue
@@ -200,7 +212,7 @@ func (c *connState) callHandler() (replies []protocol.Reply) {
 			}
 		}
 	}()
-	return c.s.handler.Handle(c.s.ctx, c.reqs)
+	return c.s.handler.Handle(c.hctx, c.reqs)
 }
 
 // writeBatch writes every reply and flushes once.

@@ -41,6 +41,9 @@ type Config struct {
 	// servers that do not store what was produced, like servertest.Echo).
 	NoVerify bool
 	Dial     DialFunc
+	// User and Password authenticate the fetch and group runs'
+	// connections (the produce/consume runs authenticate in Dial).
+	User, Password string
 	// TLS is the client TLS configuration of the fetch and group runs'
 	// own connections (nil: plaintext); Dial carries its own.
 	TLS *tls.Config

@@ -36,7 +36,7 @@ func newLogRun(ctx context.Context, cfg *Config) (*logRun, error) {
 	lr := &logRun{cfg: cfg, v: newVerifier(cfg.Run)}
 	for i := range cfg.Clients {
 		addr := cfg.Addrs[i%len(cfg.Addrs)]
-		c, err := client.Dial(ctx, addr, client.Options{Timeout: 30 * time.Second, TLS: cfg.TLS})
+		c, err := client.Dial(ctx, addr, client.Options{Timeout: 30 * time.Second, TLS: cfg.TLS, User: cfg.User, Password: cfg.Password})
 		if err != nil {
 			lr.close()
 			return nil, fmt.Errorf("bench: connect client %d to %s: %w", i, addr, err)

@@ -138,6 +138,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool, mode str
 		Addrs: splitAddrs(f.addrs), Clients: f.clients, Messages: f.messages, Size: f.size,
 		Topics: f.topics, TopicPrefix: f.prefix, Pipeline: f.pipeline, DrainWait: f.drainWait,
 		Dial: a.benchDialer(), TLS: a.tls, Page: f.page, Group: f.group,
+		User: a.user, Password: a.password,
 	}
 	if mode == "group" && cfg.Group == "" {
 		cfg.Group = fmt.Sprintf("bench-%d", time.Now().UnixNano())

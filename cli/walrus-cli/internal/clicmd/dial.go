@@ -32,18 +32,19 @@ var _ conn = (*client.Client)(nil)
 
 type dialFunc func(ctx context.Context, addr string, timeout time.Duration) (conn, error)
 
-// clientOptions turns --timeout and the --tls-* flags into node/client
-// options: the client's own bound (used where a call has no ctx deadline,
-// e.g. bench's Recv) follows --timeout, and --timeout 0 means no bound at
-// all.
+// clientOptions turns --timeout, the --tls-* flags and --user (with its
+// password) into node/client options: the client's own bound (used where a
+// call has no ctx deadline, e.g. bench's Recv) follows --timeout, and
+// --timeout 0 means no bound at all.
 func (a *app) clientOptions(timeout time.Duration) client.Options {
-	o := client.Options{Timeout: timeout, TLS: a.tls}
+	o := client.Options{Timeout: timeout, TLS: a.tls, User: a.user, Password: a.password}
 	if timeout <= 0 {
 		o.Timeout = -1
 	}
 	return o
 }
 
+// dialClient is the real dialer: TLS with --tls-*, AUTH with --user.
 func (a *app) dialClient(ctx context.Context, addr string, timeout time.Duration) (conn, error) {
 	c, err := client.Dial(ctx, addr, a.clientOptions(timeout))
 	if err != nil {

@@ -12,7 +12,8 @@
 // errors to the documented exit codes (see exitcode.go), so os.Exit is only
 // called by main.
 //
-// Imports: cobra, readline, progressbar, x/term, node/client, node/protocol
+// Imports: cobra, readline, progressbar, x/term, node/client, node/protocol,
+// node/auth (user hash)
 // and internal/bench. Concurrency: a command runs on the goroutine that
 // executes it; status and bench fan out goroutines that they wait for before
 // returning.

@@ -34,6 +34,9 @@ type app struct {
 	timeout time.Duration
 	pretty  bool
 	dial    dialFunc
+	// user is --user; password is resolved before the command runs
+	// (WALRUS_PASSWORD or a terminal prompt), never from a flag.
+	user, password string
 	// --tls-ca, --tls-cert, --tls-key, and the client configuration built
 	// from them before any command runs (nil: plaintext).
 	tlsCA, tlsCert, tlsKey string
@@ -104,7 +107,13 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
 	f.StringVar(&a.tlsCA, "tls-ca", a.io.Getenv("WALRUS_TLS_CA"), "speak TLS, verifying the node's certificate with this CA file (PEM; env WALRUS_TLS_CA)")
 	f.StringVar(&a.tlsCert, "tls-cert", a.io.Getenv("WALRUS_TLS_CERT"), "client certificate (PEM) for a node with tls.client_ca_file; implies TLS (env WALRUS_TLS_CERT)")
 	f.StringVar(&a.tlsKey, "tls-key", a.io.Getenv("WALRUS_TLS_KEY"), "key of --tls-cert (PEM; env WALRUS_TLS_KEY)")
-	cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return a.loadTLS() }
+	f.StringVar(&a.user, "user", "", "authenticate as this user (AUTH on every connection); the password comes from WALRUS_PASSWORD or a prompt")
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := a.loadTLS(); err != nil {
+			return err
+		}
+		return a.resolvePassword(cmd)
+	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	cmd.AddCommand(
 		newRegisterCmd(a),
@@ -127,6 +136,7 @@ Exit codes: 0 ok, 1 ERR reply or failed check, 2 usage, 3 node unreachable,
 		newConsumeCmd(a),
 		newWatchCmd(a),
 		newBenchCmd(a),
+		newUserCmd(a),
 	)
 	return cmd
 }

@@ -96,11 +96,14 @@ func (sh *shell) interactive(ctx context.Context) error {
 		Prompt:            sh.pal.bold("walrus "+sh.a.addr) + "> ",
 		HistoryFile:       historyPath(sh.a.io.Getenv),
 		HistorySearchFold: true,
-		AutoComplete:      shellCompleter(),
-		InterruptPrompt:   "^C",
-		EOFPrompt:         "exit",
-		Stdout:            sh.out,
-		Stderr:            sh.errw,
+		// Saved by hand below, so an AUTH line (a password) never
+		// reaches the history file.
+		DisableAutoSaveHistory: true,
+		AutoComplete:           shellCompleter(),
+		InterruptPrompt:        "^C",
+		EOFPrompt:              "exit",
+		Stdout:                 sh.out,
+		Stderr:                 sh.errw,
 	})
 	if err != nil {
 		return fmt.Errorf("start line editor: %w", err)
@@ -119,6 +122,9 @@ func (sh *shell) interactive(ctx context.Context) error {
 			return nil
 		case err != nil:
 			return fmt.Errorf("read input: %w", err)
+		}
+		if f := strings.Fields(line); len(f) > 0 && !strings.EqualFold(f[0], "AUTH") {
+			_ = rl.SaveHistory(line)
 		}
 		if done, err := sh.handle(ctx, line); done || err != nil {
 			return err

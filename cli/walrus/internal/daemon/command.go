@@ -76,6 +76,10 @@ func Run(ctx context.Context, cfg configs.Config, stderr io.Writer) (err error) 
 		"durability", cfg.Storage.Durability, "data_dir", cfg.DataDir, "join", cfg.Join)
 
 	ncfg := NodeConfig(cfg)
+	if ncfg.Security, err = SecurityConfig(cfg); err != nil {
+		return err
+	}
+	logger.Info("client security", "users", len(cfg.Users), "acls", len(cfg.ACLs), "tls", ncfg.Security.TLS, "insecure", cfg.Security.Insecure)
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", configs.ErrInvalid, err)
 	}

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -77,8 +78,16 @@ func startTLSCluster(t *testing.T, tweak func(*node.Config)) *tlsCluster {
 // TestTLSCluster: smoke, rollover and failover over TLS, and the
 // refusals: a plaintext client, a peer with a certificate from another
 // CA (neither an RPC nor a join gets through), then certificate rotation.
+//
+// Clients also authenticate (users and ACLs on: nodetest.Dial logs in as
+// the admin), so this is the secured 3-node cluster of issue 16.
 func TestTLSCluster(t *testing.T) {
-	tc := startTLSCluster(t, func(c *node.Config) { c.MaxSegmentEntries = 20; c.FailureTimeout = time.Second })
+	secure := nodetest.Secure(t, map[string]string{"app": "app-pw"}, nil)
+	tc := startTLSCluster(t, func(c *node.Config) {
+		c.MaxSegmentEntries = 20
+		c.FailureTimeout = time.Second
+		secure(c)
+	})
 	nodes := tc.nodes
 	ctx := t.Context()
 	leader := nodetest.RaftLeader(t, nodes)
@@ -279,11 +288,15 @@ func TestTLSCluster(t *testing.T) {
 			t.Skip("openssl not installed (.ci/run installs it)")
 		}
 		ca := filepath.Join(tc.dir, "node2-client-ca.crt")
-		// The README's line: the seed's framed METRICS over TLS.
+		// The README's line: the seed's framed METRICS over TLS, after
+		// an AUTH frame (users are on in this cluster).
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(cctx, openssl, "s_client", "-connect", nodes[1].ClientAddr(), "-CAfile", ca, "-verify_return_error", "-quiet")
-		cmd.Stdin = bytes.NewReader([]byte("\x07\x00\x00\x00METRICS"))
+		login := "AUTH " + nodetest.AdminUser + " " + nodetest.AdminPassword
+		frames := append(binary.LittleEndian.AppendUint32(nil, uint32(len(login))), login...)
+		frames = append(frames, "\x07\x00\x00\x00METRICS"...)
+		cmd.Stdin = bytes.NewReader(frames)
 		cmd.WaitDelay = time.Second
 		out, _ := cmd.Output()
 		if len(out) < 5 || !bytes.Contains(out, []byte(`"state"`)) {

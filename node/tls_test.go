@@ -2,9 +2,9 @@ package node_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/walrus-go/walrus/engine"
@@ -55,7 +54,6 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 	defer cancel()
 	var handlers sync.WaitGroup
 	defer handlers.Wait()
-	var running atomic.Int32
 	drop := func() { // a protocol violation: end the connection
 		cancel()
 		_ = c.Close()
@@ -86,17 +84,12 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 			}
 			idleSince = time.Time{}
 		}
-		switch {
-		case len(found) == 1 && running.Load() == 0:
-			d.shmHandle(ctx, c, ring, found[0], drop)
-			continue
-		case len(found) > 0:
+		// Every request on its own goroutine: handling one inline would
+		// stall the ring behind a slow store call (an fsync, a store that
+		// waits), and every other slot's request with it.
+		if len(found) > 0 {
 			for _, i := range found {
-				running.Add(1)
-				handlers.Go(func() {
-					defer running.Add(-1)
-					d.shmHandle(ctx, c, ring, i, drop)
-				})
+				handlers.Go(func() { d.shmHandle(ctx, c, ring, i, drop) })
 			}
 			continue
 		}

@@ -44,6 +44,10 @@ func (m *Manager) replicatorFor(topic string, seg uint64, forAppend bool) (*repl
 		return nil, refuse
 	}
 	if _, sealed := t.SealedSegments[seg]; sealed {
+		if forAppend {
+			// Never append unreplicated to a segment the cluster sealed.
+			return nil, &wire.NotLeaderError{Topic: topic, Segment: t.CurrentSegment, Leader: t.LeaderNode}
+		}
 		return nil, nil
 	}
 	epoch, err := m.epochs.Get(k)

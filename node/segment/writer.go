@@ -301,6 +301,15 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		// segment elsewhere, so stop acknowledging appends.
 		ok = false
 	}
+	if ok {
+		// The proof of contact applied everything committed before it, but
+		// the lease table follows the metadata asynchronously: after a
+		// pause it may still name a segment the cluster has sealed and
+		// moved. The metadata itself decides.
+		if r, found := m.FSM.Route(w.topic); !found || r.Segment != seg || r.Leader != m.cfg.Self {
+			ok = false
+		}
+	}
 	if !ok {
 		r, _ := m.FSM.Route(w.topic)
 		if m.notLeaderLog.Allow(time.Second) {

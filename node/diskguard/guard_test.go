@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/walrus-go/walrus/internal/testcluster"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -145,13 +146,13 @@ func TestLogLinesTellTheLastState(t *testing.T) {
 	if n := count("accepting appends"); n > 1 {
 		t.Fatalf("%d clear lines inside the window", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for count("accepting appends") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the clear that holds was never logged")
+	if err := testcluster.Poll(5*time.Second, func() error {
+		if g.Refresh(); count("accepting appends") == 0 {
+			return errors.New("the clear that holds was never logged")
 		}
-		time.Sleep(10 * time.Millisecond)
-		g.Refresh()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if n := count("refusing appends"); n != 1 {
 		t.Fatalf("%d trip lines, want 1", n)
@@ -167,12 +168,8 @@ func TestRefreshesByItself(t *testing.T) {
 		t.Fatal("not full")
 	}
 	fs.free.Store(900)
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Check() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("guard did not clear")
-		}
-		time.Sleep(time.Millisecond)
+	if err := testcluster.Poll(5*time.Second, g.Check); err != nil {
+		t.Fatalf("guard did not clear: %v", err)
 	}
 }
 

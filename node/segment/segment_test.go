@@ -3,6 +3,7 @@ package segment_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/walrus-go/walrus/backends/memstore"
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/internal/testcluster"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/segment"
@@ -373,11 +375,12 @@ func TestLostStoreUnreplicatedStepsDown(t *testing.T) {
 // waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	if err := testcluster.Poll(10*time.Second, func() error {
+		if !cond() {
+			return fmt.Errorf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond) // a poll inside a deadline loop
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

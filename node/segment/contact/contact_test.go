@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/internal/testcluster"
 )
 
 type prover struct {
@@ -32,12 +34,13 @@ func TestFreshOnlyWithRecentProof(t *testing.T) {
 		t.Fatalf("boot index %d, want the first proof's 42", c.BootIndex())
 	}
 	p.fail.Store(true)
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Fresh() {
-		if time.Now().After(deadline) {
-			t.Fatal("still fresh long after the Raft leader stopped answering")
+	if err := testcluster.Poll(5*time.Second, func() error {
+		if c.Fresh() {
+			return errors.New("still fresh long after the Raft leader stopped answering")
 		}
-		time.Sleep(5 * time.Millisecond) // a poll inside a deadline loop
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	calls := p.calls.Load()
 	if c.Fresh() || p.calls.Load() != calls {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/walrus-go/walrus/backends/memstore"
 	"github.com/walrus-go/walrus/engine"
+	"github.com/walrus-go/walrus/internal/testcluster"
 	"github.com/walrus-go/walrus/node/wire"
 )
 
@@ -363,11 +364,12 @@ func TestDiskFullFollower(t *testing.T) {
 		t.Fatalf("full follower was sent %d appends in ~1.5 s; want a few (backoff)", refused)
 	}
 	want := int(h.r.ReadLimit())
-	deadline = time.Now().Add(10 * time.Second)
-	for full.count() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("freed follower holds %d of %d", full.count(), want)
+	if err := testcluster.Poll(10*time.Second, func() error {
+		if n := full.count(); n < want {
+			return fmt.Errorf("freed follower holds %d of %d", n, want)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

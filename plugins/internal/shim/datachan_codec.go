@@ -59,22 +59,33 @@ func requestFrameFits(topic string, entries [][]byte, total uint64) bool {
 	return len(topic) <= math.MaxUint16 && len(entries) <= MaxBatchEntries && total <= ChunkBytes
 }
 
+// decodeRequestHead parses what every request frame starts with: its id,
+// segment and topic (u16 length, bytes), and checks that at least tail
+// bytes follow, which it returns.
+func decodeRequestHead(body []byte, what string, tail int) (id, segment uint64, topic string, rest []byte, err error) {
+	if len(body) < 8+8+2 {
+		return 0, 0, "", nil, fmt.Errorf("%w: %s of %d bytes", errFrame, what, len(body))
+	}
+	id = binary.LittleEndian.Uint64(body)
+	segment = binary.LittleEndian.Uint64(body[8:])
+	tl := int(binary.LittleEndian.Uint16(body[16:]))
+	rest = body[18:]
+	if len(rest) < tl+tail {
+		return 0, 0, "", nil, fmt.Errorf("%w: %s with a %d-byte topic in %d bytes", errFrame, what, tl, len(rest))
+	}
+	return id, segment, string(rest[:tl]), rest[tl:], nil
+}
+
 // decodeRequest parses the body of a request frame (after the length). The
 // entries alias body, with their capacity cut to their length.
 func decodeRequest(body []byte) (dcRequest, error) {
 	var r dcRequest
-	if len(body) < 8+8+2 {
-		return r, fmt.Errorf("%w: request of %d bytes", errFrame, len(body))
+	var rest []byte
+	var err error
+	r.id, r.segment, r.topic, rest, err = decodeRequestHead(body, "request", 4)
+	if err != nil {
+		return r, err
 	}
-	r.id = binary.LittleEndian.Uint64(body)
-	r.segment = binary.LittleEndian.Uint64(body[8:])
-	tl := int(binary.LittleEndian.Uint16(body[16:]))
-	rest := body[18:]
-	if len(rest) < tl+4 {
-		return r, fmt.Errorf("%w: topic of %d bytes in %d", errFrame, tl, len(rest))
-	}
-	r.topic = string(rest[:tl])
-	rest = rest[tl:]
 	n := int(binary.LittleEndian.Uint32(rest))
 	rest = rest[4:]
 	if n > MaxBatchEntries || n > len(rest)/4 {

@@ -58,18 +58,15 @@ func appendReadRequestFrame(buf []byte, q dcReadRequest) []byte {
 
 func decodeReadRequest(body []byte) (dcReadRequest, error) {
 	var q dcReadRequest
-	if len(body) < 8+8+2 {
-		return q, fmt.Errorf("%w: read request of %d bytes", errFrame, len(body))
+	var rest []byte
+	var err error
+	q.id, q.segment, q.topic, rest, err = decodeRequestHead(body, "read request", 24)
+	if err != nil {
+		return q, err
 	}
-	q.id = binary.LittleEndian.Uint64(body)
-	q.segment = binary.LittleEndian.Uint64(body[8:])
-	tl := int(binary.LittleEndian.Uint16(body[16:]))
-	rest := body[18:]
-	if len(rest) != tl+24 {
-		return q, fmt.Errorf("%w: read request with a %d-byte topic in %d bytes", errFrame, tl, len(rest))
+	if len(rest) != 24 {
+		return q, fmt.Errorf("%w: read request with %d bytes after its topic, want 24", errFrame, len(rest))
 	}
-	q.topic = string(rest[:tl])
-	rest = rest[tl:]
 	q.offset = binary.LittleEndian.Uint64(rest)
 	q.maxEntries = int64(binary.LittleEndian.Uint64(rest[8:]))
 	q.maxBytes = int64(binary.LittleEndian.Uint64(rest[16:]))

@@ -17,21 +17,16 @@ func (m *Manager) leaseOf(topic string) (uint64, bool) {
 
 // leaseFor returns the open segment of topic this node leads.
 func (m *Manager) leaseFor(topic string) (uint64, bool) {
-	m.leaseMu.RLock()
-	seg, ok := m.leases[topic]
-	m.leaseMu.RUnlock()
-	if ok {
+	if seg, ok := m.leaseOf(topic); ok {
 		return seg, true
 	}
 	// Not in the table: the metadata may have handed us the segment since
 	// the last sync. Sync now rather than bounce the write.
 	if r, found := m.FSM.Route(topic); found && r.Leader == m.cfg.Self {
 		m.syncLeases()
-		m.leaseMu.RLock()
-		seg, ok = m.leases[topic]
-		m.leaseMu.RUnlock()
+		return m.leaseOf(topic)
 	}
-	return seg, ok
+	return 0, false
 }
 
 // leaseFresh reports whether this node may use its leases now (package

@@ -108,3 +108,34 @@ func (f *FSM) recordLocked(cmd Command) {
 		}
 	}
 }
+
+// ChangeSource is what a Follower reads (the FSM).
+type ChangeSource interface {
+	ChangesSince(since uint64, kinds uint8, fn func(topic string)) (uint64, bool)
+	Version() uint64
+	TopicNames() []string
+}
+
+// Follower is a consumer's place in the change log: the version it has
+// seen, and whether it ever did a full scan. The zero value starts with
+// one.
+type Follower struct {
+	seen    uint64
+	scanned bool
+}
+
+// Next returns the topics changed (by one of kinds) since the last call,
+// or, with full true, every topic: on the first call, and when the log no
+// longer covers the gap (the consumer then rebuilds everything it keeps).
+func (fl *Follower) Next(f ChangeSource, kinds uint8) (topics []string, full bool) {
+	now, ok := f.ChangesSince(fl.seen, kinds, func(t string) { topics = append(topics, t) })
+	if fl.scanned && ok {
+		fl.seen = now
+		return topics, false
+	}
+	fl.seen, fl.scanned = f.Version(), true
+	return f.TopicNames(), true
+}
+
+// Reset makes the next call a full scan.
+func (fl *Follower) Reset() { fl.scanned = false }

@@ -12,8 +12,7 @@ import (
 // Its memory is one map entry per topic.
 type LeaderIndex struct {
 	mu       sync.Mutex
-	seen     uint64
-	scanned  bool
+	follow   Follower
 	leaderOf map[string]uint64
 	byLeader map[uint64]map[string]struct{}
 }
@@ -22,23 +21,15 @@ type LeaderIndex struct {
 func (x *LeaderIndex) Refresh(f *FSM) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	var changed []string
-	now, ok := f.ChangesSince(x.seen, ChangeRoute, func(t string) { changed = append(changed, t) })
-	if !x.scanned || !ok {
+	changed, full := x.follow.Next(f, ChangeRoute)
+	if full {
 		x.leaderOf = map[string]uint64{}
 		x.byLeader = map[uint64]map[string]struct{}{}
-		now = f.Version()
-		for topic, r := range f.Routes() {
-			x.setLocked(topic, r.Leader, true)
-		}
-		x.scanned, x.seen = true, now
-		return
 	}
 	for _, topic := range changed {
 		r, found := f.Route(topic)
 		x.setLocked(topic, r.Leader, found)
 	}
-	x.seen = now
 }
 
 func (x *LeaderIndex) setLocked(topic string, leader uint64, exists bool) {

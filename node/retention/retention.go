@@ -70,8 +70,7 @@ type Enforcer struct {
 	// ones a pass looks at), kept up to date from the metadata's change
 	// log, so a pass over a cluster without limits costs nothing.
 	limited map[string]struct{}
-	seen    uint64
-	scanned bool
+	follow  metadata.Follower
 }
 
 // New builds the enforcer; Run runs it.
@@ -84,15 +83,10 @@ func New(d Deps) *Enforcer {
 
 // refresh brings the limited set up to the metadata.
 func (e *Enforcer) refresh() {
-	var changed []string
-	now, ok := e.FSM.ChangesSince(e.seen, metadata.ChangeRoute|metadata.ChangeRetention, func(t string) { changed = append(changed, t) })
-	if !e.scanned || !ok {
+	changed, full := e.follow.Next(e.FSM, metadata.ChangeRoute|metadata.ChangeRetention)
+	if full {
 		clear(e.limited)
-		now = e.FSM.Version()
-		changed = e.FSM.TopicNames()
-		e.scanned = true
 	}
-	e.seen = now
 	for _, name := range changed {
 		limited := false
 		e.FSM.View(name, func(t *metadata.Topic) {
@@ -121,7 +115,7 @@ func (e *Enforcer) Pass(ctx context.Context) error {
 		e.mu.Lock()
 		clear(e.facts)
 		e.mu.Unlock()
-		e.scanned = false // a new term starts from a full scan
+		e.follow.Reset() // a new term starts from a full scan
 		return nil
 	}
 	e.refresh()

@@ -15,8 +15,7 @@ import (
 // short ones, instead of at every topic each second.
 type replicaIndex struct {
 	mu         sync.Mutex
-	seen       uint64
-	scanned    bool
+	follow     metadata.Follower
 	topicNodes map[string][]uint64
 	nodeTopics map[uint64]map[string]struct{}
 	// short: topics whose smallest replica set is below their factor,
@@ -27,17 +26,12 @@ type replicaIndex struct {
 type shortness struct{ smallest, rf int }
 
 func (x *replicaIndex) refresh(f *metadata.FSM) {
-	var changed []string
-	now, ok := f.ChangesSince(x.seen, metadata.ChangeRoute, func(t string) { changed = append(changed, t) })
-	if !x.scanned || !ok {
+	changed, full := x.follow.Next(f, metadata.ChangeRoute)
+	if full {
 		x.topicNodes = map[string][]uint64{}
 		x.nodeTopics = map[uint64]map[string]struct{}{}
 		x.short = map[string]shortness{}
-		now = f.Version()
-		changed = f.TopicNames()
-		x.scanned = true
 	}
-	x.seen = now
 	for _, name := range changed {
 		x.rebuild(f, name)
 	}

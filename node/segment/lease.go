@@ -42,19 +42,16 @@ func (m *Manager) leaseFresh() bool { return m.lease.Fresh() }
 func (m *Manager) syncLeases() {
 	m.leaseSync.Lock()
 	defer m.leaseSync.Unlock()
-	var changed []string
-	now, ok := m.FSM.ChangesSince(m.leaseSeen, metadata.ChangeRoute, func(t string) { changed = append(changed, t) })
-	if m.leaseScanned && ok {
+	changed, full := m.leaseFollow.Next(m.FSM, metadata.ChangeRoute)
+	if !full {
 		for _, topic := range changed {
 			r, found := m.FSM.Route(topic)
 			m.setLease(topic, r.Segment, found && r.Leader == m.cfg.Self)
 		}
-		m.leaseSeen = now
 	} else {
-		now = m.FSM.Version()
 		next := make(map[string]uint64)
-		for topic, r := range m.FSM.Routes() {
-			if r.Leader == m.cfg.Self {
+		for _, topic := range changed {
+			if r, found := m.FSM.Route(topic); found && r.Leader == m.cfg.Self {
 				next[topic] = r.Segment
 			}
 		}
@@ -84,7 +81,6 @@ func (m *Manager) syncLeases() {
 			}
 		}
 		m.repMu.Unlock()
-		m.leaseScanned, m.leaseSeen = true, now
 	}
 	m.leaseMu.RLock()
 	m.Metrics.LeasesHeld.Set(float64(len(m.leases)))

@@ -119,10 +119,8 @@ type Manager struct {
 	leaseMu   sync.RWMutex
 	leases    map[string]uint64 // topic -> open segment led here
 	leaseSync sync.Mutex        // serialises syncs (loop and on-demand)
-	// The metadata version the table reflects, and whether it was built
-	// from a full scan once (both under leaseSync).
-	leaseSeen    uint64
-	leaseScanned bool
+	// Where the table is in the metadata change log (under leaseSync).
+	leaseFollow metadata.Follower
 
 	// Writers.
 	mu       sync.Mutex

@@ -26,10 +26,8 @@ const pullTimeout = 30 * time.Second
 
 // Metadata is what the catch-up reads of the Raft state.
 type Metadata interface {
-	ChangesSince(since uint64, kinds uint8, fn func(topic string)) (uint64, bool)
-	Version() uint64
+	metadata.ChangeSource
 	View(topic string, fn func(t *metadata.Topic)) bool
-	TopicNames() []string
 }
 
 // Store is what it uses of the local SegmentStore.
@@ -61,8 +59,7 @@ type Catcher struct {
 	Self   uint64
 	Logger *slog.Logger
 
-	seen    uint64 // metadata version the pending set reflects
-	scanned bool
+	follow metadata.Follower // where the pending set is in the change log
 	// pending holds, per topic, the sealed segments this node is a
 	// replica of and has not found complete yet. A topic's entry is
 	// rebuilt whenever its metadata changes, so deleted topics and
@@ -139,23 +136,15 @@ func (c *Catcher) markDone(topic string, seg uint64) {
 // since the last pass, or every topic on the first pass and when the
 // change log no longer covers the gap.
 func (c *Catcher) refresh() {
-	var changed []string
-	now, ok := c.FSM.ChangesSince(c.seen, metadata.ChangeRoute, func(t string) { changed = append(changed, t) })
-	if !c.scanned || !ok {
+	changed, full := c.follow.Next(c.FSM, metadata.ChangeRoute)
+	done := c.done
+	if full {
 		c.pending = map[string]map[uint64]target{}
-		done := c.done
 		c.done = map[string]map[uint64]struct{}{}
-		now = c.FSM.Version()
-		for _, name := range c.FSM.TopicNames() {
-			c.rebuild(name, done[name])
-		}
-		c.scanned, c.seen = true, now
-		return
 	}
 	for _, name := range changed {
-		c.rebuild(name, c.done[name])
+		c.rebuild(name, done[name])
 	}
-	c.seen = now
 }
 
 // rebuild recomputes one topic's pending and done sets from its metadata;

@@ -415,6 +415,14 @@ func (m *Manager) Fetch(ctx context.Context, req *wire.FetchRequest) (*wire.Fetc
 		if err != nil {
 			return nil, err
 		}
+		// Fenced for a rollover whose seal this node has not applied yet
+		// (the Raft leader and other nodes may already serve the next
+		// segment): nothing is appended here again, so a reader past the
+		// bound must retry on newer metadata, not call its offset out of
+		// range.
+		if fenced, _ := m.fences.Has(meta.Key{Topic: req.Topic, Segment: req.Segment}); fenced {
+			rep.Sealed = true
+		}
 	}
 	if req.Max == 0 || req.Offset >= rep.Readable {
 		return rep, nil

@@ -38,7 +38,9 @@ func (m *FetchRequest) Decode(b []byte) error {
 
 // FetchReply carries the stored entries read and the segment's readable
 // count on the holder: its sealed count (Sealed), or for an open segment
-// the entries its ack quorum holds.
+// the entries its ack quorum holds. Sealed is also set for an open segment
+// its leader has fenced for a rollover not applied there yet: no entry
+// will be appended to it again.
 type FetchReply struct {
 	Readable uint64
 	Sealed   bool

@@ -139,6 +139,9 @@ type MmapConfig struct {
 	SegmentFileBytes int64 `mapstructure:"segment_file_bytes"`
 	// MaxMappedSegments bounds how many sealed segment files are mapped at once.
 	MaxMappedSegments int `mapstructure:"max_mapped_segments"`
+	// MaxOpenSegments bounds how many open segment files hold a mapping and
+	// a file descriptor at once; idle ones beyond it are parked.
+	MaxOpenSegments int `mapstructure:"max_open_segments"`
 }
 
 // PluginConfig launches a third-party SegmentStore plugin.

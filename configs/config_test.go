@@ -218,6 +218,7 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 		{"sync interval", func(c *Config) { c.Storage.SyncIntervalMS = 0 }, []string{"storage.sync_interval_ms = 0"}},
 		{"mmap file", func(c *Config) { c.Storage.Mmap.SegmentFileBytes = 12 }, []string{"storage.mmap.segment_file_bytes = 12"}},
 		{"mmap mapped", func(c *Config) { c.Storage.Mmap.MaxMappedSegments = -1 }, []string{"storage.mmap.max_mapped_segments = -1"}},
+		{"mmap open", func(c *Config) { c.Storage.Mmap.MaxOpenSegments = 1 << 21 }, []string{"storage.mmap.max_open_segments = 2097152"}},
 		{"plugin path", func(c *Config) { c.Storage.Backend = "plugin" }, []string{"storage.plugin.path", "when storage.backend is plugin"}},
 		{"plugin sha", func(c *Config) { c.Storage.Plugin.SHA256 = "abc" }, []string{"storage.plugin.sha256", "64 hex"}},
 		{"plugin env", func(c *Config) { c.Storage.Plugin.Env = []string{"A=1", "B"} }, []string{`storage.plugin.env[1] = "B"`}},

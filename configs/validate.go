@@ -150,6 +150,7 @@ func (c Config) Validate() error {
 		intRange("storage.mmap.segment_file_bytes", s.Mmap.SegmentFileBytes, segmentFileBytesMin, segmentFileBytesMax)
 	}
 	intRange("storage.mmap.max_mapped_segments", int64(s.Mmap.MaxMappedSegments), 0, maxMappedMax)
+	intRange("storage.mmap.max_open_segments", int64(s.Mmap.MaxOpenSegments), 0, maxMappedMax)
 	if s.Backend == BackendPlugin && strings.TrimSpace(s.Plugin.Path) == "" {
 		bad("storage.plugin.path", s.Plugin.Path, "must name the plugin executable when storage.backend is plugin")
 	}

@@ -9,12 +9,15 @@ import (
 	"github.com/walrus-go/walrus/engine/enginetest"
 )
 
-// testOptions keeps files small so growth, remapping and many segments are
-// exercised by ordinary tests.
+// testOptions keeps files small and the mapped sets tiny so growth,
+// remapping, parking and many segments are exercised by ordinary tests.
 func testOptions(tb testing.TB) Options {
 	o := DefaultOptions()
 	o.SegmentFileBytes = 64 << 10
 	o.MaxMappedSegments = 4
+	// Two open segments mapped at once: every test with more parks and
+	// maps segments again under it.
+	o.MaxOpenSegments = 2
 	o.Logger = slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return o
 }

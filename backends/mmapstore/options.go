@@ -28,9 +28,16 @@ type Options struct {
 	// MaxMappedSegments bounds how many sealed segments are memory-mapped
 	// at once (default 64, 1..1048576). Sealed segments are mapped on
 	// demand and unmapped least-recently-used first; a sealed segment
-	// holds no file descriptor. Open segments are always mapped and are not
-	// counted.
+	// holds no file descriptor. Open segments are bounded by
+	// MaxOpenSegments instead.
 	MaxMappedSegments int
+	// MaxOpenSegments bounds how many open segments hold a file
+	// descriptor and a mapping at once (default 4096, 1..1048576). Idle
+	// ones beyond it are parked (fsynced in the durable modes, unmapped,
+	// their descriptor closed, their index kept) and mapped again by
+	// their next append, read or seal, so a store can hold far more open
+	// segments than the process may have descriptors or mappings.
+	MaxOpenSegments int
 	// Logger receives recovery and error reports; nil discards them.
 	Logger *slog.Logger
 }
@@ -42,6 +49,7 @@ func DefaultOptions() Options {
 		SegmentFileBytes:  64 << 20,
 		InitialFileBytes:  64 << 10,
 		MaxMappedSegments: 64,
+		MaxOpenSegments:   4096,
 	}
 }
 
@@ -71,6 +79,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxMappedSegments < 1 || o.MaxMappedSegments > maxMappedSegmentsMax {
 		errs = append(errs, fmt.Errorf("MaxMappedSegments %d: must be in [1, %d]: %w", o.MaxMappedSegments, maxMappedSegmentsMax, engine.ErrInvalidArgument))
+	}
+	if o.MaxOpenSegments < 1 || o.MaxOpenSegments > maxMappedSegmentsMax {
+		errs = append(errs, fmt.Errorf("MaxOpenSegments %d: must be in [1, %d]: %w", o.MaxOpenSegments, maxMappedSegmentsMax, engine.ErrInvalidArgument))
 	}
 	return errors.Join(errs...)
 }

@@ -75,6 +75,11 @@ func recoverAll(e *env, topicsDir string) (map[engine.SegmentID]*segment, error)
 					return
 				}
 				sg, err := recoverSegment(e, files[i].id, files[i].path)
+				if err == nil && sg != nil && sg.state == stateOpen {
+					// Recovered open segments are synced: parking one
+					// beyond the bound is an unmap and a close.
+					parkAll(e, e.open.add(sg))
+				}
 				mu.Lock()
 				switch {
 				case err != nil && firstErr == nil:

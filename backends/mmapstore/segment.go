@@ -33,6 +33,7 @@ type env struct {
 	opts    Options
 	log     *slog.Logger
 	mapped  *mappedSet
+	open    *openSet // the open segments that hold a mapping and descriptor
 	durable bool // durability is interval or always: creation and recovery fsync
 	always  bool // appends are published to readers only after their fsync
 	// syncFile is fdatasync; tests replace it to inject fsync failures.
@@ -88,6 +89,12 @@ type segment struct {
 	failure atomic.Pointer[error]
 
 	lruElem *list.Element // guarded by mappedSet.mu
+
+	// used is set by every append and read of an open segment (CLOCK);
+	// openIdx is 1 + its index in env.open, 0 when not counted there
+	// (guarded by openSet.mu).
+	used    atomic.Bool
+	openIdx int
 }
 
 // position is a consistent (batch boundary) state of a segment.
@@ -343,6 +350,13 @@ func (sg *segment) sealLocked() (engine.SegmentInfo, error) {
 	case stateCorrupt:
 		return engine.SegmentInfo{}, sg.failed()
 	}
+	if sg.m == nil {
+		// Parked: map it for the footer (it leaves the open set below).
+		if err := sg.unparkLocked(); err != nil {
+			return engine.SegmentInfo{}, fmt.Errorf("seal: %w", err)
+		}
+	}
+	sg.env.open.remove(sg)
 	sg.fdMu.Lock()
 	defer sg.fdMu.Unlock()
 	w := sg.written
@@ -472,7 +486,17 @@ func (sg *segment) writeCheckpoint(p position) error {
 // it only releases memory and descriptors, as a killed process would.
 func (sg *segment) closeLocked(why error, abandon bool) error {
 	var err error
+	sg.env.open.remove(sg)
 	sg.fdMu.Lock()
+	if sg.f == nil && sg.state == stateOpen && !abandon && sg.failed() == nil && sg.ckpt.end != sg.written.end {
+		// Parked since its last checkpoint: reopen it to checkpoint it.
+		f, oerr := os.OpenFile(sg.path, os.O_RDWR, 0)
+		if oerr != nil {
+			err = fmt.Errorf("close %s: reopen parked segment: %w: %w", sg.id, oerr, engine.ErrUnavailable)
+		} else {
+			sg.f = f
+		}
+	}
 	if sg.f != nil {
 		if !abandon && sg.state == stateOpen && sg.failed() == nil {
 			w := sg.written

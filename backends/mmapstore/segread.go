@@ -17,16 +17,44 @@ import (
 // the payload total would pass maxBytes (but returning at least one).
 func (sg *segment) read(offset uint64, maxEntries, maxBytes int) ([][]byte, error) {
 	sg.mu.RLock()
-	if sg.state == stateSealed && sg.m == nil {
+	switch {
+	case sg.state == stateSealed && sg.m == nil:
 		sg.mu.RUnlock()
 		return sg.readUnmapped(offset, maxEntries, maxBytes)
+	case sg.state == stateOpen && sg.m == nil && offset < sg.published.entries:
+		// (A read at the tail of a parked segment needs no mapping.)
+		sg.mu.RUnlock()
+		return sg.readParked(offset, maxEntries, maxBytes)
 	}
 	out, err := sg.readLocked(offset, maxEntries, maxBytes)
 	sealed := sg.state == stateSealed
 	sg.mu.RUnlock()
 	if sealed {
 		sg.env.mapped.touch(sg)
+	} else {
+		sg.used.Store(true)
 	}
+	return out, err
+}
+
+// readParked maps a parked open segment again (under wmu, as an append
+// would) and reads it.
+func (sg *segment) readParked(offset uint64, maxEntries, maxBytes int) ([][]byte, error) {
+	sg.wmu.Lock()
+	if sg.state == stateSealed {
+		sg.wmu.Unlock()
+		return sg.read(offset, maxEntries, maxBytes) // sealed meanwhile
+	}
+	victims, err := sg.activateLocked()
+	if err != nil {
+		sg.wmu.Unlock()
+		return nil, err
+	}
+	sg.mu.RLock()
+	out, err := sg.readLocked(offset, maxEntries, maxBytes)
+	sg.mu.RUnlock()
+	sg.wmu.Unlock()
+	parkAll(sg.env, victims)
 	return out, err
 }
 

@@ -66,6 +66,7 @@ func open(dir string, opts Options, syncFile func(*os.File) error) (*Store, erro
 		opts:     opts,
 		log:      log,
 		mapped:   newMappedSet(opts.MaxMappedSegments),
+		open:     newOpenSet(opts.MaxOpenSegments),
 		durable:  opts.Store.Durability != engine.DurabilityNone,
 		always:   opts.Store.Durability == engine.DurabilityAlways,
 		syncFile: syncFile,
@@ -150,6 +151,9 @@ func (s *Store) lookupOrCreate(id engine.SegmentID) (*segment, error) {
 			s.endCreationLocked(id, done)
 		}
 		s.mu.Unlock()
+		if err == nil && !closedMeanwhile {
+			parkAll(s.env, s.env.open.add(sg))
+		}
 		if closedMeanwhile {
 			// Close ran meanwhile and did not see this segment; it waits
 			// for done, so release the file first.
@@ -198,8 +202,13 @@ func (s *Store) Append(ctx context.Context, id engine.SegmentID, entries [][]byt
 			return 0, fmt.Errorf("mmapstore: append %s: %w", id, err)
 		}
 		sg.wmu.Lock()
-		first, err := sg.appendLocked(entries, total)
+		victims, err := sg.activateLocked()
+		var first uint64
+		if err == nil {
+			first, err = sg.appendLocked(entries, total)
+		}
 		sg.wmu.Unlock()
+		parkAll(s.env, victims)
 		if errors.Is(err, engine.ErrNotFound) && attempt < 3 {
 			continue // deleted between lookup and lock: Append creates it again
 		}

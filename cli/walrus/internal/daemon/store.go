@@ -62,6 +62,9 @@ func OpenStore(ctx context.Context, c configs.Config, logger *slog.Logger, onPlu
 		if c.Storage.Mmap.MaxMappedSegments != 0 {
 			o.MaxMappedSegments = c.Storage.Mmap.MaxMappedSegments
 		}
+		if c.Storage.Mmap.MaxOpenSegments != 0 {
+			o.MaxOpenSegments = c.Storage.Mmap.MaxOpenSegments
+		}
 		o.Logger = logger
 		s, err := mmapstore.Open(dir, o)
 		if err != nil {

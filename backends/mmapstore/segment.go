@@ -34,8 +34,8 @@ type env struct {
 	log     *slog.Logger
 	mapped  *mappedSet
 	open    *openSet // the open segments that hold a mapping and descriptor
-	durable bool // durability is interval or always: creation and recovery fsync
-	always  bool // appends are published to readers only after their fsync
+	durable bool     // durability is interval or always: creation and recovery fsync
+	always  bool     // appends are published to readers only after their fsync
 	// syncFile is fdatasync; tests replace it to inject fsync failures.
 	syncFile func(*os.File) error
 	// wbufs pools the pwriteBufBytes buffers of writeBatchAt (*[]byte).

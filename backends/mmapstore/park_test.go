@@ -77,6 +77,18 @@ func testManyOpen(t *testing.T, mode engine.Durability) {
 	if err := s.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	for i := range segs {
+		sg, err := s.lookup(id(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sg.mu.RLock()
+		w, synced := sg.written, sg.synced
+		sg.mu.RUnlock()
+		if synced != w {
+			t.Fatalf("%s after Sync: synced to %+v, written %+v", id(i), synced, w)
+		}
+	}
 	if mode == engine.DurabilityNone {
 		return // nothing is promised across a crash
 	}

@@ -434,14 +434,29 @@ func (sg *segment) syncOnce() error {
 	sg.dirty.Store(false)
 	sg.fdMu.RLock()
 	defer sg.fdMu.RUnlock()
-	if sg.f == nil || sg.failed() != nil {
+	if sg.failed() != nil {
 		return sg.failed()
 	}
 	sg.mu.RLock()
-	target, prev := sg.written, sg.synced
+	target, prev, parked := sg.written, sg.synced, sg.state == stateOpen && sg.m == nil
 	sg.mu.RUnlock()
+	f := sg.f
+	if f == nil {
+		if !parked || target.end == prev.end {
+			return nil
+		}
+		// Parked without an fsync (durability none) and now asked to sync
+		// (Store.Sync): through a descriptor of its own, for this round.
+		var err error
+		if f, err = os.OpenFile(sg.path, os.O_RDWR, 0); err != nil {
+			err = fmt.Errorf("reopen parked segment to sync: %w: %w", err, engine.ErrUnavailable)
+			sg.fail(err)
+			return err
+		}
+		defer f.Close()
+	}
 	if prev.end > sg.ckpt.end+ckptLagBytes {
-		if err := sg.writeCheckpoint(prev); err != nil {
+		if err := sg.writeCheckpointTo(f, prev); err != nil {
 			err = fmt.Errorf("write checkpoint: %w: %w", err, engine.ErrUnavailable)
 			sg.fail(err)
 			return err
@@ -450,7 +465,7 @@ func (sg *segment) syncOnce() error {
 	if target.end == prev.end {
 		return nil
 	}
-	if err := sg.env.syncFile(sg.f); err != nil {
+	if err := sg.env.syncFile(f); err != nil {
 		// After a failed fsync the kernel may have dropped the dirty
 		// pages (fsyncgate): nothing about the file can be trusted until
 		// recovery re-reads it, so the segment stops taking appends.
@@ -470,10 +485,14 @@ func (sg *segment) syncOnce() error {
 }
 
 func (sg *segment) writeCheckpoint(p position) error {
+	return sg.writeCheckpointTo(sg.f, p)
+}
+
+func (sg *segment) writeCheckpointTo(f *os.File, p position) error {
 	var b [checkpointLen]byte
 	c := checkpoint{end: p.end, entries: p.entries}
 	putCheckpoint(b[:], c)
-	if _, err := sg.f.WriteAt(b[:], checkpointOff); err != nil {
+	if _, err := f.WriteAt(b[:], checkpointOff); err != nil {
 		return err
 	}
 	sg.ckpt = c

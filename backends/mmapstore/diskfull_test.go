@@ -126,7 +126,7 @@ func TestDiskFullChild(t *testing.T) {
 
 	// Creating a segment file that does not fit fails cleanly too.
 	o := testOptions(t)
-	o.SegmentFileBytes = 16 << 10
+	o.SegmentFileBytes, o.InitialFileBytes = 16<<10, 16<<10
 	s := openT(t, filepath.Join(dir, "create"), o)
 	id := engine.SegmentID{Topic: "new", Segment: 0}
 	setLimit(8 << 10)

@@ -22,7 +22,7 @@ type Options struct {
 	// after that, and remapped; sealing trims the file to the bytes used.
 	// So an empty or small segment costs disk in proportion to its data.
 	SegmentFileBytes int64
-	// InitialFileBytes is the size of a new segment file (default 64 KiB,
+	// InitialFileBytes is the size of a new segment file (default 4 KiB,
 	// at least 4 KiB).
 	InitialFileBytes int64
 	// MaxMappedSegments bounds how many sealed segments are memory-mapped
@@ -47,7 +47,7 @@ func DefaultOptions() Options {
 	return Options{
 		Store:             engine.DefaultOptions(),
 		SegmentFileBytes:  64 << 20,
-		InitialFileBytes:  64 << 10,
+		InitialFileBytes:  4 << 10,
 		MaxMappedSegments: 64,
 		MaxOpenSegments:   4096,
 	}
@@ -90,7 +90,7 @@ func (o Options) Validate() error {
 func (o Options) initialBytes() int64 {
 	n := o.InitialFileBytes
 	if n <= 0 {
-		n = 64 << 10
+		n = 4 << 10
 	}
 	return roundUpPage(max(min(n, o.SegmentFileBytes), minSegmentFileBytes))
 }

@@ -97,6 +97,23 @@ func fdatasync(f *os.File) error {
 	}
 }
 
+// syncfs writes back every dirty page of the file system holding dir
+// (pages dirtied through shared mappings included) and reports a
+// writeback error that happened since, as fsync would for one file.
+func syncfs(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	for {
+		err := unix.Syncfs(int(d.Fd()))
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
 // syncDir makes entries created in or removed from dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

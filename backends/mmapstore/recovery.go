@@ -43,6 +43,11 @@ import (
 // workers only contend on the process's mapping lock.
 const recoveryWorkers = 16
 
+// recoveryReadMax is the largest open segment file recovery reads into
+// memory instead of mapping (mmap and munmap serialise on the process's
+// mapping lock; a read of a few pages does not).
+const recoveryReadMax = 256 << 10
+
 type recoveryFile struct {
 	id   engine.SegmentID
 	path string
@@ -63,6 +68,7 @@ func recoverAll(e *env, topicsDir string) (map[engine.SegmentID]*segment, error)
 	)
 	for range min(recoveryWorkers, len(files)) {
 		wg.Go(func() {
+			var scratch []byte
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(files) {
@@ -74,8 +80,8 @@ func recoverAll(e *env, topicsDir string) (map[engine.SegmentID]*segment, error)
 				if failed {
 					return
 				}
-				sg, err := recoverSegment(e, files[i].id, files[i].path)
-				if err == nil && sg != nil && sg.state == stateOpen {
+				sg, err := recoverSegment(e, files[i].id, files[i].path, &scratch)
+				if err == nil && sg != nil && sg.state == stateOpen && sg.m != nil {
 					// Recovered open segments are synced: parking one
 					// beyond the bound is an unmap and a close.
 					parkAll(e, e.open.add(sg))
@@ -141,7 +147,7 @@ func listSegmentFiles(e *env, topicsDir string) ([]recoveryFile, error) {
 func closeAll(segs map[engine.SegmentID]*segment) {
 	for _, sg := range segs {
 		sg.wmu.Lock()
-		_ = sg.closeLocked(engine.ErrClosed, true)
+		_ = sg.closeLocked(engine.ErrClosed, true, nil)
 		sg.wmu.Unlock()
 	}
 }
@@ -159,7 +165,7 @@ func corruptSegment(e *env, id engine.SegmentID, path string, err error) *segmen
 // recoverSegment opens one segment file. It returns (nil, nil) for an open
 // segment with no whole batch (removed) and an error only for failures of
 // the environment (I/O), never for bad contents.
-func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) {
+func recoverSegment(e *env, id engine.SegmentID, path string, scratch *[]byte) (*segment, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -202,10 +208,27 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 	}
 
 	ckpt := decodeCheckpoint(head[checkpointOff:])
-	// Mapped for writing: a segment found clean keeps this mapping.
-	m, err := mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
-	if err != nil {
-		return nil, fmt.Errorf("map %s: %w", path, err)
+	// A small file (nearly every open segment of a node with many topics)
+	// is read into scratch and, if clean, left parked: no mapping, no
+	// descriptor, mapped again by its first append or read. A large one
+	// is mapped for writing and, if clean, keeps that mapping.
+	var (
+		m      []byte
+		mapped mmap.MMap
+	)
+	if size <= recoveryReadMax {
+		if int64(cap(*scratch)) < size {
+			*scratch = make([]byte, recoveryReadMax)
+		}
+		m = (*scratch)[:size]
+		if _, err := f.ReadAt(m, 0); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	} else {
+		if mapped, err = mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0); err != nil {
+			return nil, fmt.Errorf("map %s: %w", path, err)
+		}
+		m = mapped
 	}
 	var ix index
 	valid, tornBytes, scanErr := scanBatches(m, &ix)
@@ -227,11 +250,17 @@ func recoverSegment(e *env, id engine.SegmentID, path string) (*segment, error) 
 	clean := scanErr == nil && !sealDamaged && tornBytes == 0 && valid.entries > 0 &&
 		valid.end == ckpt.end && valid.entries == ckpt.entries && allZero(m[valid.end:])
 	if clean && max(roundUpPage(size), e.opts.initialBytes()) == size {
-		keep = true
-		return &segment{id: id, path: path, env: e, state: stateOpen, f: f, m: m, ix: ix,
-			written: valid, published: valid, synced: valid, ckpt: ckpt}, nil
+		sg := &segment{id: id, path: path, env: e, state: stateOpen, ix: ix,
+			written: valid, published: valid, synced: valid, ckpt: ckpt}
+		if mapped != nil {
+			keep = true
+			sg.f, sg.m = f, mapped
+		}
+		return sg, nil
 	}
-	m.Unmap()
+	if mapped != nil {
+		mapped.Unmap()
+	}
 	if scanErr != nil {
 		return nil, fmt.Errorf("scan %s: %w", path, scanErr)
 	}

@@ -130,3 +130,56 @@ func TestRecoveryZeroesStaleTailAtCheckpoint(t *testing.T) {
 		t.Fatalf("read after recovery: %q, %v", got, err)
 	}
 }
+
+// TestCloseSyncsOnceForAll: a clean close makes every open segment durable
+// with one syncfs (no fsync per segment, parked or mapped), and when the
+// syncfs fails it fsyncs each one instead; either way the next open finds
+// every segment at its checkpoint and repairs nothing.
+func TestCloseSyncsOnceForAll(t *testing.T) {
+	for _, fsFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("syncfs_fails=%v", fsFails), func(t *testing.T) {
+			dir := t.TempDir()
+			o := testOptions(t) // two open segments mapped, the rest parked
+			var calls atomic.Int64
+			counting := func(f *os.File) error {
+				calls.Add(1)
+				return fdatasync(f)
+			}
+			s, err := open(dir, o, counting)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fsFails {
+				s.env.syncFS = func(string) error { return errors.New("injected syncfs failure") }
+			}
+			const n = 20
+			id := func(i int) engine.SegmentID { return engine.SegmentID{Topic: fmt.Sprintf("t%d", i), Segment: 1} }
+			for i := range n {
+				if _, err := s.Append(t.Context(), id(i), [][]byte{[]byte(fmt.Sprint(i))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls.Store(0)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if c := calls.Load(); fsFails && c < 2*n || !fsFails && c != 0 {
+				t.Fatalf("close of %d open segments made %d fsyncs (syncfs fails: %v)", n, c, fsFails)
+			}
+			calls.Store(0)
+			s, err = open(dir, o, counting)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if c := calls.Load(); c != 0 {
+				t.Fatalf("open after a clean close made %d fsyncs (repairs), want 0", c)
+			}
+			for i := range n {
+				if got, err := s.Read(t.Context(), id(i), 0, 10, 1<<20); err != nil || len(got) != 1 || string(got[0]) != fmt.Sprint(i) {
+					t.Fatalf("%s: %q, %v", id(i), got, err)
+				}
+			}
+		})
+	}
+}

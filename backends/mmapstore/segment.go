@@ -38,6 +38,8 @@ type env struct {
 	always  bool     // appends are published to readers only after their fsync
 	// syncFile is fdatasync; tests replace it to inject fsync failures.
 	syncFile func(*os.File) error
+	// syncFS is syncfs of a directory's file system (tests replace it).
+	syncFS func(dir string) error
 	// wbufs pools the pwriteBufBytes buffers of writeBatchAt (*[]byte).
 	wbufs sync.Pool
 	// dirMu orders creating a topic directory's first file against
@@ -503,7 +505,11 @@ func (sg *segment) writeCheckpointTo(f *os.File, p position) error {
 // segment durable and checkpoints its whole data, so after a clean close
 // any damage found on reopen is reported as corruption. If abandon is set
 // it only releases memory and descriptors, as a killed process would.
-func (sg *segment) closeLocked(why error, abandon bool) error {
+//
+// covered, when set, is what a syncfs of the whole file system made
+// durable (Store.close): if nothing was appended since, the segment needs
+// no fsync of its own, only its checkpoint written.
+func (sg *segment) closeLocked(why error, abandon bool, covered *position) error {
 	var err error
 	sg.env.open.remove(sg)
 	sg.fdMu.Lock()
@@ -519,11 +525,14 @@ func (sg *segment) closeLocked(why error, abandon bool) error {
 	if sg.f != nil {
 		if !abandon && sg.state == stateOpen && sg.failed() == nil {
 			w := sg.written
-			err = sg.env.syncFile(sg.f)
-			if err == nil {
+			durable := covered != nil && *covered == w
+			if !durable {
+				err = sg.env.syncFile(sg.f)
+			}
+			if err == nil && sg.ckpt != (checkpoint{end: w.end, entries: w.entries}) {
 				err = sg.writeCheckpoint(w)
 			}
-			if err == nil {
+			if err == nil && !durable {
 				err = sg.env.syncFile(sg.f)
 			}
 			if err != nil {

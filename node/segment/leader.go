@@ -98,7 +98,7 @@ func (m *Manager) replicatorFor(topic string, seg uint64, forAppend bool) (*repl
 		return r, nil
 	}
 	r.Start()
-	m.Logger.Info("replicating segment", "topic", topic, "segment", seg, "replicas", set, "ack_quorum", t.SegmentAckQuorum(seg), "entries", local)
+	m.Logger.Debug("replicating segment", "topic", topic, "segment", seg, "replicas", set, "ack_quorum", t.SegmentAckQuorum(seg), "entries", local)
 	return r, nil
 }
 

@@ -100,6 +100,8 @@ type HTTPConfig struct {
 	Host string `mapstructure:"host"`
 	// Port 0 turns the HTTP endpoint off.
 	Port int `mapstructure:"port"`
+	// Pprof serves Go's profiles under /debug/pprof/ (off by default).
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // TopicsConfig holds topic policies.

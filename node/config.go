@@ -40,6 +40,8 @@ type Config struct {
 	// HTTPHost/HTTPPort serve /metrics, /healthz and /readyz; port 0 = off.
 	HTTPHost string
 	HTTPPort int
+	// HTTPPprof also serves Go's runtime profiles under /debug/pprof/.
+	HTTPPprof bool
 	// Join lists host:port Raft addresses of existing members. Ignored
 	// when this node already has Raft state.
 	Join []string

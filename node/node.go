@@ -292,6 +292,9 @@ func (n *Node) Run(ctx context.Context) error {
 		httpSrv = metrics.NewHTTPServer(net.JoinHostPort(n.cfg.HTTPHost, strconv.Itoa(n.cfg.HTTPPort)), n.m, n.readiness, n.logger.With("component", "http"))
 		sec := n.cfg.Security
 		httpSrv.RequireAuth(metrics.HTTPAuth{Metrics: sec.MetricsAuth, Healthz: sec.HealthzAuth, Check: sec.HTTPCheck})
+		if n.cfg.HTTPPprof {
+			httpSrv.EnablePprof()
+		}
 		if cfg := n.ListenerTLS(); cfg != nil {
 			httpSrv.SetTLS(cfg)
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -86,6 +87,16 @@ func (s *HTTPServer) SetTLS(cfg *tls.Config) {
 	s.mu.Lock()
 	s.tls = cfg
 	s.mu.Unlock()
+}
+
+// EnablePprof serves Go's runtime profiles under /debug/pprof/, behind
+// the same authentication as /metrics. Call it before Start.
+func (s *HTTPServer) EnablePprof() {
+	s.mux.Handle("/debug/pprof/", s.guard(true, http.HandlerFunc(pprof.Index)))
+	s.mux.Handle("/debug/pprof/cmdline", s.guard(true, http.HandlerFunc(pprof.Cmdline)))
+	s.mux.Handle("/debug/pprof/profile", s.guard(true, http.HandlerFunc(pprof.Profile)))
+	s.mux.Handle("/debug/pprof/symbol", s.guard(true, http.HandlerFunc(pprof.Symbol)))
+	s.mux.Handle("/debug/pprof/trace", s.guard(true, http.HandlerFunc(pprof.Trace)))
 }
 
 // Handler returns the server's handler (for tests or embedding in another

@@ -3,6 +3,7 @@ package metrics
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -53,5 +54,39 @@ func TestHTTPBasicAuth(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.AuthFailures.WithLabelValues("http", "bad_password")); n != 1 {
 		t.Fatalf("bad_password failures %v, want 1", n)
+	}
+}
+
+// TestHTTPPprof: /debug/pprof/ is off unless enabled, and behind the same
+// authentication as /metrics when it is.
+func TestHTTPPprof(t *testing.T) {
+	s := NewHTTPServer("127.0.0.1:0", New(1), nil, nil)
+	get := func(path, user, pass string) (int, string) {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		if user != "" {
+			r.SetBasicAuth(user, pass)
+		}
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	if code, _ := get("/debug/pprof/goroutine?debug=1", "", ""); code != 404 {
+		t.Fatalf("pprof answered %d before EnablePprof, want 404", code)
+	}
+	s.EnablePprof()
+	if code, body := get("/debug/pprof/goroutine?debug=1", "", ""); code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("goroutine profile: %d %.80q", code, body)
+	}
+	s.RequireAuth(HTTPAuth{Metrics: true, Check: func(u, p string) string {
+		if u == "ops" && p == "pw" {
+			return ""
+		}
+		return "bad_password"
+	}})
+	if code, _ := get("/debug/pprof/heap", "", ""); code != 401 {
+		t.Fatalf("pprof without credentials: %d, want 401", code)
+	}
+	if code, _ := get("/debug/pprof/heap", "ops", "pw"); code != 200 {
+		t.Fatalf("pprof with credentials: %d, want 200", code)
 	}
 }

@@ -137,6 +137,7 @@ func NodeConfig(c configs.Config) node.Config {
 	n.ClientPort = c.Client.Port
 	n.HTTPHost = c.HTTP.Host
 	n.HTTPPort = c.HTTP.Port
+	n.HTTPPprof = c.HTTP.Pprof
 	n.Join = append([]string(nil), c.Join...)
 	n.MaxSegmentEntries = c.MaxSegmentEntries
 	n.MonitorInterval = c.MonitorInterval()

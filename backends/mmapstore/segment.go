@@ -43,8 +43,11 @@ type env struct {
 	// wbufs pools the pwriteBufBytes buffers of writeBatchAt (*[]byte).
 	wbufs sync.Pool
 	// dirMu orders creating a topic directory's first file against
-	// removing the directory when its last segment is deleted.
-	dirMu sync.Mutex
+	// removing the directory when its last segment is deleted. It is
+	// striped by topic: one lock for all topics made every file creation
+	// of the process wait for the one before (the first PUT to many
+	// topics at once runs into it on every replica).
+	dirMu [64]sync.Mutex
 }
 
 // segment is one segment file.
@@ -139,7 +142,8 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 	}
 	path := dir + string(os.PathSeparator) + segmentFileName(id.Segment)
 	tmp := path + tmpSuffix
-	e.dirMu.Lock()
+	dmu := e.dirLock(id.Topic)
+	dmu.Lock()
 	newDir := false
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		newDir = true
@@ -149,7 +153,7 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 	if err == nil {
 		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
 	}
-	e.dirMu.Unlock()
+	dmu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("create segment file: %w: %w", err, engine.ErrUnavailable)
 	}
@@ -191,6 +195,15 @@ func createSegment(e *env, topicsDir string, id engine.SegmentID) (*segment, err
 	}
 	start := position{end: dataStart}
 	return &segment{id: id, path: path, env: e, f: f, m: m, written: start, published: start, synced: start, ckpt: checkpoint{end: dataStart}}, nil
+}
+
+// dirLock is the dirMu stripe of topic (FNV-1a).
+func (e *env) dirLock(topic string) *sync.Mutex {
+	h := uint32(2166136261)
+	for i := 0; i < len(topic); i++ {
+		h = (h ^ uint32(topic[i])) * 16777619
+	}
+	return &e.dirMu[h%uint32(len(e.dirMu))]
 }
 
 func roundUpPage(n int64) int64 {

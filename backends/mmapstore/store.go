@@ -367,8 +367,9 @@ func (s *Store) Delete(ctx context.Context, id engine.SegmentID) error {
 	}
 	// dirMu keeps the topic directory from being removed by another
 	// Delete, or from gaining a file mid-removal, until this is done.
-	s.env.dirMu.Lock()
-	defer s.env.dirMu.Unlock()
+	dmu := s.env.dirLock(id.Topic)
+	dmu.Lock()
+	defer dmu.Unlock()
 	if err := os.Remove(sg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("mmapstore: delete %s: %w: %w", id, err, engine.ErrUnavailable)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -43,6 +44,10 @@ import (
 // workers only contend on the process's mapping lock.
 const recoveryWorkers = 16
 
+// firstReadBytes is what recovery reads of every file first: the header
+// page, and all of a one-page open segment.
+const firstReadBytes = 4096
+
 // recoveryReadMax is the largest open segment file recovery reads into
 // memory instead of mapping (mmap and munmap serialise on the process's
 // mapping lock; a read of a few pages does not).
@@ -53,47 +58,72 @@ type recoveryFile struct {
 	path string
 }
 
-// recoverAll loads every segment under topicsDir.
+// recoverAll loads every segment under topicsDir. Workers take whole
+// topic directories, listing and recovering their files, so a node with
+// 100,000 topics does not list 100,000 directories one after another.
 func recoverAll(e *env, topicsDir string) (map[engine.SegmentID]*segment, error) {
-	files, err := listSegmentFiles(e, topicsDir)
+	ents, err := os.ReadDir(topicsDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", topicsDir, err)
 	}
-	segs := make(map[engine.SegmentID]*segment, len(files))
+	topics := make([]string, 0, len(ents))
+	for _, t := range ents {
+		if !t.IsDir() || engine.ValidateTopic(t.Name()) != nil {
+			e.log.Warn("ignoring unexpected entry in the topics directory", "path", filepath.Join(topicsDir, t.Name()))
+			continue
+		}
+		topics = append(topics, t.Name())
+	}
+	segs := make(map[engine.SegmentID]*segment, len(topics))
 	var (
 		mu       sync.Mutex
 		firstErr error
 		next     atomic.Int64
 		wg       sync.WaitGroup
 	)
-	for range min(recoveryWorkers, len(files)) {
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr != nil
+	}
+	for range min(recoveryWorkers, len(topics)) {
 		wg.Go(func() {
 			var scratch []byte
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(files) {
+				if i >= len(topics) || failed() {
 					return
 				}
-				mu.Lock()
-				failed := firstErr != nil
-				mu.Unlock()
-				if failed {
+				files, err := listTopicFiles(e, filepath.Join(topicsDir, topics[i]), topics[i])
+				if err != nil {
+					fail(err)
 					return
 				}
-				sg, err := recoverSegment(e, files[i].id, files[i].path, &scratch)
-				if err == nil && sg != nil && sg.state == stateOpen && sg.m != nil {
-					// Recovered open segments are synced: parking one
-					// beyond the bound is an unmap and a close.
-					parkAll(e, e.open.add(sg))
+				for _, rf := range files {
+					sg, err := recoverSegment(e, rf.id, rf.path, &scratch)
+					if err != nil {
+						fail(err)
+						return
+					}
+					if sg == nil {
+						continue
+					}
+					if sg.state == stateOpen && sg.m != nil {
+						// Recovered open segments are synced: parking one
+						// beyond the bound is an unmap and a close.
+						parkAll(e, e.open.add(sg))
+					}
+					mu.Lock()
+					segs[rf.id] = sg
+					mu.Unlock()
 				}
-				mu.Lock()
-				switch {
-				case err != nil && firstErr == nil:
-					firstErr = err
-				case sg != nil:
-					segs[files[i].id] = sg
-				}
-				mu.Unlock()
 			}
 		})
 	}
@@ -105,40 +135,29 @@ func recoverAll(e *env, topicsDir string) (map[engine.SegmentID]*segment, error)
 	return segs, nil
 }
 
-// listSegmentFiles lists the segment files under topicsDir, removing the
-// leftovers of creations that did not finish.
-func listSegmentFiles(e *env, topicsDir string) ([]recoveryFile, error) {
-	topics, err := os.ReadDir(topicsDir)
+// listTopicFiles lists the segment files of one topic directory, removing
+// the leftovers of creations that did not finish.
+func listTopicFiles(e *env, dir, topic string) ([]recoveryFile, error) {
+	files, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", topicsDir, err)
+		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
-	var out []recoveryFile
-	for _, t := range topics {
-		if !t.IsDir() || engine.ValidateTopic(t.Name()) != nil {
-			e.log.Warn("ignoring unexpected entry in the topics directory", "path", filepath.Join(topicsDir, t.Name()))
+	out := make([]recoveryFile, 0, len(files))
+	for _, f := range files {
+		path := filepath.Join(dir, f.Name())
+		if strings.HasSuffix(f.Name(), segSuffix+tmpSuffix) {
+			// A segment whose creation did not finish: never used.
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("remove unfinished %s: %w", path, err)
+			}
 			continue
 		}
-		dir := filepath.Join(topicsDir, t.Name())
-		files, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", dir, err)
+		num, ok := parseSegmentFileName(f.Name())
+		if !ok || !f.Type().IsRegular() {
+			e.log.Warn("ignoring unexpected file in a topic directory", "path", path)
+			continue
 		}
-		for _, f := range files {
-			path := filepath.Join(dir, f.Name())
-			if strings.HasSuffix(f.Name(), segSuffix+tmpSuffix) {
-				// A segment whose creation did not finish: never used.
-				if err := os.Remove(path); err != nil {
-					return nil, fmt.Errorf("remove unfinished %s: %w", path, err)
-				}
-				continue
-			}
-			num, ok := parseSegmentFileName(f.Name())
-			if !ok || !f.Type().IsRegular() {
-				e.log.Warn("ignoring unexpected file in a topic directory", "path", path)
-				continue
-			}
-			out = append(out, recoveryFile{id: engine.SegmentID{Topic: t.Name(), Segment: num}, path: path})
-		}
+		out = append(out, recoveryFile{id: engine.SegmentID{Topic: topic, Segment: num}, path: path})
 	}
 	return out, nil
 }
@@ -176,18 +195,30 @@ func recoverSegment(e *env, id engine.SegmentID, path string, scratch *[]byte) (
 			f.Close()
 		}
 	}()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
+	// One read of the first page (and a byte more, to see the end of a
+	// one-page file): for a small open segment that is the whole file, so
+	// no stat and no second read.
+	if cap(*scratch) < recoveryReadMax {
+		*scratch = make([]byte, recoveryReadMax)
 	}
-	size := fi.Size()
-	var head [dataStart]byte
+	first := (*scratch)[:firstReadBytes+1]
+	n, err := f.ReadAt(first, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	size := int64(n)
+	whole := n <= firstReadBytes
+	if !whole {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", path, err)
+		}
+		size = fi.Size()
+	}
 	if size < dataStart {
 		return corruptSegment(e, id, path, fmt.Errorf("file is %d bytes, shorter than its header", size)), nil
 	}
-	if _, err := f.ReadAt(head[:], 0); err != nil {
-		return nil, fmt.Errorf("read header of %s: %w", path, err)
-	}
+	head := first[:dataStart]
 	hdr, err := decodeFileHeader(head[fileHeaderOff:])
 	if err != nil {
 		return corruptSegment(e, id, path, errors.New("file header does not verify")), nil
@@ -216,15 +247,15 @@ func recoverSegment(e *env, id engine.SegmentID, path string, scratch *[]byte) (
 		m      []byte
 		mapped mmap.MMap
 	)
-	if size <= recoveryReadMax {
-		if int64(cap(*scratch)) < size {
-			*scratch = make([]byte, recoveryReadMax)
-		}
+	switch {
+	case whole:
 		m = (*scratch)[:size]
-		if _, err := f.ReadAt(m, 0); err != nil {
+	case size <= recoveryReadMax:
+		m = (*scratch)[:size]
+		if _, err := f.ReadAt(m[len(first):], int64(len(first))); err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
-	} else {
+	default:
 		if mapped, err = mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0); err != nil {
 			return nil, fmt.Errorf("map %s: %w", path, err)
 		}

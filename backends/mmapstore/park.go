@@ -165,13 +165,7 @@ func (sg *segment) parkLocked() (stillMapped bool) {
 		sg.synced = w
 		sg.mu.Unlock()
 	}
-	sg.mu.Lock()
-	m := sg.m
-	sg.m = nil
-	sg.mu.Unlock()
-	if err := m.Unmap(); err != nil {
-		sg.env.log.Warn("unmap parked segment", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
-	}
+	sg.swapMapping(nil, "unmap parked segment")
 	if err := sg.f.Close(); err != nil {
 		sg.env.log.Warn("close parked segment file", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
 	}

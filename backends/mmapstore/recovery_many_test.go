@@ -64,14 +64,7 @@ func TestRecoveryOfManySegmentsInParallel(t *testing.T) {
 		calls.Add(1)
 		return fdatasync(f)
 	}
-	s, err = open(dir, o, counting)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if c := calls.Load(); c != 0 {
-		t.Fatalf("recovery after a clean close made %d fsyncs, want 0", c)
-	}
+	s = reopenWithoutRepair(t, dir, o, counting, &calls)
 	check(s, 2)
 	for i := range n {
 		id := engine.SegmentID{Topic: fmt.Sprintf("t%d", i), Segment: 1}
@@ -166,15 +159,7 @@ func TestCloseSyncsOnceForAll(t *testing.T) {
 			if c := calls.Load(); fsFails && c < 2*n || !fsFails && c != 0 {
 				t.Fatalf("close of %d open segments made %d fsyncs (syncfs fails: %v)", n, c, fsFails)
 			}
-			calls.Store(0)
-			s, err = open(dir, o, counting)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			if c := calls.Load(); c != 0 {
-				t.Fatalf("open after a clean close made %d fsyncs (repairs), want 0", c)
-			}
+			s = reopenWithoutRepair(t, dir, o, counting, &calls)
 			for i := range n {
 				if got, err := s.Read(t.Context(), id(i), 0, 10, 1<<20); err != nil || len(got) != 1 || string(got[0]) != fmt.Sprint(i) {
 					t.Fatalf("%s: %q, %v", id(i), got, err)
@@ -182,4 +167,21 @@ func TestCloseSyncsOnceForAll(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reopenWithoutRepair opens dir with syncFile (which counts into calls)
+// and fails unless recovery made no fsync: after a clean close every file
+// is exactly at its checkpoint with zeros after it, so nothing is repaired.
+func reopenWithoutRepair(t *testing.T, dir string, o Options, syncFile func(*os.File) error, calls *atomic.Int64) *Store {
+	t.Helper()
+	calls.Store(0)
+	s, err := open(dir, o, syncFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if c := calls.Load(); c != 0 {
+		t.Fatalf("open after a clean close made %d fsyncs (repairs), want 0", c)
+	}
+	return s
 }

@@ -333,14 +333,21 @@ func (sg *segment) growLocked(need uint64) error {
 		_ = sg.f.Truncate(int64(cur))
 		return fmt.Errorf("remap segment file at %d bytes: %w: %w", next, err, engine.ErrUnavailable)
 	}
+	sg.swapMapping(m, "unmap after grow")
+	return nil
+}
+
+// swapMapping installs m (nil: none) and unmaps the old mapping once
+// readers, who copy under mu, are past it; a failed unmap is only logged
+// (what fails is releasing address space, not data).
+func (sg *segment) swapMapping(m mmap.MMap, what string) {
 	sg.mu.Lock()
 	old := sg.m
 	sg.m = m
 	sg.mu.Unlock()
 	if err := old.Unmap(); err != nil {
-		sg.env.log.Warn("unmap after grow", "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
+		sg.env.log.Warn(what, "topic", sg.id.Topic, "segment", sg.id.Segment, "err", err)
 	}
-	return nil
 }
 
 // readWindow is how many positions copyEntries fetches at a time (on the

@@ -126,7 +126,8 @@ func fromStatus(ctx context.Context, what string, err error) error {
 		}
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("plugin: %s: %w", what, ctxErr)
+		// The gRPC text says which stage of the call ran out of time.
+		return fmt.Errorf("plugin: %s: %w (gRPC: %v)", what, ctxErr, err)
 	}
 	msg := err.Error()
 	if ok {

@@ -22,6 +22,8 @@ const (
 	// shmAck is the byte a plugin answers the hello with once it mapped
 	// the ring.
 	shmAck = 'K'
+	// shmAckTimeout bounds the wait for that byte.
+	shmAckTimeout = 5 * time.Second
 )
 
 // wakeByte is what either side writes to wake the other.
@@ -73,9 +75,11 @@ func openShm(ctx context.Context, conn net.Conn, token []byte) (*dataClient, err
 	}
 	closeFd(fd) // the plugin holds its own copy now, or never will
 	if err == nil {
-		dl, ok := ctx.Deadline()
-		if !ok {
-			dl = time.Now().Add(tokenTimeout)
+		// Bounded on its own: a plugin that does not acknowledge soon
+		// costs this call a fallback to socket frames, not its budget.
+		dl := time.Now().Add(shmAckTimeout)
+		if cdl, ok := ctx.Deadline(); ok && cdl.Before(dl) {
+			dl = cdl
 		}
 		_ = conn.SetReadDeadline(dl)
 		var ack [1]byte
@@ -188,7 +192,7 @@ func (dc *dataClient) shmSubmit(ctx context.Context, what string, kind uint32, e
 		return 0, time.Time{}, dc.unavailable(what, dc.err)
 	case <-ctx.Done():
 		h.calls.Done()
-		return 0, time.Time{}, fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+		return 0, time.Time{}, fmt.Errorf("plugin: %s: %w (waiting for one of %d ring slots)", what, ctx.Err(), h.ring.slots)
 	}
 	data := h.ring.data(i)
 	frame := encode(data[:0], i)
@@ -271,7 +275,9 @@ func (dc *dataClient) shmWait(ctx context.Context, what string, i int, start tim
 			w.abandoned = true // the slot is freed when its answer comes
 		}
 		w.mu.Unlock()
-		return fmt.Errorf("plugin: %s: %w", what, ctx.Err())
+		// The ring's words say where a stuck call is stuck.
+		return fmt.Errorf("plugin: %s: %w (ring slot %d: state %d, parked %d; plugin sleeping %d, host wake pending %d; %d slots free)",
+			what, ctx.Err(), i, st.Load(), h.ring.parked(i).Load(), h.ring.pluginSleeping().Load(), h.ring.hostWakePending().Load(), len(h.free))
 	}
 }
 

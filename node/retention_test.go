@@ -48,7 +48,9 @@ func TestRetentionByEntriesDeletesEverywhere(t *testing.T) {
 		}
 	}
 	// Retention settles once the oldest sealed segment is needed to keep
-	// 25 entries (nothing more is written).
+	// 25 entries (nothing more is written). How many segments that leaves
+	// depends on how far past 10 entries each one got before its rollover
+	// (on a loaded machine: 37, then 20), so only Kafka's rule is checked.
 	var (
 		off status.Offsets
 		st  status.State
@@ -56,7 +58,7 @@ func TestRetentionByEntriesDeletesEverywhere(t *testing.T) {
 	nodetest.Eventually(t, 20*time.Second, "retention settled", func() bool {
 		st = nodetest.State(t, c, "ret")
 		off = decode[status.Offsets](t, c, "OFFSETS ret")
-		if off.Earliest < 60 || st.Earliest != off.Earliest {
+		if off.Earliest == 0 || st.Earliest != off.Earliest {
 			return false
 		}
 		oldest := ^uint64(0)

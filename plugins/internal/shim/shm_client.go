@@ -2,9 +2,11 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,9 @@ const (
 	shmAck = 'K'
 	// shmAckTimeout bounds the wait for that byte.
 	shmAckTimeout = 5 * time.Second
+	// shmRecheck is how often each side looks at the ring without a
+	// wake-up (see shmReadLoop).
+	shmRecheck = 25 * time.Millisecond
 )
 
 // wakeByte is what either side writes to wake the other.
@@ -32,13 +37,15 @@ var wakeByte = []byte{1}
 // shmHost is the host's side of a ring: the free slots, a waiter per slot,
 // and the mapping, unmapped once every caller left (dataClient.wait).
 type shmHost struct {
-	ring      *shmRing
-	free      chan int // capacity ring.slots: every slot not in use
-	waiters   []shmWaiter
-	spinners  atomic.Int32
-	spin      spinPolicy // how long callers poll for their answer
-	calls     sync.WaitGroup
-	unmapOnce sync.Once
+	ring     *shmRing
+	free     chan int // capacity ring.slots: every slot not in use
+	waiters  []shmWaiter
+	spinners atomic.Int32
+	spin     spinPolicy // how long callers poll for their answer
+	// lostWakeups counts answers found by a recheck, not a wake-up.
+	lostWakeups atomic.Int64
+	calls       sync.WaitGroup
+	unmapOnce   sync.Once
 }
 
 type shmWaiter struct {
@@ -101,14 +108,21 @@ func openShm(ctx context.Context, conn net.Conn, token []byte) (*dataClient, err
 
 // shmReadLoop takes the plugin's wake-ups: each byte (or many at once)
 // means "look at the slots", and it hands every answered slot whose caller
-// parked to that caller. It ends, failing the channel, when the socket
-// does: the plugin died or the client closed.
+// parked to that caller. It also looks every shmRecheck without a byte:
+// CI saw a call wait out its whole budget with its answer in its slot, the
+// caller parked and no wake-up pending (not reproduced here; the handshake
+// is sequentially consistent on paper), so a lost wake-up now costs one
+// recheck, not the call, and is counted. It ends, failing the channel,
+// when the socket does: the plugin died or the client closed.
 func (dc *dataClient) shmReadLoop() {
 	defer dc.wg.Done()
 	h := dc.shm
 	buf := make([]byte, 64)
 	for {
-		if _, err := dc.conn.Read(buf); err != nil {
+		_ = dc.conn.SetReadDeadline(time.Now().Add(shmRecheck))
+		_, err := dc.conn.Read(buf)
+		timedOut := errors.Is(err, os.ErrDeadlineExceeded)
+		if err != nil && !timedOut {
 			dc.fail(err)
 			return
 		}
@@ -117,6 +131,9 @@ func (dc *dataClient) shmReadLoop() {
 		h.ring.hostWakePending().Store(0)
 		for i := range h.ring.slots {
 			if h.ring.state(i).Load() == slotResponse && h.ring.parked(i).CompareAndSwap(1, 0) {
+				if timedOut {
+					h.lostWakeups.Add(1)
+				}
 				h.deliver(i)
 			}
 		}

@@ -2,8 +2,10 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -111,7 +113,14 @@ func (d *dataServer) runShm(ctx context.Context, c net.Conn, ring *shmRing) {
 			ring.pluginSleeping().CompareAndSwap(1, 0)
 			continue
 		}
+		// Asleep, but never for longer than shmRecheck: a lost wake-up
+		// (see shmReadLoop) costs one recheck.
+		_ = c.SetReadDeadline(time.Now().Add(shmRecheck))
 		if _, err := c.Read(buf); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				ring.pluginSleeping().CompareAndSwap(1, 0)
+				continue
+			}
 			return // the host went away, or stop closed the connection
 		}
 	}

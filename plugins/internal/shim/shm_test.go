@@ -364,3 +364,72 @@ func TestShmReadResponseBounds(t *testing.T) {
 		t.Fatalf("an answer larger than the slot is not marked too large: %v", r)
 	}
 }
+
+// stepStore holds each segment's appends until that segment's gate opens.
+type stepStore struct {
+	engine.SegmentStore
+	mu      sync.Mutex
+	gates   map[uint64]chan struct{}
+	entered chan uint64
+}
+
+func (s *stepStore) gate(seg uint64) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.gates[seg]
+	if !ok {
+		ch = make(chan struct{})
+		s.gates[seg] = ch
+	}
+	return ch
+}
+
+func (s *stepStore) Append(ctx context.Context, id engine.SegmentID, entries [][]byte) (uint64, error) {
+	s.entered <- id.Segment
+	select {
+	case <-s.gate(id.Segment):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return s.SegmentStore.Append(ctx, id, entries)
+}
+
+// TestShmLostWakeupRecovered: when the plugin's wake-up for a parked
+// caller never comes (here: the plugin finds one already pending and sends
+// none, and nobody clears it), the host's reader finds the answer on its
+// own within shmRecheck and the call returns instead of waiting out its
+// budget.
+func TestShmLostWakeupRecovered(t *testing.T) {
+	st := &stepStore{SegmentStore: memstore.New(), gates: map[uint64]chan struct{}{}, entered: make(chan uint64, 8)}
+	c, _ := connect(t, st)
+	dc := c.dataChannel(t.Context())
+	if dc == nil || dc.shm == nil {
+		t.Skip("no shared-memory ring on this platform")
+	}
+	h := dc.shm
+	// The reader clears the pending flag only when it wakes (or rechecks),
+	// so a flag set just before the plugin answers usually swallows that
+	// answer's wake-up; a few tries make sure at least one is lost.
+	for try := uint64(0); try < 5 && h.lostWakeups.Load() == 0; try++ {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Append(ctx, engine.SegmentID{Topic: "lost", Segment: try}, [][]byte{{1}})
+			done <- err
+		}()
+		select {
+		case <-st.entered:
+		case <-ctx.Done():
+			t.Fatal("the append did not reach the store")
+		}
+		h.ring.hostWakePending().Store(1)
+		close(st.gate(try))
+		if err := <-done; err != nil {
+			t.Fatalf("append whose wake-up was swallowed: %v", err)
+		}
+		cancel()
+	}
+	if h.lostWakeups.Load() == 0 {
+		t.Fatal("no answer was found by a recheck in 5 tries")
+	}
+}

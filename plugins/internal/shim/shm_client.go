@@ -109,11 +109,15 @@ func openShm(ctx context.Context, conn net.Conn, token []byte) (*dataClient, err
 // shmReadLoop takes the plugin's wake-ups: each byte (or many at once)
 // means "look at the slots", and it hands every answered slot whose caller
 // parked to that caller. It also looks every shmRecheck without a byte:
-// CI saw a call wait out its whole budget with its answer in its slot, the
-// caller parked and no wake-up pending (not reproduced here; the handshake
-// is sequentially consistent on paper), so a lost wake-up now costs one
-// recheck, not the call, and is counted. It ends, failing the channel,
-// when the socket does: the plugin died or the client closed.
+// CI (under -race) saw a call wait out its whole budget with its answer in
+// its slot, the caller parked and no wake-up pending. The handshake needs
+// sequentially consistent atomics (each side stores its flag, then loads
+// the other's); the race detector's atomics are acquire/release only
+// (tsan's Go entry points), so on x86 both loads can miss both stores.
+// Production builds store with XCHG and do not lose wake-ups, but a lost
+// one now costs one recheck, not the call, and is counted. It ends,
+// failing the channel, when the socket does: the plugin died or the
+// client closed.
 func (dc *dataClient) shmReadLoop() {
 	defer dc.wg.Done()
 	h := dc.shm

@@ -27,9 +27,9 @@ type member struct {
 	session, rebalance             time.Duration
 	assignment                     []byte
 
-	joinCh  chan *kmsg.JoinGroupResponse // set while waiting in a join phase
-	syncCh  chan *kmsg.SyncGroupResponse // set while waiting for the leader
-	session_ Timer
+	joinCh       chan *kmsg.JoinGroupResponse // set while waiting in a join phase
+	syncCh       chan *kmsg.SyncGroupResponse // set while waiting for the leader
+	sessionTimer Timer
 }
 
 type group struct {
@@ -47,8 +47,8 @@ type group struct {
 
 func (g *group) stopTimers() {
 	for _, m := range g.members {
-		if m.session_ != nil {
-			m.session_.Stop()
+		if m.sessionTimer != nil {
+			m.sessionTimer.Stop()
 		}
 	}
 	for _, t := range g.pending {
@@ -61,10 +61,10 @@ func (g *group) stopTimers() {
 
 // resetSession (re)arms m's session timer; expiry removes m.
 func (c *Coordinator) resetSession(g *group, m *member) {
-	if m.session_ != nil {
-		m.session_.Stop()
+	if m.sessionTimer != nil {
+		m.sessionTimer.Stop()
 	}
-	m.session_ = c.cfg.Clock.AfterFunc(m.session, func() {
+	m.sessionTimer = c.cfg.Clock.AfterFunc(m.session, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.closed || g.members[m.id] != m || m.joinCh != nil {
@@ -77,8 +77,8 @@ func (c *Coordinator) resetSession(g *group, m *member) {
 
 // removeMember drops m and rebalances what remains.
 func (c *Coordinator) removeMember(g *group, m *member) {
-	if m.session_ != nil {
-		m.session_.Stop()
+	if m.sessionTimer != nil {
+		m.sessionTimer.Stop()
 	}
 	delete(g.members, m.id)
 	if m.joinCh != nil {
@@ -161,8 +161,8 @@ func (c *Coordinator) armJoinTimer(g *group, d time.Duration) {
 		for _, m := range g.members {
 			if m.joinCh == nil {
 				c.cfg.Logger.Info("kafka group member missed the rebalance", "group", g.name, "member", m.id)
-				if m.session_ != nil {
-					m.session_.Stop()
+				if m.sessionTimer != nil {
+					m.sessionTimer.Stop()
 				}
 				delete(g.members, m.id)
 			}

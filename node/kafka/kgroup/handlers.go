@@ -103,8 +103,8 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	m.instanceID, m.clientID, m.host = instance, clientID, host
 	m.protocolType, m.protocols = req.ProtocolType, req.Protocols
 	m.session, m.rebalance = session, rebalance
-	if m.session_ != nil {
-		m.session_.Stop()
+	if m.sessionTimer != nil {
+		m.sessionTimer.Stop()
 	}
 	g.protocolType = req.ProtocolType
 	ch := make(chan *kmsg.JoinGroupResponse, 1)

@@ -137,6 +137,8 @@ func NodeConfig(c configs.Config) node.Config {
 	n.ClientPort = c.Client.Port
 	n.HTTPHost = c.HTTP.Host
 	n.HTTPPort = c.HTTP.Port
+	n.KafkaHost = c.Kafka.Host
+	n.KafkaPort = c.Kafka.Port
 	n.Join = append([]string(nil), c.Join...)
 	n.MaxSegmentEntries = c.MaxSegmentEntries
 	n.MonitorInterval = c.MonitorInterval()

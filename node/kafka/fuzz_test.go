@@ -35,8 +35,8 @@ func (fakeAppend) AppendRecords(_ context.Context, _ string, recs [][]byte) (uin
 
 type fakeAdmin struct{}
 
-func (fakeAdmin) CreateTopic(context.Context, string, int, int) error  { return errors.New("fake") }
-func (fakeAdmin) DeleteTopic(context.Context, string) error            { return errors.New("fake") }
+func (fakeAdmin) CreateTopic(context.Context, string, int, int) error   { return errors.New("fake") }
+func (fakeAdmin) DeleteTopic(context.Context, string) error             { return errors.New("fake") }
 func (fakeAdmin) AlterTopic(context.Context, metadata.AlterTopic) error { return errors.New("fake") }
 
 type fakeLive struct{}

@@ -58,7 +58,8 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.F
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
 			rp := kmsg.NewFetchResponseTopicPartition()
-			rp.Partition = p.Partition
+			// Empty, not null: librdkafka refuses a null record set.
+			rp.Partition, rp.RecordBatches = p.Partition, []byte{}
 			pmax := min(int(p.PartitionMaxBytes), budget)
 			if p.PartitionMaxBytes <= 0 {
 				pmax = budget

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
@@ -95,17 +96,18 @@ func appendRecords(out []record.Keyed, b []byte, batch *kmsg.RecordBatch) ([]rec
 		var r kmsg.Record
 		span := b[:w+int(l)]
 		b = b[w+int(l):]
-		if err := r.ReadFrom(span); err != nil {
+		// Unsafe: header keys alias the request body, which is not reused.
+		if err := r.UnsafeReadFrom(span); err != nil {
 			return nil, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
 		}
-		if r.OffsetDelta != i || len(reencodeRecord(nil, &r)) != len(span) {
+		if r.OffsetDelta != i || int64(bodySize(&r)) != l {
 			return nil, fmt.Errorf("%w: record %d: offset delta %d or length %d does not match its contents", ErrCorrupt, i, r.OffsetDelta, l)
 		}
 		k := record.Keyed{Timestamp: batch.FirstTimestamp + r.TimestampDelta64, Key: r.Key, Value: r.Value}
 		if len(r.Headers) > 0 {
 			k.Headers = make([]record.Header, len(r.Headers))
 			for j, h := range r.Headers {
-				k.Headers[j] = record.Header{Key: []byte(h.Key), Value: h.Value}
+				k.Headers[j] = record.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value}
 			}
 		}
 		out = append(out, k)
@@ -116,12 +118,26 @@ func appendRecords(out []record.Keyed, b []byte, batch *kmsg.RecordBatch) ([]rec
 	return out, nil
 }
 
-// reencodeRecord appends r with its length field computed.
-func reencodeRecord(dst []byte, r *kmsg.Record) []byte {
-	r.Length = 0
-	body := len(r.AppendTo(nil)) - 1 // a zero length takes one byte
-	r.Length = int32(body)
-	return r.AppendTo(dst)
+// bodySize is the encoded length of r after its length field (Kafka
+// varints are zig-zag, like encoding/binary's).
+func bodySize(r *kmsg.Record) int {
+	n := 1 + varintLen(r.TimestampDelta64) + varintLen(int64(r.OffsetDelta)) + bytesLen(r.Key) + bytesLen(r.Value) + varintLen(int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		n += varintLen(int64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	return n
+}
+
+func varintLen(v int64) int {
+	var tmp [binary.MaxVarintLen64]byte
+	return binary.PutVarint(tmp[:], v)
+}
+
+func bytesLen(b []byte) int {
+	if b == nil {
+		return varintLen(-1)
+	}
+	return varintLen(int64(len(b))) + len(b)
 }
 
 func decompress(b []byte, codec int16, maxBytes int) ([]byte, error) {
@@ -209,7 +225,15 @@ func Encode(dst []byte, entries []Entry) []byte {
 	for _, e := range entries {
 		maxTs = max(maxTs, e.K.Timestamp)
 	}
-	var recs []byte
+	size := 0
+	for _, e := range entries {
+		size += 24 + len(e.K.Key) + len(e.K.Value)
+		for _, h := range e.K.Headers {
+			size += 20 + len(h.Key) + len(h.Value)
+		}
+	}
+	recs := make([]byte, 0, size)
+	var headers []kmsg.Header // reused: AppendTo copies them out
 	for i, e := range entries {
 		r := kmsg.Record{
 			TimestampDelta64: e.K.Timestamp - first,
@@ -218,10 +242,14 @@ func Encode(dst []byte, entries []Entry) []byte {
 			Value:            e.K.Value,
 		}
 		r.TimestampDelta = int32(r.TimestampDelta64)
+		headers = headers[:0]
 		for _, h := range e.K.Headers {
-			r.Headers = append(r.Headers, kmsg.Header{Key: string(h.Key), Value: h.Value})
+			// Unsafe: the string only lives while AppendTo copies it.
+			headers = append(headers, kmsg.Header{Key: unsafe.String(unsafe.SliceData(h.Key), len(h.Key)), Value: h.Value})
 		}
-		recs = reencodeRecord(recs, &r)
+		r.Headers = headers
+		r.Length = int32(bodySize(&r))
+		recs = r.AppendTo(recs)
 	}
 	b := kmsg.RecordBatch{
 		FirstOffset:          int64(entries[0].Off),

@@ -147,7 +147,7 @@ func Consume(ctx context.Context, cfg bench.Config) (*bench.Report, error) {
 			mine = append(mine, topics[t])
 		}
 		cl, err := client(&cfg, kgo.ConsumeTopics(mine...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchMaxWait(min(cfg.DrainWait, 500*time.Millisecond)))
+			kgo.FetchMaxWait(min(cfg.DrainWait, 500*time.Millisecond)), kgo.FetchMaxPartitionBytes(8<<20))
 		if err != nil {
 			return err
 		}

@@ -189,6 +189,26 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("%s: error code %d, want CORRUPT_MESSAGE", name, code)
 		}
 	}
+	// Only the partition's leader takes a produce: the others answer
+	// NOT_LEADER_OR_FOLLOWER so the client refreshes its metadata.
+	for _, n := range nodes {
+		if n.ID() == r.Leader {
+			continue
+		}
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 10000
+		tp := kmsg.NewProduceRequestTopic()
+		tp.Topic = "bad"
+		p := kmsg.NewProduceRequestTopicPartition()
+		p.Records = good
+		tp.Partitions = append(tp.Partitions, p)
+		req.Topics = append(req.Topics, tp)
+		resp := kmsg.NewPtrProduceResponse()
+		roundTrip(t, dialRaw(t, n.KafkaAddr()), req, resp)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("produce on node %d (leader %d): code %d, want NOT_LEADER_OR_FOLLOWER", n.ID(), r.Leader, code)
+		}
+	}
 	// Nothing corrupt was stored; the node still serves and stores a good batch.
 	end, err := adm.ListEndOffsets(testCtx(t), "bad")
 	if o, _ := end.Lookup("bad", 0); err != nil || o.Offset != 0 {

@@ -18,7 +18,7 @@ import (
 const (
 	maxFetchEntries = 8192
 	maxFetchBytes   = 64 << 20
-	maxWait         = 30 * time.Second
+	maxWait         = 25 * time.Second // under requestTimeout
 	// pollInterval is how often a long poll looks again for records
 	// (and at every metadata change).
 	pollInterval = 20 * time.Millisecond

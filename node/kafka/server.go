@@ -24,6 +24,9 @@ const (
 	// bigger one closes the connection.
 	DefaultMaxRequestBytes = 100 << 20
 	maxConns               = 4096
+	// maxInflightBytes bounds the request bodies held at once by all
+	// connections together; a reader waits for room before reading one.
+	maxInflightBytes = 256 << 20
 	// idleTimeout closes a connection that sends nothing this long
 	// (Kafka's connections.max.idle.ms default).
 	idleTimeout    = 10 * time.Minute
@@ -93,8 +96,14 @@ type Server struct {
 	ln     net.Listener
 	conns  map[net.Conn]struct{}
 	closed bool
+	cancel context.CancelFunc // ends in-flight requests (long polls) on Close
 	wg     sync.WaitGroup
 	stop   chan struct{}
+
+	// inflight is the request bytes held now (guarded by mu; room is
+	// signalled on it).
+	inflight int
+	room     *sync.Cond
 }
 
 // New builds the listener's server; Serve runs it.
@@ -106,6 +115,7 @@ func New(cfg Config, d Deps) *Server {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, deps: d, conns: map[net.Conn]struct{}{}, stop: make(chan struct{})}
+	s.room = sync.NewCond(&s.mu)
 	s.apis = s.table()
 	return s
 }
@@ -120,8 +130,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	}
 	s.ln = ln
-	s.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	s.mu.Unlock()
 	defer cancel()
 	go func() {
 		select {
@@ -205,6 +216,10 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	close(s.stop)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.room.Broadcast()
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}
@@ -231,12 +246,18 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			s.deps.Logger.Debug("kafka: request size out of bounds, closing", "size", n, "max", s.cfg.MaxRequestBytes, "remote", c.RemoteAddr().String())
 			return
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(br, body); err != nil {
+		if !s.reserve(int(n)) {
 			return
 		}
-		var err error
-		out, err = s.handle(ctx, body, out[:0])
+		// The body must follow promptly: a slow sender does not hold its
+		// share of maxInflightBytes for long.
+		_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
+		body := make([]byte, n)
+		_, err := io.ReadFull(br, body)
+		if err == nil {
+			out, err = s.handle(ctx, body, out[:0])
+		}
+		s.release(int(n))
 		if err != nil {
 			s.deps.Logger.Debug("kafka: closing connection", "remote", c.RemoteAddr().String(), "err", err)
 			return
@@ -257,6 +278,28 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			out = nil // do not keep a large buffer per idle connection
 		}
 	}
+}
+
+// reserve waits until n more request bytes fit maxInflightBytes; false
+// once the server is closing.
+func (s *Server) reserve(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.inflight+n > max(maxInflightBytes, s.cfg.MaxRequestBytes) && !s.closed {
+		s.room.Wait()
+	}
+	if s.closed {
+		return false
+	}
+	s.inflight += n
+	return true
+}
+
+func (s *Server) release(n int) {
+	s.mu.Lock()
+	s.inflight -= n
+	s.mu.Unlock()
+	s.room.Broadcast()
 }
 
 // ErrProtocol is why a connection is closed: a request that cannot be

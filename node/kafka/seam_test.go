@@ -56,3 +56,24 @@ func TestGroupsSeam(t *testing.T) {
 		t.Fatalf("FindCoordinator answer %+v %v", resp, err)
 	}
 }
+
+// Transactions are not served: their APIs are not advertised, and a
+// client that sends them anyway gets UNSUPPORTED_VERSION, not a closed
+// connection.
+func TestTransactionsUnsupported(t *testing.T) {
+	s := fuzzServer()
+	req := kmsg.NewPtrEndTxnRequest()
+	req.Version = 3
+	out, err := s.handle(context.Background(), seedRequest(req), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrEndTxnResponse()
+	resp.Version = 3
+	if err := resp.ReadFrom(out[4+4+1:]); err != nil || resp.ErrorCode != errUnsupportedVersion {
+		t.Fatalf("EndTxn answer %+v %v", resp, err)
+	}
+	if slices.Contains(advertised(s), 26) {
+		t.Fatal("EndTxn advertised")
+	}
+}

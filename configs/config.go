@@ -52,6 +52,7 @@ type Config struct {
 	Raft    RaftConfig    `mapstructure:"raft"`
 	Client  ClientConfig  `mapstructure:"client"`
 	HTTP    HTTPConfig    `mapstructure:"http"`
+	Kafka   KafkaConfig   `mapstructure:"kafka"`
 	Topics  TopicsConfig  `mapstructure:"topics"`
 	Storage StorageConfig `mapstructure:"storage"`
 	Log     LogConfig     `mapstructure:"log"`
@@ -103,6 +104,18 @@ type HTTPConfig struct {
 	// Pprof serves Go's profiles under /debug/pprof/ (off by default).
 	Pprof bool `mapstructure:"pprof"`
 }
+
+// KafkaConfig is the Kafka-protocol listener (docs/kafka.md). Port 0 (the
+// default in a config file) turns it off; the node started with no config
+// file listens on NoConfigKafkaPort.
+type KafkaConfig struct {
+	Host string `mapstructure:"host"`
+	Port int    `mapstructure:"port"`
+}
+
+// NoConfigKafkaPort is the Kafka port of a node started without a config
+// file (Kafka's usual port, so kcat and clients find it by default).
+const NoConfigKafkaPort = 9092
 
 // TopicsConfig holds topic policies.
 type TopicsConfig struct {
@@ -187,6 +200,7 @@ func Default() Config {
 		Raft:              RaftConfig{Host: "127.0.0.1", Port: 6000},
 		Client:            ClientConfig{Host: "127.0.0.1", Port: 8080, MaxFrameBytes: protocol.DefaultMaxFrameBytes},
 		HTTP:              HTTPConfig{Host: "127.0.0.1", Port: 0},
+		Kafka:             KafkaConfig{Host: "127.0.0.1", Port: 0},
 		Topics:            TopicsConfig{AutoCreate: true},
 
 		ReplicaRepairTimeoutMS: 60_000,

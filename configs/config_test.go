@@ -39,6 +39,7 @@ func TestDefaultsLoadAndValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
+	want.Kafka.Port = NoConfigKafkaPort // on only when there is no config file
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load with nothing set:\n got %+v\nwant %+v", c, want)
 	}
@@ -75,6 +76,9 @@ func TestSampleFiles(t *testing.T) {
 			c, err := Load(tt.file, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := map[uint64]int{1: 9192, 2: 9193, 3: 9194}[tt.id]; tt.file == "single.yaml" && c.Kafka.Port != NoConfigKafkaPort || tt.file != "single.yaml" && c.Kafka.Port != want {
+				t.Fatalf("kafka.port %d", c.Kafka.Port)
 			}
 			if c.NodeID != tt.id || c.Client.Port != tt.client || c.Raft.Port != tt.raft || c.HTTP.Port != tt.http {
 				t.Fatalf("got id=%d client=%d raft=%d http=%d", c.NodeID, c.Client.Port, c.Raft.Port, c.HTTP.Port)

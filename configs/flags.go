@@ -24,6 +24,7 @@ var flagBindings = []flagBinding{
 	{"client-host", "client.host", "client listener host"},
 	{"client-port", "client.port", "client listener port"},
 	{"http-port", "http.port", "HTTP /metrics /healthz /readyz port (0 = off)"},
+	{"kafka-port", "kafka.port", "Kafka-protocol listener port (0 = off; 9092 when there is no config file)"},
 	{"join", "join", "Raft address host:port of an existing member to join (repeatable)"},
 	{"log-file", "log.file", "write the log to this file instead of stderr"},
 	{"log-level", "log.level", "log level: debug, info, warn, error"},
@@ -43,6 +44,7 @@ func AddFlags(fs *pflag.FlagSet) {
 		"client.host":         d.Client.Host,
 		"client.port":         strconv.Itoa(d.Client.Port),
 		"http.port":           strconv.Itoa(d.HTTP.Port),
+		"kafka.port":          strconv.Itoa(d.Kafka.Port),
 		"log.file":            d.Log.File,
 		"log.level":           d.Log.Level,
 	}
@@ -51,7 +53,7 @@ func AddFlags(fs *pflag.FlagSet) {
 		switch b.key {
 		case "node_id":
 			fs.Uint64(b.flag, d.NodeID, usage)
-		case "raft.port", "client.port", "http.port":
+		case "raft.port", "client.port", "http.port", "kafka.port":
 			n, _ := strconv.Atoi(defs[b.key])
 			fs.Int(b.flag, n, usage)
 		case "join":

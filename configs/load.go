@@ -39,6 +39,9 @@ func Load(file string, fs *pflag.FlagSet) (Config, error) {
 	for key, val := range flatten(Default()) {
 		v.SetDefault(key, val)
 	}
+	if file == "" {
+		v.SetDefault("kafka.port", NoConfigKafkaPort)
+	}
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()

@@ -129,6 +129,11 @@ func (c Config) Validate() error {
 	intRange("client.max_frame_bytes", int64(c.Client.MaxFrameBytes), maxFrameBytesMin, maxFrameBytesMax)
 	host("http.host", c.HTTP.Host, false)
 	port("http.port", c.HTTP.Port, true)
+	host("kafka.host", c.Kafka.Host, false)
+	port("kafka.port", c.Kafka.Port, true)
+	if c.Kafka.Port != 0 && (c.Kafka.Port == c.Raft.Port || c.Kafka.Port == c.Client.Port || c.Kafka.Port == c.HTTP.Port) {
+		bad("kafka.port", c.Kafka.Port, "must differ from raft.port, client.port and http.port")
+	}
 	if c.Client.Port == c.Raft.Port && c.Client.Port != 0 {
 		bad("client.port", c.Client.Port, "must differ from raft.port")
 	}

@@ -37,6 +37,11 @@ type Config struct {
 	// 127.0.0.1:8080.
 	ClientHost string
 	ClientPort int
+	// KafkaHost/KafkaPort is the Kafka-protocol listener (node/kafka):
+	// port 0 = off, -1 = any free port (tests). It has no SASL yet, so a
+	// node with users or ACLs refuses to start with it on.
+	KafkaHost string
+	KafkaPort int
 	// HTTPHost/HTTPPort serve /metrics, /healthz and /readyz; port 0 = off.
 	HTTPHost string
 	HTTPPort int
@@ -138,6 +143,7 @@ func DefaultConfig() Config {
 		RaftPort:             6000,
 		ClientHost:           "127.0.0.1",
 		ClientPort:           8080,
+		KafkaHost:            "127.0.0.1",
 		HTTPHost:             "127.0.0.1",
 		MaxSegmentEntries:    1_000_000,
 		MonitorInterval:      10 * time.Second,
@@ -176,6 +182,12 @@ func (c Config) Validate() error {
 	}
 	if c.ClientHost == "" {
 		bad("ClientHost: must not be empty")
+	}
+	if c.KafkaPort < -1 || c.KafkaPort > 65535 {
+		bad("KafkaPort %d: must be 0 (off), -1 (any free port) or 1..65535", c.KafkaPort)
+	}
+	if c.KafkaPort != 0 && (c.Security.Users.Enabled() || c.Security.ACL.Enabled()) {
+		bad("KafkaPort %d: the Kafka listener has no authentication yet; turn off kafka.port or remove users and ACLs", c.KafkaPort)
 	}
 	for name, p := range map[string]int{"RaftPort": c.RaftPort, "ClientPort": c.ClientPort, "HTTPPort": c.HTTPPort} {
 		if p < 0 || p > 65535 {

@@ -12,6 +12,7 @@ import (
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/router"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/statedoc"
 )
 
 var _ server.Handler = (*Node)(nil)
@@ -111,6 +112,11 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		if err := engine.ValidateTopic(req.Topic); err != nil {
 			return protocol.ErrReply(err)
 		}
+		if _, ok := n.fsm.Route(req.Topic); !ok {
+			if err := p.router.CheckNew(req.Topic); err != nil {
+				return protocol.ErrReply(err)
+			}
+		}
 		if err := p.router.CreateTopic(ctx, req.Topic, 0, -1); err != nil {
 			return router.ErrReply(err)
 		}
@@ -121,7 +127,7 @@ func (n *Node) handleOne(ctx context.Context, req protocol.Request) protocol.Rep
 		if !ok {
 			return protocol.Errf("unknown topic %s", req.Topic)
 		}
-		return jsonReply(stateDoc(t, p.roll.UnderReplicatedIn(req.Topic), n.cfg.Retention))
+		return jsonReply(statedoc.State(t, p.roll.UnderReplicatedIn(req.Topic), n.cfg.Retention))
 	case protocol.CmdMetrics:
 		doc, err := n.metricsDoc()
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/walrus-go/walrus/node/cursor"
 	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/group"
+	"github.com/walrus-go/walrus/node/kafka"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/mux"
@@ -50,6 +51,7 @@ type Node struct {
 // endpoints are the node's listeners and transports.
 type endpoints struct {
 	raftLn, clientLn net.Listener
+	kafkaLn          net.Listener // nil: the Kafka listener is off
 	mux              *mux.Mux
 	pool             *rpc.Pool
 	srv              *server.Server
@@ -82,6 +84,7 @@ type parts struct {
 	janitor *retention.Janitor
 	store   engine.SegmentStore
 	disk    *diskguard.Guard
+	kafka   *kafka.Server // nil: the Kafka listener is off
 }
 
 // New validates cfg and binds the Raft and client listeners (so a port
@@ -124,9 +127,16 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 	raftPort := raftLn.Addr().(*net.TCPAddr).Port
 	adv, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(advHost, strconv.Itoa(raftPort)))
 	if err != nil {
-		_ = raftLn.Close()
-		_ = clientLn.Close()
+		_, _ = raftLn.Close(), clientLn.Close()
 		return nil, fmt.Errorf("node: raft_advertise_host %q: %w", advHost, err)
+	}
+	var kafkaLn net.Listener
+	if cfg.KafkaPort != 0 {
+		kafkaLn, err = net.Listen("tcp", net.JoinHostPort(cfg.KafkaHost, strconv.Itoa(max(cfg.KafkaPort, 0))))
+	}
+	if err != nil {
+		_, _ = raftLn.Close(), clientLn.Close()
+		return nil, fmt.Errorf("node: kafka listener: %w", err)
 	}
 	n := &Node{
 		cfg:    cfg,
@@ -137,7 +147,7 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		life:   lifecycle{stopping: make(chan struct{}), ready: make(chan struct{})},
 	}
 	e := &n.net
-	e.raftLn, e.clientLn, e.tls = raftLn, clientLn, sec
+	e.raftLn, e.clientLn, e.kafkaLn, e.tls = raftLn, clientLn, kafkaLn, sec
 	e.mux = mux.New(raftLn, adv, logger.With("component", "mux"))
 	if sec.Cluster != nil {
 		e.mux.SetTLS(sec.Cluster.ServerConfig(), sec.Cluster.PeerClientConfig)
@@ -149,6 +159,9 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 		return e.mux.Dial(ctx, addr, mux.TagRPC)
 	}, logger)
 	e.self = metadata.Node{ID: cfg.NodeID, RaftAddr: adv.String(), RPCAddr: adv.String(), ClientAddr: clientLn.Addr().String()}
+	if kafkaLn != nil {
+		e.self.KafkaAddr = kafkaLn.Addr().String()
+	}
 	scfg := cfg.Server
 	scfg.MaxFrameBytes = cfg.MaxFrameBytes
 	scfg.Auth = cfg.Security.Users
@@ -166,6 +179,9 @@ func (n *Node) ClientAddr() string { return n.net.clientLn.Addr().String() }
 
 // RaftAddr is the advertised Raft (and internal RPC) address.
 func (n *Node) RaftAddr() string { return n.net.self.RaftAddr }
+
+// KafkaAddr is the bound Kafka listener address ("" when it is off).
+func (n *Node) KafkaAddr() string { return n.net.self.KafkaAddr }
 
 // ReloadTLS reads the TLS files again now (the daemon calls it on
 // SIGHUP); a source whose files fail keeps its certificate in use.
@@ -215,6 +231,7 @@ func (n *Node) Close() error {
 		return nil
 	}
 	_ = n.net.clientLn.Close()
+	n.closeKafkaLn()
 	_ = n.net.pool.Close()
 	return n.net.mux.Close()
 }
@@ -250,6 +267,7 @@ func (n *Node) Run(ctx context.Context) error {
 	cons, err := n.openConsensus(nodeDir)
 	if err != nil {
 		_ = n.net.clientLn.Close()
+		n.closeKafkaLn()
 		_ = n.net.mux.Close()
 		muxWG.Wait()
 		_ = n.net.pool.Close()
@@ -312,6 +330,7 @@ func (n *Node) Run(ctx context.Context) error {
 		clientLn = tlsconf.NewListener(clientLn, cfg, n.logger.With("component", "server"))
 	}
 	go func() { srvDone <- n.net.srv.Serve(loopCtx, clientLn) }()
+	stopKafka := n.serveKafka(loopCtx, p)
 	close(n.life.ready)
 
 	var runErr error
@@ -328,6 +347,7 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.life.stopping)
 	_ = n.net.srv.Close()
 	<-srvDone
+	stopKafka()
 	if httpSrv != nil {
 		_ = httpSrv.Close()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/protocol"
+	"github.com/walrus-go/walrus/node/statedoc"
 	"github.com/walrus-go/walrus/node/status"
 )
 
@@ -149,7 +150,7 @@ func (n *Node) topicsDoc() []status.TopicSummary {
 		} else {
 			open = p.cluster.ReportedCount(t.LeaderNode, name, t.CurrentSegment)
 		}
-		out = append(out, summaryDoc(*t, open, n.cfg.Retention))
+		out = append(out, statedoc.Summary(*t, open, n.cfg.Retention))
 	}
 	return out
 }

@@ -11,12 +11,15 @@ import (
 	"github.com/walrus-go/walrus/node/cursor"
 	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/group"
+	"github.com/walrus-go/walrus/node/kafka"
 	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/retention"
 	"github.com/walrus-go/walrus/node/retry"
 	"github.com/walrus-go/walrus/node/rollover"
 	"github.com/walrus-go/walrus/node/router"
 	"github.com/walrus-go/walrus/node/segment"
+	"github.com/walrus-go/walrus/node/tlsconf"
 	"github.com/walrus-go/walrus/node/topiclog"
 	"github.com/walrus-go/walrus/node/wire"
 )
@@ -72,6 +75,7 @@ func (n *Node) wire(cons *consensus.Consensus, nodeDir string) *parts {
 		Cons: cons, FSM: n.fsm, Leader: p.cluster, Local: p.seg,
 		Peer:    func(id uint64) router.Forwarder { return p.cluster.Client(id) },
 		Metrics: n.m, Logger: n.logger, Stopping: n.life.stopping,
+		Reserved: kafka.Reserved,
 	})
 	p.roll = rollover.New(rollover.Config{
 		Self: p.self, MaxSegmentEntries: n.cfg.MaxSegmentEntries, MonitorInterval: n.cfg.MonitorInterval,
@@ -261,4 +265,26 @@ func (h rpcHandler) HandleRPCAsync(ctx context.Context, method byte, payload []b
 		}
 	}
 	return wire.DispatchAsync(ctx, local{h.p}, method, payload, reply)
+}
+
+// serveKafka starts the Kafka listener when it is configured; the
+// returned func stops it and waits for its connections.
+func (n *Node) serveKafka(ctx context.Context, p *parts) (stop func()) {
+	if n.net.kafkaLn == nil {
+		return func() {}
+	}
+	p.kafka = kafka.New(kafka.Config{Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, DefaultRetention: n.cfg.Retention},
+		kafka.Deps{FSM: n.fsm, Log: p.topics, Append: p.seg, Admin: p.router, Live: p.cluster, Logger: n.logger.With("component", "kafka")})
+	ln := n.m.CountListener(n.net.kafkaLn, metrics.PortKafka)
+	if cfg := n.ListenerTLS(); cfg != nil {
+		ln = tlsconf.NewListener(ln, cfg, n.logger.With("component", "kafka"))
+	}
+	done := p.kafka.Start(ctx, ln)
+	return func() { p.kafka.Close(); <-done }
+}
+
+func (n *Node) closeKafkaLn() {
+	if n.net.kafkaLn != nil {
+		_ = n.net.kafkaLn.Close()
+	}
 }

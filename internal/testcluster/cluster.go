@@ -201,6 +201,7 @@ func (c *Cluster) config(n *Node) map[string]any {
 		"raft":     map[string]any{"host": "127.0.0.1", "port": port(n.RaftAddr)},
 		"client":   map[string]any{"host": "127.0.0.1", "port": port(n.ClientAddr)},
 		"http":     map[string]any{"host": "127.0.0.1", "port": port(n.HTTPAddr)},
+		"kafka":    map[string]any{"host": "127.0.0.1", "port": 0},
 		"log":      map[string]any{"level": c.opts.LogLevel, "file": n.LogPath},
 	}
 	if n.ID != 1 {

@@ -253,6 +253,8 @@ type Node struct {
 	RPCAddr string `json:"rpc_addr"`
 	// ClientAddr is host:port of the client protocol listener.
 	ClientAddr string `json:"client_addr"`
+	// KafkaAddr is host:port of the Kafka listener ("" = off).
+	KafkaAddr string `json:"kafka_addr,omitempty"`
 }
 
 // ClusterState is the whole replicated state machine.

@@ -10,6 +10,7 @@ import (
 const (
 	PortClient = "client" // the client protocol listener
 	PortRaft   = "raft"   // Raft and internal RPC (one multiplexed port)
+	PortKafka  = "kafka"  // the Kafka-protocol listener (when on)
 )
 
 // CountListener wraps ln so every accepted connection's bytes are counted

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/base64"
 	"strconv"
 	"unicode/utf8"
 
@@ -34,7 +35,7 @@ func ReadJSON(dst []byte, group, topic string, entries []record.Entry) []byte {
 func EntriesJSONSize(entries []record.Entry) int {
 	n := 64
 	for _, e := range entries {
-		n += len(e.Payload) + 80
+		n += len(e.Payload)*4/3 + 100
 	}
 	return n
 }
@@ -53,8 +54,15 @@ func appendEntries(dst []byte, entries []record.Entry, deliveries bool) []byte {
 			dst = append(dst, `,"deliveries":`...)
 			dst = strconv.AppendUint(dst, uint64(e.Deliveries), 10)
 		}
-		dst = append(dst, `,"payload":`...)
-		dst = appendJSONBytes(dst, e.Payload)
+		if utf8.Valid(e.Payload) {
+			dst = append(dst, `,"payload":`...)
+			dst = appendJSONBytes(dst, e.Payload)
+		} else {
+			// Binary (a Kafka producer's value): base64, never invalid UTF-8.
+			dst = append(dst, `,"encoding":"base64","payload":"`...)
+			dst = base64.StdEncoding.AppendEncode(dst, e.Payload)
+			dst = append(dst, '"')
+		}
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)

@@ -1,11 +1,14 @@
 package protocol
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walrus-go/walrus/node/record"
 	"github.com/walrus-go/walrus/node/status"
@@ -94,12 +97,12 @@ func TestEntriesJSONMatchesSchema(t *testing.T) {
 		t.Fatalf("fetch %+v", f)
 	}
 	for i, e := range f.Entries {
-		want, _ := json.Marshal(string(entries[i].Payload))
-		var ws string
-		_ = json.Unmarshal(want, &ws)
-		if e.Offset != entries[i].Offset || e.TimestampMs != entries[i].Time || e.Payload != ws || e.Deliveries != 0 {
+		if e.Offset != entries[i].Offset || e.TimestampMs != entries[i].Time || string(decodedPayload(t, e)) != string(entries[i].Payload) || e.Deliveries != 0 {
 			t.Fatalf("entry %d: %+v", i, e)
 		}
+	}
+	if f.Entries[0].Encoding != "" || f.Entries[1].Encoding != "base64" {
+		t.Fatalf("encodings %q %q: want text, then base64 for invalid UTF-8", f.Entries[0].Encoding, f.Entries[1].Encoding)
 	}
 	var r status.Read
 	if err := json.Unmarshal(ReadJSON(nil, "g", "t", entries[:1]), &r); err != nil {
@@ -138,11 +141,25 @@ func FuzzEntriesJSON(f *testing.F) {
 		if err := json.Unmarshal(FetchJSON(nil, topic, 1, []record.Entry{{Payload: payload}}), &got); err != nil {
 			t.Fatalf("invalid JSON: %v", err)
 		}
-		want, _ := json.Marshal(string(payload))
-		var ws string
-		_ = json.Unmarshal(want, &ws)
-		if got.Entries[0].Payload != ws {
-			t.Fatalf("payload %q, encoding/json gives %q", got.Entries[0].Payload, ws)
+		if p := decodedPayload(t, got.Entries[0]); !bytes.Equal(p, payload) {
+			t.Fatalf("payload %q, want %q", p, payload)
+		}
+		if (got.Entries[0].Encoding == "") != utf8.Valid(payload) {
+			t.Fatalf("encoding %q for %q", got.Entries[0].Encoding, payload)
 		}
 	})
+}
+
+// decodedPayload returns an entry's bytes: base64-decoded when its
+// encoding says so (payloads that are not valid UTF-8).
+func decodedPayload(t *testing.T, e status.Entry) []byte {
+	t.Helper()
+	if e.Encoding != "base64" {
+		return []byte(e.Payload)
+	}
+	b, err := base64.StdEncoding.DecodeString(e.Payload)
+	if err != nil {
+		t.Fatalf("base64 payload %q: %v", e.Payload, err)
+	}
+	return b
 }

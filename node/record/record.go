@@ -9,7 +9,6 @@ package record
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 )
 
 // Version1 is the first byte of a timed record.
@@ -46,15 +45,19 @@ func EncodeBatch(payloads [][]byte, ts int64) [][]byte {
 }
 
 // Decode splits a stored entry: a timed record yields its time and payload
-// (aliasing b); an untimed one (timed false) is all payload, time 0.
+// (aliasing b); a keyed one (Version2) its append time and value (nil for a
+// null value); an untimed one (timed false) is all payload, time 0.
 func Decode(b []byte, timed bool) (ts int64, payload []byte, err error) {
 	if !timed {
 		return 0, b, nil
 	}
-	if len(b) < HeaderBytes || b[0] != Version1 {
-		return 0, nil, fmt.Errorf("%w: %d bytes, first byte %#x (want version %d and %d header bytes)", ErrCorrupt, len(b), first(b), Version1, HeaderBytes)
+	if len(b) >= HeaderBytes && b[0] == Version1 {
+		return int64(binary.BigEndian.Uint64(b[1:9])), b[HeaderBytes:], nil
 	}
-	return int64(binary.BigEndian.Uint64(b[1:9])), b[HeaderBytes:], nil
+	if len(b) > 0 && b[0] == Version2 {
+		return value(b)
+	}
+	return 0, nil, corrupt(b)
 }
 
 // Payloads strips the records of entries in place and returns them.
@@ -85,6 +88,9 @@ type Entry struct {
 	Offset  uint64
 	Time    int64
 	Payload []byte
+	// Stored is the whole stored record (aliasing; nil for untimed
+	// entries): the Kafka listener decodes keys and headers from it.
+	Stored []byte
 	// Deliveries counts how often a consumer group was handed it (READ
 	// only; 0 elsewhere).
 	Deliveries uint32

@@ -9,6 +9,7 @@ import (
 	"github.com/walrus-go/walrus/engine"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/protocol"
+	"github.com/walrus-go/walrus/node/wire"
 )
 
 // Topic administration: retention options, ALTER and DELETE.
@@ -84,19 +85,11 @@ func (r *Router) Delete(ctx context.Context, args []string) protocol.Reply {
 	return rep
 }
 
+// propose proposes cmd and waits until this node applied it: read your
+// writes, STATE on this node shows the change once OK.
 func (r *Router) propose(ctx context.Context, cmd metadata.Command) protocol.Reply {
-	res, err := r.Leader.Propose(ctx, cmd)
-	if err == nil {
-		err = res.Err
-	}
-	if err != nil {
+	if err := r.proposeErr(ctx, cmd); err != nil {
 		return ErrReply(err)
-	}
-	// Read your writes: STATE on this node shows the change once OK.
-	if r.Leader.CatchUp(ctx) == nil {
-		wctx, cancel := context.WithTimeout(ctx, fsmDrainWait)
-		defer cancel()
-		_ = r.waitFor(wctx, func() bool { return r.appliedHere(cmd) })
 	}
 	return protocol.OK()
 }
@@ -114,4 +107,37 @@ func (r *Router) appliedHere(cmd metadata.Command) bool {
 			(c.MaxBytes == nil || l.MaxBytes == *c.MaxBytes) && (c.MaxEntries == nil || l.MaxEntries == *c.MaxEntries)
 	}
 	return true
+}
+
+// DeleteTopic deletes an existing topic (DELETE for the Kafka listener).
+func (r *Router) DeleteTopic(ctx context.Context, topic string) error {
+	if !r.KnownTopic(ctx, topic) {
+		return fmt.Errorf("%w %s", wire.ErrUnknownTopic, topic)
+	}
+	return r.proposeErr(ctx, metadata.DeleteTopic{Topic: topic})
+}
+
+// AlterTopic changes an existing topic's limits (ALTER for the Kafka
+// listener).
+func (r *Router) AlterTopic(ctx context.Context, cmd metadata.AlterTopic) error {
+	if !r.KnownTopic(ctx, cmd.Topic) {
+		return fmt.Errorf("%w %s", wire.ErrUnknownTopic, cmd.Topic)
+	}
+	return r.proposeErr(ctx, cmd)
+}
+
+func (r *Router) proposeErr(ctx context.Context, cmd metadata.Command) error {
+	res, err := r.Leader.Propose(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return err
+	}
+	if r.Leader.CatchUp(ctx) == nil {
+		wctx, cancel := context.WithTimeout(ctx, fsmDrainWait)
+		defer cancel()
+		_ = r.waitFor(wctx, func() bool { return r.appliedHere(cmd) })
+	}
+	return nil
 }

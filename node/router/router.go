@@ -69,6 +69,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Stopping is closed when the node begins its shutdown.
 	Stopping <-chan struct{}
+	// Reserved refuses names only another listener creates (Kafka
+	// partition logs); nil allows every name.
+	Reserved func(topic string) error
 }
 
 // Router is the client data path.
@@ -166,10 +169,22 @@ func (r *Router) Get(ctx context.Context, topic string, max int) ([][]byte, erro
 // ensureTopic creates topic unless it exists and waits until this node has
 // applied it (so the caller can route to it).
 func (r *Router) ensureTopic(ctx context.Context, topic string) error {
+	if err := r.CheckNew(topic); err != nil {
+		return err
+	}
 	if err := r.CreateTopic(ctx, topic, 0, -1); err != nil {
 		return err
 	}
 	return r.waitFor(ctx, func() bool { _, ok := r.FSM.Route(topic); return ok })
+}
+
+// CheckNew refuses a topic name the text protocol must not create (a
+// Kafka partition log's name, Deps.Reserved).
+func (r *Router) CheckNew(topic string) error {
+	if r.Reserved == nil {
+		return nil
+	}
+	return r.Reserved(topic)
 }
 
 // CreateTopic creates topic unless it exists, with a replication factor
@@ -364,6 +379,9 @@ func (r *Router) Create(ctx context.Context, args []string) protocol.Reply {
 		return protocol.ErrReply(err)
 	}
 	_, existed := r.FSM.Route(topic)
+	if err := r.CheckNew(topic); err != nil && !existed {
+		return protocol.ErrReply(err)
+	}
 	if err := r.CreateTopic(ctx, topic, rf, ack); err != nil {
 		return ErrReply(err)
 	}

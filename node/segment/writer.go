@@ -40,6 +40,12 @@ type writeOp struct {
 	bytes   int
 	seg     uint64 // fence, unfence, seal
 	min     uint64 // fence: only fence when count >= min
+	// stamped: entries are records the caller encoded (record.Version2),
+	// whose append time the writer stamps in place instead of wrapping.
+	stamped bool
+	// first is set before the op is answered: the segment offset of its
+	// first entry in seg.
+	first uint64
 	// Exactly one of done and cb receives the result.
 	done chan writeResult
 	cb   func(writeResult)
@@ -54,12 +60,14 @@ func (op *writeOp) finish(r writeResult) {
 }
 
 // Ack implements replicate.Ack.
-func (op *writeOp) Ack(err error) { op.finish(writeResult{err: err}) }
+func (op *writeOp) Ack(err error) { op.finish(writeResult{err: err, seg: op.seg, first: op.first}) }
 
 type writeResult struct {
 	err    error
 	count  uint64 // fence: entries in the segment
 	fenced bool
+	// seg and first: where an append's first entry went.
+	seg, first uint64
 }
 
 // topicWriter serialises everything that changes one topic's segments on
@@ -284,7 +292,7 @@ func (w *topicWriter) process(ops []*writeOp) {
 
 func failAll(ops []*writeOp, err error) {
 	for _, op := range ops {
-		op.finish(writeResult{err: err})
+		op.Ack(err) // with where the entries went, when err is nil
 	}
 }
 
@@ -342,18 +350,22 @@ func (w *topicWriter) flush(ops []*writeOp) {
 	}
 	for len(ops) > 0 {
 		// Take ops while they fit the per-Append bounds (always at least one).
-		n, entries, bytes := 0, 0, 0
+		n, entries, bytes, stamped := 0, 0, 0, false
 		for n < len(ops) {
 			op := ops[n]
 			if n > 0 && (entries+len(op.entries) > wire.MaxAppendEntries || bytes+op.bytes > wire.MaxAppendBytes) {
 				break
 			}
+			op.seg, op.first = seg, uint64(entries)
+			stamped = stamped || op.stamped
 			entries += len(op.entries)
 			bytes += op.bytes
 			n++
 		}
 		var all [][]byte
-		if n == 1 {
+		if stamped {
+			all = stampRun(ops[:n], entries, w.stamp.clock.Next(time.Now().UnixMilli()))
+		} else if n == 1 {
 			all = ops[0].entries
 		} else {
 			all = make([][]byte, 0, entries)
@@ -361,11 +373,14 @@ func (w *topicWriter) flush(ops []*writeOp) {
 				all = append(all, op.entries...)
 			}
 		}
-		if w.stamp.timed {
+		if w.stamp.timed && !stamped {
 			all = record.EncodeBatch(all, w.stamp.clock.Next(time.Now().UnixMilli()))
 		}
 		first, err := m.Store.Append(context.Background(), id, all)
 		if err == nil {
+			for _, op := range ops[:n] {
+				op.first += first
+			}
 			m.countedMu.Lock()
 			m.counted[w.topic] = struct{}{}
 			m.countedMu.Unlock()
@@ -390,6 +405,23 @@ func (w *topicWriter) flush(ops []*writeOp) {
 		}
 		ops = ops[n:]
 	}
+}
+
+// stampRun encodes a run of ops of which some carry their own records:
+// those are stamped ts in place, the others wrapped as timed records.
+func stampRun(ops []*writeOp, entries int, ts int64) [][]byte {
+	all := make([][]byte, 0, entries)
+	for _, op := range ops {
+		if !op.stamped {
+			all = append(all, record.EncodeBatch(op.entries, ts)...)
+			continue
+		}
+		for _, e := range op.entries {
+			_ = record.Stamp(e, ts) // checked by the caller
+			all = append(all, e)
+		}
+	}
+	return all
 }
 
 func (w *topicWriter) control(op *writeOp) writeResult {
@@ -450,6 +482,15 @@ func (w *topicWriter) control(op *writeOp) writeResult {
 // quorum).
 func (m *Manager) Append(ctx context.Context, topic string, entries [][]byte) error {
 	return m.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: record.Bytes(entries)}).err
+}
+
+// AppendRecords is Append of records the caller encoded (record.Version2,
+// for a timed segment: the caller checks): the writer stamps their
+// append time in place, so the caller must not touch them afterwards. It
+// returns the segment and segment offset of the first one.
+func (m *Manager) AppendRecords(ctx context.Context, topic string, records [][]byte) (seg, first uint64, err error) {
+	res := m.submit(ctx, topic, &writeOp{kind: opAppend, entries: records, bytes: record.Bytes(records), stamped: true})
+	return res.seg, res.first, res.err
 }
 
 // AppendAsync queues entries for the topic's writer without blocking; cb

@@ -26,7 +26,10 @@ type Entry struct {
 	Offset      uint64 `json:"offset"`
 	TimestampMs int64  `json:"timestamp_ms"`
 	Deliveries  uint32 `json:"deliveries,omitempty"`
-	Payload     string `json:"payload"`
+	// Encoding is "base64" when the payload is not valid UTF-8 (a binary
+	// value written by a Kafka client): Payload is then its base64 (std).
+	Encoding string `json:"encoding,omitempty"`
+	Payload  string `json:"payload"`
 }
 
 // Fetch is the FETCH reply. Next is where the following FETCH starts.

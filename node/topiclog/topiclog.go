@@ -208,7 +208,11 @@ func appendEntries(out *[]record.Entry, stored [][]byte, off uint64, timed bool)
 		if err != nil {
 			return 0, 0, fmt.Errorf("offset %d: %w", off+uint64(i), err)
 		}
-		*out = append(*out, record.Entry{Offset: off + uint64(i), Time: ts, Payload: p})
+		e := record.Entry{Offset: off + uint64(i), Time: ts, Payload: p}
+		if timed {
+			e.Stored = s
+		}
+		*out = append(*out, e)
 		b += len(p)
 	}
 	return len(stored), b, nil

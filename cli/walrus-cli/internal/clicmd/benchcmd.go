@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/walrus-go/walrus/cli/walrus-cli/internal/bench"
+	"github.com/walrus-go/walrus/cli/walrus-cli/internal/kbench"
 	"github.com/walrus-go/walrus/node/server/servertest"
 )
 
@@ -34,6 +35,7 @@ type benchFlags struct {
 	cpuprof   string
 	page      int
 	group     string
+	kafka     bool
 }
 
 func newBenchCmd(a *app) *cobra.Command {
@@ -90,6 +92,7 @@ func addBenchFlags(cmd *cobra.Command, a *app, f *benchFlags, produce bool) {
 	fs.StringVar(&f.prefix, "topic-prefix", "bench", "topic name prefix")
 	fs.IntVar(&f.pipeline, "pipeline", 64, "requests in flight per connection")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout (no progress bar)")
+	fs.BoolVar(&f.kafka, "kafka", false, "produce/consume through the nodes' Kafka listeners with franz-go (--addrs are Kafka addresses; docs/kafka.md)")
 	fs.BoolVar(&f.echo, "echo", false, "run against an in-process echo server instead of a node (measures the generator itself)")
 	fs.StringVar(&f.cpuprof, "cpuprofile", "", "write a CPU profile of the run to this file (for working on the generator)")
 	_ = fs.MarkHidden("cpuprofile")
@@ -111,7 +114,8 @@ func newBenchProduceCmd(a *app) *cobra.Command {
 		Short: "Produce verifiable messages and report msgs/s, MB/s and latency",
 		Example: `  walrus-cli bench produce --addrs 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093 \
       --messages 200000 --size 100 --clients 16 --pipeline 64
-  walrus-cli bench produce --echo --messages 2000000   # the generator alone`,
+  walrus-cli bench produce --echo --messages 2000000   # the generator alone
+  walrus-cli bench produce --kafka --addrs 127.0.0.1:9192,127.0.0.1:9193,127.0.0.1:9194 --topics 1`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f, true, "produce") },
 	}
@@ -197,12 +201,22 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool, mode str
 		r   *bench.Report
 		err error
 	)
-	switch mode {
-	case "produce":
+	if f.kafka && (f.echo || (mode != "produce" && mode != "consume")) {
+		return usagef("--kafka works with bench produce and bench consume, without --echo")
+	}
+	switch {
+	case f.kafka && mode == "produce":
+		r, err = kbench.Produce(cmd.Context(), cfg)
+	case f.kafka:
+		r, err = kbench.Consume(cmd.Context(), cfg)
+	}
+	switch {
+	case r != nil || err != nil:
+	case mode == "produce":
 		r, err = bench.Produce(cmd.Context(), cfg)
-	case "fetch":
+	case mode == "fetch":
 		r, err = bench.Fetch(cmd.Context(), cfg)
-	case "group":
+	case mode == "group":
 		r, err = bench.Group(cmd.Context(), cfg)
 	default:
 		r, err = bench.Consume(cmd.Context(), cfg)

@@ -138,6 +138,8 @@ func NodeConfig(c configs.Config) node.Config {
 	n.HTTPHost = c.HTTP.Host
 	n.HTTPPort = c.HTTP.Port
 	n.HTTPPprof = c.HTTP.Pprof
+	n.KafkaHost = c.Kafka.Host
+	n.KafkaPort = c.Kafka.Port
 	n.Join = append([]string(nil), c.Join...)
 	n.MaxSegmentEntries = c.MaxSegmentEntries
 	n.MonitorInterval = c.MonitorInterval()

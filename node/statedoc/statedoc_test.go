@@ -1,4 +1,4 @@
-package node
+package statedoc
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ func TestStateShape(t *testing.T) {
 		SealedSegments: map[uint64]uint64{1: 10, 2: 5}, SegmentLeaders: map[uint64]uint64{1: 1, 2: 3, 3: 2},
 		Replicas: map[uint64][]uint64{3: {2, 3, 1}}, ReplicationFactor: 3,
 	}
-	s := stateDoc(topic, []status.UnderReplicated{{Topic: "t", Segment: 3, Missing: []uint64{1}}, {Topic: "other", Segment: 1, Missing: []uint64{2}}}, metadata.Limits{})
+	s := State(topic, []status.UnderReplicated{{Topic: "t", Segment: 3, Missing: []uint64{1}}, {Topic: "other", Segment: 1, Missing: []uint64{2}}}, metadata.Limits{})
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func TestStateShape(t *testing.T) {
 }
 
 func TestSummaryDoc(t *testing.T) {
-	s := summaryDoc(metadata.Topic{Name: "t", CurrentSegment: 2, LeaderNode: 1, SealedOffset: 10, SealedSegments: map[uint64]uint64{1: 10}}, 4, metadata.Limits{})
+	s := Summary(metadata.Topic{Name: "t", CurrentSegment: 2, LeaderNode: 1, SealedOffset: 10, SealedSegments: map[uint64]uint64{1: 10}}, 4, metadata.Limits{})
 	if s.Entries != 14 || s.SealedSegments != 1 || s.Topic != "t" {
 		t.Errorf("%+v", s)
 	}

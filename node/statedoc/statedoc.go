@@ -1,4 +1,6 @@
-package node
+// Package statedoc builds the STATE and TOPICS documents of a topic from
+// its metadata.
+package statedoc
 
 import (
 	"strconv"
@@ -7,9 +9,9 @@ import (
 	"github.com/walrus-go/walrus/node/status"
 )
 
-// stateDoc builds the STATE document of one topic; under lists the
+// State builds the STATE document of one topic; under lists the
 // cluster's under-replicated segments (those of other topics are skipped).
-func stateDoc(t metadata.Topic, under []status.UnderReplicated, def metadata.Limits) status.State {
+func State(t metadata.Topic, under []status.UnderReplicated, def metadata.Limits) status.State {
 	s := status.State{
 		Topic:          t.Name,
 		CurrentSegment: t.CurrentSegment,
@@ -50,8 +52,8 @@ func stateDoc(t metadata.Topic, under []status.UnderReplicated, def metadata.Lim
 	return s
 }
 
-// summaryDoc summarises a topic whose open segment holds openCount entries.
-func summaryDoc(t metadata.Topic, openCount uint64, def metadata.Limits) status.TopicSummary {
+// Summary summarises a topic whose open segment holds openCount entries.
+func Summary(t metadata.Topic, openCount uint64, def metadata.Limits) status.TopicSummary {
 	return status.TopicSummary{
 		Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments),
 		Entries: t.SealedOffset + openCount - t.Earliest, Earliest: t.Earliest, Retention: status.Retention(t.Retention.Effective(def)),

@@ -1,0 +1,100 @@
+package kafka_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// kcatPath finds kcat: a local run without it skips, CI (CI=true) fails.
+func kcatPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kcat is not installed (.ci/run installs Debian's kcat package)")
+		}
+		t.Skip("kcat not installed")
+	}
+	return p
+}
+
+func kcat(t *testing.T, bin string, stdin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("kcat %v: %v\n%s", args, err, stderr)
+	}
+	return string(out)
+}
+
+// TestKcat drives the listener with librdkafka's kcat: metadata, produce
+// with keys and headers from a file, consume from the beginning.
+func TestKcat(t *testing.T) {
+	bin := kcatPath(t)
+	nodes, addrs := kafkaCluster(t, nil)
+	adm := kadm.NewClient(newClient(t, addrs))
+	createTopic(t, adm, "kc", 1, nil)
+	brokers := strings.Join(addrs, ",")
+
+	var md struct {
+		Brokers []struct {
+			ID   int    `json:"id"`
+			Name string `json:"name"`
+		} `json:"brokers"`
+		Topics []struct {
+			Topic      string `json:"topic"`
+			Partitions []struct {
+				Partition int   `json:"partition"`
+				Leader    int   `json:"leader"`
+				Replicas  []any `json:"replicas"`
+			} `json:"partitions"`
+		} `json:"topics"`
+	}
+	if err := json.Unmarshal([]byte(kcat(t, bin, "", "-b", brokers, "-L", "-J", "-t", "kc")), &md); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := nodes[0].Metadata().Route("kc")
+	var names []string
+	for _, b := range md.Brokers {
+		names = append(names, b.Name)
+	}
+	slices.Sort(names)
+	want := slices.Sorted(slices.Values(addrs))
+	if !slices.Equal(names, want) || len(md.Topics) != 1 || md.Topics[0].Topic != "kc" || len(md.Topics[0].Partitions) != 1 ||
+		md.Topics[0].Partitions[0].Leader != int(r.Leader) || len(md.Topics[0].Partitions[0].Replicas) != 3 {
+		t.Fatalf("kcat -L: %+v (brokers %v, leader %d)", md, want, r.Leader)
+	}
+
+	file := filepath.Join(t.TempDir(), "in.txt")
+	in := "k1:hello\nk2:wörld\n:no key\nk4:\n"
+	if err := os.WriteFile(file, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kcat(t, bin, "", "-b", brokers, "-P", "-t", "kc", "-K", ":", "-H", "h1=v1", "-H", "h2=", "-l", file)
+	got := kcat(t, bin, "", "-b", brokers, "-C", "-t", "kc", "-o", "beginning", "-e", "-q",
+		"-f", "%p %o key=%k value=%s headers=%h\n")
+	wantOut := "0 0 key=k1 value=hello headers=h1=v1,h2=\n" +
+		"0 1 key=k2 value=wörld headers=h1=v1,h2=\n" +
+		"0 2 key= value=no key headers=h1=v1,h2=\n" +
+		"0 3 key=k4 value= headers=h1=v1,h2=\n"
+	if got != wantOut {
+		t.Fatalf("kcat -C printed:\n%s\nwant:\n%s", got, wantOut)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/walrus-go/walrus/node/rpc"
 	"github.com/walrus-go/walrus/node/segment"
 	"github.com/walrus-go/walrus/node/server"
+	"github.com/walrus-go/walrus/node/statedoc"
 	"github.com/walrus-go/walrus/node/tlsconf"
 	"github.com/walrus-go/walrus/node/topiclog"
 )
@@ -276,7 +277,7 @@ func (n *Node) Run(ctx context.Context) error {
 	p := n.wire(cons, nodeDir)
 	n.parts = p
 	n.m.SetRaftSource(n.raftStats)
-	n.m.SetClusterSource(n.clusterStats)
+	n.m.SetClusterSource(func() metrics.ClusterStats { return statedoc.ClusterStats(n.fsm, n.cfg.NodeID) })
 	// The node's own directory: several nodes may share one data_dir.
 	n.m.SetDataDir(nodeDir)
 

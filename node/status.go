@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/protocol"
 	"github.com/walrus-go/walrus/node/statedoc"
@@ -152,27 +151,5 @@ func (n *Node) topicsDoc() []status.TopicSummary {
 		}
 		out = append(out, statedoc.Summary(*t, open, n.cfg.Retention))
 	}
-	return out
-}
-
-func (n *Node) clusterStats() metrics.ClusterStats {
-	var out metrics.ClusterStats
-	self := n.cfg.NodeID
-	n.fsm.EachTopic(func(t *metadata.Topic) {
-		led := 0
-		for seg, leader := range t.SegmentLeaders {
-			if leader == self && seg != t.CurrentSegment {
-				led++
-			}
-		}
-		out.Topics = append(out.Topics, metrics.TopicStats{
-			Name:           t.Name,
-			CurrentSegment: t.CurrentSegment,
-			LeaderNode:     t.LeaderNode,
-			SealedSegments: len(t.SealedSegments),
-			SealedEntries:  t.SealedOffset,
-			SealedLedHere:  led,
-		})
-	})
 	return out
 }

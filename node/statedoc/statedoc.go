@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/status"
 )
 
@@ -58,4 +59,28 @@ func Summary(t metadata.Topic, openCount uint64, def metadata.Limits) status.Top
 		Topic: t.Name, CurrentSegment: t.CurrentSegment, LeaderNode: t.LeaderNode, SealedSegments: len(t.SealedSegments),
 		Entries: t.SealedOffset + openCount - t.Earliest, Earliest: t.Earliest, Retention: status.Retention(t.Retention.Effective(def)),
 	}
+}
+
+// ClusterStats is the Prometheus cluster collector's view of the
+// metadata: per topic, its open segment, leader and sealed segments, and
+// how many sealed segments self leads.
+func ClusterStats(fsm *metadata.FSM, self uint64) metrics.ClusterStats {
+	var out metrics.ClusterStats
+	fsm.EachTopic(func(t *metadata.Topic) {
+		led := 0
+		for seg, leader := range t.SegmentLeaders {
+			if leader == self && seg != t.CurrentSegment {
+				led++
+			}
+		}
+		out.Topics = append(out.Topics, metrics.TopicStats{
+			Name:           t.Name,
+			CurrentSegment: t.CurrentSegment,
+			LeaderNode:     t.LeaderNode,
+			SealedSegments: len(t.SealedSegments),
+			SealedEntries:  t.SealedOffset,
+			SealedLedHere:  led,
+		})
+	})
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/walrus-go/walrus/node/diskguard"
 	"github.com/walrus-go/walrus/node/group"
 	"github.com/walrus-go/walrus/node/kafka"
+	"github.com/walrus-go/walrus/node/kafka/kcoord"
+	"github.com/walrus-go/walrus/node/kafka/kgroup"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/metrics"
 	"github.com/walrus-go/walrus/node/retention"
@@ -273,14 +275,17 @@ func (n *Node) serveKafka(ctx context.Context, p *parts) (stop func()) {
 	if n.net.kafkaLn == nil {
 		return func() {}
 	}
+	groups := kcoord.New(kcoord.Deps{Self: p.self, Lead: p.cons, Nodes: n.fsm, Live: p.cluster,
+		Offsets: kcoord.Offsets{Store: p.cluster, Commits: n.fsm},
+		Config:  kgroup.Config{Logger: n.logger.With("component", "kafka-groups")}})
 	p.kafka = kafka.New(kafka.Config{Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, DefaultRetention: n.cfg.Retention},
-		kafka.Deps{FSM: n.fsm, Log: p.topics, Append: p.seg, Admin: p.router, Live: p.cluster, Logger: n.logger.With("component", "kafka")})
+		kafka.Deps{FSM: n.fsm, Log: p.topics, Append: p.seg, Admin: p.router, Live: p.cluster, Groups: groups, Logger: n.logger.With("component", "kafka")})
 	ln := n.m.CountListener(n.net.kafkaLn, metrics.PortKafka)
 	if cfg := n.ListenerTLS(); cfg != nil {
 		ln = tlsconf.NewListener(ln, cfg, n.logger.With("component", "kafka"))
 	}
 	done := p.kafka.Start(ctx, ln)
-	return func() { p.kafka.Close(); <-done }
+	return func() { p.kafka.Close(); groups.Close(); <-done }
 }
 
 func (n *Node) closeKafkaLn() {

@@ -199,6 +199,9 @@ func (c *Consensus) Bootstrap() error {
 // IsLeader reports whether this node is the Raft leader.
 func (c *Consensus) IsLeader() bool { return c.raft.State() == raft.Leader }
 
+// Term is the current Raft term.
+func (c *Consensus) Term() uint64 { return c.raft.CurrentTerm() }
+
 // Leader returns the known leader's node id and address (0, "" if none).
 func (c *Consensus) Leader() (uint64, string) {
 	addr, id := c.raft.LeaderWithID()

@@ -141,6 +141,8 @@ func (c *Coordinator) Handle(ctx context.Context, req *wire.GroupRequest) (*wire
 		return c.commitOne(ctx, s, req)
 	case wire.GroupCommitted:
 		return c.committed(ctx, s, req)
+	case wire.GroupDelete:
+		return c.deleteOne(ctx, req)
 	}
 	return nil, fmt.Errorf("group: unknown operation %d", req.Op)
 }
@@ -356,6 +358,18 @@ func (c *Coordinator) commitOne(ctx context.Context, s *state, req *wire.GroupRe
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()
+		return nil, err
+	}
+	return reply(protocol.OK()), nil
+}
+
+// deleteOne forgets a group's offset and its window in one topic: the
+// group starts again from the earliest entry, as if it never committed.
+func (c *Coordinator) deleteOne(ctx context.Context, req *wire.GroupRequest) (*wire.GroupReply, error) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.drop(key{req.Group, req.Topic})
+	if err := c.propose(ctx, metadata.CommitGroups{Commits: []metadata.GroupCommit{{Group: req.Group, Topic: req.Topic, Delete: true}}}); err != nil {
 		return nil, err
 	}
 	return reply(protocol.OK()), nil

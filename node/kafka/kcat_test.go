@@ -98,3 +98,31 @@ func TestKcat(t *testing.T) {
 		t.Fatalf("kcat -C printed:\n%s\nwant:\n%s", got, wantOut)
 	}
 }
+
+// TestKcatGroup consumes with kcat's balanced consumer (-G): the first
+// run reads everything from the beginning and commits on exit; the next
+// run of the same group reads only what was produced since.
+func TestKcatGroup(t *testing.T) {
+	bin := kcatPath(t)
+	nodes, addrs := kafkaCluster(t, nil)
+	adm := kadm.NewClient(newClient(t, addrs))
+	createTopic(t, adm, "kg", 1, nil)
+	waitPartitions(t, nodes, "kg", 1)
+	brokers := strings.Join(addrs, ",")
+	consume := func() string {
+		return kcat(t, bin, "", "-b", brokers, "-G", "kgroup", "-X", "auto.offset.reset=earliest", "-e", "-q",
+			"-X", "auto.commit.interval.ms=100", "-f", "%p %o %k=%s\n", "kg")
+	}
+	kcat(t, bin, "a:1\nb:2\nc:3\n", "-b", brokers, "-P", "-t", "kg", "-K", ":")
+	if got, want := consume(), "0 0 a=1\n0 1 b=2\n0 2 c=3\n"; got != want {
+		t.Fatalf("first kcat -G run printed:\n%s\nwant:\n%s", got, want)
+	}
+	kcat(t, bin, "d:4\n", "-b", brokers, "-P", "-t", "kg", "-K", ":")
+	if got, want := consume(), "0 3 d=4\n"; got != want {
+		t.Fatalf("second kcat -G run printed:\n%s\nwant:\n%s", got, want)
+	}
+	offs, err := adm.FetchOffsets(testCtx(t), "kgroup")
+	if o, ok := offs.Lookup("kg", 0); err != nil || !ok || o.At != 4 {
+		t.Fatalf("committed offset of kgroup: %+v %v", o, err)
+	}
+}

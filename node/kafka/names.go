@@ -47,3 +47,17 @@ func validTopic(name string) error {
 	}
 	return nil
 }
+
+// SplitLogName is LogName's inverse: the Kafka topic and partition a log
+// holds (a native topic is partition 0 of itself).
+func SplitLogName(name string) (topic string, p int32) {
+	i := strings.LastIndexByte(name, '#')
+	if i < 0 {
+		return name, 0
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil || n < 1 || n >= MaxPartitions || LogName(name[:i], int32(n)) != name {
+		return name, 0
+	}
+	return name[:i], int32(n)
+}

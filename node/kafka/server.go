@@ -32,7 +32,26 @@ const (
 	idleTimeout    = 10 * time.Minute
 	writeTimeout   = 30 * time.Second
 	requestTimeout = 30 * time.Second
+	// groupWaitTimeout bounds JoinGroup and SyncGroup, which wait for the
+	// other members of a group (the coordinator bounds that wait by the
+	// members' rebalance timeouts, kgo's default being 60 s).
+	groupWaitTimeout = 5 * time.Minute
+	joinGroupKey     = 11
+	syncGroupKey     = 14
 )
+
+type clientKey struct{}
+
+// clientInfo is who sent a request: its client id and remote host (what
+// DescribeGroups shows for a member).
+type clientInfo struct{ id, host string }
+
+// Client returns the client id and remote host of the request ctx
+// belongs to; they are set for JoinGroup.
+func Client(ctx context.Context) (clientID, host string) {
+	ci, _ := ctx.Value(clientKey{}).(clientInfo)
+	return ci.id, ci.host
+}
 
 // Log reads topics as logs (topiclog.Log).
 type Log interface {
@@ -236,6 +255,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	bw := bufio.NewWriterSize(c, 64<<10)
 	var size [4]byte
 	var out []byte
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	ctx = context.WithValue(ctx, clientKey{}, clientInfo{host: host})
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
 		if _, err := io.ReadFull(br, size[:]); err != nil {
@@ -328,9 +349,17 @@ func (s *Server) handle(ctx context.Context, body, out []byte) ([]byte, error) {
 	if len(rest) < 2 {
 		return nil, fmt.Errorf("%w: truncated request header", ErrProtocol)
 	}
+	timeout := requestTimeout
+	if key == joinGroupKey || key == syncGroupKey {
+		timeout = groupWaitTimeout
+	}
 	if l := int16(binary.BigEndian.Uint16(rest)); l > 0 {
 		if len(rest) < 2+int(l) {
 			return nil, fmt.Errorf("%w: truncated client id", ErrProtocol)
+		}
+		if key == joinGroupKey {
+			ci, _ := ctx.Value(clientKey{}).(clientInfo)
+			ctx = context.WithValue(ctx, clientKey{}, clientInfo{id: string(rest[2 : 2+int(l)]), host: ci.host})
 		}
 		rest = rest[2+int(l):]
 	} else {
@@ -347,7 +376,7 @@ func (s *Server) handle(ctx context.Context, body, out []byte) ([]byte, error) {
 	if err := req.ReadFrom(rest); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d: %v", ErrProtocol, kmsg.NameForKey(key), version, err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := a.handle(rctx, req)
 	if err != nil || resp == nil {

@@ -133,6 +133,9 @@ type GroupCommit struct {
 	Group  string `json:"group"`
 	Topic  string `json:"topic"`
 	Offset uint64 `json:"offset"`
+	// Delete removes the group's offset in the topic instead (Kafka's
+	// OffsetDelete and DeleteGroups).
+	Delete bool `json:"delete,omitempty"`
 }
 
 // CommitGroups sets the committed offsets of consumer groups (batched).

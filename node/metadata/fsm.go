@@ -289,6 +289,13 @@ func (f *FSM) applyGroups(c CommitGroups) Result {
 		if !ok {
 			continue // topic gone: nothing to commit
 		}
+		if gc.Delete {
+			if _, ok := t.Groups[gc.Group]; ok {
+				delete(t.Groups, gc.Group)
+				changed = true
+			}
+			continue
+		}
 		off := max(gc.Offset, t.Earliest) // retention deleted what is below
 		if old, ok := t.Groups[gc.Group]; ok && old == off {
 			continue

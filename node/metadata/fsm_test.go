@@ -321,6 +321,16 @@ func TestGroupsCommitAndRewind(t *testing.T) {
 	if r := mustApply(t, f, CommitGroups{}); !errors.Is(r.Err, ErrInvalidCommand) {
 		t.Fatalf("empty: %+v", r)
 	}
+	mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "h", Topic: "a", Offset: 2}}})
+	if r := mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "h", Topic: "a", Delete: true}}}); r.Status != Applied {
+		t.Fatalf("delete: %+v", r)
+	}
+	if _, ok := f.GroupOffset("a", "h"); ok {
+		t.Fatal("a deleted group offset is still there")
+	}
+	if r := mustApply(t, f, CommitGroups{Commits: []GroupCommit{{Group: "h", Topic: "a", Delete: true}}}); r.Status != NoOp {
+		t.Fatalf("delete again: %+v", r)
+	}
 	snap, _ := f.Snapshot()
 	var sink memSink
 	if err := snap.Persist(&sink); err != nil {

@@ -73,6 +73,8 @@ const (
 	GroupCommit
 	GroupCommitted
 	GroupList
+	// GroupDelete forgets the group's committed offset in the topic.
+	GroupDelete
 )
 
 // GroupRequest is one consumer-group command. Offsets holds the offsets

@@ -35,7 +35,10 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 			code = errUnknownMemberID
 		case req.Generation != g.generation:
 			code = errIllegalGeneration
-		case g.state == stateCompleting || g.state == statePreparing:
+		case g.state == stateCompleting:
+			// While the group prepares a rebalance, members of the current
+			// generation may still commit (Kafka allows it, so consumers can
+			// commit what they processed before giving partitions up).
 			code = errRebalanceInProgress
 		default:
 			c.resetSession(g, m)

@@ -44,8 +44,15 @@ func startMember(t *testing.T, addrs []string, group, topic string) *member {
 	return m
 }
 
-// poll consumes once and commits what it got.
+// poll consumes once and commits what it got; a failed commit is an
+// error of the test unless tolerated.
 func (m *member) poll(t *testing.T, ctx context.Context) {
+	if err := m.pollCommit(t, ctx); err != nil {
+		t.Errorf("commit: %v", err)
+	}
+}
+
+func (m *member) pollCommit(t *testing.T, ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	fs := m.cl.PollFetches(pctx)
@@ -59,14 +66,12 @@ func (m *member) poll(t *testing.T, ctx context.Context) {
 		got = append(got, n)
 	})
 	if len(got) == 0 {
-		return
-	}
-	if err := m.cl.CommitUncommittedOffsets(ctx); err != nil {
-		t.Errorf("commit: %v", err)
+		return nil
 	}
 	m.mu.Lock()
 	m.seen = append(m.seen, got...)
 	m.mu.Unlock()
+	return m.cl.CommitUncommittedOffsets(ctx)
 }
 
 func (m *member) count() int {
@@ -279,5 +284,88 @@ func TestGroupAdmin(t *testing.T) {
 	}
 	if offs, err := adm.FetchOffsets(ctx, "ag"); err != nil || len(offs) != 0 {
 		t.Fatalf("offsets after DeleteGroup: %+v %v", offs, err)
+	}
+}
+
+// TestConsumerGroupCoordinatorFailover: the group coordinator (the Raft
+// leader) is killed while two members consume; they find the new one,
+// rejoin, and every record is consumed (at least once: what was read but
+// not yet committed at the crash comes again) and finally committed.
+func TestConsumerGroupCoordinatorFailover(t *testing.T) {
+	nodes, addrs := kafkaCluster(t, nil)
+	adm := kadm.NewClient(newClient(t, addrs))
+	const topic, group, total = "cofail", "gf", 1800
+	createTopic(t, adm, topic, 3, nil)
+	waitPartitions(t, nodes, topic, 3)
+	prod := newClient(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produceNumbered(t, prod, topic, 3, 0, total/2)
+
+	ctx := testCtx(t)
+	members := []*member{startMember(t, addrs, group, topic), startMember(t, addrs, group, topic)}
+	distinct := func() int {
+		seen := map[int]bool{}
+		for _, m := range members {
+			m.mu.Lock()
+			for _, n := range m.seen {
+				seen[n] = true
+			}
+			m.mu.Unlock()
+		}
+		return len(seen)
+	}
+	pollUntil := func(want int) {
+		t.Helper()
+		for distinct() < want {
+			if ctx.Err() != nil {
+				t.Fatalf("timed out: consumed %d distinct of %d", distinct(), want)
+			}
+			var wg sync.WaitGroup
+			for _, m := range members {
+				wg.Go(func() { _ = m.pollCommit(t, ctx) }) // commits may fail while the coordinator moves
+			}
+			wg.Wait()
+		}
+	}
+	pollUntil(total / 2)
+	var coord *nodetest.Node
+	for _, n := range nodes {
+		if n.IsRaftLeader() {
+			coord = n
+		}
+	}
+	if coord == nil {
+		t.Fatal("no Raft leader")
+	}
+	coord.Crash(t)
+	produceNumbered(t, prod, topic, 3, total/2, total)
+	pollUntil(total)
+
+	// Offsets reach the end of every partition once the members commit on
+	// the new coordinator.
+	for {
+		var wg sync.WaitGroup
+		for _, m := range members {
+			wg.Go(func() { _ = m.pollCommit(t, ctx) })
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			t.Fatal("committed offsets did not reach the end")
+		}
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			continue
+		}
+		done := 0
+		for p := range int32(3) {
+			if o, ok := offs.Lookup(topic, p); ok && o.At == total/3 {
+				done++
+			}
+		}
+		if done == 3 {
+			return
+		}
+		for _, m := range members {
+			_ = m.cl.CommitUncommittedOffsets(ctx)
+		}
 	}
 }

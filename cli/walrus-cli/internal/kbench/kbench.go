@@ -51,13 +51,27 @@ func client(cfg *bench.Config, opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
+// Codecs are the producer batch compressions --kafka-compression takes.
+var Codecs = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+}
+
 // Produce writes cfg.Messages verifiable payloads over cfg.Clients
 // franz-go producers (acks=all, default batching, at most cfg.Pipeline
-// records buffered per producer), creating missing topics first.
-func Produce(ctx context.Context, cfg bench.Config) (*bench.Report, error) {
+// records buffered per producer, batches compressed with codec: a key of
+// Codecs, "" = none), creating missing topics first.
+func Produce(ctx context.Context, cfg bench.Config, codec string) (*bench.Report, error) {
 	topics, err := prepare(&cfg, true)
 	if err != nil {
 		return nil, err
+	}
+	if codec == "" {
+		codec = "none"
+	}
+	cc, ok := Codecs[codec]
+	if !ok {
+		return nil, fmt.Errorf("kbench: unknown compression %q (none, gzip, snappy, lz4, zstd)", codec)
 	}
 	for cfg.Run == 0 {
 		cfg.Run = rand.Uint32()
@@ -71,7 +85,7 @@ func Produce(ctx context.Context, cfg bench.Config) (*bench.Report, error) {
 		first         string
 	)
 	elapsed, cpu, h, err := bench.RunClients(&cfg, acked.Load, func(c int, h *bench.Histogram) error {
-		cl, err := client(&cfg, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(max(cfg.Pipeline, 1)))
+		cl, err := client(&cfg, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(max(cfg.Pipeline, 1)), kgo.ProducerBatchCompression(cc))
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package kcoord
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -66,6 +67,9 @@ func (s *store) Group(_ context.Context, req *wire.GroupRequest) (*wire.GroupRep
 	k := [2]string{req.Group, req.Topic}
 	switch req.Op {
 	case wire.GroupCommit:
+		if req.Topic == "gone" {
+			return nil, fmt.Errorf("%w %s", wire.ErrUnknownTopic, req.Topic)
+		}
 		if req.Offsets[0] > 100 {
 			return &wire.GroupReply{Kind: byte(protocol.ReplyErr), Body: []byte("offset out of range")}, nil
 		}
@@ -192,8 +196,13 @@ func TestCoordinatorOffsetsAndTerms(t *testing.T) {
 	}
 	refused := *commit
 	refused.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 1, Offset: 1000}}}}
-	if r, _ := s.OffsetCommit(ctx, &refused); r.Topics[0].Partitions[0].ErrorCode == 0 {
-		t.Fatalf("a commit the store refused answered success: %+v", r)
+	if r, _ := s.OffsetCommit(ctx, &refused); r.Topics[0].Partitions[0].ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("a commit the store refused: %+v", r)
+	}
+	unknown := *commit
+	unknown.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "gone", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}, ct}
+	if r, _ := s.OffsetCommit(ctx, &unknown); r.Topics[0].Partitions[0].ErrorCode != kerr.UnknownTopicOrPartition.Code || r.Topics[1].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("a commit to an unknown topic next to a good one: %+v", r)
 	}
 
 	fetch := kmsg.NewPtrOffsetFetchRequest()

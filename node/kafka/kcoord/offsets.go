@@ -51,6 +51,18 @@ func (o Offsets) run(ctx context.Context, req *wire.GroupRequest) (*wire.GroupRe
 	return rep, nil
 }
 
+// commitErr gives kgroup the kinds of commit failure it answers per
+// partition.
+func commitErr(err error) error {
+	switch {
+	case errors.Is(err, wire.ErrUnknownTopic):
+		return fmt.Errorf("%w: %w", kgroup.ErrUnknownPartition, err)
+	case errors.Is(err, ErrRefused):
+		return fmt.Errorf("%w: %w", kgroup.ErrInvalidOffset, err)
+	}
+	return err
+}
+
 // Commit stores each partition's offset (the next record to consume).
 func (o Offsets) Commit(ctx context.Context, group string, commits []kgroup.Commit) error {
 	for _, c := range commits {
@@ -59,7 +71,7 @@ func (o Offsets) Commit(ctx context.Context, group string, commits []kgroup.Comm
 		}
 		_, err := o.run(ctx, &wire.GroupRequest{Op: wire.GroupCommit, Group: group, Topic: kafka.LogName(c.Topic, c.Partition), Offsets: []uint64{uint64(c.Offset)}})
 		if err != nil {
-			return err
+			return commitErr(err)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -11,20 +12,22 @@ import (
 
 // Kafka error codes used here (see franz-go's pkg/kerr for names).
 const (
-	errNone                  int16 = 0
-	errCoordinatorNotAvail   int16 = 15
-	errIllegalGeneration     int16 = 22
-	errInconsistentProtocol  int16 = 23
-	errInvalidGroupID        int16 = 24
-	errUnknownMemberID       int16 = 25
-	errInvalidSessionTimeout int16 = 26
-	errRebalanceInProgress   int16 = 27
-	errNonEmptyGroup         int16 = 68
-	errGroupIDNotFound       int16 = 69
-	errGroupMaxSize          int16 = 81
-	errMemberIDRequired      int16 = 79
-	errGroupSubscribed       int16 = 86
-	errUnknownServer         int16 = -1
+	errNone                    int16 = 0
+	errOffsetOutOfRange        int16 = 1
+	errUnknownTopicOrPartition int16 = 3
+	errCoordinatorNotAvail     int16 = 15
+	errIllegalGeneration       int16 = 22
+	errInconsistentProtocol    int16 = 23
+	errInvalidGroupID          int16 = 24
+	errUnknownMemberID         int16 = 25
+	errInvalidSessionTimeout   int16 = 26
+	errRebalanceInProgress     int16 = 27
+	errNonEmptyGroup           int16 = 68
+	errGroupIDNotFound         int16 = 69
+	errGroupMaxSize            int16 = 81
+	errMemberIDRequired        int16 = 79
+	errGroupSubscribed         int16 = 86
+	errUnknownServer           int16 = -1
 )
 
 // Clock is the time source; tests inject a fake one.
@@ -51,9 +54,22 @@ type Commit struct {
 	Metadata  string
 }
 
+// Errors an Offsets commit may wrap, answered per partition; any other
+// error is COORDINATOR_NOT_AVAILABLE (the client retries).
+var (
+	// ErrUnknownPartition: the partition does not exist
+	// (UNKNOWN_TOPIC_OR_PARTITION).
+	ErrUnknownPartition = errors.New("unknown topic or partition")
+	// ErrInvalidOffset: the store refuses the offset, e.g. past the end of
+	// the partition (OFFSET_OUT_OF_RANGE).
+	ErrInvalidOffset = errors.New("offset refused")
+)
+
 // Offsets stores committed offsets; the composition root implements it over
 // node/group (Raft-committed), mapping (topic, partition) to a Walrus log.
 type Offsets interface {
+	// Commit stores the offsets (the coordinator passes one at a time, so
+	// each partition gets its own answer).
 	Commit(ctx context.Context, group string, commits []Commit) error
 	// Committed returns ok=false when nothing is committed.
 	Committed(ctx context.Context, group, topic string, partition int32) (Commit, bool, error)

@@ -2,6 +2,7 @@ package kgroup
 
 import (
 	"context"
+	"errors"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -45,33 +46,39 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		}
 	}
 	c.mu.Unlock()
-	var commits []Commit
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			commits = append(commits, Commit{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, Metadata: md})
-		}
-	}
-	if code == errNone && len(commits) > 0 {
-		if err := c.offsets.Commit(ctx, req.Group, commits); err != nil {
-			c.cfg.Logger.Warn("kafka offset commit failed", "group", req.Group, "err", err)
-			code = errCoordinatorNotAvail
-		}
-	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition, rp.ErrorCode = p.Partition, code
+			if code == errNone {
+				md := ""
+				if p.Metadata != nil {
+					md = *p.Metadata
+				}
+				rp.ErrorCode = c.commitOne(ctx, req.Group, Commit{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, Metadata: md})
+			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// commitOne stores one partition's offset and answers its error code.
+func (c *Coordinator) commitOne(ctx context.Context, group string, cm Commit) int16 {
+	err := c.offsets.Commit(ctx, group, []Commit{cm})
+	switch {
+	case err == nil:
+		return errNone
+	case errors.Is(err, ErrUnknownPartition):
+		return errUnknownTopicOrPartition
+	case errors.Is(err, ErrInvalidOffset):
+		return errOffsetOutOfRange
+	}
+	c.cfg.Logger.Warn("kafka offset commit failed", "group", group, "topic", cm.Topic, "partition", cm.Partition, "err", err)
+	return errCoordinatorNotAvail
 }
 
 // fetchGroup answers one group's offsets; topics nil means all committed.

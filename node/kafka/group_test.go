@@ -113,18 +113,27 @@ func produceNumbered(t *testing.T, cl *kgo.Client, topic string, parts, from, to
 	}
 }
 
+// groupFixture starts a cluster with a three-partition topic holding the
+// first half of total numbered records, and returns an admin client and
+// the producer (which picks partitions by record).
+func groupFixture(t *testing.T, topic string, total int) ([]*nodetest.Node, []string, *kadm.Client, *kgo.Client) {
+	t.Helper()
+	nodes, addrs := kafkaCluster(t, nil)
+	adm := kadm.NewClient(newClient(t, addrs))
+	createTopic(t, adm, topic, 3, nil)
+	waitPartitions(t, nodes, topic, 3)
+	prod := newClient(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produceNumbered(t, prod, topic, 3, 0, total/2)
+	return nodes, addrs, adm, prod
+}
+
 // TestConsumerGroupRebalance: three members of a group share a topic's
 // partitions; when one leaves, the other two take its partitions over;
 // every record is consumed and committed exactly once, and the group's
 // offsets are the Walrus group's (GROUPS shows it with no lag).
 func TestConsumerGroupRebalance(t *testing.T) {
-	nodes, addrs := kafkaCluster(t, nil)
-	adm := kadm.NewClient(newClient(t, addrs))
 	const topic, group, total = "grouped", "g1", 3000
-	createTopic(t, adm, topic, 3, nil)
-	waitPartitions(t, nodes, topic, 3)
-	prod := newClient(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	produceNumbered(t, prod, topic, 3, 0, total/2)
+	nodes, addrs, adm, prod := groupFixture(t, topic, total)
 
 	ctx := testCtx(t)
 	members := []*member{startMember(t, addrs, group, topic), startMember(t, addrs, group, topic), startMember(t, addrs, group, topic)}
@@ -292,13 +301,8 @@ func TestGroupAdmin(t *testing.T) {
 // rejoin, and every record is consumed (at least once: what was read but
 // not yet committed at the crash comes again) and finally committed.
 func TestConsumerGroupCoordinatorFailover(t *testing.T) {
-	nodes, addrs := kafkaCluster(t, nil)
-	adm := kadm.NewClient(newClient(t, addrs))
 	const topic, group, total = "cofail", "gf", 1800
-	createTopic(t, adm, topic, 3, nil)
-	waitPartitions(t, nodes, topic, 3)
-	prod := newClient(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	produceNumbered(t, prod, topic, 3, 0, total/2)
+	nodes, addrs, adm, prod := groupFixture(t, topic, total)
 
 	ctx := testCtx(t)
 	members := []*member{startMember(t, addrs, group, topic), startMember(t, addrs, group, topic)}

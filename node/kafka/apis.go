@@ -78,6 +78,7 @@ func (s *Server) table() map[int16]api {
 		20: on(1, 6, s.deleteTopics),
 		32: on(0, 4, s.describeConfigs),
 		37: on(0, 3, s.createPartitions),
+		22: on(0, 4, s.initProducerID),
 	}
 	if g := s.deps.Groups; g != nil {
 		handlers := map[int16]func(v [2]int16) api{

@@ -98,6 +98,7 @@ func TestBadInput(t *testing.T) {
 	nodes, addrs := kafkaCluster(t, nil)
 	adm := kadm.NewClient(newClient(t, addrs))
 	createTopic(t, adm, "bad", 1, nil)
+	waitPartitions(t, nodes, "bad", 1)
 	r, _ := nodes[0].Metadata().Route("bad")
 	leader := nodes[r.Leader-1].KafkaAddr()
 

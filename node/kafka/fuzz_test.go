@@ -33,11 +33,14 @@ func (fakeAppend) AppendRecords(_ context.Context, _ string, recs [][]byte) (uin
 	return 0, 0, errors.New("fake append")
 }
 
+func (fakeAppend) Count(context.Context, string, uint64) (uint64, error) { return 0, nil }
+
 type fakeAdmin struct{}
 
 func (fakeAdmin) CreateTopic(context.Context, string, int, int) error   { return errors.New("fake") }
 func (fakeAdmin) DeleteTopic(context.Context, string) error             { return errors.New("fake") }
 func (fakeAdmin) AlterTopic(context.Context, metadata.AlterTopic) error { return errors.New("fake") }
+func (fakeAdmin) AllocProducerIDs(context.Context, uint64) error        { return errors.New("fake") }
 
 type fakeLive struct{}
 

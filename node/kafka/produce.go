@@ -106,6 +106,15 @@ func (s *Server) producePartition(ctx context.Context, topic string, part int32,
 		buf = record.AppendKeyed(buf, 0, &recs[i])
 		stored[i] = buf[start:len(buf):len(buf)]
 	}
+	if recs[0].Idempotent {
+		return s.produceIdempotent(ctx, name, rt.Segment, recs, stored)
+	}
+	return s.appendStored(ctx, name, stored)
+}
+
+// appendStored appends encoded records to the open segment of log name
+// and returns the offset of the first.
+func (s *Server) appendStored(ctx context.Context, name string, stored [][]byte) (int64, int16, string) {
 	base := int64(-1)
 	for len(stored) > 0 {
 		n := min(len(stored), wire.MaxAppendEntries)

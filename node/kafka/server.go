@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walrus-go/walrus/node/kafka/kidem"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/record"
 )
@@ -64,6 +65,8 @@ type Log interface {
 // first record.
 type Appender interface {
 	AppendRecords(ctx context.Context, topic string, records [][]byte) (seg, first uint64, err error)
+	// Count is how many entries segment seg of topic holds here.
+	Count(ctx context.Context, topic string, seg uint64) (uint64, error)
 }
 
 // Admin creates, deletes and alters topics through the Raft leader
@@ -72,6 +75,9 @@ type Admin interface {
 	CreateTopic(ctx context.Context, topic string, rf, ack int) error
 	DeleteTopic(ctx context.Context, topic string) error
 	AlterTopic(ctx context.Context, cmd metadata.AlterTopic) error
+	// AllocProducerIDs gives node a new block of producer ids
+	// (metadata.AllocProducerIDs).
+	AllocProducerIDs(ctx context.Context, node uint64) error
 }
 
 // Liveness judges whether a node is up.
@@ -110,6 +116,8 @@ type Server struct {
 	cfg  Config
 	deps Deps
 	apis map[int16]api
+	idem *kidem.Table
+	pids producerIDs
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -133,7 +141,7 @@ func New(cfg Config, d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: d, conns: map[net.Conn]struct{}{}, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, deps: d, conns: map[net.Conn]struct{}{}, stop: make(chan struct{}), idem: kidem.NewTable()}
 	s.room = sync.NewCond(&s.mu)
 	s.apis = s.table()
 	return s

@@ -22,6 +22,8 @@ const (
 	KindDeleteSegs    Kind = 9
 	KindDeleteTopic   Kind = 10
 	KindCreateTopics  Kind = 11
+	// KindAllocProducerIDs: AllocProducerIDs (producers.go).
+	KindAllocProducerIDs Kind = 12
 )
 
 func (k Kind) String() string {
@@ -46,6 +48,8 @@ func (k Kind) String() string {
 		return "delete_segments"
 	case KindDeleteTopic:
 		return "delete_topic"
+	case KindAllocProducerIDs:
+		return "alloc_producer_ids"
 	case KindCreateTopics:
 		return "create_topics"
 	}
@@ -239,6 +243,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeJSON[DeleteTopic](body)
 	case KindCreateTopics:
 		c, err = decodeJSON[CreateTopics](body)
+	case KindAllocProducerIDs:
+		c, err = decodeJSON[AllocProducerIDs](body)
 	default:
 		return nil, fmt.Errorf("metadata: unknown command kind %d: %w", b[0], ErrInvalidCommand)
 	}

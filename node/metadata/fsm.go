@@ -105,6 +105,8 @@ func (f *FSM) apply(idx uint64, cmd Command) Result {
 		r = f.applyDeleteTopic(c)
 	case CreateTopics:
 		r = f.applyCreateTopics(c)
+	case AllocProducerIDs:
+		r = f.applyAllocProducerIDs(c)
 	default:
 		r = Result{Err: fmt.Errorf("metadata: command %T: %w", cmd, ErrInvalidCommand)}
 	}
@@ -239,6 +241,7 @@ func (f *FSM) applyRemoveNode(c RemoveNode) Result {
 		return Result{Status: NoOp}
 	}
 	delete(f.state.Nodes, c.ID)
+	delete(f.state.ProducerBlocks, c.ID)
 	return Result{Status: Applied}
 }
 

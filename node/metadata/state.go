@@ -266,6 +266,11 @@ type ClusterState struct {
 	// reuses the segment ids of files a replica that was down may still
 	// hold (one small entry per deleted name).
 	Deleted map[string]uint64 `json:"deleted,omitempty"`
+	// NextProducerID is the first Kafka producer id not yet handed out;
+	// ProducerBlocks the first id of each node's current block
+	// (AllocProducerIDs).
+	NextProducerID uint64            `json:"next_producer_id,omitempty"`
+	ProducerBlocks map[uint64]uint64 `json:"producer_blocks,omitempty"`
 }
 
 // NewClusterState returns an empty state.
@@ -282,6 +287,8 @@ func (s *ClusterState) Clone() *ClusterState {
 	}
 	maps.Copy(c.Nodes, s.Nodes)
 	c.Deleted = maps.Clone(s.Deleted)
+	c.NextProducerID = s.NextProducerID
+	c.ProducerBlocks = maps.Clone(s.ProducerBlocks)
 	return c
 }
 

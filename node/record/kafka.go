@@ -23,8 +23,23 @@ import (
 // protocol handles keyed records like timed ones.
 const Version2 byte = 2
 
-// v2Fixed is the fixed head of a keyed record (version, two times).
-const v2Fixed = 17
+// Version3 is a keyed record of an idempotent Kafka producer: Version2
+// with the producer's id, epoch and the record's sequence number after the
+// producer timestamp, so a new segment leader can rebuild the producers'
+// sequences from the log:
+//
+//	byte    3
+//	int64   append time; int64 producer timestamp (as Version2)
+//	int64   producer id, int16 producer epoch, int32 sequence (big-endian)
+//	then key, value and headers as Version2
+const Version3 byte = 3
+
+// v2Fixed is the fixed head of a keyed record (version, two times);
+// v3Fixed adds the producer fields.
+const (
+	v2Fixed = 17
+	v3Fixed = v2Fixed + 14
+)
 
 // Keyed is the Kafka part of a keyed record. Nil Key or Value are null;
 // empty non-nil ones are empty.
@@ -33,6 +48,11 @@ type Keyed struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
+	// Idempotent records carry their producer (Version3).
+	Idempotent bool
+	ProducerID int64
+	Epoch      int16
+	Sequence   int32
 }
 
 // Header is one record header; a nil Value is null.
@@ -43,7 +63,7 @@ type Header struct {
 
 // KeyedSize is the encoded length of k (for one allocation).
 func KeyedSize(k *Keyed) int {
-	n := v2Fixed + 2*binary.MaxVarintLen64 + len(k.Key) + len(k.Value) + binary.MaxVarintLen64
+	n := v3Fixed + 2*binary.MaxVarintLen64 + len(k.Key) + len(k.Value) + binary.MaxVarintLen64
 	for _, h := range k.Headers {
 		n += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
 	}
@@ -52,9 +72,18 @@ func KeyedSize(k *Keyed) int {
 
 // AppendKeyed appends the keyed record of k stamped appendTime to dst.
 func AppendKeyed(dst []byte, appendTime int64, k *Keyed) []byte {
-	dst = append(dst, Version2)
+	if k.Idempotent {
+		dst = append(dst, Version3)
+	} else {
+		dst = append(dst, Version2)
+	}
 	dst = binary.BigEndian.AppendUint64(dst, uint64(appendTime))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(k.Timestamp))
+	if k.Idempotent {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(k.ProducerID))
+		dst = binary.BigEndian.AppendUint16(dst, uint16(k.Epoch))
+		dst = binary.BigEndian.AppendUint32(dst, uint32(k.Sequence))
+	}
 	dst = appendNullable(dst, k.Key)
 	dst = appendNullable(dst, k.Value)
 	dst = binary.AppendUvarint(dst, uint64(len(k.Headers)))
@@ -77,7 +106,7 @@ func appendNullable(dst, b []byte) []byte {
 // Stamp sets the append time of a stored record in place (the segment
 // leader stamps records the Kafka listener encoded).
 func Stamp(b []byte, appendTime int64) error {
-	if len(b) < HeaderBytes || (b[0] != Version1 && b[0] != Version2) {
+	if len(b) < HeaderBytes || (b[0] != Version1 && b[0] != Version2 && b[0] != Version3) {
 		return fmt.Errorf("%w: cannot stamp %d bytes, first byte %#x", ErrCorrupt, len(b), first(b))
 	}
 	binary.BigEndian.PutUint64(b[1:9], uint64(appendTime))
@@ -93,12 +122,19 @@ func DecodeKeyed(b []byte) (appendTime int64, k Keyed, err error) {
 		ts := int64(binary.BigEndian.Uint64(b[1:9]))
 		return ts, Keyed{Timestamp: ts, Value: b[HeaderBytes:]}, nil
 	}
-	if len(b) < v2Fixed || b[0] != Version2 {
+	fixed := fixedLen(b)
+	if fixed == 0 {
 		return 0, k, corrupt(b)
 	}
 	appendTime = int64(binary.BigEndian.Uint64(b[1:9]))
 	k.Timestamp = int64(binary.BigEndian.Uint64(b[9:17]))
-	r := b[v2Fixed:]
+	if b[0] == Version3 {
+		k.Idempotent = true
+		k.ProducerID = int64(binary.BigEndian.Uint64(b[17:25]))
+		k.Epoch = int16(binary.BigEndian.Uint16(b[25:27]))
+		k.Sequence = int32(binary.BigEndian.Uint32(b[27:31]))
+	}
+	r := b[fixed:]
 	if k.Key, r, err = nullable(r); err != nil {
 		return 0, k, err
 	}
@@ -130,12 +166,24 @@ func DecodeKeyed(b []byte) (appendTime int64, k Keyed, err error) {
 	return appendTime, k, nil
 }
 
-// value finds the value of a version 2 record without decoding headers.
+// fixedLen is the fixed head length of a keyed record (0: b is not one).
+func fixedLen(b []byte) int {
+	switch {
+	case len(b) >= v2Fixed && b[0] == Version2:
+		return v2Fixed
+	case len(b) >= v3Fixed && b[0] == Version3:
+		return v3Fixed
+	}
+	return 0
+}
+
+// value finds the value of a keyed record without decoding headers.
 func value(b []byte) (int64, []byte, error) {
-	if len(b) < v2Fixed {
+	fixed := fixedLen(b)
+	if fixed == 0 {
 		return 0, nil, corrupt(b)
 	}
-	_, r, err := nullable(b[v2Fixed:])
+	_, r, err := nullable(b[fixed:])
 	if err != nil {
 		return 0, nil, err
 	}
@@ -156,5 +204,5 @@ func nullable(r []byte) ([]byte, []byte, error) {
 }
 
 func corrupt(b []byte) error {
-	return fmt.Errorf("%w: %d bytes, first byte %#x (want version %d or %d)", ErrCorrupt, len(b), first(b), Version1, Version2)
+	return fmt.Errorf("%w: %d bytes, first byte %#x (want version %d, %d or %d)", ErrCorrupt, len(b), first(b), Version1, Version2, Version3)
 }

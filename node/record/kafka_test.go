@@ -12,6 +12,8 @@ func TestKeyedRoundTrip(t *testing.T) {
 		{Timestamp: 1733300000999, Key: []byte("k"), Value: []byte("\xff\x00bin"), Headers: []Header{{Key: []byte("h1"), Value: []byte("v1")}, {Key: []byte{}, Value: nil}}},
 		{Timestamp: -1, Key: nil, Value: nil},
 		{Timestamp: 5, Key: []byte{}, Value: []byte{}},
+		{Timestamp: 6, Key: []byte("k"), Value: []byte("v"), Headers: []Header{{Key: []byte("h"), Value: []byte{}}},
+			Idempotent: true, ProducerID: 1<<40 + 3, Epoch: -2, Sequence: 1<<31 - 1},
 	}
 	for i, k := range cases {
 		b := AppendKeyed(nil, 77, &k)
@@ -58,8 +60,14 @@ func TestKeyedCorrupt(t *testing.T) {
 	if _, _, err := DecodeKeyed(append(bytes.Clone(good), 0)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("trailing byte: %v", err)
 	}
-	if err := Stamp([]byte{3, 0, 0, 0, 0, 0, 0, 0, 0}, 1); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("Stamp of version 3: %v", err)
+	if err := Stamp([]byte{4, 0, 0, 0, 0, 0, 0, 0, 0}, 1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Stamp of version 4: %v", err)
+	}
+	idem := AppendKeyed(nil, 1, &Keyed{Value: []byte("v"), Idempotent: true, ProducerID: 9})
+	for n := range len(idem) {
+		if _, _, err := DecodeKeyed(idem[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("version 3 truncated to %d: err %v", n, err)
+		}
 	}
 }
 
@@ -67,6 +75,7 @@ func FuzzDecodeKeyed(f *testing.F) {
 	f.Add(AppendKeyed(nil, 5, &Keyed{Timestamp: 3, Key: []byte("k"), Value: []byte("v"), Headers: []Header{{Key: []byte("a"), Value: nil}}}))
 	f.Add(AppendTimed(nil, 5, []byte("p")))
 	f.Add([]byte{2})
+	f.Add(AppendKeyed(nil, 5, &Keyed{Value: []byte("v"), Idempotent: true, ProducerID: 7, Sequence: 3}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Decode (every text reader) must never panic, and a valid keyed
 		// record must re-encode to the same bytes.

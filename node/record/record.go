@@ -54,7 +54,7 @@ func Decode(b []byte, timed bool) (ts int64, payload []byte, err error) {
 	if len(b) >= HeaderBytes && b[0] == Version1 {
 		return int64(binary.BigEndian.Uint64(b[1:9])), b[HeaderBytes:], nil
 	}
-	if len(b) > 0 && b[0] == Version2 {
+	if len(b) > 0 && (b[0] == Version2 || b[0] == Version3) {
 		return value(b)
 	}
 	return 0, nil, corrupt(b)

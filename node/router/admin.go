@@ -109,6 +109,11 @@ func (r *Router) appliedHere(cmd metadata.Command) bool {
 	return true
 }
 
+// AllocProducerIDs gives node its next block of Kafka producer ids.
+func (r *Router) AllocProducerIDs(ctx context.Context, node uint64) error {
+	return r.proposeErr(ctx, metadata.AllocProducerIDs{Node: node})
+}
+
 // DeleteTopic deletes an existing topic (DELETE for the Kafka listener).
 func (r *Router) DeleteTopic(ctx context.Context, topic string) error {
 	if !r.KnownTopic(ctx, topic) {

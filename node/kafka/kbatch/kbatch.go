@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
@@ -104,6 +105,12 @@ func appendRecords(out []record.Keyed, b []byte, batch *kmsg.RecordBatch) ([]rec
 			return nil, fmt.Errorf("%w: record %d: offset delta %d or length %d does not match its contents", ErrCorrupt, i, r.OffsetDelta, l)
 		}
 		k := record.Keyed{Timestamp: batch.FirstTimestamp + r.TimestampDelta64, Key: r.Key, Value: r.Value}
+		if batch.ProducerID >= 0 {
+			// An idempotent producer's batch: each record keeps its
+			// producer and sequence (sequences wrap after MaxInt32).
+			k.Idempotent, k.ProducerID, k.Epoch = true, batch.ProducerID, batch.ProducerEpoch
+			k.Sequence = int32((int64(batch.FirstSequence) + int64(i)) % (math.MaxInt32 + 1))
+		}
 		if len(r.Headers) > 0 {
 			k.Headers = make([]record.Header, len(r.Headers))
 			for j, h := range r.Headers {

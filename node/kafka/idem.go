@@ -1,0 +1,151 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/walrus-go/walrus/node/kafka/kidem"
+	"github.com/walrus-go/walrus/node/metadata"
+	"github.com/walrus-go/walrus/node/record"
+)
+
+// produceIdempotent stores an idempotent producer's batch once: kidem
+// checks its sequence against what this log holds (rebuilding that from
+// the log when this node starts a new segment) before it is appended.
+func (s *Server) produceIdempotent(ctx context.Context, name string, seg uint64, recs []record.Keyed, stored [][]byte) (int64, int16, string) {
+	b := kidem.Batch{Producer: recs[0].ProducerID, Epoch: recs[0].Epoch, First: recs[0].Sequence, Count: int32(min(len(recs), math.MaxInt32))}
+	for i := range recs {
+		r := &recs[i]
+		if !r.Idempotent || r.ProducerID != b.Producer || r.Epoch != b.Epoch || r.Sequence != int32((int64(b.First)+int64(i))%(math.MaxInt32+1)) {
+			return -1, kerr.InvalidRecord.Code, "an idempotent produce holds one producer's records with consecutive sequences"
+		}
+	}
+	out, err := s.idem.Begin(ctx, name, seg, b, s.scanProducers(name), s.settled(name, seg))
+	if err != nil {
+		s.deps.Logger.Debug("kafka idempotent produce: producer state not ready", "log", name, "err", err)
+	}
+	switch {
+	case out.Code != 0: // DUPLICATE_SEQUENCE_NUMBER included: clients take it as stored
+		return -1, out.Code, ""
+	case out.Dup:
+		return out.Base, 0, ""
+	}
+	base, code, msg := s.appendStored(ctx, name, stored)
+	s.idem.Done(out.Ticket, base, code == 0)
+	return base, code, msg
+}
+
+// scanProducers reads the idempotent records of the end of a log.
+func (s *Server) scanProducers(name string) kidem.Scan {
+	return func(ctx context.Context) ([]kidem.Record, error) {
+		earliest, latest, err := s.deps.Log.Offsets(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		from := earliest
+		if latest > kidem.RebuildRecords {
+			from = max(from, latest-kidem.RebuildRecords)
+		}
+		var out []kidem.Record
+		for off := from; off < latest; {
+			entries, next, err := s.deps.Log.Fetch(ctx, name, off, 8192, 8<<20)
+			if err != nil {
+				return nil, fmt.Errorf("kafka: rebuild producer state of %s from offset %d: %w", name, off, err)
+			}
+			if len(entries) == 0 {
+				break
+			}
+			for _, e := range entries {
+				if len(e.Stored) == 0 || e.Stored[0] != record.Version3 {
+					continue
+				}
+				_, k, err := record.DecodeKeyed(e.Stored)
+				if err != nil {
+					return nil, fmt.Errorf("kafka: rebuild producer state of %s: offset %d: %w", name, e.Offset, err)
+				}
+				out = append(out, kidem.Record{Producer: k.ProducerID, Epoch: k.Epoch, Seq: k.Sequence, Offset: int64(e.Offset)})
+			}
+			off = next
+		}
+		return out, nil
+	}
+}
+
+// settled reports whether every record this node appended to segment seg
+// of log name is readable (so a rebuild after a failed append sees them).
+func (s *Server) settled(name string, seg uint64) kidem.Settled {
+	return func(ctx context.Context) (bool, error) {
+		rt, ok := s.deps.FSM.Route(name)
+		if !ok || rt.Segment != seg || rt.Leader != s.cfg.Self {
+			return false, nil
+		}
+		n, err := s.deps.Append.Count(ctx, name, seg)
+		if err != nil {
+			return false, err
+		}
+		_, latest, err := s.deps.Log.Offsets(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		return rt.SealedOffset+n == latest, nil
+	}
+}
+
+// producerIDs hands out Kafka producer ids from blocks the metadata
+// gives this node (metadata.AllocProducerIDs).
+type producerIDs struct {
+	mu        sync.Mutex
+	next, end uint64
+}
+
+func (s *Server) newProducerID(ctx context.Context) (int64, error) {
+	p := &s.pids
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.next == p.end {
+		old, had := s.deps.FSM.ProducerBlock(s.cfg.Self)
+		if err := s.deps.Admin.AllocProducerIDs(ctx, s.cfg.Self); err != nil {
+			return 0, fmt.Errorf("kafka: allocate producer ids: %w", err)
+		}
+		for {
+			changed := s.deps.FSM.Changed()
+			if b, ok := s.deps.FSM.ProducerBlock(s.cfg.Self); ok && (!had || b != old) {
+				p.next, p.end = b, b+metadata.ProducerBlockSize
+				break
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return 0, fmt.Errorf("kafka: wait for a producer id block: %w", ctx.Err())
+			}
+		}
+	}
+	id := p.next
+	p.next++
+	return int64(id), nil
+}
+
+// initProducerID gives an idempotent producer a new id (epoch 0). A
+// producer that had one (v3+, after a sequence error) gets a new id too:
+// without transactions there is no epoch to fence.
+func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) (*kmsg.InitProducerIDResponse, error) {
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil {
+		resp.ErrorCode = errUnsupportedVersion // transactions are not supported
+		return resp, nil
+	}
+	id, err := s.newProducerID(ctx)
+	if err != nil {
+		s.deps.Logger.Warn("kafka InitProducerId failed", "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp, nil
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp, nil
+}

@@ -40,7 +40,7 @@ type writeOp struct {
 	bytes   int
 	seg     uint64 // fence, unfence, seal
 	min     uint64 // fence: only fence when count >= min
-	// stamped: entries are records the caller encoded (record.Version2),
+	// stamped: entries are records the caller encoded (record.Version2 or 3),
 	// whose append time the writer stamps in place instead of wrapping.
 	stamped bool
 	// first is set before the op is answered: the segment offset of its
@@ -484,7 +484,7 @@ func (m *Manager) Append(ctx context.Context, topic string, entries [][]byte) er
 	return m.submit(ctx, topic, &writeOp{kind: opAppend, entries: entries, bytes: record.Bytes(entries)}).err
 }
 
-// AppendRecords is Append of records the caller encoded (record.Version2,
+// AppendRecords is Append of records the caller encoded (record.Version2 or 3,
 // for a timed segment: the caller checks): the writer stamps their
 // append time in place, so the caller must not touch them afterwards. It
 // returns the segment and segment offset of the first one.

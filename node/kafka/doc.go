@@ -20,7 +20,9 @@
 // ListOffsets and the admin APIs are served by every node (reads go
 // through topiclog, which returns only what the ack quorum holds).
 //
-// Records are stored as record.Version2, or Version3 for idempotent producers (producer timestamp, key, value,
-// headers byte for byte, plus the leader's append time). docs/kafka.md
-// documents the API keys and versions served.
+// Records are stored as record.Version2 (producer timestamp, key, value,
+// headers byte for byte, plus the leader's append time), or Version3 with
+// the producer id, epoch and sequence of an idempotent producer (kidem
+// rebuilds the producers' state from them). docs/kafka.md documents the
+// API keys and versions served.
 package kafka

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/walrus-go/walrus/node/kafka/ktxn"
 )
 
 const (
@@ -101,45 +103,10 @@ func (s *Server) table() map[int16]api {
 	// Transactions are not supported: the transactional APIs are not
 	// advertised, and a client that sends them anyway gets
 	// UNSUPPORTED_VERSION in the response rather than a closed connection.
-	t[24] = on(0, 3, func(_ context.Context, r *kmsg.AddPartitionsToTxnRequest) (*kmsg.AddPartitionsToTxnResponse, error) {
-		resp := r.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-		resp.ErrorCode = errUnsupportedVersion
-		for _, tp := range r.Topics {
-			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
-			rt.Topic = tp.Topic
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, errUnsupportedVersion
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil
-	})
-	t[25] = on(0, 3, func(_ context.Context, r *kmsg.AddOffsetsToTxnRequest) (*kmsg.AddOffsetsToTxnResponse, error) {
-		resp := r.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
-		resp.ErrorCode = errUnsupportedVersion
-		return resp, nil
-	})
-	t[26] = on(0, 3, func(_ context.Context, r *kmsg.EndTxnRequest) (*kmsg.EndTxnResponse, error) {
-		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
-		resp.ErrorCode = errUnsupportedVersion
-		return resp, nil
-	})
-	t[28] = on(0, 3, func(_ context.Context, r *kmsg.TxnOffsetCommitRequest) (*kmsg.TxnOffsetCommitResponse, error) {
-		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-		for _, tp := range r.Topics {
-			rt := kmsg.NewTxnOffsetCommitResponseTopic()
-			rt.Topic = tp.Topic
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, errUnsupportedVersion
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil
-	})
+	t[24] = on(0, 3, ktxn.AddPartitionsToTxn)
+	t[25] = on(0, 3, ktxn.AddOffsetsToTxn)
+	t[26] = on(0, 3, ktxn.EndTxn)
+	t[28] = on(0, 3, ktxn.TxnOffsetCommit)
 	return t
 }
 

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/walrus-go/walrus/node/kafka/kidem"
-	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/record"
 )
 
@@ -96,40 +94,6 @@ func (s *Server) settled(name string, seg uint64) kidem.Settled {
 	}
 }
 
-// producerIDs hands out Kafka producer ids from blocks the metadata
-// gives this node (metadata.AllocProducerIDs).
-type producerIDs struct {
-	mu        sync.Mutex
-	next, end uint64
-}
-
-func (s *Server) newProducerID(ctx context.Context) (int64, error) {
-	p := &s.pids
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.next == p.end {
-		old, had := s.deps.FSM.ProducerBlock(s.cfg.Self)
-		if err := s.deps.Admin.AllocProducerIDs(ctx, s.cfg.Self); err != nil {
-			return 0, fmt.Errorf("kafka: allocate producer ids: %w", err)
-		}
-		for {
-			changed := s.deps.FSM.Changed()
-			if b, ok := s.deps.FSM.ProducerBlock(s.cfg.Self); ok && (!had || b != old) {
-				p.next, p.end = b, b+metadata.ProducerBlockSize
-				break
-			}
-			select {
-			case <-changed:
-			case <-ctx.Done():
-				return 0, fmt.Errorf("kafka: wait for a producer id block: %w", ctx.Err())
-			}
-		}
-	}
-	id := p.next
-	p.next++
-	return int64(id), nil
-}
-
 // initProducerID gives an idempotent producer a new id (epoch 0). A
 // producer that had one (v3+, after a sequence error) gets a new id too:
 // without transactions there is no epoch to fence.
@@ -140,7 +104,7 @@ func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDReq
 		resp.ErrorCode = errUnsupportedVersion // transactions are not supported
 		return resp, nil
 	}
-	id, err := s.newProducerID(ctx)
+	id, err := s.pids.Next(ctx)
 	if err != nil {
 		s.deps.Logger.Warn("kafka InitProducerId failed", "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code

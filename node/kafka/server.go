@@ -117,7 +117,7 @@ type Server struct {
 	deps Deps
 	apis map[int16]api
 	idem *kidem.Table
-	pids producerIDs
+	pids *kidem.IDs
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -143,6 +143,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{cfg: cfg, deps: d, conns: map[net.Conn]struct{}{}, stop: make(chan struct{}), idem: kidem.NewTable()}
 	s.room = sync.NewCond(&s.mu)
+	s.pids = kidem.NewIDs(cfg.Self, d.FSM, func(ctx context.Context, node uint64) error { return d.Admin.AllocProducerIDs(ctx, node) })
 	s.apis = s.table()
 	return s
 }

@@ -37,6 +37,7 @@ type benchFlags struct {
 	group     string
 	kafka     bool
 	codec     string
+	notIdem   bool
 }
 
 func newBenchCmd(a *app) *cobra.Command {
@@ -95,6 +96,7 @@ func addBenchFlags(cmd *cobra.Command, a *app, f *benchFlags, produce bool) {
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout (no progress bar)")
 	fs.BoolVar(&f.kafka, "kafka", false, "produce/consume through the nodes' Kafka listeners with franz-go (--addrs are Kafka addresses; docs/kafka.md)")
 	fs.StringVar(&f.codec, "kafka-compression", "none", "with --kafka: producer batch compression (none, gzip, snappy, lz4, zstd)")
+	fs.BoolVar(&f.notIdem, "kafka-no-idempotence", false, "with --kafka: turn off franz-go's default idempotent producer")
 	fs.BoolVar(&f.echo, "echo", false, "run against an in-process echo server instead of a node (measures the generator itself)")
 	fs.StringVar(&f.cpuprof, "cpuprofile", "", "write a CPU profile of the run to this file (for working on the generator)")
 	_ = fs.MarkHidden("cpuprofile")
@@ -208,7 +210,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags, produce bool, mode str
 	}
 	switch {
 	case f.kafka && mode == "produce":
-		r, err = kbench.Produce(cmd.Context(), cfg, f.codec)
+		r, err = kbench.Produce(cmd.Context(), cfg, kbench.Options{Codec: f.codec, NotIdempotent: f.notIdem})
 	case f.kafka:
 		r, err = kbench.Consume(cmd.Context(), cfg)
 	}

@@ -40,7 +40,7 @@ func prepare(cfg *bench.Config, produce bool) ([]string, error) {
 }
 
 func client(cfg *bench.Config, opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{kgo.SeedBrokers(cfg.Addrs...), kgo.DisableIdempotentWrite()}
+	base := []kgo.Opt{kgo.SeedBrokers(cfg.Addrs...)}
 	if cfg.TLS != nil {
 		base = append(base, kgo.DialTLSConfig(cfg.TLS))
 	}
@@ -57,11 +57,19 @@ var Codecs = map[string]kgo.CompressionCodec{
 	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
 }
 
+// Options are the Kafka producer's settings.
+type Options struct {
+	// Codec compresses batches: a key of Codecs ("" = none).
+	Codec string
+	// NotIdempotent turns franz-go's default idempotent producer off.
+	NotIdempotent bool
+}
+
 // Produce writes cfg.Messages verifiable payloads over cfg.Clients
 // franz-go producers (acks=all, default batching, at most cfg.Pipeline
-// records buffered per producer, batches compressed with codec: a key of
-// Codecs, "" = none), creating missing topics first.
-func Produce(ctx context.Context, cfg bench.Config, codec string) (*bench.Report, error) {
+// records buffered per producer), creating missing topics first.
+func Produce(ctx context.Context, cfg bench.Config, o Options) (*bench.Report, error) {
+	codec := o.Codec
 	topics, err := prepare(&cfg, true)
 	if err != nil {
 		return nil, err
@@ -85,7 +93,11 @@ func Produce(ctx context.Context, cfg bench.Config, codec string) (*bench.Report
 		first         string
 	)
 	elapsed, cpu, h, err := bench.RunClients(&cfg, acked.Load, func(c int, h *bench.Histogram) error {
-		cl, err := client(&cfg, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(max(cfg.Pipeline, 1)), kgo.ProducerBatchCompression(cc))
+		opts := []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(max(cfg.Pipeline, 1)), kgo.ProducerBatchCompression(cc)}
+		if o.NotIdempotent {
+			opts = append(opts, kgo.DisableIdempotentWrite())
+		}
+		cl, err := client(&cfg, opts...)
 		if err != nil {
 			return err
 		}

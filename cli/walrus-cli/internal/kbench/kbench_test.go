@@ -19,7 +19,7 @@ func TestProduceConsumeVerified(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := bench.Config{Addrs: addrs, Clients: 2, Messages: 3000, Size: 100, Topics: 3, TopicPrefix: "kb", Pipeline: 256}
-	r, err := Produce(ctx, cfg, "lz4")
+	r, err := Produce(ctx, cfg, Options{Codec: "lz4"})
 	if err != nil || !r.OK() || r.Messages != 3000 {
 		t.Fatalf("produce: %+v %v", r, err)
 	}

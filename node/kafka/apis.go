@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/walrus-go/walrus/node/kafka/kauthz"
 )
 
 const (
@@ -139,6 +141,16 @@ func (s *Server) table() map[int16]api {
 		}
 		return resp, nil
 	})
+	if s.deps.Users != nil && s.deps.Users.Enabled() {
+		saslAPIs(t)
+	}
+	if a := s.deps.ACL; a != nil && a.Enabled() {
+		g := kauthz.Guard{ACL: a}
+		for k, v := range t {
+			v.handle = g.Wrap(k, v.handle)
+			t[k] = v
+		}
+	}
 	return t
 }
 

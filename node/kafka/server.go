@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walrus-go/walrus/node/kafka/ksasl"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/record"
 )
@@ -90,6 +91,9 @@ type Config struct {
 	DefaultRetention metadata.Limits
 	// MaxRequestBytes bounds a request (default DefaultMaxRequestBytes).
 	MaxRequestBytes int
+	// OnAuthFailure, if set, counts a failed or missing authentication
+	// by reason (auth.Reason*).
+	OnAuthFailure func(reason string)
 }
 
 // Deps are the parts the listener uses.
@@ -102,6 +106,11 @@ type Deps struct {
 	// Groups serves the consumer-group APIs; nil: they are not
 	// advertised and a request for them closes the connection.
 	Groups Groups
+	// Users: when enabled, every connection must authenticate with SASL
+	// (or a verified TLS client certificate) first.
+	Users Users
+	// ACL: when enabled, requests are checked (kauthz).
+	ACL    Authorizer
 	Logger *slog.Logger
 }
 
@@ -257,14 +266,23 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	var out []byte
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	ctx = context.WithValue(ctx, clientKey{}, clientInfo{host: host})
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+	cs := s.newConn(c)
+	ctx = context.WithValue(ctx, connKey{}, cs)
+	for first := true; ; first = false {
+		limit, deadline := int64(s.cfg.MaxRequestBytes), time.Now().Add(idleTimeout)
+		if cs.Pending() {
+			limit, deadline = ksasl.MaxRequestBytes, cs.Deadline()
+		}
+		_ = c.SetReadDeadline(deadline)
 		if _, err := io.ReadFull(br, size[:]); err != nil {
 			return
 		}
+		if first {
+			cs.CheckCert(c) // the TLS handshake is done
+		}
 		n := int64(int32(binary.BigEndian.Uint32(size[:])))
-		if n < 8 || n > int64(s.cfg.MaxRequestBytes) {
-			s.deps.Logger.Debug("kafka: request size out of bounds, closing", "size", n, "max", s.cfg.MaxRequestBytes, "remote", c.RemoteAddr().String())
+		if n < 8 || n > limit {
+			s.deps.Logger.Debug("kafka: request size out of bounds, closing", "size", n, "max", limit, "remote", c.RemoteAddr().String())
 			return
 		}
 		if !s.reserve(int(n)) {
@@ -272,7 +290,10 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		}
 		// The body must follow promptly: a slow sender does not hold its
 		// share of maxInflightBytes for long.
-		_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
+		if rd := time.Now().Add(requestTimeout); rd.Before(deadline) {
+			deadline = rd
+		}
+		_ = c.SetReadDeadline(deadline)
 		body := make([]byte, n)
 		_, err := io.ReadFull(br, body)
 		if err == nil {
@@ -290,8 +311,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if _, err := bw.Write(out); err != nil {
 			return
 		}
-		if br.Buffered() == 0 {
-			if err := bw.Flush(); err != nil {
+		if br.Buffered() == 0 || cs.Closing() {
+			if err := bw.Flush(); err != nil || cs.Closing() {
 				return
 			}
 		}
@@ -333,6 +354,10 @@ func (s *Server) handle(ctx context.Context, body, out []byte) ([]byte, error) {
 	key := int16(binary.BigEndian.Uint16(body[0:2]))
 	version := int16(binary.BigEndian.Uint16(body[2:4]))
 	corr := int32(binary.BigEndian.Uint32(body[4:8]))
+	ctx, err := s.authorize(ctx, key)
+	if err != nil {
+		return nil, err
+	}
 	a, ok := s.apis[key]
 	if !ok || version < a.min || version > a.max {
 		if key == apiVersionsKey {

@@ -46,14 +46,14 @@ func (s *Server) authorize(ctx context.Context, key int16) (context.Context, err
 	return ctx, nil
 }
 
-// saslAPIs are SaslHandshake v1 (v0's raw framing is not served) and
+// saslAPIs are SaslHandshake v0-1 (after v0, raw tokens: serveConn) and
 // SaslAuthenticate v0-2.
 func saslAPIs(t map[int16]api) {
 	conn := func(ctx context.Context) *ksasl.Conn {
 		cs, _ := ctx.Value(connKey{}).(*ksasl.Conn)
 		return cs
 	}
-	t[ksasl.HandshakeKey] = on(1, 1, func(ctx context.Context, r *kmsg.SASLHandshakeRequest) (*kmsg.SASLHandshakeResponse, error) {
+	t[ksasl.HandshakeKey] = on(0, 1, func(ctx context.Context, r *kmsg.SASLHandshakeRequest) (*kmsg.SASLHandshakeResponse, error) {
 		return conn(ctx).Handshake(r)
 	})
 	t[ksasl.AuthenticateKey] = on(0, 2, func(ctx context.Context, r *kmsg.SASLAuthenticateRequest) (*kmsg.SASLAuthenticateResponse, error) {

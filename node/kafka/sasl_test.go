@@ -1,7 +1,9 @@
 package kafka_test
 
 import (
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"testing"
@@ -143,8 +145,8 @@ func TestSASLRaw(t *testing.T) {
 	for _, k := range avr.ApiKeys {
 		keys[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
 	}
-	if keys[17] != [2]int16{1, 1} || keys[36] != [2]int16{0, 2} {
-		t.Fatalf("SASL APIs advertised as %v / %v, want SaslHandshake 1-1, SaslAuthenticate 0-2", keys[17], keys[36])
+	if keys[17] != [2]int16{0, 1} || keys[36] != [2]int16{0, 2} {
+		t.Fatalf("SASL APIs advertised as %v / %v, want SaslHandshake 0-1, SaslAuthenticate 0-2", keys[17], keys[36])
 	}
 	md := kmsg.NewPtrMetadataRequest()
 	md.Version = 9
@@ -229,14 +231,72 @@ func TestSASLRaw(t *testing.T) {
 		}
 		expectClosed(t, c, "unknown mechanism")
 	})
-	t.Run("handshake v0 not served", func(t *testing.T) {
-		c := dialRaw(t, addr)
-		req := kmsg.NewPtrSASLHandshakeRequest()
-		req.Mechanism = "PLAIN"
-		if _, err := c.Write(request(req, 1)); err != nil {
+	// SaslHandshake v0 (librdkafka needs it advertised): then the tokens
+	// travel raw, framed by a size only, and so do the answers.
+	rawToken := func(t *testing.T, c net.Conn, tok []byte) []byte {
+		t.Helper()
+		if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(tok))), tok...)); err != nil {
 			t.Fatal(err)
 		}
-		expectClosed(t, c, "handshake v0")
+		var size [4]byte
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			t.Fatalf("raw answer: %v", err)
+		}
+		b := make([]byte, binary.BigEndian.Uint32(size[:]))
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	handshake0 := func(t *testing.T, c net.Conn, mech string) {
+		t.Helper()
+		req := kmsg.NewPtrSASLHandshakeRequest()
+		req.Mechanism = mech
+		resp := kmsg.NewPtrSASLHandshakeResponse()
+		roundTrip(t, c, req, resp)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("v0 handshake code %d", resp.ErrorCode)
+		}
+	}
+	metadataOK := func(t *testing.T, c net.Conn) {
+		t.Helper()
+		md := kmsg.NewPtrMetadataRequest()
+		md.Version = 9
+		mr := kmsg.NewPtrMetadataResponse()
+		roundTrip(t, c, md, mr)
+		if len(mr.Brokers) != 1 {
+			t.Fatalf("metadata: %+v", mr)
+		}
+	}
+	t.Run("handshake v0 plain raw", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		handshake0(t, c, "PLAIN")
+		if b := rawToken(t, c, []byte("\x00reader\x00reader-pw")); len(b) != 0 {
+			t.Fatalf("raw PLAIN answer %q", b)
+		}
+		metadataOK(t, c)
+	})
+	t.Run("handshake v0 scram raw", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		handshake0(t, c, "SCRAM-SHA-256")
+		cl, _ := xscram.SHA256.NewClient("reader", "reader-pw", "")
+		conv := cl.NewConversation()
+		msg, err := conv.Step("")
+		for !conv.Done() && err == nil {
+			msg, err = conv.Step(string(rawToken(t, c, []byte(msg))))
+		}
+		if err != nil || !conv.Valid() {
+			t.Fatalf("raw SCRAM: %v", err)
+		}
+		metadataOK(t, c)
+	})
+	t.Run("handshake v0 bad raw token", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		handshake0(t, c, "PLAIN")
+		if _, err := c.Write([]byte{0, 0, 0, 3, 'x', 0, 'y'}); err != nil {
+			t.Fatal(err)
+		}
+		expectClosed(t, c, "bad raw token")
 	})
 	for name, b := range map[string][]byte{
 		"scram garbage":     []byte("\xff\x00garbage,,=="),

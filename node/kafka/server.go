@@ -281,7 +281,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			cs.CheckCert(c) // the TLS handshake is done
 		}
 		n := int64(int32(binary.BigEndian.Uint32(size[:])))
-		if n < 8 || n > limit {
+		if n < 8 && !cs.Raw() || n < 0 || n > limit {
 			s.deps.Logger.Debug("kafka: request size out of bounds, closing", "size", n, "max", limit, "remote", c.RemoteAddr().String())
 			return
 		}
@@ -296,7 +296,11 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		_ = c.SetReadDeadline(deadline)
 		body := make([]byte, n)
 		_, err := io.ReadFull(br, body)
-		if err == nil {
+		if err == nil && cs.Raw() { // after SaslHandshake v0: a bare token
+			var reply []byte
+			reply, err = cs.RawToken(body)
+			out = append(binary.BigEndian.AppendUint32(out[:0], uint32(len(reply))), reply...)
+		} else if err == nil {
 			out, err = s.handle(ctx, body, out[:0])
 		}
 		s.release(int(n))

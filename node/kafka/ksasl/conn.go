@@ -35,6 +35,7 @@ type Conn struct {
 	principal string    // "" until authenticated (or always, without users)
 	deadline  time.Time // authentication must complete by then
 	closing   bool      // close after this response
+	raw       bool      // after a v0 SaslHandshake: raw tokens until done
 }
 
 // NewConn starts a connection's authentication; users nil: none needed.
@@ -91,7 +92,33 @@ func (c *Conn) Handshake(req *kmsg.SASLHandshakeRequest) (*kmsg.SASLHandshakeRes
 	}
 	resp, closing := c.sasl.Handshake(req)
 	c.closing = closing
+	c.raw = req.Version == 0 && !closing
 	return resp, nil
+}
+
+// Raw reports that the next request is a raw SASL token: a v0
+// SaslHandshake was answered and the exchange is not done. Kafka frames
+// such tokens with a size only (no request header), and so are the
+// answers.
+func (c *Conn) Raw() bool { return c.raw }
+
+// RawToken answers one raw token. An error (wrapping
+// auth.ErrAuthFailed) closes the connection without an answer, as
+// Kafka's legacy path does.
+func (c *Conn) RawToken(token []byte) ([]byte, error) {
+	req := kmsg.NewPtrSASLAuthenticateRequest()
+	req.SASLAuthBytes = token
+	resp, err := c.Authenticate(req)
+	if err == nil && resp.ErrorCode != 0 {
+		err = fmt.Errorf("%w: raw SASL token refused", auth.ErrAuthFailed)
+	}
+	if err != nil || c.sasl.Principal() != "" {
+		c.raw = false
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp.SASLAuthBytes, nil
 }
 
 // Authenticate answers SaslAuthenticate (Session.Authenticate); success

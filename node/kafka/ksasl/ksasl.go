@@ -60,8 +60,10 @@ type Session struct {
 
 	mech      string
 	conv      *scram.ServerConversation
-	unknown   bool   // the SCRAM user is not configured (a dummy credential stands in)
-	user      string // the user named so far
+	c1, s1    string                  // SCRAM client-first and server-first messages
+	cred      scram.StoredCredentials // the SCRAM user's (or a dummy)
+	unknown   bool                    // the SCRAM user is not configured (a dummy credential stands in)
+	user      string                  // the user named so far
 	principal string
 }
 
@@ -128,19 +130,32 @@ func (s *Session) Authenticate(req *kmsg.SASLAuthenticateRequest) (resp *kmsg.SA
 	if s.mech == Plain {
 		return s.plain(req.SASLAuthBytes, resp)
 	}
-	out, err := s.conv.Step(string(req.SASLAuthBytes))
+	var out string
+	var err error
+	msg := string(req.SASLAuthBytes)
+	done, valid := true, false
+	if s.s1 != "" && s.doubledNonce(msg) {
+		out, err = s.finalDoubled(msg)
+		valid = err == nil
+	} else {
+		out, err = s.conv.Step(msg)
+		done, valid = s.conv.Done(), s.conv.Valid()
+		if s.s1 == "" && err == nil {
+			s.c1, s.s1 = msg, out
+		}
+	}
 	if s.user == "" {
 		s.user = s.conv.Username()
 	}
 	switch {
-	case err == nil && s.conv.Done() && s.conv.Valid() && !s.unknown:
+	case err == nil && done && valid && !s.unknown:
 		if az := s.conv.AuthzID(); az != "" && az != s.conv.Username() {
 			s.fail(auth.ReasonMalformed, fmt.Errorf("authorization id %q differs from the user name", az))
 			return failed(kerr.SaslAuthenticationFailed.Code, "authentication failed: the authorization id must be empty or the user name")
 		}
 		s.principal = s.conv.Username()
 		s.logger.Debug("kafka client authenticated", "user", s.principal, "mechanism", s.mech)
-	case err == nil && !s.conv.Done():
+	case err == nil && !done:
 	default:
 		reason := auth.ReasonBadPassword
 		switch {
@@ -206,6 +221,7 @@ func (s *Session) fail(reason string, err error) {
 func (s *Session) lookup(user string) (scram.StoredCredentials, error) {
 	c, err := s.users.Lookup(user)
 	if err == nil {
+		s.cred = c
 		return c, nil
 	}
 	s.unknown = true
@@ -214,10 +230,11 @@ func (s *Session) lookup(user string) (scram.StoredCredentials, error) {
 	salt := m.Sum(nil)[:16]
 	key := make([]byte, sha256.Size)
 	_, _ = rand.Read(key)
-	return scram.StoredCredentials{
+	s.cred = scram.StoredCredentials{
 		KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: auth.DefaultIterations},
 		StoredKey:  key, ServerKey: key,
-	}, nil
+	}
+	return s.cred, nil
 }
 
 // dummySecret keys the dummy salts of this process.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/walrus-go/walrus/node"
 	"github.com/walrus-go/walrus/node/acl"
+	"github.com/walrus-go/walrus/node/auth"
 	"github.com/walrus-go/walrus/node/nodetest"
 )
 
@@ -103,7 +105,7 @@ func TestSASLProduceConsume(t *testing.T) {
 // SASL_AUTHENTICATION_FAILED (both mechanisms), and a client without SASL
 // gets nowhere.
 func TestSASLRefusals(t *testing.T) {
-	_, addrs := secureKafka(t)
+	n, addrs := secureKafka(t)
 	for name, opt := range map[string]kgo.Opt{
 		"scram wrong password": scramAs("writer", "nope"),
 		"scram unknown user":   scramAs("mallory", "writer-pw"),
@@ -116,9 +118,18 @@ func TestSASLRefusals(t *testing.T) {
 			t.Fatalf("%s: ping error %v, want SASL_AUTHENTICATION_FAILED", name, err)
 		}
 	}
+	failures := func(reason string) float64 {
+		return testutil.ToFloat64(n.Metrics().AuthFailures.WithLabelValues("kafka", reason))
+	}
+	if failures(auth.ReasonBadPassword) < 2 || failures(auth.ReasonUnknownUser) < 2 {
+		t.Fatalf("walrus_auth_failures_total{listener=kafka}: bad_password %v, unknown_user %v", failures(auth.ReasonBadPassword), failures(auth.ReasonUnknownUser))
+	}
 	cl := newClient(t, addrs, failFast()...)
 	if _, err := kadm.NewClient(cl).ListTopics(testCtx(t)); err == nil {
 		t.Fatal("a client without SASL listed topics")
+	}
+	if failures(auth.ReasonMissing) < 1 {
+		t.Fatal("a request before SASL was not counted as missing")
 	}
 	// SCRAM-SHA-512 is not served: the stored credentials are SHA-256.
 	cl = newClient(t, addrs, append(failFast(), kgo.SASL(scram.Auth{User: "writer", Pass: "writer-pw"}.AsSha512Mechanism()))...)

@@ -130,11 +130,13 @@ func TestKcatGroup(t *testing.T) {
 }
 
 // TestKcatSASL: librdkafka authenticates with SCRAM-SHA-256 and PLAIN
-// (SASL_PLAINTEXT), produces and consumes; a wrong password fails.
+// (SASL_PLAINTEXT), produces, consumes and consumes in a group under the
+// ACLs (committing); a wrong password fails.
 func TestKcatSASL(t *testing.T) {
 	bin := kcatPath(t)
 	_, addrs := secureKafka(t)
-	createTopic(t, kadm.NewClient(newClient(t, addrs, scramAs(nodetest.AdminUser, nodetest.AdminPassword))), "sk-kcat", 1, nil)
+	adm := kadm.NewClient(newClient(t, addrs, scramAs(nodetest.AdminUser, nodetest.AdminPassword)))
+	createTopic(t, adm, "sk-kcat", 1, nil)
 	as := func(mech, user, pw string) []string {
 		return []string{"-b", addrs[0], "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=" + mech,
 			"-X", "sasl.username=" + user, "-X", "sasl.password=" + pw}
@@ -146,6 +148,16 @@ func TestKcatSASL(t *testing.T) {
 		if want := "0 a=1\n1 b=2\n2 c=3\n"; got != want {
 			t.Fatalf("kcat -C with %s printed:\n%s\nwant:\n%s", mech, got, want)
 		}
+	}
+	// A consumer group under the ACLs: reader has read on group:rg*.
+	got := kcat(t, bin, "", append(as("SCRAM-SHA-256", "reader", "reader-pw"), "-G", "rg-kcat", "-X", "auto.offset.reset=earliest",
+		"-e", "-q", "-f", "%o %k=%s\n", "sk-kcat")...)
+	if want := "0 a=1\n1 b=2\n2 c=3\n"; got != want {
+		t.Fatalf("kcat -G printed:\n%s\nwant:\n%s", got, want)
+	}
+	offs, err := adm.FetchOffsets(testCtx(t), "rg-kcat")
+	if o, ok := offs.Lookup("sk-kcat", 0); err != nil || !ok || o.At != 3 {
+		t.Fatalf("committed offset of rg-kcat: %+v %v", o, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walrus-go/walrus/node/client"
 	"github.com/walrus-go/walrus/node/nodetest"
 )
 
@@ -213,6 +214,30 @@ func TestKafkaACLs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestPartitionLogsACL: on the Walrus port the partition log "T#p" of a
+// Kafka topic is checked as T, so the rule on sk-other (exact name) that
+// lets member read it through Kafka also covers FETCH of sk-other#1.
+func TestPartitionLogsACL(t *testing.T) {
+	n, addrs := secureKafka(t)
+	admin := newClient(t, addrs, scramAs(nodetest.AdminUser, nodetest.AdminPassword))
+	createTopic(t, kadm.NewClient(admin), "sk-other", 2, nil)
+	createTopic(t, kadm.NewClient(admin), "sk-no", 2, nil)
+	ctx := testCtx(t)
+	c, err := client.Dial(ctx, n.ClientAddr(), client.Options{User: "member", Password: "member-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	for _, log := range []string{"sk-other", "sk-other#1"} {
+		if _, err := c.Fetch(ctx, log, 0, 10); err != nil {
+			t.Fatalf("member FETCH %s: %v", log, err)
+		}
+	}
+	if _, err := c.Fetch(ctx, "sk-no#1", 0, 10); err == nil || !strings.Contains(err.Error(), "may not read topic:sk-no") {
+		t.Fatalf("member FETCH sk-no#1: %v", err)
+	}
 }
 
 // plainRaw dials addr and authenticates with SASL/PLAIN.

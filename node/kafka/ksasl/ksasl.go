@@ -49,6 +49,9 @@ var (
 	ErrIllegalState = errors.New("illegal SASL state")
 	// ErrMechanism: a mechanism not served.
 	ErrMechanism = errors.New("unsupported SASL mechanism")
+	// ErrMalformed: a token that does not parse, is too large, or names
+	// an authorization id other than the user.
+	ErrMalformed = errors.New("malformed SASL message")
 )
 
 // Session is one connection's SASL exchange. Not safe for concurrent use
@@ -124,7 +127,7 @@ func (s *Session) Authenticate(req *kmsg.SASLAuthenticateRequest) (resp *kmsg.SA
 		s.fail(auth.ReasonMalformed, fmt.Errorf("%w: SaslAuthenticate without a SaslHandshake before it", ErrIllegalState))
 		return failed(kerr.IllegalSaslState.Code, "SaslAuthenticate must follow a SaslHandshake, once")
 	case len(req.SASLAuthBytes) > MaxAuthBytes:
-		s.fail(auth.ReasonMalformed, fmt.Errorf("auth bytes %d exceed %d", len(req.SASLAuthBytes), MaxAuthBytes))
+		s.fail(auth.ReasonMalformed, fmt.Errorf("%w: %d auth bytes exceed %d", ErrMalformed, len(req.SASLAuthBytes), MaxAuthBytes))
 		return failed(kerr.SaslAuthenticationFailed.Code, "authentication failed: SASL message too large")
 	}
 	if s.mech == Plain {
@@ -150,7 +153,7 @@ func (s *Session) Authenticate(req *kmsg.SASLAuthenticateRequest) (resp *kmsg.SA
 	switch {
 	case err == nil && done && valid && !s.unknown:
 		if az := s.conv.AuthzID(); az != "" && az != s.conv.Username() {
-			s.fail(auth.ReasonMalformed, fmt.Errorf("authorization id %q differs from the user name", az))
+			s.fail(auth.ReasonMalformed, fmt.Errorf("%w: authorization id %q differs from the user name", ErrMalformed, az))
 			return failed(kerr.SaslAuthenticationFailed.Code, "authentication failed: the authorization id must be empty or the user name")
 		}
 		s.principal = s.conv.Username()
@@ -165,7 +168,7 @@ func (s *Session) Authenticate(req *kmsg.SASLAuthenticateRequest) (resp *kmsg.SA
 			reason = auth.ReasonMalformed
 		}
 		if err == nil {
-			err = errors.New("the SCRAM exchange did not verify")
+			err = ErrProof
 		}
 		s.fail(reason, err)
 		return failed(kerr.SaslAuthenticationFailed.Code, "authentication failed: check the user name and password ("+s.mech+")")
@@ -184,12 +187,12 @@ func (s *Session) plain(msg []byte, resp *kmsg.SASLAuthenticateResponse) (*kmsg.
 	}
 	parts := bytes.Split(msg, []byte{0})
 	if len(parts) != 3 || len(parts[1]) == 0 {
-		return fail(auth.ReasonMalformed, errors.New("PLAIN message is not authzid NUL user NUL password"))
+		return fail(auth.ReasonMalformed, fmt.Errorf("%w: PLAIN message is not authzid NUL user NUL password", ErrMalformed))
 	}
 	authz, user, password := string(parts[0]), string(parts[1]), string(parts[2])
 	s.user = user
 	if authz != "" && authz != user {
-		return fail(auth.ReasonMalformed, fmt.Errorf("authorization id %q differs from the user name", authz))
+		return fail(auth.ReasonMalformed, fmt.Errorf("%w: authorization id %q differs from the user name", ErrMalformed, authz))
 	}
 	if err := s.users.Authenticate(user, password); err != nil {
 		reason := auth.ReasonBadPassword

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -52,7 +53,7 @@ func (s *Session) finalDoubled(c2 string) (string, error) {
 	gs2 := s.c1[:i+1+j+1]
 	cb, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(fields[0], "c="))
 	if err != nil || !strings.HasPrefix(fields[0], "c=") || string(cb) != gs2 {
-		return "", errors.New("SCRAM channel binding mismatch")
+		return "", fmt.Errorf("%w: SCRAM channel binding mismatch", ErrMalformed)
 	}
 	last := fields[len(fields)-1]
 	proof, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(last, "p="))

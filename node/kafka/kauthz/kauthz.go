@@ -13,6 +13,7 @@ package kauthz
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -66,21 +67,36 @@ func (g Guard) group(ctx context.Context, op acl.Op, name string) bool {
 	return g.Allowed(ctx, op, acl.GroupRes(name))
 }
 
-// Wrap returns h with the checks of API key in front; h itself for the
-// APIs that need none (ApiVersions, SASL, the unsupported transactional
-// APIs).
-func (g Guard) Wrap(key int16, h Handler) Handler {
-	w := map[int16]func(Handler) Handler{
+// Unchecked are the API keys that need no permission: ApiVersions, the
+// SASL APIs, and the transactional APIs (answered UNSUPPORTED_VERSION).
+var Unchecked = []int16{18, 17, 36, 24, 25, 26, 28}
+
+func (g Guard) wrappers() map[int16]func(Handler) Handler {
+	return map[int16]func(Handler) Handler{
 		0: g.produce, 1: g.fetch, 2: g.listOffsets, 3: g.metadata,
 		19: g.createTopics, 20: g.deleteTopics, 37: g.createPartitions, 32: g.describeConfigs,
 		10: g.findCoordinator, 11: g.memberOp, 14: g.memberOp, 12: g.memberOp, 13: g.memberOp,
 		8: g.offsetCommit, 9: g.offsetFetch, 47: g.offsetDelete,
 		16: g.listGroups, 15: g.describeGroups, 42: g.deleteGroups,
-	}[key]
-	if w == nil {
-		return h
 	}
-	return w(h)
+}
+
+// Covers reports whether API key has a decision here: checks, or none
+// needed (Unchecked). A served API that is not covered is served
+// without any ACL check; the listener's tests require every served key
+// to be covered.
+func Covers(key int16) bool {
+	_, ok := Guard{}.wrappers()[key]
+	return ok || slices.Contains(Unchecked, key)
+}
+
+// Wrap returns h with the checks of API key in front; h itself for the
+// APIs that need none (Unchecked) or are not covered.
+func (g Guard) Wrap(key int16, h Handler) Handler {
+	if w := g.wrappers()[key]; w != nil {
+		return w(h)
+	}
+	return h
 }
 
 // split partitions xs by ok; yes is never nil (an empty, not absent,

@@ -38,8 +38,8 @@ type Config struct {
 	ClientHost string
 	ClientPort int
 	// KafkaHost/KafkaPort is the Kafka-protocol listener (node/kafka):
-	// port 0 = off, -1 = any free port (tests). It has no SASL yet, so a
-	// node with users or ACLs refuses to start with it on.
+	// port 0 = off, -1 = any free port (tests). With users it requires
+	// SASL; ACLs apply to it as to the client port.
 	KafkaHost string
 	KafkaPort int
 	// HTTPHost/HTTPPort serve /metrics, /healthz and /readyz; port 0 = off.
@@ -185,9 +185,6 @@ func (c Config) Validate() error {
 	}
 	if c.KafkaPort < -1 || c.KafkaPort > 65535 {
 		bad("KafkaPort %d: must be 0 (off), -1 (any free port) or 1..65535", c.KafkaPort)
-	}
-	if c.KafkaPort != 0 && (c.Security.Users.Enabled() || c.Security.ACL.Enabled()) {
-		bad("KafkaPort %d: the Kafka listener has no authentication yet; turn off kafka.port or remove users and ACLs", c.KafkaPort)
 	}
 	for name, p := range map[string]int{"RaftPort": c.RaftPort, "ClientPort": c.ClientPort, "HTTPPort": c.HTTPPort} {
 		if p < 0 || p > 65535 {

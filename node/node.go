@@ -170,7 +170,7 @@ func New(cfg Config, store engine.SegmentStore, logger *slog.Logger) (*Node, err
 	n.guard = &access.Guard{ACL: cfg.Security.ACL, AutoCreate: cfg.AutoCreateTopics, Exists: func(t string) bool {
 		_, ok := n.fsm.Topic(t)
 		return ok
-	}}
+	}, Topic: func(log string) string { t, _ := kafka.SplitLogName(log); return t }}
 	e.srv = server.New(scfg, n, logger.With("component", "server"))
 	return n, nil
 }

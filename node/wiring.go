@@ -278,8 +278,10 @@ func (n *Node) serveKafka(ctx context.Context, p *parts) (stop func()) {
 	groups := kcoord.New(kcoord.Deps{Self: p.self, Lead: p.cons, Nodes: n.fsm, Live: p.cluster,
 		Offsets: kcoord.Offsets{Store: p.cluster, Commits: n.fsm},
 		Config:  kgroup.Config{Logger: n.logger.With("component", "kafka-groups")}})
-	p.kafka = kafka.New(kafka.Config{Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, DefaultRetention: n.cfg.Retention},
-		kafka.Deps{FSM: n.fsm, Log: p.topics, Append: p.seg, Admin: p.router, Live: p.cluster, Groups: groups, Logger: n.logger.With("component", "kafka")})
+	p.kafka = kafka.New(kafka.Config{Self: p.self, AutoCreateTopics: n.cfg.AutoCreateTopics, DefaultRetention: n.cfg.Retention,
+		OnAuthFailure: func(r string) { n.m.AuthFailures.WithLabelValues("kafka", r).Inc() }},
+		kafka.Deps{FSM: n.fsm, Log: p.topics, Append: p.seg, Admin: p.router, Live: p.cluster, Groups: groups,
+			Users: n.cfg.Security.Users, ACL: n.cfg.Security.ACL, Logger: n.logger.With("component", "kafka")})
 	ln := n.m.CountListener(n.net.kafkaLn, metrics.PortKafka)
 	if cfg := n.ListenerTLS(); cfg != nil {
 		ln = tlsconf.NewListener(ln, cfg, n.logger.With("component", "kafka"))

@@ -108,11 +108,18 @@ type Guard struct {
 	AutoCreate bool
 	// Exists reports whether a topic exists (for PUT with auto-create).
 	Exists func(topic string) bool
+	// Topic, if set, names the topic a log's permissions are checked on:
+	// the Kafka topic T of its partition log "T#p" (kafka.SplitLogName),
+	// so a rule on T covers every partition on both ports.
+	Topic func(log string) string
 }
 
 // Check returns the denial of req for principal, or nil.
 func (g *Guard) Check(principal string, req protocol.Request) error {
 	for _, n := range Needs(req, g.AutoCreate, g.Exists) {
+		if n.Resource.Kind == acl.Topic && g.Topic != nil {
+			n.Resource.Name = g.Topic(n.Resource.Name)
+		}
 		if err := g.ACL.Check(principal, n.Op, n.Resource); err != nil {
 			return err
 		}

@@ -102,3 +102,23 @@ func TestCheckExposure(t *testing.T) {
 		t.Fatalf("0.0.0.0: %v", err)
 	}
 }
+
+// TestGuardPartitionLogs: with Topic set, the partition log "T#p" is
+// checked as topic T, so one rule covers a Kafka topic on both ports.
+func TestGuardPartitionLogs(t *testing.T) {
+	rules, err := acl.New([]acl.Spec{{Principal: "u", Resource: "logs", Operations: []string{"read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := func(log string) string { t, _, _ := strings.Cut(log, "#"); return t }
+	g := &access.Guard{ACL: rules, Topic: split}
+	if err := g.Check("u", parse(t, "FETCH logs#2 0")); err != nil {
+		t.Fatalf("FETCH logs#2: %v", err)
+	}
+	if err := g.Check("u", parse(t, "FETCH other#1 0")); err == nil || !strings.Contains(err.Error(), "topic:other") {
+		t.Fatalf("FETCH other#1: %v", err)
+	}
+	if err := (&access.Guard{ACL: rules}).Check("u", parse(t, "FETCH logs#2 0")); err == nil {
+		t.Fatal("without Topic, logs#2 is its own resource")
+	}
+}

@@ -1,8 +1,8 @@
 // Package acl decides what a principal may do: rules of principal (or
 // "*") × resource × operations, matched with default deny once any rule
 // exists. It is pure (no I/O, no protocol knowledge); the Walrus client
-// handler and a future Kafka listener map their requests onto (Op,
-// Resource) pairs and ask Authorizer.Allowed.
+// handler (node/access) and the Kafka listener (node/kafka/kauthz) map
+// their requests onto (Op, Resource) pairs and ask Authorizer.Allowed.
 package acl
 
 import (

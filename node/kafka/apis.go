@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walrus-go/walrus/node/kafka/kauthz"
 	"github.com/walrus-go/walrus/node/kafka/ktxn"
 )
 
@@ -107,6 +108,16 @@ func (s *Server) table() map[int16]api {
 	t[25] = on(0, 3, ktxn.AddOffsetsToTxn)
 	t[26] = on(0, 3, ktxn.EndTxn)
 	t[28] = on(0, 3, ktxn.TxnOffsetCommit)
+	if s.deps.Users != nil && s.deps.Users.Enabled() {
+		saslAPIs(t)
+	}
+	if a := s.deps.ACL; a != nil && a.Enabled() {
+		g := kauthz.Guard{ACL: a}
+		for k, v := range t {
+			v.handle = g.Wrap(k, v.handle)
+			t[k] = v
+		}
+	}
 	return t
 }
 

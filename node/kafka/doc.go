@@ -20,6 +20,10 @@
 // ListOffsets and the admin APIs are served by every node (reads go
 // through topiclog, which returns only what the ack quorum holds).
 //
+// Security. With users configured a connection authenticates with SASL
+// (ksasl) or a verified client certificate first; ACLs are checked per
+// API by kauthz in front of the handlers (docs/kafka.md#security).
+//
 // Records are stored as record.Version2 (producer timestamp, key, value,
 // headers byte for byte, plus the leader's append time), or Version3 with
 // the producer id, epoch and sequence of an idempotent producer (kidem

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -23,7 +22,8 @@ func (s *Server) produceIdempotent(ctx context.Context, name string, seg uint64,
 			return -1, kerr.InvalidRecord.Code, "an idempotent produce holds one producer's records with consecutive sequences"
 		}
 	}
-	out, err := s.idem.Begin(ctx, name, seg, b, s.scanProducers(name), s.settled(name, seg))
+	out, err := s.idem.Begin(ctx, name, seg, b, kidem.ScanLog(s.deps.Log, name),
+		kidem.SettledLog(kidem.Segment{Routes: s.deps.FSM, Counts: s.deps.Append, Log: s.deps.Log, Self: s.cfg.Self}, name, seg))
 	if err != nil {
 		s.deps.Logger.Debug("kafka idempotent produce: producer state not ready", "log", name, "err", err)
 	}
@@ -36,62 +36,6 @@ func (s *Server) produceIdempotent(ctx context.Context, name string, seg uint64,
 	base, code, msg := s.appendStored(ctx, name, stored)
 	s.idem.Done(out.Ticket, base, code == 0)
 	return base, code, msg
-}
-
-// scanProducers reads the idempotent records of the end of a log.
-func (s *Server) scanProducers(name string) kidem.Scan {
-	return func(ctx context.Context) ([]kidem.Record, error) {
-		earliest, latest, err := s.deps.Log.Offsets(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		from := earliest
-		if latest > kidem.RebuildRecords {
-			from = max(from, latest-kidem.RebuildRecords)
-		}
-		var out []kidem.Record
-		for off := from; off < latest; {
-			entries, next, err := s.deps.Log.Fetch(ctx, name, off, 8192, 8<<20)
-			if err != nil {
-				return nil, fmt.Errorf("kafka: rebuild producer state of %s from offset %d: %w", name, off, err)
-			}
-			if len(entries) == 0 {
-				break
-			}
-			for _, e := range entries {
-				if len(e.Stored) == 0 || e.Stored[0] != record.Version3 {
-					continue
-				}
-				_, k, err := record.DecodeKeyed(e.Stored)
-				if err != nil {
-					return nil, fmt.Errorf("kafka: rebuild producer state of %s: offset %d: %w", name, e.Offset, err)
-				}
-				out = append(out, kidem.Record{Producer: k.ProducerID, Epoch: k.Epoch, Seq: k.Sequence, Offset: int64(e.Offset)})
-			}
-			off = next
-		}
-		return out, nil
-	}
-}
-
-// settled reports whether every record this node appended to segment seg
-// of log name is readable (so a rebuild after a failed append sees them).
-func (s *Server) settled(name string, seg uint64) kidem.Settled {
-	return func(ctx context.Context) (bool, error) {
-		rt, ok := s.deps.FSM.Route(name)
-		if !ok || rt.Segment != seg || rt.Leader != s.cfg.Self {
-			return false, nil
-		}
-		n, err := s.deps.Append.Count(ctx, name, seg)
-		if err != nil {
-			return false, err
-		}
-		_, latest, err := s.deps.Log.Offsets(ctx, name)
-		if err != nil {
-			return false, err
-		}
-		return rt.SealedOffset+n == latest, nil
-	}
 }
 
 // initProducerID gives an idempotent producer a new id (epoch 0). A

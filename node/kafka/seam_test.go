@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/walrus-go/walrus/node/kafka/kauthz"
 )
 
 // stubGroups answers FindCoordinator with node 7; it stands for the
@@ -75,5 +77,19 @@ func TestTransactionsUnsupported(t *testing.T) {
 	}
 	if slices.Contains(advertised(s), 26) {
 		t.Fatal("EndTxn advertised")
+	}
+}
+
+// TestEveryAPIHasACLDecision: every API served (with Groups and users
+// on) is mapped by kauthz or listed as needing no permission, so a new
+// API cannot slip past the ACLs unnoticed.
+func TestEveryAPIHasACLDecision(t *testing.T) {
+	s := saslServer(t)
+	s.deps.Groups = stubGroups{}
+	s.apis = s.table()
+	for key := range s.apis {
+		if !kauthz.Covers(key) {
+			t.Errorf("API key %d (%s) is served but has no ACL decision in kauthz", key, kmsg.NameForKey(key))
+		}
 	}
 }

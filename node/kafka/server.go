@@ -14,7 +14,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walrus-go/walrus/node/kafka/kframe"
 	"github.com/walrus-go/walrus/node/kafka/kidem"
+	"github.com/walrus-go/walrus/node/kafka/ksasl"
 	"github.com/walrus-go/walrus/node/metadata"
 	"github.com/walrus-go/walrus/node/record"
 )
@@ -96,6 +98,9 @@ type Config struct {
 	DefaultRetention metadata.Limits
 	// MaxRequestBytes bounds a request (default DefaultMaxRequestBytes).
 	MaxRequestBytes int
+	// OnAuthFailure, if set, counts a failed or missing authentication
+	// by reason (auth.Reason*).
+	OnAuthFailure func(reason string)
 }
 
 // Deps are the parts the listener uses.
@@ -108,6 +113,11 @@ type Deps struct {
 	// Groups serves the consumer-group APIs; nil: they are not
 	// advertised and a request for them closes the connection.
 	Groups Groups
+	// Users: when enabled, every connection must authenticate with SASL
+	// (or a verified TLS client certificate) first.
+	Users Users
+	// ACL: when enabled, requests are checked (kauthz).
+	ACL    Authorizer
 	Logger *slog.Logger
 }
 
@@ -266,14 +276,23 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	var out []byte
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	ctx = context.WithValue(ctx, clientKey{}, clientInfo{host: host})
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(idleTimeout))
+	cs := s.newConn(c)
+	ctx = context.WithValue(ctx, connKey{}, cs)
+	for first := true; ; first = false {
+		limit, deadline := int64(s.cfg.MaxRequestBytes), time.Now().Add(idleTimeout)
+		if cs.Pending() {
+			limit, deadline = ksasl.MaxRequestBytes, cs.Deadline()
+		}
+		_ = c.SetReadDeadline(deadline)
 		if _, err := io.ReadFull(br, size[:]); err != nil {
 			return
 		}
+		if first {
+			cs.CheckCert(c) // the TLS handshake is done
+		}
 		n := int64(int32(binary.BigEndian.Uint32(size[:])))
-		if n < 8 || n > int64(s.cfg.MaxRequestBytes) {
-			s.deps.Logger.Debug("kafka: request size out of bounds, closing", "size", n, "max", s.cfg.MaxRequestBytes, "remote", c.RemoteAddr().String())
+		if n < 8 && !cs.Raw() || n < 0 || n > limit {
+			s.deps.Logger.Debug("kafka: request size out of bounds, closing", "size", n, "max", limit, "remote", c.RemoteAddr().String())
 			return
 		}
 		if !s.reserve(int(n)) {
@@ -281,10 +300,17 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		}
 		// The body must follow promptly: a slow sender does not hold its
 		// share of maxInflightBytes for long.
-		_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
+		if rd := time.Now().Add(requestTimeout); rd.Before(deadline) {
+			deadline = rd
+		}
+		_ = c.SetReadDeadline(deadline)
 		body := make([]byte, n)
 		_, err := io.ReadFull(br, body)
-		if err == nil {
+		if err == nil && cs.Raw() { // after SaslHandshake v0: a bare token
+			var reply []byte
+			reply, err = cs.RawToken(body)
+			out = append(binary.BigEndian.AppendUint32(out[:0], uint32(len(reply))), reply...)
+		} else if err == nil {
 			out, err = s.handle(ctx, body, out[:0])
 		}
 		s.release(int(n))
@@ -299,8 +325,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if _, err := bw.Write(out); err != nil {
 			return
 		}
-		if br.Buffered() == 0 {
-			if err := bw.Flush(); err != nil {
+		if br.Buffered() == 0 || cs.Closing() {
+			if err := bw.Flush(); err != nil || cs.Closing() {
 				return
 			}
 		}
@@ -334,7 +360,7 @@ func (s *Server) release(n int) {
 
 // ErrProtocol is why a connection is closed: a request that cannot be
 // parsed, or an API key or version not served.
-var ErrProtocol = errors.New("kafka protocol error")
+var ErrProtocol = kframe.ErrProtocol
 
 // handle answers one request (body without its size prefix), appending
 // the framed response to out; no bytes means no response.
@@ -342,6 +368,10 @@ func (s *Server) handle(ctx context.Context, body, out []byte) ([]byte, error) {
 	key := int16(binary.BigEndian.Uint16(body[0:2]))
 	version := int16(binary.BigEndian.Uint16(body[2:4]))
 	corr := int32(binary.BigEndian.Uint32(body[4:8]))
+	ctx, err := s.authorize(ctx, key)
+	if err != nil {
+		return nil, err
+	}
 	a, ok := s.apis[key]
 	if !ok || version < a.min || version > a.max {
 		if key == apiVersionsKey {
@@ -349,36 +379,27 @@ func (s *Server) handle(ctx context.Context, body, out []byte) ([]byte, error) {
 			// UNSUPPORTED_VERSION in a v0 body, listing what is served.
 			resp := s.apiVersions(0)
 			resp.ErrorCode = errUnsupportedVersion
-			return frame(out, corr, resp, false), nil
+			return kframe.Frame(out, corr, resp, false), nil
 		}
 		return nil, fmt.Errorf("%w: api key %d (%s) version %d not served", ErrProtocol, key, kmsg.NameForKey(key), version)
-	}
-	rest := body[8:]
-	// Client id: a nullable string.
-	if len(rest) < 2 {
-		return nil, fmt.Errorf("%w: truncated request header", ErrProtocol)
 	}
 	timeout := requestTimeout
 	if key == joinGroupKey || key == syncGroupKey {
 		timeout = groupWaitTimeout
 	}
-	if l := int16(binary.BigEndian.Uint16(rest)); l > 0 {
-		if len(rest) < 2+int(l) {
-			return nil, fmt.Errorf("%w: truncated client id", ErrProtocol)
-		}
-		if key == joinGroupKey {
-			ci, _ := ctx.Value(clientKey{}).(clientInfo)
-			ctx = context.WithValue(ctx, clientKey{}, clientInfo{id: string(rest[2 : 2+int(l)]), host: ci.host})
-		}
-		rest = rest[2+int(l):]
-	} else {
-		rest = rest[2:]
+	id, rest, err := kframe.ClientID(body[8:])
+	if err != nil {
+		return nil, err
+	}
+	if key == joinGroupKey && id != nil {
+		ci, _ := ctx.Value(clientKey{}).(clientInfo)
+		ctx = context.WithValue(ctx, clientKey{}, clientInfo{id: string(id), host: ci.host})
 	}
 	req := kmsg.RequestForKey(key)
 	req.SetVersion(version)
 	if req.IsFlexible() {
 		var err error
-		if rest, err = skipTags(rest); err != nil {
+		if rest, err = kframe.SkipTags(rest); err != nil {
 			return nil, err
 		}
 	}
@@ -392,40 +413,5 @@ func (s *Server) handle(ctx context.Context, body, out []byte) ([]byte, error) {
 		return out, err
 	}
 	resp.SetVersion(version)
-	return frame(out, corr, resp, resp.IsFlexible() && key != apiVersionsKey), nil
-}
-
-// frame appends size, correlation id, the header's tag buffer when the
-// response header is flexible, and the body.
-func frame(out []byte, corr int32, resp kmsg.Response, tags bool) []byte {
-	start := len(out)
-	out = append(out, 0, 0, 0, 0)
-	out = binary.BigEndian.AppendUint32(out, uint32(corr))
-	if tags {
-		out = append(out, 0)
-	}
-	out = resp.AppendTo(out)
-	binary.BigEndian.PutUint32(out[start:], uint32(len(out)-start-4))
-	return out
-}
-
-// skipTags skips a flexible request header's tagged fields.
-func skipTags(b []byte) ([]byte, error) {
-	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b)) {
-		return nil, fmt.Errorf("%w: bad tagged fields", ErrProtocol)
-	}
-	b = b[w:]
-	for range n {
-		if _, w = binary.Uvarint(b); w <= 0 {
-			return nil, fmt.Errorf("%w: bad tag", ErrProtocol)
-		}
-		b = b[w:]
-		l, w := binary.Uvarint(b)
-		if w <= 0 || l > uint64(len(b)-w) {
-			return nil, fmt.Errorf("%w: bad tag length", ErrProtocol)
-		}
-		b = b[w+int(l):]
-	}
-	return b, nil
+	return kframe.Frame(out, corr, resp, resp.IsFlexible() && key != apiVersionsKey), nil
 }

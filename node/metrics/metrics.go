@@ -123,7 +123,7 @@ type Metrics struct {
 	LogMessages *prometheus.CounterVec // level
 
 	// AuthFailures counts refused authentications by listener (client,
-	// http) and reason (auth.Reason*).
+	// kafka, http) and reason (auth.Reason*).
 	AuthFailures *prometheus.CounterVec // listener, reason
 
 	raft    *raftCollector

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -13,7 +14,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/walrus-go/walrus/internal/testcerts"
+	"github.com/walrus-go/walrus/node"
+	"github.com/walrus-go/walrus/node/acl"
+	"github.com/walrus-go/walrus/node/client"
 	"github.com/walrus-go/walrus/node/nodetest"
+	"github.com/walrus-go/walrus/node/tlsconf"
 )
 
 // kcatPath finds kcat: a local run without it skips, CI (CI=true) fails.
@@ -164,5 +170,31 @@ func TestKcatSASL(t *testing.T) {
 	out, err := exec.CommandContext(ctx, bin, append(as("SCRAM-SHA-256", "reader", "wrong"), "-L", "-m", "5")...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "uthentication") {
 		t.Fatalf("kcat with a wrong password: %v\n%s", err, out)
+	}
+}
+
+// TestKcatSASLSSL: librdkafka over TLS (SASL_SSL, verifying the node's
+// certificate) with PLAIN and SCRAM-SHA-256: produce and consume.
+func TestKcatSASLSSL(t *testing.T) {
+	bin := kcatPath(t)
+	dir, ca := t.TempDir(), testcerts.NewCA(t, "walrus kafka CA")
+	files := testcerts.WriteFiles(t, dir, "node1", ca, ca.Localhost(t, "node1"))
+	sec := nodetest.Secure(t, map[string]string{"writer": "writer-pw"}, []acl.Spec{
+		{Principal: "writer", Resource: "ssl-*", Operations: []string{"write", "create", "read"}},
+	})
+	nodes := nodetest.StartClusterWith(t, 1, func(c *node.Config) {
+		sec(c)
+		c.TLS = tlsconf.Files{CertFile: files.Cert, KeyFile: files.Key}
+		c.KafkaPort = -1
+	}, client.Options{TLS: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}})
+	as := func(mech string) []string {
+		return []string{"-b", nodes[0].KafkaAddr(), "-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location=" + files.CA,
+			"-X", "sasl.mechanisms=" + mech, "-X", "sasl.username=writer", "-X", "sasl.password=writer-pw"}
+	}
+	kcat(t, bin, "a:1\n", append(as("PLAIN"), "-P", "-t", "ssl-kcat", "-K", ":")...)
+	kcat(t, bin, "b:2\n", append(as("SCRAM-SHA-256"), "-P", "-t", "ssl-kcat", "-K", ":")...)
+	got := kcat(t, bin, "", append(as("PLAIN"), "-C", "-t", "ssl-kcat", "-o", "beginning", "-e", "-q", "-f", "%o %k=%s\n")...)
+	if want := "0 a=1\n1 b=2\n"; got != want {
+		t.Fatalf("kcat -C over SASL_SSL printed:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -50,10 +50,21 @@ func NewConn(users Users, logger *slog.Logger, onFail func(reason string)) *Conn
 // CheckCert makes the subject CommonName of a verified TLS client
 // certificate (tls.client_ca_file) the principal, as on the client port;
 // call it once the handshake is done (after the first read).
+// It also decides whether PLAIN may be used: over TLS, or on a loopback
+// connection only.
 func (c *Conn) CheckCert(nc net.Conn) {
-	if tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok && c.principal == "" {
+	tc, isTLS := nc.(interface{ ConnectionState() tls.ConnectionState })
+	if isTLS && c.principal == "" {
 		c.principal = auth.CertPrincipal(tc.ConnectionState())
 	}
+	if c.sasl != nil {
+		c.sasl.plainOK = isTLS || loopback(nc.LocalAddr())
+	}
+}
+
+func loopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // Pending reports that the connection must still authenticate.

@@ -68,6 +68,10 @@ type Session struct {
 	unknown   bool                    // the SCRAM user is not configured (a dummy credential stands in)
 	user      string                  // the user named so far
 	principal string
+	// plainOK allows PLAIN: the connection is TLS, or never leaves the
+	// machine (loopback), so the password is not sent in the clear over
+	// a network.
+	plainOK bool
 }
 
 // NewSession starts the exchange of one connection. logger (with the
@@ -77,7 +81,19 @@ func NewSession(users Users, logger *slog.Logger, onFail func(reason string)) *S
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Session{users: users, logger: logger, onFail: onFail}
+	return &Session{users: users, logger: logger, onFail: onFail, plainOK: true}
+}
+
+// ErrPlainNeedsTLS: PLAIN asked on a plaintext connection from another
+// machine.
+var ErrPlainNeedsTLS = errors.New("SASL PLAIN needs TLS (or a loopback connection)")
+
+// mechanisms are those this connection may use.
+func (s *Session) mechanisms() []string {
+	if s.plainOK {
+		return slices.Clone(Mechanisms)
+	}
+	return []string{ScramSHA256}
 }
 
 // Principal is the authenticated user, "" until SaslAuthenticate
@@ -89,11 +105,15 @@ func (s *Session) Principal() string { return s.principal }
 // unsupported mechanism or a handshake out of order, as Kafka does).
 func (s *Session) Handshake(req *kmsg.SASLHandshakeRequest) (resp *kmsg.SASLHandshakeResponse, closeConn bool) {
 	resp = req.ResponseKind().(*kmsg.SASLHandshakeResponse)
-	resp.SupportedMechanisms = slices.Clone(Mechanisms)
+	resp.SupportedMechanisms = s.mechanisms()
 	switch {
 	case s.mech != "" || s.principal != "":
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		s.fail(auth.ReasonMalformed, fmt.Errorf("%w: a second SaslHandshake", ErrIllegalState))
+		return resp, true
+	case req.Mechanism == Plain && !s.plainOK:
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		s.fail(auth.ReasonMalformed, ErrPlainNeedsTLS)
 		return resp, true
 	case !slices.Contains(Mechanisms, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code

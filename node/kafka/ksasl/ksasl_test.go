@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +224,36 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("authenticated as %q without the password", p)
 		}
 	})
+}
+
+// addrConn is a plaintext connection with the given local address.
+type addrConn struct {
+	net.Conn
+	local net.Addr
+}
+
+func (c addrConn) LocalAddr() net.Addr { return c.local }
+
+// PLAIN sends the password in the clear: only over TLS or on a loopback
+// connection; elsewhere it is not offered and asking for it closes.
+func TestPlainNeedsTLSOffLoopback(t *testing.T) {
+	remote := addrConn{local: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 9092}}
+	var reasons []string
+	c := ksasl.NewConn(store(t), nil, func(r string) { reasons = append(reasons, r) })
+	c.CheckCert(remote)
+	r, err := handshake(c, ksasl.Plain, 1)
+	if err != nil || r.ErrorCode != kerr.UnsupportedSaslMechanism.Code || !c.Closing() ||
+		len(r.SupportedMechanisms) != 1 || r.SupportedMechanisms[0] != ksasl.ScramSHA256 || len(reasons) != 1 {
+		t.Fatalf("PLAIN over plaintext from another machine: %+v %v (reasons %v)", r, err, reasons)
+	}
+	s := ksasl.NewConn(store(t), nil, nil)
+	s.CheckCert(remote)
+	if r, err := handshake(s, ksasl.ScramSHA256, 1); err != nil || r.ErrorCode != 0 {
+		t.Fatalf("SCRAM over plaintext: %+v %v", r, err)
+	}
+	l := ksasl.NewConn(store(t), nil, nil)
+	l.CheckCert(addrConn{local: &net.TCPAddr{IP: net.IPv6loopback, Port: 9092}})
+	if r, err := handshake(l, ksasl.Plain, 1); err != nil || r.ErrorCode != 0 || len(r.SupportedMechanisms) != 2 {
+		t.Fatalf("PLAIN on loopback: %+v %v", r, err)
+	}
 }

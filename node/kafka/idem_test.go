@@ -277,8 +277,16 @@ func TestIdempotentProducerAcrossLeaderCrash(t *testing.T) {
 			t.Fatalf("offset %d holds %q, want %q (a duplicate or a gap)", i, r.Value, want)
 		}
 	}
-	ends, err := kadm.NewClient(newClient(t, live)).ListEndOffsets(ctx, "idemcrash")
-	if o, _ := ends.Lookup("idemcrash", 0); err != nil || o.Offset != total+3 {
-		t.Fatalf("end offset %d %v, want %d", o.Offset, err, total+3)
+	ladm := kadm.NewClient(newClient(t, live))
+	for {
+		ends, err := ladm.ListEndOffsets(ctx, "idemcrash")
+		o, _ := ends.Lookup("idemcrash", 0)
+		if err == nil && o.Offset == total+3 {
+			return
+		}
+		if o.Offset > total+3 || ctx.Err() != nil {
+			t.Fatalf("end offset %d %v, want %d", o.Offset, err, total+3)
+		}
+		waitChanged(t, liveNodes[0])
 	}
 }

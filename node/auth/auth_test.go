@@ -19,19 +19,31 @@ func TestHashVerifyRoundTrip(t *testing.T) {
 	if strings.Contains(h, "s3cret") || !strings.HasPrefix(h, "SCRAM-SHA-256$4096:") {
 		t.Fatalf("hash %q: wrong form or leaks the password", h)
 	}
-	c, err := auth.ParseCredential(h)
-	if err != nil {
-		t.Fatal(err)
+	c, c512, err := auth.ParseHash(h)
+	if err != nil || c512 == nil || c.SHA512 || !c512.SHA512 || len(c512.StoredKey) != 64 {
+		t.Fatalf("%+v %+v %v", c, c512, err)
 	}
-	if c.String() != h {
-		t.Fatalf("String() = %q, want %q", c.String(), h)
+	if c.String()+" "+c512.String() != h || !strings.Contains(h, " SCRAM-SHA-512$4096:") {
+		t.Fatalf("String() = %q %q, want %q", c.String(), c512.String(), h)
 	}
-	if !c.Verify("s3cret pass") {
-		t.Fatal("right password refused")
+	for _, k := range []auth.Credential{c, *c512} {
+		if !k.Verify("s3cret pass") {
+			t.Fatal("right password refused")
+		}
+		for _, wrong := range []string{"", "s3cret", "s3cret pass ", "S3cret pass"} {
+			if k.Verify(wrong) {
+				t.Fatalf("wrong password %q accepted", wrong)
+			}
+		}
 	}
-	for _, wrong := range []string{"", "s3cret", "s3cret pass ", "S3cret pass"} {
-		if c.Verify(wrong) {
-			t.Fatalf("wrong password %q accepted", wrong)
+	// A hash made before SCRAM-SHA-512 (one credential) still parses;
+	// the credentials must come 256 first.
+	if _, none, err := auth.ParseHash(c.String()); err != nil || none != nil {
+		t.Fatalf("SHA-256 only: %v %v", none, err)
+	}
+	for _, bad := range []string{c512.String(), c512.String() + " " + c.String(), c.String() + " " + c.String(), c.String() + " x"} {
+		if _, _, err := auth.ParseHash(bad); !errors.Is(err, auth.ErrBadCredential) {
+			t.Fatalf("ParseHash(%.40q...): %v", bad, err)
 		}
 	}
 	h2, _ := auth.HashPassword("s3cret pass")
@@ -175,4 +187,39 @@ func FuzzParseCredential(f *testing.F) {
 			t.Fatalf("accepted %q but its String %q does not round-trip: %v", s, c.String(), err)
 		}
 	})
+}
+
+// SCRAM-SHA-512 runs against the second credential of a password_hash;
+// a user with a SHA-256 one only has none.
+func TestStoreServesSCRAMSHA512(t *testing.T) {
+	h, _ := auth.HashPassword("pw1")
+	old, _, _ := strings.Cut(h, " ")
+	s, err := auth.NewStore([]auth.User{{Name: "alice", PasswordHash: h}, {Name: "bob", PasswordHash: old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := scram.SHA512.NewServer(s.Lookup512)
+	cl, _ := scram.SHA512.NewClient("alice", "pw1", "")
+	cc, sc := cl.NewConversation(), srv.NewConversation()
+	var msg string
+	for !cc.Done() {
+		if msg, err = cc.Step(msg); err != nil {
+			t.Fatalf("client: %v", err)
+		}
+		if cc.Done() {
+			break
+		}
+		if msg, err = sc.Step(msg); err != nil {
+			t.Fatalf("server: %v", err)
+		}
+	}
+	if !sc.Valid() || !cc.Valid() {
+		t.Fatal("SCRAM-SHA-512 exchange not valid")
+	}
+	if _, err := s.Lookup512("bob"); !errors.Is(err, auth.ErrNoSHA512) {
+		t.Fatalf("bob: %v", err)
+	}
+	if _, err := s.Lookup512("nobody"); !errors.Is(err, auth.ErrUnknownUser) {
+		t.Fatalf("nobody: %v", err)
+	}
 }

@@ -12,8 +12,13 @@ import (
 	"github.com/xdg-go/scram"
 )
 
-// Scheme is the prefix of every stored credential.
-const Scheme = "SCRAM-SHA-256"
+// Scheme is the prefix of a stored SCRAM-SHA-256 credential, Scheme512
+// of the optional SCRAM-SHA-512 one that may follow it (after a space) in
+// a password_hash, for SASL SCRAM-SHA-512 on the Kafka port.
+const (
+	Scheme    = "SCRAM-SHA-256"
+	Scheme512 = "SCRAM-SHA-512"
+)
 
 // Iteration bounds: 4096 is the SCRAM minimum (RFC 7677); more makes a
 // stolen hash slower to attack and every AUTH slower to check.
@@ -23,6 +28,7 @@ const (
 	MaxIterations     = 1 << 20
 	saltBytes         = 16
 	keyBytes          = 32 // SHA-256
+	keyBytes512       = 64 // SHA-512
 )
 
 // ErrBadCredential is wrapped by every credential parse error.
@@ -34,6 +40,8 @@ var ErrBadCredential = errors.New("bad password_hash")
 //
 //	SCRAM-SHA-256$<iterations>:<salt base64>$<StoredKey base64>:<ServerKey base64>
 type Credential struct {
+	// SHA512: a SCRAM-SHA-512 credential (64-byte keys).
+	SHA512     bool
 	Iterations int
 	Salt       []byte
 	StoredKey  []byte
@@ -43,7 +51,11 @@ type Credential struct {
 // String returns the text form ParseCredential reads.
 func (c Credential) String() string {
 	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("%s$%d:%s$%s:%s", Scheme, c.Iterations, b64(c.Salt), b64(c.StoredKey), b64(c.ServerKey))
+	scheme := Scheme
+	if c.SHA512 {
+		scheme = Scheme512
+	}
+	return fmt.Sprintf("%s$%d:%s$%s:%s", scheme, c.Iterations, b64(c.Salt), b64(c.StoredKey), b64(c.ServerKey))
 }
 
 // ParseCredential parses the text form of a Credential. Errors wrap
@@ -54,8 +66,13 @@ func ParseCredential(s string) (Credential, error) {
 		return Credential{}, fmt.Errorf("%w: %s (expected %s$<iterations>:<salt>$<StoredKey>:<ServerKey> from `walrus-cli user hash`)", ErrBadCredential, what, Scheme)
 	}
 	scheme, rest, ok := strings.Cut(s, "$")
-	if !ok || scheme != Scheme {
-		return bad("unknown scheme, want " + Scheme)
+	if !ok || (scheme != Scheme && scheme != Scheme512) {
+		return bad("unknown scheme, want " + Scheme + " or " + Scheme512)
+	}
+	sha512 := scheme == Scheme512
+	size := keyBytes
+	if sha512 {
+		size = keyBytes512
 	}
 	factors, keys, ok := strings.Cut(rest, "$")
 	if !ok {
@@ -79,19 +96,44 @@ func ParseCredential(s string) (Credential, error) {
 		return bad("salt is not non-empty base64")
 	}
 	stored, err := dec(storedText)
-	if err != nil || len(stored) != keyBytes {
-		return bad("StoredKey is not 32 bytes of base64")
+	if err != nil || len(stored) != size {
+		return bad(fmt.Sprintf("StoredKey is not %d bytes of base64", size))
 	}
 	server, err := dec(serverText)
-	if err != nil || len(server) != keyBytes {
-		return bad("ServerKey is not 32 bytes of base64")
+	if err != nil || len(server) != size {
+		return bad(fmt.Sprintf("ServerKey is not %d bytes of base64", size))
 	}
-	return Credential{Iterations: iters, Salt: salt, StoredKey: stored, ServerKey: server}, nil
+	return Credential{SHA512: sha512, Iterations: iters, Salt: salt, StoredKey: stored, ServerKey: server}, nil
+}
+
+// ParseHash parses a password_hash: a SCRAM-SHA-256 credential, then
+// optionally a space and a SCRAM-SHA-512 one (nil when absent).
+func ParseHash(s string) (Credential, *Credential, error) {
+	first, second, two := strings.Cut(s, " ")
+	c, err := ParseCredential(first)
+	if err == nil && c.SHA512 {
+		err = fmt.Errorf("%w: the SCRAM-SHA-256 credential must come first", ErrBadCredential)
+	}
+	if err != nil || !two {
+		return c, nil, err
+	}
+	c512, err := ParseCredential(second)
+	if err == nil && !c512.SHA512 {
+		err = fmt.Errorf("%w: the second credential must be SCRAM-SHA-512", ErrBadCredential)
+	}
+	if err != nil {
+		return Credential{}, nil, err
+	}
+	return c, &c512, nil
 }
 
 // NewCredential derives a credential from password with a fresh random
 // salt and the given iterations (0: DefaultIterations).
 func NewCredential(password string, iterations int) (Credential, error) {
+	return newCredential(password, iterations, false)
+}
+
+func newCredential(password string, iterations int, sha512 bool) (Credential, error) {
 	if iterations == 0 {
 		iterations = DefaultIterations
 	}
@@ -105,11 +147,11 @@ func NewCredential(password string, iterations int) (Credential, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return Credential{}, fmt.Errorf("read random salt: %w", err)
 	}
-	sc, err := derive(password, salt, iterations)
+	sc, err := derive(password, salt, iterations, sha512)
 	if err != nil {
 		return Credential{}, err
 	}
-	return Credential{Iterations: iterations, Salt: salt, StoredKey: sc.StoredKey, ServerKey: sc.ServerKey}, nil
+	return Credential{SHA512: sha512, Iterations: iterations, Salt: salt, StoredKey: sc.StoredKey, ServerKey: sc.ServerKey}, nil
 }
 
 // HashPassword returns the text form of a new credential for password:
@@ -119,13 +161,21 @@ func HashPassword(password string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return c.String(), nil
+	c512, err := newCredential(password, 0, true)
+	if err != nil {
+		return "", err
+	}
+	return c.String() + " " + c512.String(), nil
 }
 
-func derive(password string, salt []byte, iterations int) (scram.StoredCredentials, error) {
+func derive(password string, salt []byte, iterations int, sha512 bool) (scram.StoredCredentials, error) {
 	// The user name takes no part in the stored keys; SASLprep of the
 	// password does, as a SCRAM client would apply it.
-	cl, err := scram.SHA256.NewClient("", password, "")
+	hash := scram.SHA256
+	if sha512 {
+		hash = scram.SHA512
+	}
+	cl, err := hash.NewClient("", password, "")
 	if err != nil {
 		return scram.StoredCredentials{}, fmt.Errorf("password not usable with SCRAM (SASLprep): %w", err)
 	}
@@ -135,7 +185,7 @@ func derive(password string, salt []byte, iterations int) (scram.StoredCredentia
 // Verify reports whether password matches c: it recomputes StoredKey with
 // c's salt and iterations and compares in constant time.
 func (c Credential) Verify(password string) bool {
-	sc, err := derive(password, c.Salt, c.Iterations)
+	sc, err := derive(password, c.Salt, c.Iterations, c.SHA512)
 	if err != nil {
 		return false
 	}

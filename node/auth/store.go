@@ -41,14 +41,15 @@ func (f *Failure) Unwrap() error { return ErrAuthFailed }
 // users have authentication off. It is read-only after NewStore, so safe
 // for concurrent use.
 type Store struct {
-	users map[string]Credential
-	dummy Credential // verified for unknown users, so timing does not tell
+	users    map[string]Credential
+	users512 map[string]Credential // users with a SCRAM-SHA-512 credential too
+	dummy    Credential // verified for unknown users, so timing does not tell
 }
 
 // NewStore validates users (empty names, duplicates, bad hashes) and
 // returns the store. Errors name the entry (users[i]).
 func NewStore(users []User) (*Store, error) {
-	s := &Store{users: make(map[string]Credential, len(users))}
+	s := &Store{users: make(map[string]Credential, len(users)), users512: map[string]Credential{}}
 	var errs []error
 	for i, u := range users {
 		switch {
@@ -63,12 +64,15 @@ func NewStore(users []User) (*Store, error) {
 			errs = append(errs, fmt.Errorf("users[%d] (%s): duplicate name: list each user once", i, u.Name))
 			continue
 		}
-		c, err := ParseCredential(u.PasswordHash)
+		c, c512, err := ParseHash(u.PasswordHash)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("users[%d] (%s): %w", i, u.Name, err))
 			continue
 		}
 		s.users[u.Name] = c
+		if c512 != nil {
+			s.users512[u.Name] = *c512
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -117,6 +121,24 @@ func (s *Store) Lookup(user string) (scram.StoredCredentials, error) {
 	if s != nil {
 		if c, ok := s.users[user]; ok {
 			return c.Stored(), nil
+		}
+	}
+	return scram.StoredCredentials{}, fmt.Errorf("%w %q", ErrUnknownUser, user)
+}
+
+// ErrNoSHA512 is returned by Lookup512 for a user whose password_hash has
+// no SCRAM-SHA-512 credential (made before `walrus-cli user hash` wrote
+// one).
+var ErrNoSHA512 = errors.New("no SCRAM-SHA-512 credential: make the password_hash again with walrus-cli user hash")
+
+// Lookup512 is Lookup for SASL SCRAM-SHA-512.
+func (s *Store) Lookup512(user string) (scram.StoredCredentials, error) {
+	if s != nil {
+		if c, ok := s.users512[user]; ok {
+			return c.Stored(), nil
+		}
+		if _, ok := s.users[user]; ok {
+			return scram.StoredCredentials{}, fmt.Errorf("user %q: %w", user, ErrNoSHA512)
 		}
 	}
 	return scram.StoredCredentials{}, fmt.Errorf("%w %q", ErrUnknownUser, user)

@@ -10,6 +10,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,15 +23,17 @@ import (
 	"github.com/walrus-go/walrus/node/auth"
 )
 
-// The mechanisms served. SCRAM-SHA-512 is not: the stored credentials are
-// SHA-256 keys.
+// The mechanisms served. SCRAM-SHA-512 authenticates users whose
+// password_hash holds a SCRAM-SHA-512 credential too (what `walrus-cli
+// user hash` writes); others fail it like a wrong password.
 const (
 	ScramSHA256 = "SCRAM-SHA-256"
+	ScramSHA512 = "SCRAM-SHA-512"
 	Plain       = "PLAIN"
 )
 
 // Mechanisms lists the mechanisms served, as SaslHandshake answers them.
-var Mechanisms = []string{ScramSHA256, Plain}
+var Mechanisms = []string{ScramSHA256, ScramSHA512, Plain}
 
 // MaxAuthBytes bounds one SaslAuthenticate token (a SCRAM message or a
 // PLAIN triple is far smaller).
@@ -40,6 +43,7 @@ const MaxAuthBytes = 4096
 type Users interface {
 	Authenticate(user, password string) error
 	Lookup(user string) (scram.StoredCredentials, error)
+	Lookup512(user string) (scram.StoredCredentials, error)
 }
 
 // Errors of a session; every refusal wraps one.
@@ -66,6 +70,7 @@ type Session struct {
 	c1, s1    string                  // SCRAM client-first and server-first messages
 	cred      scram.StoredCredentials // the SCRAM user's (or a dummy)
 	unknown   bool                    // the SCRAM user is not configured (a dummy credential stands in)
+	lookupErr error                   // why (unknown user, or no SCRAM-SHA-512 credential)
 	user      string                  // the user named so far
 	principal string
 	// plainOK allows PLAIN: the connection is TLS, or never leaves the
@@ -93,7 +98,7 @@ func (s *Session) mechanisms() []string {
 	if s.plainOK {
 		return slices.Clone(Mechanisms)
 	}
-	return []string{ScramSHA256}
+	return []string{ScramSHA256, ScramSHA512}
 }
 
 // Principal is the authenticated user, "" until SaslAuthenticate
@@ -121,8 +126,12 @@ func (s *Session) Handshake(req *kmsg.SASLHandshakeRequest) (resp *kmsg.SASLHand
 		return resp, true
 	}
 	s.mech = req.Mechanism
-	if s.mech == ScramSHA256 {
-		srv, err := scram.SHA256.NewServer(s.lookup)
+	if s.mech != Plain {
+		hash, lookup := scram.SHA256, s.lookup
+		if s.mech == ScramSHA512 {
+			hash, lookup = scram.SHA512, s.lookup512
+		}
+		srv, err := hash.NewServer(lookup)
 		if err != nil { // only for a nil lookup
 			resp.ErrorCode = kerr.UnknownServerError.Code
 			return resp, true
@@ -157,7 +166,7 @@ func (s *Session) Authenticate(req *kmsg.SASLAuthenticateRequest) (resp *kmsg.SA
 	var err error
 	msg := string(req.SASLAuthBytes)
 	done, valid := true, false
-	if s.s1 != "" && s.doubledNonce(msg) {
+	if s.mech == ScramSHA256 && s.s1 != "" && s.doubledNonce(msg) {
 		out, err = s.finalDoubled(msg)
 		valid = err == nil
 	} else {
@@ -189,6 +198,9 @@ func (s *Session) Authenticate(req *kmsg.SASLAuthenticateRequest) (resp *kmsg.SA
 		}
 		if err == nil {
 			err = ErrProof
+		}
+		if s.lookupErr != nil && errors.Is(s.lookupErr, auth.ErrNoSHA512) {
+			reason, err = auth.ReasonBadPassword, s.lookupErr
 		}
 		s.fail(reason, err)
 		return failed(kerr.SaslAuthenticationFailed.Code, "authentication failed: check the user name and password ("+s.mech+")")
@@ -242,16 +254,26 @@ func (s *Session) fail(reason string, err error) {
 // goes on and fails at the proof like a wrong password: a client cannot
 // probe which names exist.
 func (s *Session) lookup(user string) (scram.StoredCredentials, error) {
-	c, err := s.users.Lookup(user)
+	return s.lookupWith(user, s.users.Lookup, sha256.Size)
+}
+
+// lookup512 is lookup for SCRAM-SHA-512; a user without a SHA-512
+// credential gets a dummy one too (and the log says why it failed).
+func (s *Session) lookup512(user string) (scram.StoredCredentials, error) {
+	return s.lookupWith(user, s.users.Lookup512, sha512.Size)
+}
+
+func (s *Session) lookupWith(user string, find func(string) (scram.StoredCredentials, error), keySize int) (scram.StoredCredentials, error) {
+	c, err := find(user)
 	if err == nil {
 		s.cred = c
 		return c, nil
 	}
-	s.unknown = true
+	s.unknown, s.lookupErr = true, err
 	m := hmac.New(sha256.New, dummySecret)
 	m.Write([]byte(user))
 	salt := m.Sum(nil)[:16]
-	key := make([]byte, sha256.Size)
+	key := make([]byte, keySize)
 	_, _ = rand.Read(key)
 	s.cred = scram.StoredCredentials{
 		KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: auth.DefaultIterations},

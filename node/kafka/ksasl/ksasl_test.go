@@ -243,7 +243,7 @@ func TestPlainNeedsTLSOffLoopback(t *testing.T) {
 	c.CheckCert(remote)
 	r, err := handshake(c, ksasl.Plain, 1)
 	if err != nil || r.ErrorCode != kerr.UnsupportedSaslMechanism.Code || !c.Closing() ||
-		len(r.SupportedMechanisms) != 1 || r.SupportedMechanisms[0] != ksasl.ScramSHA256 || len(reasons) != 1 {
+		len(r.SupportedMechanisms) != 2 || r.SupportedMechanisms[0] != ksasl.ScramSHA256 || r.SupportedMechanisms[1] != ksasl.ScramSHA512 || len(reasons) != 1 {
 		t.Fatalf("PLAIN over plaintext from another machine: %+v %v (reasons %v)", r, err, reasons)
 	}
 	s := ksasl.NewConn(store(t), nil, nil)
@@ -253,7 +253,60 @@ func TestPlainNeedsTLSOffLoopback(t *testing.T) {
 	}
 	l := ksasl.NewConn(store(t), nil, nil)
 	l.CheckCert(addrConn{local: &net.TCPAddr{IP: net.IPv6loopback, Port: 9092}})
-	if r, err := handshake(l, ksasl.Plain, 1); err != nil || r.ErrorCode != 0 || len(r.SupportedMechanisms) != 2 {
+	if r, err := handshake(l, ksasl.Plain, 1); err != nil || r.ErrorCode != 0 || len(r.SupportedMechanisms) != 3 {
 		t.Fatalf("PLAIN on loopback: %+v %v", r, err)
+	}
+}
+
+// scramExchange runs a whole SCRAM exchange of an xdg-go client through c.
+func scramExchange(t *testing.T, c *ksasl.Conn, hash scram.HashGeneratorFcn, mech, user, password string) *kmsg.SASLAuthenticateResponse {
+	t.Helper()
+	if r, err := handshake(c, mech, 1); err != nil || r.ErrorCode != 0 {
+		t.Fatalf("handshake %s: %+v %v", mech, r, err)
+	}
+	cl, err := hash.NewClient(user, password, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := cl.NewConversation()
+	msg, err := conv.Step("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := authenticate(c, []byte(msg))
+	if r.ErrorCode != 0 {
+		return r
+	}
+	if msg, err = conv.Step(string(r.SASLAuthBytes)); err != nil {
+		t.Fatal(err)
+	}
+	return authenticate(c, []byte(msg))
+}
+
+// SCRAM-SHA-512 works for a user whose password_hash has the SHA-512
+// credential; one made before (SHA-256 only) fails like a wrong password,
+// with the reason in the log.
+func TestScramSHA512(t *testing.T) {
+	c := ksasl.NewConn(store(t), nil, nil)
+	if r := scramExchange(t, c, scram.SHA512, ksasl.ScramSHA512, "alice", "pw"); r.ErrorCode != 0 || c.Principal() != "alice" {
+		t.Fatalf("SHA-512: %+v principal %q", r, c.Principal())
+	}
+	h, err := auth.HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, _ := strings.Cut(h, " ")
+	s, err := auth.NewStore([]auth.User{{Name: "alice", PasswordHash: old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	c = ksasl.NewConn(s, nil, func(r string) { reasons = append(reasons, r) })
+	if r := scramExchange(t, c, scram.SHA512, ksasl.ScramSHA512, "alice", "pw"); r.ErrorCode != kerr.SaslAuthenticationFailed.Code || c.Principal() != "" || len(reasons) != 1 || reasons[0] != auth.ReasonBadPassword {
+		t.Fatalf("SHA-256-only user over SHA-512: %+v reasons %v", r, reasons)
+	}
+	c = ksasl.NewConn(s, nil, nil)
+	if r := scramExchange(t, c, scram.SHA256, ksasl.ScramSHA256, "alice", "pw"); r.ErrorCode != 0 || c.Principal() != "alice" {
+		t.Fatalf("the same user over SHA-256: %+v", r)
 	}
 }

@@ -43,7 +43,7 @@ func (f *Failure) Unwrap() error { return ErrAuthFailed }
 type Store struct {
 	users    map[string]Credential
 	users512 map[string]Credential // users with a SCRAM-SHA-512 credential too
-	dummy    Credential // verified for unknown users, so timing does not tell
+	dummy    Credential            // verified for unknown users, so timing does not tell
 }
 
 // NewStore validates users (empty names, duplicates, bad hashes) and

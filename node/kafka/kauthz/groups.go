@@ -88,32 +88,24 @@ func (g Guard) offsetCommit(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
 		req := kreq.(*kmsg.OffsetCommitRequest)
 		groupOK := g.group(ctx, acl.Read, req.Group)
-		yes, no := split(req.Topics, func(t kmsg.OffsetCommitRequestTopic) bool { return groupOK && g.topic(ctx, acl.Read, t.Topic) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Topics = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		cr := resp.(*kmsg.OffsetCommitResponse)
 		code := topicDenied
 		if !groupOK {
 			code = groupDenied
 		}
-		for _, t := range no {
-			rt := kmsg.NewOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			cr.Topics = append(cr.Topics, rt)
-		}
-		return cr, nil
+		return partial(ctx, h, req, func(r *kmsg.OffsetCommitRequest) *[]kmsg.OffsetCommitRequestTopic { return &r.Topics },
+			func(t kmsg.OffsetCommitRequestTopic) bool { return groupOK && g.topic(ctx, acl.Read, t.Topic) },
+			func(cr *kmsg.OffsetCommitResponse, no []kmsg.OffsetCommitRequestTopic) {
+				for _, t := range no {
+					rt := kmsg.NewOffsetCommitResponseTopic()
+					rt.Topic = t.Topic
+					for _, p := range t.Partitions {
+						rp := kmsg.NewOffsetCommitResponseTopicPartition()
+						rp.Partition, rp.ErrorCode = p.Partition, code
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					cr.Topics = append(cr.Topics, rt)
+				}
+			})
 	}
 }
 
@@ -221,28 +213,20 @@ func (g Guard) offsetDelete(h Handler) Handler {
 			resp.ErrorCode = groupDenied
 			return resp, nil
 		}
-		yes, no := split(req.Topics, func(t kmsg.OffsetDeleteRequestTopic) bool { return g.topic(ctx, acl.Read, t.Topic) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Topics = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		dr := resp.(*kmsg.OffsetDeleteResponse)
-		for _, t := range no {
-			rt := kmsg.NewOffsetDeleteResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetDeleteResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, topicDenied
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			dr.Topics = append(dr.Topics, rt)
-		}
-		return dr, nil
+		return partial(ctx, h, req, func(r *kmsg.OffsetDeleteRequest) *[]kmsg.OffsetDeleteRequestTopic { return &r.Topics },
+			func(t kmsg.OffsetDeleteRequestTopic) bool { return g.topic(ctx, acl.Read, t.Topic) },
+			func(dr *kmsg.OffsetDeleteResponse, no []kmsg.OffsetDeleteRequestTopic) {
+				for _, t := range no {
+					rt := kmsg.NewOffsetDeleteResponseTopic()
+					rt.Topic = t.Topic
+					for _, p := range t.Partitions {
+						rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+						rp.Partition, rp.ErrorCode = p.Partition, topicDenied
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					dr.Topics = append(dr.Topics, rt)
+				}
+			})
 	}
 }
 
@@ -263,47 +247,29 @@ func (g Guard) listGroups(h Handler) Handler {
 // describeGroups needs describe on each group.
 func (g Guard) describeGroups(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
-		req := kreq.(*kmsg.DescribeGroupsRequest)
-		yes, no := split(req.Groups, func(x string) bool { return g.group(ctx, acl.Describe, x) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Groups = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		dr := resp.(*kmsg.DescribeGroupsResponse)
-		for _, x := range no {
-			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = x, groupDenied
-			dr.Groups = append(dr.Groups, rg)
-		}
-		return dr, nil
+		return partial(ctx, h, kreq.(*kmsg.DescribeGroupsRequest), func(r *kmsg.DescribeGroupsRequest) *[]string { return &r.Groups },
+			func(x string) bool { return g.group(ctx, acl.Describe, x) },
+			func(dr *kmsg.DescribeGroupsResponse, no []string) {
+				for _, x := range no {
+					rg := kmsg.NewDescribeGroupsResponseGroup()
+					rg.Group, rg.ErrorCode = x, groupDenied
+					dr.Groups = append(dr.Groups, rg)
+				}
+			})
 	}
 }
 
 // deleteGroups needs delete on each group.
 func (g Guard) deleteGroups(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
-		req := kreq.(*kmsg.DeleteGroupsRequest)
-		yes, no := split(req.Groups, func(x string) bool { return g.group(ctx, acl.Delete, x) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Groups = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		dr := resp.(*kmsg.DeleteGroupsResponse)
-		for _, x := range no {
-			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = x, groupDenied
-			dr.Groups = append(dr.Groups, rg)
-		}
-		return dr, nil
+		return partial(ctx, h, kreq.(*kmsg.DeleteGroupsRequest), func(r *kmsg.DeleteGroupsRequest) *[]string { return &r.Groups },
+			func(x string) bool { return g.group(ctx, acl.Delete, x) },
+			func(dr *kmsg.DeleteGroupsResponse, no []string) {
+				for _, x := range no {
+					rg := kmsg.NewDeleteGroupsResponseGroup()
+					rg.Group, rg.ErrorCode = x, groupDenied
+					dr.Groups = append(dr.Groups, rg)
+				}
+			})
 	}
 }

@@ -125,88 +125,87 @@ func serve(ctx context.Context, h Handler, req kmsg.Request, anyAllowed bool) (k
 	return req.ResponseKind(), nil
 }
 
+// partial serves the allowed part of a request whose list (*list(req))
+// is checked entry by entry: with nothing denied h gets req itself;
+// otherwise h gets a copy holding the allowed entries (or an empty
+// response is made when none is), and deny adds the denied entries'
+// answers to the response.
+func partial[Q any, T any, R kmsg.Response](ctx context.Context, h Handler, req *Q, list func(*Q) *[]T, ok func(T) bool, deny func(R, []T)) (kmsg.Response, error) {
+	yes, no := split(*list(req), ok)
+	if len(no) == 0 {
+		return h(ctx, any(req).(kmsg.Request))
+	}
+	r := *req
+	*list(&r) = yes
+	resp, err := serve(ctx, h, any(&r).(kmsg.Request), len(yes) > 0)
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	out := resp.(R)
+	deny(out, no)
+	return out, nil
+}
+
 func (g Guard) produce(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
 		req := kreq.(*kmsg.ProduceRequest)
-		yes, no := split(req.Topics, func(t kmsg.ProduceRequestTopic) bool { return g.topic(ctx, acl.Write, t.Topic) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Topics = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil || resp == nil || req.Acks == 0 {
+		resp, err := partial(ctx, h, req, func(r *kmsg.ProduceRequest) *[]kmsg.ProduceRequestTopic { return &r.Topics },
+			func(t kmsg.ProduceRequestTopic) bool { return g.topic(ctx, acl.Write, t.Topic) },
+			func(pr *kmsg.ProduceResponse, no []kmsg.ProduceRequestTopic) {
+				for _, t := range no {
+					rt := kmsg.NewProduceResponseTopic()
+					rt.Topic = t.Topic
+					for _, p := range t.Partitions {
+						rp := kmsg.NewProduceResponseTopicPartition()
+						rp.Partition, rp.ErrorCode, rp.BaseOffset, rp.LogAppendTime = p.Partition, topicDenied, -1, -1
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					pr.Topics = append(pr.Topics, rt)
+				}
+			})
+		if req.Acks == 0 {
 			return nil, err // acks=0: no response
 		}
-		pr := resp.(*kmsg.ProduceResponse)
-		for _, t := range no {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.BaseOffset, rp.LogAppendTime = p.Partition, topicDenied, -1, -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			pr.Topics = append(pr.Topics, rt)
-		}
-		return pr, nil
+		return resp, err
 	}
 }
 
 func (g Guard) fetch(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
-		req := kreq.(*kmsg.FetchRequest)
-		yes, no := split(req.Topics, func(t kmsg.FetchRequestTopic) bool { return g.topic(ctx, acl.Read, t.Topic) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Topics = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		fr := resp.(*kmsg.FetchResponse)
-		for _, t := range no {
-			rt := kmsg.NewFetchResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewFetchResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.RecordBatches = p.Partition, topicDenied, []byte{}
-				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			fr.Topics = append(fr.Topics, rt)
-		}
-		return fr, nil
+		return partial(ctx, h, kreq.(*kmsg.FetchRequest), func(r *kmsg.FetchRequest) *[]kmsg.FetchRequestTopic { return &r.Topics },
+			func(t kmsg.FetchRequestTopic) bool { return g.topic(ctx, acl.Read, t.Topic) },
+			func(fr *kmsg.FetchResponse, no []kmsg.FetchRequestTopic) {
+				for _, t := range no {
+					rt := kmsg.NewFetchResponseTopic()
+					rt.Topic = t.Topic
+					for _, p := range t.Partitions {
+						rp := kmsg.NewFetchResponseTopicPartition()
+						rp.Partition, rp.ErrorCode, rp.RecordBatches = p.Partition, topicDenied, []byte{}
+						rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					fr.Topics = append(fr.Topics, rt)
+				}
+			})
 	}
 }
 
 func (g Guard) listOffsets(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
-		req := kreq.(*kmsg.ListOffsetsRequest)
-		yes, no := split(req.Topics, func(t kmsg.ListOffsetsRequestTopic) bool { return g.topic(ctx, acl.Read, t.Topic) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Topics = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		lr := resp.(*kmsg.ListOffsetsResponse)
-		for _, t := range no {
-			rt := kmsg.NewListOffsetsResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewListOffsetsResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.Timestamp, rp.Offset = p.Partition, topicDenied, -1, -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			lr.Topics = append(lr.Topics, rt)
-		}
-		return lr, nil
+		return partial(ctx, h, kreq.(*kmsg.ListOffsetsRequest), func(r *kmsg.ListOffsetsRequest) *[]kmsg.ListOffsetsRequestTopic { return &r.Topics },
+			func(t kmsg.ListOffsetsRequestTopic) bool { return g.topic(ctx, acl.Read, t.Topic) },
+			func(lr *kmsg.ListOffsetsResponse, no []kmsg.ListOffsetsRequestTopic) {
+				for _, t := range no {
+					rt := kmsg.NewListOffsetsResponseTopic()
+					rt.Topic = t.Topic
+					for _, p := range t.Partitions {
+						rp := kmsg.NewListOffsetsResponseTopicPartition()
+						rp.Partition, rp.ErrorCode, rp.Timestamp, rp.Offset = p.Partition, topicDenied, -1, -1
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					lr.Topics = append(lr.Topics, rt)
+				}
+			})
 	}
 }
 
@@ -270,31 +269,22 @@ func (g Guard) metadata(h Handler) Handler {
 // replication factor or configs (as CREATE with options does).
 func (g Guard) createTopics(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
-		req := kreq.(*kmsg.CreateTopicsRequest)
-		yes, no := split(req.Topics, func(t kmsg.CreateTopicsRequestTopic) bool {
-			if !g.topic(ctx, acl.Create, t.Topic) {
-				return false
-			}
-			return (t.ReplicationFactor == -1 && len(t.Configs) == 0) || g.topic(ctx, acl.Admin, t.Topic)
-		})
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Topics = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		cr := resp.(*kmsg.CreateTopicsResponse)
-		for _, t := range no {
-			rt := kmsg.NewCreateTopicsResponseTopic()
-			msg := "not authorized: " + auth.Principal(ctx) + " may not create topic:" + t.Topic + " (with a replication factor or configs also admin)"
-			rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, topicDenied, &msg
-			rt.NumPartitions, rt.ReplicationFactor = -1, -1
-			cr.Topics = append(cr.Topics, rt)
-		}
-		return cr, nil
+		return partial(ctx, h, kreq.(*kmsg.CreateTopicsRequest), func(r *kmsg.CreateTopicsRequest) *[]kmsg.CreateTopicsRequestTopic { return &r.Topics },
+			func(t kmsg.CreateTopicsRequestTopic) bool {
+				if !g.topic(ctx, acl.Create, t.Topic) {
+					return false
+				}
+				return (t.ReplicationFactor == -1 && len(t.Configs) == 0) || g.topic(ctx, acl.Admin, t.Topic)
+			},
+			func(cr *kmsg.CreateTopicsResponse, no []kmsg.CreateTopicsRequestTopic) {
+				for _, t := range no {
+					rt := kmsg.NewCreateTopicsResponseTopic()
+					msg := "not authorized: " + auth.Principal(ctx) + " may not create topic:" + t.Topic + " (with a replication factor or configs also admin)"
+					rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, topicDenied, &msg
+					rt.NumPartitions, rt.ReplicationFactor = -1, -1
+					cr.Topics = append(cr.Topics, rt)
+				}
+			})
 	}
 }
 
@@ -330,24 +320,15 @@ func (g Guard) deleteTopics(h Handler) Handler {
 // createPartitions needs admin on the topic (as ALTER).
 func (g Guard) createPartitions(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
-		req := kreq.(*kmsg.CreatePartitionsRequest)
-		yes, no := split(req.Topics, func(t kmsg.CreatePartitionsRequestTopic) bool { return g.topic(ctx, acl.Admin, t.Topic) })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Topics = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		cr := resp.(*kmsg.CreatePartitionsResponse)
-		for _, t := range no {
-			rt := kmsg.NewCreatePartitionsResponseTopic()
-			rt.Topic, rt.ErrorCode = t.Topic, topicDenied
-			cr.Topics = append(cr.Topics, rt)
-		}
-		return cr, nil
+		return partial(ctx, h, kreq.(*kmsg.CreatePartitionsRequest), func(r *kmsg.CreatePartitionsRequest) *[]kmsg.CreatePartitionsRequestTopic { return &r.Topics },
+			func(t kmsg.CreatePartitionsRequestTopic) bool { return g.topic(ctx, acl.Admin, t.Topic) },
+			func(cr *kmsg.CreatePartitionsResponse, no []kmsg.CreatePartitionsRequestTopic) {
+				for _, t := range no {
+					rt := kmsg.NewCreatePartitionsResponseTopic()
+					rt.Topic, rt.ErrorCode = t.Topic, topicDenied
+					cr.Topics = append(cr.Topics, rt)
+				}
+			})
 	}
 }
 
@@ -355,7 +336,6 @@ func (g Guard) createPartitions(h Handler) Handler {
 // cluster for a broker.
 func (g Guard) describeConfigs(h Handler) Handler {
 	return func(ctx context.Context, kreq kmsg.Request) (kmsg.Response, error) {
-		req := kreq.(*kmsg.DescribeConfigsRequest)
 		code := func(r kmsg.DescribeConfigsRequestResource) int16 {
 			switch r.ResourceType {
 			case kmsg.ConfigResourceTypeTopic:
@@ -369,22 +349,14 @@ func (g Guard) describeConfigs(h Handler) Handler {
 			}
 			return 0
 		}
-		yes, no := split(req.Resources, func(r kmsg.DescribeConfigsRequestResource) bool { return code(r) == 0 })
-		if len(no) == 0 {
-			return h(ctx, req)
-		}
-		r := *req
-		r.Resources = yes
-		resp, err := serve(ctx, h, &r, len(yes) > 0)
-		if err != nil {
-			return nil, err
-		}
-		dr := resp.(*kmsg.DescribeConfigsResponse)
-		for _, res := range no {
-			rr := kmsg.NewDescribeConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code(res)
-			dr.Resources = append(dr.Resources, rr)
-		}
-		return dr, nil
+		return partial(ctx, h, kreq.(*kmsg.DescribeConfigsRequest), func(r *kmsg.DescribeConfigsRequest) *[]kmsg.DescribeConfigsRequestResource { return &r.Resources },
+			func(r kmsg.DescribeConfigsRequestResource) bool { return code(r) == 0 },
+			func(dr *kmsg.DescribeConfigsResponse, no []kmsg.DescribeConfigsRequestResource) {
+				for _, res := range no {
+					rr := kmsg.NewDescribeConfigsResponseResource()
+					rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code(res)
+					dr.Resources = append(dr.Resources, rr)
+				}
+			})
 	}
 }

@@ -234,6 +234,9 @@ func (c Config) Validate() error {
 	if err := sec.CheckExposure("http.host", c.HTTPHost); err != nil && c.HTTPPort != 0 {
 		errs = append(errs, err)
 	}
+	if err := sec.CheckExposure("kafka.host", c.KafkaHost); err != nil && c.KafkaPort != 0 {
+		errs = append(errs, err)
+	}
 	if err := c.Server.Validate(); err != nil {
 		bad("Server: %w", err)
 	}

@@ -266,4 +266,13 @@ func TestExposedListenerRefused(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.host") {
 		t.Fatalf("exposed http listener: %v", err)
 	}
+	cfg = nodetest.Config(1, t.TempDir())
+	cfg.KafkaHost, cfg.KafkaPort = "0.0.0.0", 9092
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "kafka.host") {
+		t.Fatalf("exposed kafka listener: %v", err)
+	}
+	cfg.KafkaPort = 0 // off: its host does not matter
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 }

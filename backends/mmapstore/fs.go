@@ -68,6 +68,11 @@ func topicDir(topicsDir, topic string) (string, error) {
 // reserves the blocks up front so a full disk surfaces here as ENOSPC.
 // File systems without fallocate get explicit zero writes instead.
 func preallocate(f *os.File, off, n int64) error {
+	if n <= 0 {
+		// fallocate(2) refuses a zero length with EINVAL; recovery asks
+		// for none when the valid data ends exactly at the file's end.
+		return nil
+	}
 	err := unix.Fallocate(int(f.Fd()), 0, off, n)
 	if err == nil || !(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)) {
 		return err

@@ -70,3 +70,24 @@ func TestFilesStartSmallAndGrow(t *testing.T) {
 		t.Fatalf("read back %d entries, %v", len(got), err)
 	}
 }
+
+// A zero-length preallocation is a no-op, not fallocate's EINVAL:
+// recovery asks for one when a crashed segment's valid data ends exactly
+// at the end of its file (a 3-node kill-all test found a node that could
+// not start: "re-extend ...: invalid argument").
+func TestPreallocateNothing(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := preallocate(f, 0, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := preallocate(f, 4096, 0); err != nil {
+		t.Fatalf("zero-length preallocation: %v", err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != 4096 {
+		t.Fatalf("size %d %v", fi.Size(), err)
+	}
+}

@@ -18,12 +18,11 @@ func (s *Server) produceIdempotent(ctx context.Context, name string, seg uint64,
 	b := kidem.Batch{Producer: recs[0].ProducerID, Epoch: recs[0].Epoch, First: recs[0].Sequence, Count: int32(min(len(recs), math.MaxInt32))}
 	for i := range recs {
 		r := &recs[i]
-		if !r.Idempotent || r.ProducerID != b.Producer || r.Epoch != b.Epoch || r.Sequence != int32((int64(b.First)+int64(i))%(math.MaxInt32+1)) {
+		if !r.Idempotent || r.ProducerID != b.Producer || r.Epoch != b.Epoch || r.Sequence != record.SeqAdd(b.First, int64(i)) {
 			return -1, kerr.InvalidRecord.Code, "an idempotent produce holds one producer's records with consecutive sequences"
 		}
 	}
-	out, err := s.idem.Begin(ctx, name, seg, b, kidem.ScanLog(s.deps.Log, name),
-		kidem.SettledLog(kidem.Segment{Routes: s.deps.FSM, Counts: s.deps.Append, Log: s.deps.Log, Self: s.cfg.Self}, name, seg))
+	out, err := s.idem.Begin(ctx, name, seg, b)
 	if err != nil {
 		s.deps.Logger.Debug("kafka idempotent produce: producer state not ready", "log", name, "err", err)
 	}

@@ -24,12 +24,8 @@ func LogName(topic string, p int32) string {
 // Reserved reports an error when name is "<T>#<p>" for p >= 1, the name of
 // a Kafka partition log, which only the Kafka listener creates.
 func Reserved(name string) error {
-	i := strings.LastIndexByte(name, '#')
-	if i < 0 {
-		return nil
-	}
-	if p, err := strconv.Atoi(name[i+1:]); err == nil && p >= 1 && LogName(name[:i], int32(p)) == name {
-		return fmt.Errorf("%w: %q is partition %d of Kafka topic %q (create it with a Kafka client, or pick a name without '#<n>')", ErrReservedName, name, p, name[:i])
+	if t, p := SplitLogName(name); p >= 1 {
+		return fmt.Errorf("%w: %q is partition %d of Kafka topic %q (create it with a Kafka client, or pick a name without '#<n>')", ErrReservedName, name, p, t)
 	}
 	return nil
 }
@@ -55,8 +51,8 @@ func SplitLogName(name string) (topic string, p int32) {
 	if i < 0 {
 		return name, 0
 	}
-	n, err := strconv.Atoi(name[i+1:])
-	if err != nil || n < 1 || n >= MaxPartitions || LogName(name[:i], int32(n)) != name {
+	n, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || n < 1 || LogName(name[:i], int32(n)) != name {
 		return name, 0
 	}
 	return name[:i], int32(n)

@@ -151,7 +151,8 @@ func New(cfg Config, d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: d, conns: map[net.Conn]struct{}{}, stop: make(chan struct{}), idem: kidem.NewTable()}
+	s := &Server{cfg: cfg, deps: d, conns: map[net.Conn]struct{}{}, stop: make(chan struct{}),
+		idem: kidem.NewTable(kidem.LogSource{Log: d.Log, Routes: d.FSM, Counts: d.Append, Self: cfg.Self})}
 	s.room = sync.NewCond(&s.mu)
 	s.pids = kidem.NewIDs(cfg.Self, d.FSM, func(ctx context.Context, node uint64) error { return d.Admin.AllocProducerIDs(ctx, node) })
 	s.apis = s.table()

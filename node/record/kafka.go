@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Version2 is the first byte of a keyed record, written by the Kafka
@@ -60,6 +61,10 @@ type Header struct {
 	Key   []byte
 	Value []byte
 }
+
+// SeqAdd is a Kafka producer sequence s advanced by n records (sequences
+// wrap after MaxInt32 to 0).
+func SeqAdd(s int32, n int64) int32 { return int32((int64(s) + n) % (math.MaxInt32 + 1)) }
 
 // KeyedSize is the encoded length of k (for one allocation).
 func KeyedSize(k *Keyed) int {

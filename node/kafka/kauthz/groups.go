@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/walrus-go/walrus/node/acl"
+	"github.com/walrus-go/walrus/node/kafka/kgroup"
 )
 
 // Consumer-group APIs, as the Walrus group commands: membership and
@@ -95,16 +96,7 @@ func (g Guard) offsetCommit(h Handler) Handler {
 		return partial(ctx, h, req, func(r *kmsg.OffsetCommitRequest) *[]kmsg.OffsetCommitRequestTopic { return &r.Topics },
 			func(t kmsg.OffsetCommitRequestTopic) bool { return groupOK && g.topic(ctx, acl.Read, t.Topic) },
 			func(cr *kmsg.OffsetCommitResponse, no []kmsg.OffsetCommitRequestTopic) {
-				for _, t := range no {
-					rt := kmsg.NewOffsetCommitResponseTopic()
-					rt.Topic = t.Topic
-					for _, p := range t.Partitions {
-						rp := kmsg.NewOffsetCommitResponseTopicPartition()
-						rp.Partition, rp.ErrorCode = p.Partition, code
-						rt.Partitions = append(rt.Partitions, rp)
-					}
-					cr.Topics = append(cr.Topics, rt)
-				}
+				cr.Topics = append(cr.Topics, kgroup.CommitErrors(no, code)...)
 			})
 	}
 }

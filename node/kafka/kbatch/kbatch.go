@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
@@ -109,7 +108,7 @@ func appendRecords(out []record.Keyed, b []byte, batch *kmsg.RecordBatch) ([]rec
 			// An idempotent producer's batch: each record keeps its
 			// producer and sequence (sequences wrap after MaxInt32).
 			k.Idempotent, k.ProducerID, k.Epoch = true, batch.ProducerID, batch.ProducerEpoch
-			k.Sequence = int32((int64(batch.FirstSequence) + int64(i)) % (math.MaxInt32 + 1))
+			k.Sequence = record.SeqAdd(batch.FirstSequence, int64(i))
 		}
 		if len(r.Headers) > 0 {
 			k.Headers = make([]record.Header, len(r.Headers))

@@ -198,16 +198,7 @@ func (s *Server) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 			code = kerr.InvalidGroupID.Code
 		}
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+		resp.Topics = kgroup.CommitErrors(req.Topics, code)
 		return resp, nil
 	}
 	return c.OffsetCommit(ctx, req), nil

@@ -46,24 +46,43 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		}
 	}
 	c.mu.Unlock()
+	if code != errNone {
+		resp.Topics = CommitErrors(req.Topics, code)
+		return resp
+	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
-			rp := kmsg.NewOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, code
-			if code == errNone {
-				md := ""
-				if p.Metadata != nil {
-					md = *p.Metadata
-				}
-				rp.ErrorCode = c.commitOne(ctx, req.Group, Commit{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, Metadata: md})
+			md := ""
+			if p.Metadata != nil {
+				md = *p.Metadata
 			}
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = c.commitOne(ctx, req.Group, Commit{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, Metadata: md})
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// CommitErrors answers every partition of an OffsetCommit's topics with
+// code (a commit refused as a whole: not the coordinator, not allowed).
+func CommitErrors(topics []kmsg.OffsetCommitRequestTopic, code int16) []kmsg.OffsetCommitResponseTopic {
+	out := make([]kmsg.OffsetCommitResponseTopic, 0, len(topics))
+	for _, t := range topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		out = append(out, rt)
+	}
+	return out
 }
 
 // commitOne stores one partition's offset and answers its error code.

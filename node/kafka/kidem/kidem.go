@@ -20,8 +20,9 @@ package kidem
 
 import (
 	"context"
-	"math"
 	"sync"
+
+	"github.com/walrus-go/walrus/node/record"
 )
 
 // Bounds. State beyond them is forgotten, which is safe: a forgotten
@@ -52,9 +53,7 @@ type Batch struct {
 	Count    int32
 }
 
-func (b Batch) last() int32 { return wrapAdd(b.First, b.Count-1) }
-
-func wrapAdd(s, n int32) int32 { return int32((int64(s) + int64(n)) % (math.MaxInt32 + 1)) }
+func (b Batch) last() int32 { return record.SeqAdd(b.First, int64(b.Count)-1) }
 
 // Record is one idempotent record found in the log by a rebuild.
 type Record struct {
@@ -64,13 +63,16 @@ type Record struct {
 	Offset   int64
 }
 
-// Scan reads the idempotent records of the end of a log, in offset
-// order, at most RebuildRecords back.
-type Scan func(ctx context.Context) ([]Record, error)
-
-// Settled reports whether every append this node made to the open
-// segment is resolved (readable or gone), so a rebuild sees all of them.
-type Settled func(ctx context.Context) (bool, error)
+// Source is what a rebuild reads (LogSource over the node's logs).
+type Source interface {
+	// Scan returns the idempotent records of the end of log, in offset
+	// order, at most RebuildRecords back.
+	Scan(ctx context.Context, log string) ([]Record, error)
+	// Settled reports whether every append this node made to segment
+	// seg of log is resolved (readable or gone), so a rebuild sees all
+	// of them.
+	Settled(ctx context.Context, log string, seg uint64) (bool, error)
+}
 
 // run is consecutive records of one producer at consecutive offsets.
 type run struct {
@@ -99,12 +101,13 @@ type partition struct {
 
 // Table is the state of every partition led here.
 type Table struct {
+	src   Source
 	mu    sync.Mutex
 	parts map[string]*partition
 }
 
-// NewTable returns an empty table.
-func NewTable() *Table { return &Table{parts: map[string]*partition{}} }
+// NewTable returns an empty table that rebuilds from src.
+func NewTable(src Source) *Table { return &Table{src: src, parts: map[string]*partition{}} }
 
 // Ticket is an accepted batch; Done must be called with its result.
 type Ticket struct {
@@ -149,7 +152,7 @@ func (t *Table) partition(log string) *partition {
 // Begin checks batch b for the open segment seg of log: rebuilding the
 // state first when seg is new here or an append failed, and waiting for a
 // pending identical batch to resolve.
-func (t *Table) Begin(ctx context.Context, log string, seg uint64, b Batch, scan Scan, settled Settled) (Outcome, error) {
+func (t *Table) Begin(ctx context.Context, log string, seg uint64, b Batch) (Outcome, error) {
 	p := t.partition(log)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -159,12 +162,12 @@ func (t *Table) Begin(ctx context.Context, log string, seg uint64, b Batch, scan
 				return Outcome{Code: ErrNotLeader}, nil // appends of the old state still resolving
 			}
 			if p.broken && p.segment == seg {
-				ok, err := settled(ctx)
+				ok, err := t.src.Settled(ctx, log, seg)
 				if err != nil || !ok {
 					return Outcome{Code: ErrNotLeader}, err
 				}
 			}
-			recs, err := scan(ctx)
+			recs, err := t.src.Scan(ctx, log)
 			if err != nil {
 				return Outcome{Code: ErrNotLeader}, err
 			}
@@ -215,7 +218,7 @@ func (p *partition) check(b Batch) (Outcome, <-chan struct{}) {
 			}
 		}
 		switch {
-		case b.First == wrapAdd(pr.last, 1):
+		case b.First == record.SeqAdd(pr.last, 1):
 		case b.First <= b.last() && b.last() <= pr.last:
 			return Outcome{Code: ErrDuplicateSequence, Dup: true, Base: -1}, nil
 		default:

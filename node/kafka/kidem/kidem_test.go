@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/node/record"
 )
 
 // log is a partition log in memory: what rebuilds read.
@@ -16,18 +18,20 @@ type log struct {
 	scans   int
 }
 
-func (l *log) scan(context.Context) ([]Record, error) {
+var _ Source = (*log)(nil)
+
+func (l *log) Scan(context.Context, string) ([]Record, error) {
 	l.scans++
 	return append([]Record(nil), l.recs...), nil
 }
 
-func (l *log) isSettled(context.Context) (bool, error) { return l.settled, nil }
+func (l *log) Settled(context.Context, string, uint64) (bool, error) { return l.settled, nil }
 
 // store appends b's records, as the segment leader does.
 func (l *log) store(b Batch) int64 {
 	base := l.next
 	for i := range b.Count {
-		l.recs = append(l.recs, Record{Producer: b.Producer, Epoch: b.Epoch, Seq: wrapAdd(b.First, i), Offset: l.next})
+		l.recs = append(l.recs, Record{Producer: b.Producer, Epoch: b.Epoch, Seq: record.SeqAdd(b.First, int64(i)), Offset: l.next})
 		l.next++
 	}
 	return base
@@ -37,7 +41,7 @@ func (l *log) store(b Batch) int64 {
 // append if accepted, report.
 func produce(t *testing.T, tb *Table, l *log, seg uint64, b Batch) Outcome {
 	t.Helper()
-	out, err := tb.Begin(context.Background(), "t", seg, b, l.scan, l.isSettled)
+	out, err := tb.Begin(context.Background(), "t", seg, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +76,8 @@ func TestSequenceRules(t *testing.T) {
 		{Batch{p, 0, 5, 1}, ErrInvalidEpoch, false, 0, "older epoch"},
 		{Batch{p, 1, 1, 1}, 0, false, 6, "go on in the new epoch"},
 	}
-	tb, l := NewTable(), &log{}
+	l := &log{}
+	tb := NewTable(l)
 	for _, s := range steps {
 		out := produce(t, tb, l, 1, s.b)
 		if out.Code != s.code || out.Dup != s.dup || (s.code == 0 && out.Base != s.base) {
@@ -87,7 +92,8 @@ func TestSequenceRules(t *testing.T) {
 // A batch older than the remembered runs is answered as a duplicate
 // without an offset (DUPLICATE_SEQUENCE_NUMBER).
 func TestOldBatchBeyondRuns(t *testing.T) {
-	tb, l := NewTable(), &log{}
+	l := &log{}
+	tb := NewTable(l)
 	other := int64(8)
 	for i := range int32(MaxRuns + 2) {
 		produce(t, tb, l, 1, Batch{1, 0, i, 1})
@@ -100,7 +106,8 @@ func TestOldBatchBeyondRuns(t *testing.T) {
 
 // Sequences wrap after MaxInt32 to 0.
 func TestSequenceWrap(t *testing.T) {
-	tb, l := NewTable(), &log{}
+	l := &log{}
+	tb := NewTable(l)
 	produce(t, tb, l, 1, Batch{1, 0, 0, 1})
 	tb.parts["t"].producers[1].last = math.MaxInt32 - 1
 	if out := produce(t, tb, l, 1, Batch{1, 0, math.MaxInt32, 1}); out.Code != 0 || out.Dup {
@@ -116,12 +123,12 @@ func TestSequenceWrap(t *testing.T) {
 // stored is a duplicate with its offset, one it lost is stored.
 func TestRebuildOnNewSegment(t *testing.T) {
 	l := &log{}
-	old := NewTable()
+	old := NewTable(l)
 	produce(t, old, l, 1, Batch{5, 2, 0, 4})
 	produce(t, old, l, 1, Batch{5, 2, 4, 4}) // acked by the old leader; its answer was lost
 	l.store(Batch{6, 0, 0, 1})               // another producer in between
 
-	tb := NewTable() // the new leader
+	tb := NewTable(l) // the new leader
 	if out := produce(t, tb, l, 2, Batch{5, 2, 4, 4}); !out.Dup || out.Base != 4 || out.Code != 0 {
 		t.Fatalf("retry on the new leader: %+v", out)
 	}
@@ -130,7 +137,7 @@ func TestRebuildOnNewSegment(t *testing.T) {
 	}
 	// A batch the old leader never got stored (truncated away) is taken.
 	l2 := &log{recs: l.recs[:4], next: 4}
-	tb2 := NewTable()
+	tb2 := NewTable(l2)
 	if out := produce(t, tb2, l2, 3, Batch{5, 2, 4, 4}); out.Dup || out.Code != 0 || out.Base != 4 {
 		t.Fatalf("lost batch retried: %+v", out)
 	}
@@ -145,17 +152,18 @@ func TestRebuildOnNewSegment(t *testing.T) {
 // are settled, then rebuild from the log; a retry of a pending batch waits
 // for it.
 func TestFailedAppendAndPendingRetry(t *testing.T) {
-	tb, l := NewTable(), &log{settled: true}
+	l := &log{settled: true}
+	tb := NewTable(l)
 	ctx := context.Background()
 	produce(t, tb, l, 1, Batch{1, 0, 0, 1})
-	out, err := tb.Begin(ctx, "t", 1, Batch{1, 0, 1, 1}, l.scan, l.isSettled)
+	out, err := tb.Begin(ctx, "t", 1, Batch{1, 0, 1, 1})
 	if err != nil || out.Ticket == nil {
 		t.Fatalf("accept: %+v %v", out, err)
 	}
 	// The same batch again while the first is pending waits for it.
 	got := make(chan Outcome, 1)
 	go func() {
-		o, _ := tb.Begin(ctx, "t", 1, Batch{1, 0, 1, 1}, l.scan, l.isSettled)
+		o, _ := tb.Begin(ctx, "t", 1, Batch{1, 0, 1, 1})
 		got <- o
 	}()
 	select {
@@ -174,9 +182,9 @@ func TestFailedAppendAndPendingRetry(t *testing.T) {
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
-	out, _ = tb.Begin(ctx, "t", 1, Batch{1, 0, 2, 1}, l.scan, l.isSettled)
+	out, _ = tb.Begin(ctx, "t", 1, Batch{1, 0, 2, 1})
 	cancel()
-	if o, err := tb.Begin(cctx, "t", 1, Batch{1, 0, 2, 1}, l.scan, l.isSettled); !errors.Is(err, context.Canceled) || o.Code != ErrNotLeader {
+	if o, err := tb.Begin(cctx, "t", 1, Batch{1, 0, 2, 1}); !errors.Is(err, context.Canceled) || o.Code != ErrNotLeader {
 		t.Fatalf("waiting with a cancelled context: %+v %v", o, err)
 	}
 	tb.Done(out.Ticket, l.store(Batch{1, 0, 2, 1}), true)
@@ -185,7 +193,8 @@ func TestFailedAppendAndPendingRetry(t *testing.T) {
 // The producers of one partition are bounded; the least recently used is
 // forgotten and starts over as unknown.
 func TestProducersBounded(t *testing.T) {
-	tb, l := NewTable(), &log{}
+	l := &log{}
+	tb := NewTable(l)
 	for id := range int64(MaxProducers + 1) {
 		produce(t, tb, l, 1, Batch{id + 1, 0, 0, 1})
 	}

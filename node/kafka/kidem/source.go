@@ -14,74 +14,69 @@ type Log interface {
 	Fetch(ctx context.Context, topic string, off uint64, limit, maxBytes int) ([]record.Entry, uint64, error)
 }
 
-// ScanLog reads the idempotent records (record.Version3) of the last
-// RebuildRecords entries of log name.
-func ScanLog(l Log, name string) Scan {
-	return func(ctx context.Context) ([]Record, error) {
-		earliest, latest, err := l.Offsets(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		from := earliest
-		if latest > RebuildRecords {
-			from = max(from, latest-RebuildRecords)
-		}
-		var out []Record
-		for off := from; off < latest; {
-			entries, next, err := l.Fetch(ctx, name, off, 8192, 8<<20)
-			if err != nil {
-				return nil, fmt.Errorf("kafka: rebuild producer state of %s from offset %d: %w", name, off, err)
-			}
-			if len(entries) == 0 {
-				break
-			}
-			for _, e := range entries {
-				if len(e.Stored) == 0 || e.Stored[0] != record.Version3 {
-					continue
-				}
-				_, k, err := record.DecodeKeyed(e.Stored)
-				if err != nil {
-					return nil, fmt.Errorf("kafka: rebuild producer state of %s: offset %d: %w", name, e.Offset, err)
-				}
-				out = append(out, Record{Producer: k.ProducerID, Epoch: k.Epoch, Seq: k.Sequence, Offset: int64(e.Offset)})
-			}
-			off = next
-		}
-		return out, nil
-	}
-}
-
-// Segment is what SettledLog asks: where a log's open segment is, and how
-// many entries this node holds of it.
-type Segment struct {
+// LogSource is the Source of a node: its logs, read from any node, and
+// the open segments it leads.
+type LogSource struct {
+	Log    Log
 	Routes interface {
 		Route(topic string) (metadata.Route, bool)
 	}
 	Counts interface {
 		Count(ctx context.Context, topic string, seg uint64) (uint64, error)
 	}
-	Log  Log
 	Self uint64
 }
 
-// SettledLog reports whether every entry this node appended to segment
-// seg of log name is readable, so a rebuild after a failed append sees
-// all of them; false once the segment moved on (the next batch rebuilds
-// for the new one).
-func SettledLog(s Segment, name string, seg uint64) Settled {
-	return func(ctx context.Context) (bool, error) {
-		rt, ok := s.Routes.Route(name)
-		if !ok || rt.Segment != seg || rt.Leader != s.Self {
-			return false, nil
-		}
-		n, err := s.Counts.Count(ctx, name, seg)
-		if err != nil {
-			return false, err
-		}
-		_, latest, err := s.Log.Offsets(ctx, name)
-		if err != nil {
-			return false, err
-		}
-		return rt.SealedOffset+n == latest, nil
+// Scan reads the idempotent records (record.Version3) of the last
+// RebuildRecords entries of log name.
+func (s LogSource) Scan(ctx context.Context, name string) ([]Record, error) {
+	earliest, latest, err := s.Log.Offsets(ctx, name)
+	if err != nil {
+		return nil, err
 	}
+	from := earliest
+	if latest > RebuildRecords {
+		from = max(from, latest-RebuildRecords)
+	}
+	var out []Record
+	for off := from; off < latest; {
+		entries, next, err := s.Log.Fetch(ctx, name, off, 8192, 8<<20)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: rebuild producer state of %s from offset %d: %w", name, off, err)
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			if len(e.Stored) == 0 || e.Stored[0] != record.Version3 {
+				continue
+			}
+			_, k, err := record.DecodeKeyed(e.Stored)
+			if err != nil {
+				return nil, fmt.Errorf("kafka: rebuild producer state of %s: offset %d: %w", name, e.Offset, err)
+			}
+			out = append(out, Record{Producer: k.ProducerID, Epoch: k.Epoch, Seq: k.Sequence, Offset: int64(e.Offset)})
+		}
+		off = next
+	}
+	return out, nil
+}
+
+// Settled reports whether every entry this node appended to segment seg
+// of log name is readable; false once the segment moved on (the next
+// batch rebuilds for the new one).
+func (s LogSource) Settled(ctx context.Context, name string, seg uint64) (bool, error) {
+	rt, ok := s.Routes.Route(name)
+	if !ok || rt.Segment != seg || rt.Leader != s.Self {
+		return false, nil
+	}
+	n, err := s.Counts.Count(ctx, name, seg)
+	if err != nil {
+		return false, err
+	}
+	_, latest, err := s.Log.Offsets(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return rt.SealedOffset+n == latest, nil
 }
